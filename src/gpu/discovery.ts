@@ -1,0 +1,95 @@
+/**
+ * Finding a WebGPU adapter through Dawn's Node bindings, on machines with or without a GPU.
+ *
+ * Order: whatever the Vulkan loader finds by itself; then, only if the user did not pin an ICD
+ * with VK_ICD_FILENAMES, Mesa's lavapipe and then SwiftShader. The Vulkan loader reads
+ * VK_ICD_FILENAMES when an instance is created, so each retry makes a fresh Dawn instance.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { NoAdapterError } from './errors.js';
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+let dawn: DawnModule | undefined;
+function loadDawn(): DawnModule {
+  if (!dawn) {
+    const require = createRequire(import.meta.url);
+    dawn = require('webgpu') as DawnModule;
+    // WebGPU enums (GPUBufferUsage, GPUShaderStage, GPUMapMode) as the spec's globals.
+    for (const [k, v] of Object.entries(dawn.globals)) {
+      if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    }
+  }
+  return dawn;
+}
+
+export interface DiscoveryOptions {
+  /** Substring of the adapter name, as Dawn's `adapter=` flag takes it. Env: RAE_ADAPTER. */
+  adapter?: string;
+  /** Dawn backend: 'vulkan', 'metal', 'd3d12', … Env: RAE_BACKEND. */
+  backend?: string;
+  powerPreference?: GPUPowerPreference;
+  /** Instance toggles (e.g. allow_unsafe_apis, vulkan_enable_f16_on_nvidia). */
+  enableToggles?: string[];
+}
+
+export interface Discovered {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  /** What was tried, in order, for the record in `rae info`. */
+  attempts: string[];
+  icd?: string;
+}
+
+export function lavapipeIcds(): string[] {
+  const dir = '/usr/share/vulkan/icd.d';
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^lvp_icd.*\.json$/.test(f))
+    .map((f) => `${dir}/${f}`);
+}
+
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+async function tryCreate(flags: string[], power: GPUPowerPreference): Promise<{ gpu: GPU; adapter: GPUAdapter | null; error?: string }> {
+  const gpu = loadDawn().create(flags);
+  try {
+    const adapter = await gpu.requestAdapter({ powerPreference: power });
+    return { gpu, adapter };
+  } catch (e) {
+    return { gpu, adapter: null, error: (e as Error).message };
+  }
+}
+
+export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Discovered> {
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+  const adapterName = opts.adapter ?? process.env.RAE_ADAPTER;
+  const backend = opts.backend ?? process.env.RAE_BACKEND;
+  const power = opts.powerPreference ?? 'high-performance';
+  const flags: string[] = [];
+  if (adapterName) flags.push(`adapter=${adapterName}`);
+  if (backend) flags.push(`backend=${backend}`);
+  if (opts.enableToggles?.length) flags.push(`enable-dawn-features=${opts.enableToggles.join(',')}`);
+
+  const attempts: string[] = [];
+  const userIcd = process.env.VK_ICD_FILENAMES;
+  const describe = (what: string, r: { adapter: GPUAdapter | null; error?: string }) =>
+    `${what}: ${r.adapter ? 'adapter found' : r.error ? `failed (${r.error})` : 'no adapter'}`;
+
+  const first = await tryCreate(flags, power);
+  attempts.push(describe(`default search${userIcd ? ` (VK_ICD_FILENAMES=${userIcd})` : ''}${flags.length ? ` [${flags.join(' ')}]` : ''}`, first));
+  if (first.adapter) return { gpu: first.gpu, adapter: first.adapter, attempts, icd: userIcd };
+  if (userIcd) throw new NoAdapterError(attempts);
+
+  const fallbacks = [...lavapipeIcds(), ...(existsSync(SWIFTSHADER_ICD) ? [SWIFTSHADER_ICD] : [])];
+  if (fallbacks.length === 0) attempts.push('lavapipe (/usr/share/vulkan/icd.d/lvp_icd*.json): not installed', `SwiftShader (${SWIFTSHADER_ICD}): not installed`);
+  for (const icd of fallbacks) {
+    process.env.VK_ICD_FILENAMES = icd;
+    const r = await tryCreate(flags, power);
+    attempts.push(describe(`VK_ICD_FILENAMES=${icd}`, r));
+    if (r.adapter) return { gpu: r.gpu, adapter: r.adapter, attempts, icd };
+  }
+  delete process.env.VK_ICD_FILENAMES;
+  throw new NoAdapterError(attempts);
+}

@@ -1,0 +1,77 @@
+/**
+ * Compiled pipelines keyed by everything a kernel was specialised on. A kernel's key is built
+ * next to its WGSL generator; this cache only guarantees each key compiles once.
+ */
+
+export type BindingKind = 'read' | 'write' | 'uniform';
+
+export interface KernelSource {
+  /** Unique for the generated source: op name + every specialisation parameter. */
+  key: string;
+  /** Storage/uniform bindings in binding order (group 0). */
+  bindings: BindingKind[];
+  /** Generates the WGSL. Called once per key. */
+  wgsl: () => string;
+  entryPoint?: string;
+}
+
+export interface CompiledKernel {
+  key: string;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  source: string;
+}
+
+export function numberedSource(src: string): string {
+  return src
+    .split('\n')
+    .map((l, i) => `${String(i + 1).padStart(4)}| ${l}`)
+    .join('\n');
+}
+
+export class PipelineCache {
+  private pipelines = new Map<string, CompiledKernel>();
+  private layouts = new Map<string, GPUBindGroupLayout>();
+  compiled = 0;
+
+  constructor(private device: GPUDevice) {}
+
+  get size(): number {
+    return this.pipelines.size;
+  }
+
+  /** Source of the kernel whose label appears in a Dawn error message, for diagnostics. */
+  sourceForMessage(message: string): CompiledKernel | undefined {
+    for (const k of this.pipelines.values()) if (message.includes(`'${k.key}'`)) return k;
+    return undefined;
+  }
+
+  get(src: KernelSource): CompiledKernel {
+    let k = this.pipelines.get(src.key);
+    if (k) return k;
+    const layoutKey = src.bindings.join(',');
+    let layout = this.layouts.get(layoutKey);
+    if (!layout) {
+      layout = this.device.createBindGroupLayout({
+        label: `layout(${layoutKey})`,
+        entries: src.bindings.map((kind, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+        })),
+      });
+      this.layouts.set(layoutKey, layout);
+    }
+    const source = src.wgsl();
+    const module = this.device.createShaderModule({ label: src.key, code: source });
+    const pipeline = this.device.createComputePipeline({
+      label: src.key,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: src.entryPoint ?? 'main' },
+    });
+    k = { key: src.key, pipeline, layout, source };
+    this.pipelines.set(src.key, k);
+    this.compiled++;
+    return k;
+  }
+}

@@ -1,0 +1,555 @@
+/**
+ * Safetensors reader and writer (https://github.com/huggingface/safetensors, format section).
+ *
+ * Layout: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data section.
+ * The reader treats every file as hostile: the header is validated completely before any tensor
+ * byte is touched, every failure is a SafetensorsError naming the file, and no allocation is
+ * larger than the file itself (the header is capped at 100 MB). Files are read lazily with
+ * positioned reads, one tensor at a time.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  DTYPE_SIZE, SUPPORTED_DTYPES, decodeTensor, defaultDType, encodeTensor, isSafetensorsDType,
+  type EngineTensorData, type SafetensorsDType, type WritableArray,
+} from './dtypes.js';
+
+export type { SafetensorsDType, EngineTensorData, WritableArray } from './dtypes.js';
+export { f16BitsToF32, f32ToF16Bits, bf16BitsToF32, f32ToBf16Bits } from './dtypes.js';
+
+/** Same bound as the reference implementation: a larger header is treated as an attack. */
+export const MAX_HEADER_BYTES = 100_000_000;
+const METADATA_KEY = '__metadata__';
+const INDEX_FILE = 'model.safetensors.index.json';
+const SINGLE_FILE = 'model.safetensors';
+
+export interface TensorInfo {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Absolute position of the tensor's first byte in the file (or buffer). */
+  byteOffset: number;
+  byteLength: number;
+}
+
+export type LoadedTensor = EngineTensorData & { shape: number[] };
+
+export class SafetensorsError extends Error {
+  readonly file: string;
+  constructor(file: string, problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = 'SafetensorsError';
+    this.file = file;
+  }
+}
+
+/** What single files, sharded checkpoints and openCheckpoint() all provide. */
+export interface TensorSource {
+  metadata: Record<string, string>;
+  /** Tensor names, sorted. */
+  keys(): string[];
+  has(name: string): boolean;
+  info(name: string): TensorInfo;
+  /** The tensor's bytes exactly as stored (little-endian, its own dtype: see info(name).dtype). */
+  readRaw(name: string): Uint8Array;
+  read(name: string): LoadedTensor;
+  close(): void;
+}
+
+export interface SafetensorsFile extends TensorSource {
+  path: string;
+  tensors: Map<string, TensorInfo>;
+}
+
+const quote = (s: string): string => JSON.stringify(s);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+/** Short rendering of a hostile value for a message: never echo a megabyte of header back. */
+const preview = (v: unknown): string => {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+};
+
+/**
+ * Number of elements of `shape`, computed exactly. Undefined when it exceeds
+ * Number.MAX_SAFE_INTEGER (a zero dimension anywhere makes it 0 whatever the others are).
+ * Stops multiplying as soon as the bound is passed, so a hostile shape with millions of huge
+ * dimensions cannot make the BigInt product itself slow.
+ */
+function elementCount(shape: readonly number[]): number | undefined {
+  if (shape.includes(0)) return 0;
+  let product = 1n;
+  for (const dim of shape) {
+    product *= BigInt(dim);
+    if (product > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  }
+  return Number(product);
+}
+
+/**
+ * JSON.parse keeps the last of repeated keys silently, and other readers may keep the first, so
+ * a duplicate could make two tools see different tensors. Scans text already known to be valid
+ * JSON for a key repeated within one object.
+ */
+function findDuplicateKey(text: string): string | undefined {
+  const objects: (Set<string> | null)[] = []; // null marks an array
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b) objects.push(new Set());
+    else if (c === 0x5b) objects.push(null);
+    else if (c === 0x7d || c === 0x5d) objects.pop();
+    else if (c === 0x22) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
+      const keys = objects[objects.length - 1];
+      let next = end + 1;
+      while (next < text.length && ' \t\r\n'.includes(text[next])) next++;
+      if (keys && text[next] === ':') {
+        const literal = text.slice(i, end + 1);
+        const key = literal.includes('\\') ? (JSON.parse(literal) as string) : literal.slice(1, -1);
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}
+
+/** Random access to a file or an in-memory buffer. */
+interface ByteSource {
+  readonly size: number;
+  /** True when read() returns a fresh copy the caller may keep and reuse. */
+  readonly owned: boolean;
+  read(position: number, length: number): Uint8Array;
+  close(): void;
+}
+
+function bufferSource(bytes: Uint8Array): ByteSource {
+  return { size: bytes.byteLength, owned: false, read: (p, n) => bytes.subarray(p, p + n), close: () => {} };
+}
+
+function fileSource(fd: number, label: string, size: number): ByteSource {
+  const read = (position: number, length: number): Uint8Array => {
+    // A fresh ArrayBuffer (not Buffer.allocUnsafe's shared pool) so typed views are aligned.
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, out, done, length - done, position + done);
+      } catch (e) {
+        throw new SafetensorsError(label, `read failed at byte ${position + done} (${errorText(e)})`);
+      }
+      if (n === 0) throw new SafetensorsError(label, `unexpected end of file at byte ${position + done} (file changed while open?)`);
+      done += n;
+    }
+    return out;
+  };
+  return { size, owned: true, read, close: () => fs.closeSync(fd) };
+}
+
+interface ParsedHeader {
+  metadata: Record<string, string>;
+  tensors: Map<string, TensorInfo>;
+}
+
+function parseMetadata(value: unknown, fail: (problem: string) => SafetensorsError): Record<string, string> {
+  if (!isPlainObject(value)) throw fail(`${METADATA_KEY} must be an object of strings, got ${preview(value)}`);
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw fail(`${METADATA_KEY}[${quote(key)}] must be a string, got ${preview(v)}`);
+  }
+  // fromEntries defines own properties, so a "__proto__" key stays a plain key.
+  return Object.fromEntries(Object.entries(value as Record<string, string>));
+}
+
+function parseHeader(label: string, src: ByteSource): ParsedHeader {
+  const fail = (problem: string): SafetensorsError => new SafetensorsError(label, problem);
+  if (src.size < 8) throw fail(`file is ${src.size} bytes, shorter than the 8-byte header length`);
+  const prefix = src.read(0, 8);
+  const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (declared > BigInt(MAX_HEADER_BYTES)) throw fail(`header length ${declared} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  const headerLength = Number(declared);
+  if (8 + headerLength > src.size) {
+    throw fail(`header length ${headerLength} runs past the end of the file (${src.size} bytes)`);
+  }
+  const headerBytes = src.read(8, headerLength);
+  if (headerBytes[0] !== 0x7b) throw fail(`header does not start with '{'`);
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+  } catch {
+    throw fail('header is not valid UTF-8');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw fail(`header is not valid JSON (${preview(errorText(e))})`);
+  }
+  if (!isPlainObject(json)) throw fail('header JSON is not an object');
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) throw fail(`header repeats the key ${preview(duplicate)}`);
+
+  const dataStart = 8 + headerLength;
+  const dataLength = src.size - dataStart;
+  let metadata: Record<string, string> = {};
+  const tensors = new Map<string, TensorInfo>();
+  const spans: { name: string; begin: number; end: number }[] = [];
+
+  for (const [name, entry] of Object.entries(json)) {
+    if (name === METADATA_KEY) {
+      metadata = parseMetadata(entry, fail);
+      continue;
+    }
+    if (name === '') throw fail('a tensor has an empty name');
+    const where = `tensor ${preview(name)}`;
+    if (!isPlainObject(entry)) throw fail(`${where}: entry is not an object, got ${preview(entry)}`);
+    const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => !Object.hasOwn(entry, k));
+    if (missing.length > 0) throw fail(`${where}: missing ${missing.join(', ')}`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (!isSafetensorsDType(dtype)) {
+      throw fail(`${where}: unsupported dtype ${preview(dtype)} (supported: ${SUPPORTED_DTYPES.join(', ')})`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isCount)) {
+      throw fail(`${where}: shape must be an array of non-negative integers, got ${preview(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+      throw fail(`${where}: data_offsets must be two non-negative integers, got ${preview(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (begin > end) throw fail(`${where}: data_offsets begin ${begin} is after end ${end}`);
+    if (end > dataLength) {
+      throw fail(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataLength} bytes)`);
+    }
+    const count = elementCount(shape);
+    const expected = count === undefined ? undefined : count * DTYPE_SIZE[dtype];
+    if (expected === undefined || !Number.isSafeInteger(expected)) {
+      throw fail(`${where}: shape ${preview(shape)} is too large (size overflows)`);
+    }
+    if (end - begin !== expected) {
+      throw fail(`${where}: data_offsets span ${end - begin} bytes but shape ${preview(shape)} of ${dtype} needs ${expected}`);
+    }
+    tensors.set(name, { name, dtype, shape: shape.slice(), byteOffset: dataStart + begin, byteLength: expected });
+    spans.push({ name, begin, end });
+  }
+
+  // The format requires the tensors to tile the data section exactly: no holes (which could
+  // hide a second payload, a "polyglot" file) and no overlaps (aliased tensors).
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let covered = 0;
+  for (const span of spans) {
+    if (span.begin > covered) throw fail(`gap in the data section: bytes ${covered}..${span.begin} belong to no tensor`);
+    if (span.begin < covered) throw fail(`tensor ${preview(span.name)} overlaps the previous tensor (starts at ${span.begin}, before ${covered})`);
+    covered = span.end;
+  }
+  if (covered !== dataLength) {
+    throw fail(`data section has ${dataLength - covered} trailing bytes that belong to no tensor`);
+  }
+  return { metadata, tensors };
+}
+
+function makeFile(label: string, src: ByteSource): SafetensorsFile {
+  const { metadata, tensors } = parseHeader(label, src);
+  const names = [...tensors.keys()].sort();
+  let closed = false;
+  const info = (name: string): TensorInfo => {
+    if (closed) throw new SafetensorsError(label, `cannot read ${preview(name)}: file is closed`);
+    const found = tensors.get(name);
+    if (!found) throw new SafetensorsError(label, `no tensor named ${preview(name)}`);
+    return found;
+  };
+  return {
+    path: label,
+    metadata,
+    tensors,
+    keys: () => names.slice(),
+    has: (name) => tensors.has(name),
+    info,
+    readRaw: (name) => {
+      const t = info(name);
+      return src.read(t.byteOffset, t.byteLength);
+    },
+    read: (name) => {
+      const t = info(name);
+      const raw = src.read(t.byteOffset, t.byteLength);
+      const decoded = decodeTensor(t.dtype, raw, src.owned, (problem) => {
+        throw new SafetensorsError(label, `tensor ${preview(name)}: ${problem}`);
+      });
+      return { ...decoded, shape: t.shape.slice() };
+    },
+    close: () => {
+      if (!closed) {
+        closed = true;
+        src.close();
+      }
+    },
+  };
+}
+
+/** Opens a file, reading only its header; tensors are read on demand with positioned reads. */
+export function openSafetensors(filePath: string): SafetensorsFile {
+  let fd: number;
+  try {
+    fd = fs.openSync(filePath, 'r');
+  } catch (e) {
+    throw new SafetensorsError(filePath, `cannot open (${errorText(e)})`);
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new SafetensorsError(filePath, 'not a regular file');
+    return makeFile(filePath, fileSource(fd, filePath, stat.size));
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+/** Parses a file held in memory. readRaw() returns views into `bytes`; read() returns copies. */
+export function parseSafetensors(bytes: Uint8Array, name = '<buffer>'): SafetensorsFile {
+  return makeFile(name, bufferSource(bytes));
+}
+
+/** Reads every tensor of a file (converted to engine arrays). */
+export function loadSafetensors(filePath: string): Map<string, LoadedTensor> {
+  const file = openSafetensors(filePath);
+  try {
+    return new Map(file.keys().map((name) => [name, file.read(name)] as const));
+  } finally {
+    file.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+export interface WriteTensor {
+  /** Stored dtype; defaults from the array type (Float32Array → F32, ...). Converts if different. */
+  dtype?: SafetensorsDType;
+  shape: number[];
+  data: WritableArray;
+}
+
+interface PlannedTensor {
+  name: string;
+  dtype: SafetensorsDType;
+  data: WritableArray;
+}
+
+/** Validates everything up front and builds the header, so no bad file is half-written. */
+function planWrite(
+  label: string,
+  tensors: Record<string, WriteTensor> | Map<string, WriteTensor>,
+  metadata: Record<string, string> | undefined,
+): { header: Uint8Array; planned: PlannedTensor[]; totalBytes: number } {
+  const fail = (problem: string): SafetensorsError => new SafetensorsError(label, problem);
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // Built by hand rather than with JSON.stringify(object): JS objects put integer-like keys
+  // ("0", "1") first, and the header should list tensors in file order.
+  const parts: string[] = [];
+  if (metadata !== undefined) parts.push(`${quote(METADATA_KEY)}:${JSON.stringify(parseMetadata(metadata, fail))}`);
+  const planned: PlannedTensor[] = [];
+  let offset = 0;
+  for (const [name, t] of entries) {
+    const where = `tensor ${preview(name)}`;
+    if (name === '' || name === METADATA_KEY) throw fail(`invalid tensor name ${preview(name)}`);
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) throw fail(`${where}: shape must be non-negative integers, got ${preview(t.shape)}`);
+    const dtype = t.dtype ?? defaultDType(t.data);
+    if (!isSafetensorsDType(dtype)) throw fail(`${where}: cannot tell the dtype (give one of ${SUPPORTED_DTYPES.join(', ')})`);
+    const count = elementCount(t.shape);
+    if (count !== t.data.length) {
+      throw fail(`${where}: shape ${preview(t.shape)} has ${count ?? 'too many'} elements but data has ${t.data.length}`);
+    }
+    const end = offset + count * DTYPE_SIZE[dtype];
+    parts.push(`${quote(name)}:{"dtype":"${dtype}","shape":${JSON.stringify(t.shape)},"data_offsets":[${offset},${end}]}`);
+    planned.push({ name, dtype, data: t.data });
+    offset = end;
+  }
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  // Pad with spaces so the data section starts 8-byte aligned.
+  const paddedLength = Math.ceil(json.length / 8) * 8;
+  const header = new Uint8Array(8 + paddedLength).fill(0x20, 8);
+  new DataView(header.buffer).setBigUint64(0, BigInt(paddedLength), true);
+  header.set(json, 8);
+  return { header, planned, totalBytes: header.length + offset };
+}
+
+/** Encodes one tensor in slices, so converting a huge tensor never needs a full-size copy. */
+function* encodeChunks(label: string, t: PlannedTensor, chunkElements = 1 << 22): Generator<Uint8Array> {
+  const fail = (problem: string): never => {
+    throw new SafetensorsError(label, `tensor ${preview(t.name)}: ${problem}`);
+  };
+  for (let start = 0; start < t.data.length; start += chunkElements) {
+    yield encodeTensor(t.dtype, t.data.subarray(start, start + chunkElements), fail);
+  }
+}
+
+export function serializeSafetensors(
+  tensors: Record<string, WriteTensor> | Map<string, WriteTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const label = '<serialize>';
+  const { header, planned, totalBytes } = planWrite(label, tensors, metadata);
+  const out = new Uint8Array(totalBytes);
+  out.set(header);
+  let offset = header.length;
+  for (const t of planned) {
+    for (const chunk of encodeChunks(label, t)) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+  }
+  return out;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+}
+
+/**
+ * Writes a file atomically: streams header and tensors (one slice at a time) into a temporary
+ * file next to the target, fsyncs it, then renames it over the target. A crash or a bad value
+ * leaves the previous file intact.
+ */
+export function saveSafetensors(
+  filePath: string,
+  tensors: Record<string, WriteTensor> | Map<string, WriteTensor>,
+  metadata?: Record<string, string>,
+): void {
+  const { header, planned } = planWrite(filePath, tensors, metadata);
+  const tmp = `${filePath}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, 'wx');
+    writeAll(fd, header);
+    for (const t of planned) for (const chunk of encodeChunks(filePath, t)) writeAll(fd, chunk);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, filePath);
+  } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    if (e instanceof SafetensorsError) throw e;
+    throw new SafetensorsError(filePath, `write failed (${errorText(e)})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded checkpoints and Hugging Face snapshot directories
+
+export interface ShardedSafetensors extends TensorSource {
+  indexPath: string;
+  /** Tensor name → shard file name, as listed in the index. */
+  weightMap: Map<string, string>;
+  shards: Map<string, SafetensorsFile>;
+}
+
+function readIndex(indexPath: string): { metadata: Record<string, string>; weightMap: Map<string, string> } {
+  const fail = (problem: string): SafetensorsError => new SafetensorsError(indexPath, problem);
+  let text: string;
+  try {
+    const size = fs.statSync(indexPath).size;
+    if (size > MAX_HEADER_BYTES) throw fail(`index is ${size} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(fs.readFileSync(indexPath));
+  } catch (e) {
+    throw e instanceof SafetensorsError ? e : fail(`cannot read index (${errorText(e)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw fail(`index is not valid JSON (${preview(errorText(e))})`);
+  }
+  if (!isPlainObject(json)) throw fail('index JSON is not an object');
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) throw fail(`index repeats the key ${preview(duplicate)}`);
+  const rawMetadata = json.metadata ?? {};
+  if (!isPlainObject(rawMetadata)) throw fail(`"metadata" must be an object, got ${preview(rawMetadata)}`);
+  // Hugging Face indexes hold numbers here (total_size); keep one metadata type by
+  // rendering non-string values as JSON text.
+  const metadata = Object.fromEntries(
+    Object.entries(rawMetadata).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+  );
+  if (!isPlainObject(json.weight_map)) throw fail(`"weight_map" must be an object, got ${preview(json.weight_map)}`);
+  const weightMap = new Map<string, string>();
+  for (const [name, shard] of Object.entries(json.weight_map)) {
+    if (name === '') throw fail('weight_map has an empty tensor name');
+    if (typeof shard !== 'string' || shard === '') throw fail(`weight_map[${quote(name)}] must be a file name, got ${preview(shard)}`);
+    // Shards live next to the index; refuse paths that would read elsewhere.
+    const relative = path.relative(path.dirname(indexPath), path.resolve(path.dirname(indexPath), shard));
+    if (path.isAbsolute(shard) || relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+      throw fail(`weight_map[${quote(name)}] = ${preview(shard)} points outside the checkpoint directory`);
+    }
+    weightMap.set(name, shard);
+  }
+  return { metadata, weightMap };
+}
+
+/** stat() that treats any failure (missing, permission) as "not there"; opening reports the cause. */
+function statOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Opens `model.safetensors.index.json` (or a directory holding it) and every shard it names. */
+export function openShardedSafetensors(dirOrIndexPath: string): ShardedSafetensors {
+  const isDir = statOrUndefined(dirOrIndexPath)?.isDirectory() ?? false;
+  const indexPath = isDir ? path.join(dirOrIndexPath, INDEX_FILE) : dirOrIndexPath;
+  const { metadata, weightMap } = readIndex(indexPath);
+  const dir = path.dirname(indexPath);
+  const shards = new Map<string, SafetensorsFile>();
+  const closeAll = (): void => shards.forEach((s) => s.close());
+  try {
+    for (const shard of [...new Set(weightMap.values())].sort()) {
+      const shardPath = path.join(dir, shard);
+      if (!fs.existsSync(shardPath)) throw new SafetensorsError(indexPath, `shard ${quote(shard)} does not exist (${shardPath})`);
+      shards.set(shard, openSafetensors(shardPath));
+    }
+    for (const [name, shard] of weightMap) {
+      if (!shards.get(shard)!.has(name)) {
+        throw new SafetensorsError(indexPath, `weight_map puts ${preview(name)} in ${quote(shard)}, which has no such tensor`);
+      }
+    }
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+  const names = [...weightMap.keys()].sort();
+  const shardOf = (name: string): SafetensorsFile => {
+    const shard = weightMap.get(name);
+    if (shard === undefined) throw new SafetensorsError(indexPath, `no tensor named ${preview(name)}`);
+    return shards.get(shard)!;
+  };
+  return {
+    indexPath, metadata, weightMap, shards,
+    keys: () => names.slice(),
+    has: (name) => weightMap.has(name),
+    info: (name) => shardOf(name).info(name),
+    readRaw: (name) => shardOf(name).readRaw(name),
+    read: (name) => shardOf(name).read(name),
+    close: closeAll,
+  };
+}
+
+/**
+ * Opens a checkpoint: a Hugging Face snapshot directory holding `model.safetensors` or
+ * `model.safetensors.index.json` (the single file wins if both exist), or such a file directly.
+ */
+export function openCheckpoint(dir: string): TensorSource {
+  const stat = statOrUndefined(dir);
+  if (stat?.isFile()) return dir.endsWith('.json') ? openShardedSafetensors(dir) : openSafetensors(dir);
+  const single = path.join(dir, SINGLE_FILE);
+  const index = path.join(dir, INDEX_FILE);
+  if (statOrUndefined(single)?.isFile()) return openSafetensors(single);
+  if (statOrUndefined(index)?.isFile()) return openShardedSafetensors(index);
+  const why = stat ? 'found neither' : 'directory does not exist; looked for';
+  throw new SafetensorsError(dir, `no checkpoint: ${why} ${single} or ${index}`);
+}
