@@ -17,7 +17,7 @@ export interface CompareResult {
   maxAbsErr: number;
   /** max over elements of |a-e| / |e| (elements with e = 0 are skipped; Infinity never arises from them). */
   maxRelErr: number;
-  /** Flat index of the element that most exceeds its tolerance (or of the largest abs error if all pass); -1 if empty. */
+  /** Flat index of the element nearest to (or furthest over) its tolerance; -1 if empty. */
   worstIndex: number;
   worstActual: number;
   worstExpected: number;
@@ -94,11 +94,12 @@ export function relErrorByMax(actual: ArrayLike<number>, expected: ArrayLike<num
   let maxErr = 0;
   let maxRef = 0;
   for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
+    // Equal values (including matching infinities) contribute no error.
+    const err = actual[i] === expected[i] ? 0 : Math.abs(actual[i] - expected[i]);
     if (Number.isNaN(err)) return NaN;
     maxErr = Math.max(maxErr, err);
     maxRef = Math.max(maxRef, Math.abs(expected[i]));
   }
   if (maxErr === 0) return 0;
-  return maxErr / maxRef;
+  return maxErr / maxRef; // Infinity when expected is all zero
 }

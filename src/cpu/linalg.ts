@@ -6,8 +6,8 @@ import { add } from './elementwise.js';
 import { transpose } from './shape.js';
 
 /**
- * Plain row-major matrix product C[n,m] += A[n,k] B[k,m] on sub-arrays at given offsets.
- * Loop order i-p-j keeps the innermost loop streaming through contiguous rows of B and C.
+ * C[n,m] = A[n,k] · B[k,m] on row-major sub-arrays at the given offsets. B is transposed first
+ * so every output is one dot product of two contiguous rows, summed in ascending k order.
  */
 function gemm(
   a: Float64Array, aOff: number,
@@ -15,12 +15,15 @@ function gemm(
   c: Float64Array, cOff: number,
   n: number, k: number, m: number,
 ): void {
+  const bt = new Float64Array(k * m);
+  for (let p = 0; p < k; p++) for (let j = 0; j < m; j++) bt[j * k + p] = b[bOff + p * m + j];
   for (let i = 0; i < n; i++) {
-    const cRow = cOff + i * m;
-    for (let p = 0; p < k; p++) {
-      const aip = a[aOff + i * k + p];
-      const bRow = bOff + p * m;
-      for (let j = 0; j < m; j++) c[cRow + j] += aip * b[bRow + j];
+    const aRow = aOff + i * k;
+    for (let j = 0; j < m; j++) {
+      const bRow = j * k;
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[aRow + p] * bt[bRow + p];
+      c[cOff + i * m + j] = s;
     }
   }
 }

@@ -61,16 +61,28 @@ export interface SafetensorsFile extends TensorSource {
   tensors: Map<string, TensorInfo>;
 }
 
+/** Makes the error for a problem; callers throw it (so control flow stays visible). */
+type Fail = (problem: string) => SafetensorsError;
+
 const quote = (s: string): string => JSON.stringify(s);
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-/** Short rendering of a hostile value for a message: never echo a megabyte of header back. */
-const preview = (v: unknown): string => {
-  const s = JSON.stringify(v) ?? String(v);
+/**
+ * Short rendering of a hostile value for a message. Never JSON.stringify the whole value: it
+ * may be megabytes long or nested deeply enough to overflow the stack.
+ */
+function preview(v: unknown, depth = 0): string {
+  let s: string;
+  if (Array.isArray(v)) {
+    const items = depth > 1 ? ['...'] : v.slice(0, 8).map((x) => preview(x, depth + 1));
+    s = `[${items.join(',')}${v.length > 8 && depth <= 1 ? ',...' : ''}]`;
+  } else if (isPlainObject(v)) s = '{...}';
+  else if (typeof v === 'string') s = JSON.stringify(v.slice(0, 80));
+  else s = String(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-};
+}
 
 /**
  * Number of elements of `shape`, computed exactly. Undefined when it exceeds
@@ -88,34 +100,90 @@ function elementCount(shape: readonly number[]): number | undefined {
   return Number(product);
 }
 
-/**
- * JSON.parse keeps the last of repeated keys silently, and other readers may keep the first, so
- * a duplicate could make two tools see different tensors. Scans text already known to be valid
- * JSON for a key repeated within one object.
- */
-function findDuplicateKey(text: string): string | undefined {
-  const objects: (Set<string> | null)[] = []; // null marks an array
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b) objects.push(new Set());
-    else if (c === 0x5b) objects.push(null);
-    else if (c === 0x7d || c === 0x5d) objects.pop();
-    else if (c === 0x22) {
-      let end = i + 1;
-      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
-      const keys = objects[objects.length - 1];
-      let next = end + 1;
-      while (next < text.length && ' \t\r\n'.includes(text[next])) next++;
-      if (keys && text[next] === ':') {
-        const literal = text.slice(i, end + 1);
-        const key = literal.includes('\\') ? (JSON.parse(literal) as string) : literal.slice(1, -1);
-        if (keys.has(key)) return key;
-        keys.add(key);
-      }
-      i = end;
-    }
+/** A valid header nests 3 deep (header → entry → shape); leave room for unknown extra fields. */
+const MAX_JSON_DEPTH = 16;
+
+function skipSpace(text: string, i: number): number {
+  for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  return i;
+}
+
+/** Index just past the string literal that opens at `start`, or -1 if it never closes. */
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i += text.charCodeAt(i) === 0x5c ? 2 : 1) {
+    if (text.charCodeAt(i) === 0x22) return i + 1;
   }
-  return undefined;
+  return -1;
+}
+
+/**
+ * Parses a JSON object member by member, handing each key and parsed value to `visit`.
+ * Why not JSON.parse(text)? A 100 MB header of a million tiny entries becomes a dictionary-mode
+ * object that costs V8 ~15 s and over a gigabyte; member by member, each entry is garbage once
+ * visited. It also adds checks JSON.parse lacks: nesting depth is capped, and keys repeated in
+ * the object or in a member object are refused (JSON.parse silently keeps the last, other
+ * readers may keep the first, so two tools could disagree on what a file holds). Repeats
+ * deeper down, inside fields this reader ignores, are not looked for.
+ */
+function forEachMember(text: string, what: string, fail: Fail, visit: (key: string, value: unknown) => void): void {
+  const invalid = (why: string): SafetensorsError => fail(`${what} is not valid JSON (${why})`);
+  const decode = (literal: string): string => {
+    if (!/[\\\x00-\x1f]/.test(literal)) return literal.slice(1, -1); // nothing to unescape or reject
+    try {
+      return JSON.parse(literal) as string;
+    } catch (e) {
+      throw invalid(`${preview(errorText(e))}`);
+    }
+  };
+  const seen = new Set<string>();
+  let i = skipSpace(text, 0);
+  if (text.charCodeAt(i) !== 0x7b) throw fail(`${what} is not a JSON object`);
+  i = skipSpace(text, i + 1);
+  let more = text.charCodeAt(i) !== 0x7d;
+  i += more ? 0 : 1;
+  while (more) {
+    const keyEnd = text.charCodeAt(i) === 0x22 ? stringEnd(text, i) : -1;
+    if (keyEnd < 0) throw invalid(`expected a key string at character ${i}`);
+    const key = decode(text.slice(i, keyEnd));
+    i = skipSpace(text, keyEnd);
+    if (text.charCodeAt(i) !== 0x3a) throw invalid(`expected ':' at character ${i}`);
+    // The value ends at the first ',' or '}' outside strings and brackets.
+    const start = i + 1;
+    const memberKeys: string[] = []; // key literals of the value itself, if it is an object
+    let depth = 0;
+    for (i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        const end = stringEnd(text, i);
+        if (end < 0) throw invalid('unterminated string');
+        if (depth === 1 && text.charCodeAt(skipSpace(text, end)) === 0x3a) memberKeys.push(text.slice(i, end));
+        i = end - 1;
+      } else if (c === 0x7b || c === 0x5b) {
+        if (++depth >= MAX_JSON_DEPTH) throw fail(`${what} nests deeper than ${MAX_JSON_DEPTH} levels`);
+      } else if (c === 0x7d || c === 0x5d) {
+        if (depth === 0) break;
+        depth--;
+      } else if (c === 0x2c && depth === 0) break;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text.slice(start, i));
+    } catch (e) {
+      throw invalid(`in the value of ${preview(key)}: ${preview(errorText(e))}`);
+    }
+    if (seen.has(key)) throw fail(`${what} repeats the key ${preview(key)}`);
+    seen.add(key);
+    if (isPlainObject(value) && Object.keys(value).length !== memberKeys.length) {
+      const keys = memberKeys.map(decode);
+      throw fail(`${what}: ${preview(key)} repeats the key ${preview(keys.find((k, j) => keys.indexOf(k) !== j))}`);
+    }
+    visit(key, value);
+    const c = text.charCodeAt(i);
+    if (c !== 0x2c && c !== 0x7d) throw invalid(`expected ',' or '}' at character ${i}`);
+    more = c === 0x2c;
+    i = more ? skipSpace(text, i + 1) : i + 1;
+  }
+  if (skipSpace(text, i) < text.length) throw invalid(`unexpected text after the object at character ${i}`);
 }
 
 /** Random access to a file or an in-memory buffer. */
@@ -156,13 +224,47 @@ interface ParsedHeader {
   tensors: Map<string, TensorInfo>;
 }
 
-function parseMetadata(value: unknown, fail: (problem: string) => SafetensorsError): Record<string, string> {
+function parseMetadata(value: unknown, fail: Fail): Record<string, string> {
   if (!isPlainObject(value)) throw fail(`${METADATA_KEY} must be an object of strings, got ${preview(value)}`);
   for (const [key, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw fail(`${METADATA_KEY}[${quote(key)}] must be a string, got ${preview(v)}`);
   }
   // fromEntries defines own properties, so a "__proto__" key stays a plain key.
   return Object.fromEntries(Object.entries(value as Record<string, string>));
+}
+
+/** Validates one header entry against the format and the data section's size. */
+function parseEntry(name: string, entry: unknown, dataStart: number, dataLength: number, fail: Fail): TensorInfo {
+  if (name === '') throw fail('a tensor has an empty name');
+  const where = `tensor ${preview(name)}`;
+  if (!isPlainObject(entry)) throw fail(`${where}: entry is not an object, got ${preview(entry)}`);
+  const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => !Object.hasOwn(entry, k));
+  if (missing.length > 0) throw fail(`${where}: missing ${missing.join(', ')}`);
+  const { dtype, shape, data_offsets: offsets } = entry;
+  if (!isSafetensorsDType(dtype)) {
+    throw fail(`${where}: unsupported dtype ${preview(dtype)} (supported: ${SUPPORTED_DTYPES.join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every(isCount)) {
+    throw fail(`${where}: shape must be an array of non-negative integers, got ${preview(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+    throw fail(`${where}: data_offsets must be two non-negative integers, got ${preview(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (begin > end) throw fail(`${where}: data_offsets begin ${begin} is after end ${end}`);
+  if (end > dataLength) {
+    throw fail(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataLength} bytes)`);
+  }
+  const count = elementCount(shape);
+  const expected = count === undefined ? undefined : count * DTYPE_SIZE[dtype];
+  if (expected === undefined || !Number.isSafeInteger(expected)) {
+    throw fail(`${where}: shape ${preview(shape)} is too large (size overflows)`);
+  }
+  if (end - begin !== expected) {
+    throw fail(`${where}: data_offsets span ${end - begin} bytes but shape ${preview(shape)} of ${dtype} needs ${expected}`);
+  }
+  // `+ 0` turns a JSON -0 into 0.
+  return { name, dtype, shape: shape.map((d) => d + 0), byteOffset: dataStart + begin, byteLength: expected };
 }
 
 function parseHeader(label: string, src: ByteSource): ParsedHeader {
@@ -184,71 +286,26 @@ function parseHeader(label: string, src: ByteSource): ParsedHeader {
   } catch {
     throw fail('header is not valid UTF-8');
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw fail(`header is not valid JSON (${preview(errorText(e))})`);
-  }
-  if (!isPlainObject(json)) throw fail('header JSON is not an object');
-  const duplicate = findDuplicateKey(text);
-  if (duplicate !== undefined) throw fail(`header repeats the key ${preview(duplicate)}`);
-
   const dataStart = 8 + headerLength;
   const dataLength = src.size - dataStart;
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
-  const spans: { name: string; begin: number; end: number }[] = [];
-
-  for (const [name, entry] of Object.entries(json)) {
-    if (name === METADATA_KEY) {
-      metadata = parseMetadata(entry, fail);
-      continue;
-    }
-    if (name === '') throw fail('a tensor has an empty name');
-    const where = `tensor ${preview(name)}`;
-    if (!isPlainObject(entry)) throw fail(`${where}: entry is not an object, got ${preview(entry)}`);
-    const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => !Object.hasOwn(entry, k));
-    if (missing.length > 0) throw fail(`${where}: missing ${missing.join(', ')}`);
-    const { dtype, shape, data_offsets: offsets } = entry;
-    if (!isSafetensorsDType(dtype)) {
-      throw fail(`${where}: unsupported dtype ${preview(dtype)} (supported: ${SUPPORTED_DTYPES.join(', ')})`);
-    }
-    if (!Array.isArray(shape) || !shape.every(isCount)) {
-      throw fail(`${where}: shape must be an array of non-negative integers, got ${preview(shape)}`);
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
-      throw fail(`${where}: data_offsets must be two non-negative integers, got ${preview(offsets)}`);
-    }
-    const [begin, end] = offsets as [number, number];
-    if (begin > end) throw fail(`${where}: data_offsets begin ${begin} is after end ${end}`);
-    if (end > dataLength) {
-      throw fail(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataLength} bytes)`);
-    }
-    const count = elementCount(shape);
-    const expected = count === undefined ? undefined : count * DTYPE_SIZE[dtype];
-    if (expected === undefined || !Number.isSafeInteger(expected)) {
-      throw fail(`${where}: shape ${preview(shape)} is too large (size overflows)`);
-    }
-    if (end - begin !== expected) {
-      throw fail(`${where}: data_offsets span ${end - begin} bytes but shape ${preview(shape)} of ${dtype} needs ${expected}`);
-    }
-    tensors.set(name, { name, dtype, shape: shape.slice(), byteOffset: dataStart + begin, byteLength: expected });
-    spans.push({ name, begin, end });
-  }
+  forEachMember(text, 'header', fail, (name, entry) => {
+    if (name === METADATA_KEY) metadata = parseMetadata(entry, fail);
+    else tensors.set(name, parseEntry(name, entry, dataStart, dataLength, fail));
+  });
 
   // The format requires the tensors to tile the data section exactly: no holes (which could
   // hide a second payload, a "polyglot" file) and no overlaps (aliased tensors).
-  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let covered = 0;
-  for (const span of spans) {
-    if (span.begin > covered) throw fail(`gap in the data section: bytes ${covered}..${span.begin} belong to no tensor`);
-    if (span.begin < covered) throw fail(`tensor ${preview(span.name)} overlaps the previous tensor (starts at ${span.begin}, before ${covered})`);
-    covered = span.end;
+  const spans = [...tensors.values()].sort((a, b) => a.byteOffset - b.byteOffset || a.byteLength - b.byteLength);
+  let covered = 0; // relative to the data section, like data_offsets
+  for (const { name, byteOffset, byteLength } of spans) {
+    const begin = byteOffset - dataStart;
+    if (begin > covered) throw fail(`gap in the data section: bytes ${covered}..${begin} belong to no tensor`);
+    if (begin < covered) throw fail(`tensor ${preview(name)} overlaps the previous tensor (starts at ${begin}, before ${covered})`);
+    covered = begin + byteLength;
   }
-  if (covered !== dataLength) {
-    throw fail(`data section has ${dataLength - covered} trailing bytes that belong to no tensor`);
-  }
+  if (covered !== dataLength) throw fail(`data section has ${dataLength - covered} trailing bytes that belong to no tensor`);
   return { metadata, tensors };
 }
 
@@ -449,6 +506,22 @@ export interface ShardedSafetensors extends TensorSource {
   shards: Map<string, SafetensorsFile>;
 }
 
+function parseWeightMap(value: unknown, dir: string, fail: Fail): Map<string, string> {
+  if (!isPlainObject(value)) throw fail(`"weight_map" must be an object, got ${preview(value)}`);
+  const weightMap = new Map<string, string>();
+  for (const [name, shard] of Object.entries(value)) {
+    if (name === '') throw fail('weight_map has an empty tensor name');
+    if (typeof shard !== 'string' || shard === '') throw fail(`weight_map[${quote(name)}] must be a file name, got ${preview(shard)}`);
+    // Shards live next to the index; refuse paths that would read elsewhere.
+    const relative = path.relative(dir, path.resolve(dir, shard));
+    if (path.isAbsolute(shard) || relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+      throw fail(`weight_map[${quote(name)}] = ${preview(shard)} points outside the checkpoint directory`);
+    }
+    weightMap.set(name, shard);
+  }
+  return weightMap;
+}
+
 function readIndex(indexPath: string): { metadata: Record<string, string>; weightMap: Map<string, string> } {
   const fail = (problem: string): SafetensorsError => new SafetensorsError(indexPath, problem);
   let text: string;
@@ -459,34 +532,19 @@ function readIndex(indexPath: string): { metadata: Record<string, string>; weigh
   } catch (e) {
     throw e instanceof SafetensorsError ? e : fail(`cannot read index (${errorText(e)})`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw fail(`index is not valid JSON (${preview(errorText(e))})`);
-  }
-  if (!isPlainObject(json)) throw fail('index JSON is not an object');
-  const duplicate = findDuplicateKey(text);
-  if (duplicate !== undefined) throw fail(`index repeats the key ${preview(duplicate)}`);
-  const rawMetadata = json.metadata ?? {};
-  if (!isPlainObject(rawMetadata)) throw fail(`"metadata" must be an object, got ${preview(rawMetadata)}`);
-  // Hugging Face indexes hold numbers here (total_size); keep one metadata type by
-  // rendering non-string values as JSON text.
-  const metadata = Object.fromEntries(
-    Object.entries(rawMetadata).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
-  );
-  if (!isPlainObject(json.weight_map)) throw fail(`"weight_map" must be an object, got ${preview(json.weight_map)}`);
-  const weightMap = new Map<string, string>();
-  for (const [name, shard] of Object.entries(json.weight_map)) {
-    if (name === '') throw fail('weight_map has an empty tensor name');
-    if (typeof shard !== 'string' || shard === '') throw fail(`weight_map[${quote(name)}] must be a file name, got ${preview(shard)}`);
-    // Shards live next to the index; refuse paths that would read elsewhere.
-    const relative = path.relative(path.dirname(indexPath), path.resolve(path.dirname(indexPath), shard));
-    if (path.isAbsolute(shard) || relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-      throw fail(`weight_map[${quote(name)}] = ${preview(shard)} points outside the checkpoint directory`);
+  let metadata: Record<string, string> = {};
+  let weightMap: Map<string, string> | undefined;
+  forEachMember(text, 'index', fail, (key, value) => {
+    if (key === 'metadata') {
+      if (!isPlainObject(value)) throw fail(`"metadata" must be an object, got ${preview(value)}`);
+      // Hugging Face indexes hold numbers here (total_size); keep one metadata type for every
+      // TensorSource by rendering non-string values as JSON text.
+      metadata = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+    } else if (key === 'weight_map') {
+      weightMap = parseWeightMap(value, path.dirname(indexPath), fail);
     }
-    weightMap.set(name, shard);
-  }
+  });
+  if (weightMap === undefined) throw fail('index has no "weight_map"');
   return { metadata, weightMap };
 }
 

@@ -3,8 +3,8 @@ import { runtime } from '../gpu/runtime.js';
 import { mapInto } from '../kernels/elementwise.js';
 import { randomFill, type RandomKind } from '../kernels/random.js';
 import { assertDType, type DType } from './dtype.js';
-import { fmt, sizeOf, validateShape, type Shape } from './shape.js';
-import { empty, Tensor } from './tensor.js';
+import { contiguousStrides, fmt, sizeOf, validateShape, type Shape } from './shape.js';
+import { empty, Tensor, viewOf } from './tensor.js';
 
 export interface DTypeOption {
   dtype?: DType;
@@ -174,4 +174,17 @@ export function contiguousCopy(t: Tensor, dtype: DType = t.dtype): Tensor {
   const compute = dtype === 'f16' || dtype === 'f32' ? 'f32' : dtype;
   mapInto({ name: 'copy', expr: 'in0', compute }, [t], out);
   return out;
+}
+
+/**
+ * The same elements with another shape, as a new Tensor object: a view when `t` is contiguous,
+ * otherwise a contiguous copy. The caller still owns (and may dispose) `t`.
+ */
+export function asShape(t: Tensor, shape: readonly number[]): Tensor {
+  if (sizeOf(shape) !== t.size) throw new RangeError(`reshape: cannot view ${t.size} elements of shape ${fmt(t.shape)} as ${fmt(shape)}`);
+  if (t.isContiguous) return viewOf(t, shape, contiguousStrides(shape), t.offset);
+  const c = contiguousCopy(t);
+  const v = viewOf(c, shape, contiguousStrides(shape), 0);
+  c.dispose();
+  return v;
 }

@@ -1,0 +1,200 @@
+/**
+ * Elementwise ops with broadcasting, each one fused kernel forward and one fused kernel per
+ * input gradient (e.g. d tanh = g·(1−y²) is a single map over g and y).
+ */
+import { mapInto, type MapSpec } from '../../kernels/elementwise.js';
+import { ERF_WGSL } from '../../kernels/wgsl-math.js';
+import { full } from '../../tensor/creation.js';
+import type { DType } from '../../tensor/dtype.js';
+import { broadcastShapes } from '../../tensor/shape.js';
+import { empty, Tensor } from '../../tensor/tensor.js';
+import { record } from '../tape.js';
+import { sumToShape } from './reduce.js';
+import { assertFloat, assertTensor, computeType, promote } from './util.js';
+
+export type Scalarish = Tensor | number;
+
+/** Runs a fused map over tensors into a new tensor of the broadcast shape. */
+export function map(name: string, inputs: Tensor[], expr: string, opts: { dtype?: DType; scalars?: number[]; helpers?: string; shape?: readonly number[] } = {}): Tensor {
+  let shape = opts.shape ?? inputs[0].shape;
+  if (!opts.shape) for (const t of inputs.slice(1)) shape = broadcastShapes(shape, t.shape, name);
+  const dtype = opts.dtype ?? inputs.reduce<DType>((d, t) => promote(d, t.dtype, name), inputs[0].dtype);
+  const out = empty(shape, dtype);
+  const spec: MapSpec = { name, expr, compute: computeType(dtype), scalars: opts.scalars, helpers: opts.helpers };
+  mapInto(spec, inputs, out);
+  return out;
+}
+
+const H = ERF_WGSL;
+
+interface UnaryDef {
+  fwd: string;
+  /** Gradient as an expression over g (in0) and x (in1) or y (in1) when `usesOutput`. */
+  grad?: string;
+  usesOutput?: boolean;
+}
+
+const UNARY: Record<string, UnaryDef> = {
+  neg: { fwd: '-in0', grad: '-in0' },
+  exp: { fwd: 'exp(in0)', grad: 'in0 * in1', usesOutput: true },
+  log: { fwd: 'log(in0)', grad: 'in0 / in1' },
+  sqrt: { fwd: 'sqrt(in0)', grad: 'in0 * 0.5 / in1', usesOutput: true },
+  rsqrt: { fwd: 'inverseSqrt(in0)', grad: 'in0 * -0.5 * in1 * in1 * in1', usesOutput: true },
+  abs: { fwd: 'abs(in0)', grad: 'in0 * sign(in1)' },
+  sin: { fwd: 'sin(in0)', grad: 'in0 * cos(in1)' },
+  cos: { fwd: 'cos(in0)', grad: '-in0 * sin(in1)' },
+  tanh: { fwd: 'tanh_safe(in0)', grad: 'in0 * (1.0 - in1 * in1)', usesOutput: true },
+  sigmoid: { fwd: 'sigmoid_f32(in0)', grad: 'in0 * in1 * (1.0 - in1)', usesOutput: true },
+  relu: { fwd: 'max(in0, 0.0)', grad: 'select(0.0, in0, in1 > 0.0)' },
+  silu: { fwd: 'silu_f32(in0)', grad: 'in0 * silu_grad(in1)' },
+  gelu: { fwd: 'gelu_erf(in0)', grad: 'in0 * gelu_erf_grad(in1)' },
+  gelu_tanh: { fwd: 'gelu_tanh(in0)', grad: 'in0 * gelu_tanh_grad(in1)' },
+};
+
+export type UnaryOp = keyof typeof UNARY;
+
+export function unary(op: UnaryOp, x: Tensor): Tensor {
+  assertTensor(x, op);
+  assertFloat(x, op);
+  const def = UNARY[op];
+  const y = map(op, [x], def.fwd, { helpers: H });
+  return record(op, y, [x], (g, [saved]) => [map(`${op}_grad`, [g, saved], def.grad!, { helpers: H, dtype: g.dtype })], [def.usesOutput ? y : x]);
+}
+
+export function neg(x: Tensor): Tensor {
+  assertTensor(x, 'neg');
+  if (x.dtype === 'f32' || x.dtype === 'f16') return unary('neg', x);
+  return map('neg', [x], '-in0');
+}
+
+/** x^p for a scalar p; integer p handles negative bases. */
+export function powScalar(x: Tensor, p: number): Tensor {
+  assertTensor(x, 'pow');
+  assertFloat(x, 'pow');
+  if (!Number.isFinite(p)) throw new RangeError(`pow: exponent must be finite, got ${p}`);
+  const intP = Number.isInteger(p);
+  const powExpr = (base: string, e: string) =>
+    intP ? `select(1.0, select(1.0, -1.0, ${base} < 0.0 && (i32(${e}) % 2) != 0), ${e} != 0.0) * pow(abs(${base}), ${e})` : `pow(${base}, ${e})`;
+  const fwd = p === 2 ? 'in0 * in0' : p === 1 ? 'in0' : powExpr('in0', 's0');
+  const y = map('pow', [x], fwd, { scalars: [p] });
+  return record(
+    'pow',
+    y,
+    [x],
+    (g, [xs]) => [map('pow_grad', [g, xs], p === 2 ? 'in0 * 2.0 * in1' : p === 1 ? 'in0' : `in0 * s0 * ${powExpr('in1', 's0 - 1.0')}`, { scalars: [p], dtype: g.dtype })],
+    [x],
+  );
+}
+
+export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
+  assertTensor(x, 'clamp');
+  if (lo > hi) throw new RangeError(`clamp: min ${lo} is greater than max ${hi}`);
+  const l = Math.max(lo, -3.4e38);
+  const h = Math.min(hi, 3.4e38);
+  const y = map('clamp', [x], 'clamp(in0, s0, s1)', { scalars: [l, h] });
+  return record('clamp', y, [x], (g, [xs]) => [map('clamp_grad', [g, xs], 'select(0.0, in0, in1 >= s0 && in1 <= s1)', { scalars: [l, h], dtype: g.dtype })], [x]);
+}
+
+function asTensor(v: Scalarish, like: Tensor): Tensor {
+  return typeof v === 'number' ? full([], v, { dtype: like.dtype === 'f16' ? 'f32' : like.dtype }) : v;
+}
+
+type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
+const BINARY: Record<BinaryOp, { fwd: string; ga: string; gb: string; saveA: boolean; saveB: boolean }> = {
+  // Gradient expressions over in0 = g, in1 = a, in2 = b.
+  add: { fwd: 'in0 + in1', ga: 'in0', gb: 'in0', saveA: false, saveB: false },
+  sub: { fwd: 'in0 - in1', ga: 'in0', gb: '-in0', saveA: false, saveB: false },
+  mul: { fwd: 'in0 * in1', ga: 'in0 * in2', gb: 'in0 * in1', saveA: true, saveB: true },
+  div: { fwd: 'in0 / in1', ga: 'in0 / in2', gb: '-in0 * in1 / (in2 * in2)', saveA: true, saveB: true },
+  maximum: { fwd: 'max(in0, in1)', ga: 'select(0.0, in0, in1 >= in2)', gb: 'select(in0, 0.0, in1 >= in2)', saveA: true, saveB: true },
+  minimum: { fwd: 'min(in0, in1)', ga: 'select(0.0, in0, in1 <= in2)', gb: 'select(in0, 0.0, in1 <= in2)', saveA: true, saveB: true },
+};
+
+export function binary(op: BinaryOp, a: Scalarish, b: Scalarish): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${op}: at least one operand must be a Tensor`);
+  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op, 'first operand');
+  const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op, 'second operand');
+  try {
+    const def = BINARY[op];
+    const y = map(op, [ta, tb], def.fwd);
+    const needs = def.saveA || def.saveB;
+    return record(
+      op,
+      y,
+      [ta, tb],
+      (g, saved) => {
+        const [sa, sb] = needs ? saved : [ta, tb];
+        const ins = needs ? [g, sa, sb] : [g];
+        return [
+          ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype }), ta.shape, true) : null,
+          tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype }), tb.shape, true) : null,
+        ];
+      },
+      needs ? [ta, tb] : [],
+    );
+  } finally {
+    if (ta !== a) ta.dispose();
+    if (tb !== b) tb.dispose();
+  }
+}
+
+export const add = (a: Scalarish, b: Scalarish) => binary('add', a, b);
+export const sub = (a: Scalarish, b: Scalarish) => binary('sub', a, b);
+export const mul = (a: Scalarish, b: Scalarish) => binary('mul', a, b);
+export const div = (a: Scalarish, b: Scalarish) => binary('div', a, b);
+export const maximum = (a: Scalarish, b: Scalarish) => binary('maximum', a, b);
+export const minimum = (a: Scalarish, b: Scalarish) => binary('minimum', a, b);
+
+export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+const CMP: Record<CompareOp, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+
+/** Comparisons return f32 0/1 masks (the engine has no bool dtype); not differentiable. */
+export function compare(op: CompareOp, a: Scalarish, b: Scalarish): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${op}: at least one operand must be a Tensor`);
+  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op);
+  const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op);
+  try {
+    const ct = computeType(promote(ta.dtype, tb.dtype, op));
+    const shape = broadcastShapes(ta.shape, tb.shape, op);
+    return map(op, [ta, tb], `select(0.0, 1.0, ${ct}(in0) ${CMP[op]} ${ct}(in1))`, { dtype: 'f32', shape });
+  } finally {
+    if (ta !== a) ta.dispose();
+    if (tb !== b) tb.dispose();
+  }
+}
+
+/** where(cond, a, b): a where cond ≠ 0, else b; broadcasting; gradients flow to a and b. */
+export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
+  assertTensor(cond, 'where', 'condition');
+  const like = typeof a !== 'number' ? a : typeof b !== 'number' ? b : cond;
+  const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
+  const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
+  void like;
+  try {
+    const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
+    const dtype = promote(ta.dtype, tb.dtype, 'where');
+    const y = map('where', [cond, ta, tb], 'select(in2, in1, f32(in0) != 0.0)', { dtype, shape });
+    return record(
+      'where',
+      y,
+      [null, ta, tb],
+      (g, [c]) => [
+        null,
+        ta.requiresGrad ? sumToShape(map('where_ga', [g, c], 'select(0.0, in0, f32(in1) != 0.0)', { dtype: g.dtype }), ta.shape, true) : null,
+        tb.requiresGrad ? sumToShape(map('where_gb', [g, c], 'select(in0, 0.0, f32(in1) != 0.0)', { dtype: g.dtype }), tb.shape, true) : null,
+      ],
+      [cond],
+    );
+  } finally {
+    if (ta !== a) ta.dispose();
+    if (tb !== b) tb.dispose();
+  }
+}
+
+/** Converts dtype (f32 ↔ f16, float ↔ int by truncation toward zero). Gradient casts back. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  assertTensor(x, 'cast');
+  if (x.dtype === dtype) return x;
+  const y = map('cast', [x], 'in0', { dtype, shape: x.shape });
+  return record('cast', y, [x], (g) => [map('cast', [g], 'in0', { dtype: x.dtype, shape: g.shape })]);
+}

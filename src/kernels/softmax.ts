@@ -1,0 +1,199 @@
+/**
+ * Row-wise softmax family over the last dim of contiguous [rows, C] views: one workgroup per
+ * row, threads stride through C, workgroup reductions from reduce.ts. Forward uses an online
+ * (max, sum) per thread so x is read twice, not three times. Everything computes in f32; f16
+ * operands are loaded and stored through conversions.
+ *
+ * Cross entropy fuses log-softmax with the label gather; labels outside [0, C) give NaN loss
+ * (and a NaN gradient row) instead of reading out of bounds: validating labels is the caller's
+ * job (the autograd layer does it), the kernel only refuses to make up a number.
+ */
+import { runtime } from '../gpu/runtime.js';
+import type { DType } from '../tensor/dtype.js';
+import { sizeOf } from '../tensor/shape.js';
+import { Params, paramsDecl } from './common.js';
+import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
+import { isContiguous, type View } from './view.js';
+
+type Kind = 'softmax' | 'logSoftmax' | 'softmaxBackward' | 'logSoftmaxBackward' | 'crossEntropy' | 'crossEntropyBackward';
+
+/** rows × C of a contiguous float view, after checking it. */
+function rowsOf(v: View, op: string, what: string): [number, number] {
+  if (!isContiguous(v)) throw new RangeError(`${op}: ${what} must be contiguous, got strides [${v.strides.join(', ')}] for shape [${v.shape.join(', ')}]`);
+  if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`${op}: ${what} must be f32 or f16, got ${v.dtype}`);
+  const C = v.shape.length ? v.shape[v.shape.length - 1] : 1;
+  return [C === 0 ? 0 : sizeOf(v.shape) / C, C];
+}
+
+function sameRows(a: View, b: View, op: string, what: string): void {
+  const [ra, ca] = rowsOf(a, op, 'input');
+  const [rb, cb] = rowsOf(b, op, what);
+  if (ra !== rb || ca !== cb) throw new RangeError(`${op}: ${what} [${b.shape.join(', ')}] must match the input's [${a.shape.join(', ')}] as [rows, C]`);
+}
+
+/** out = softmax(x) over the last dim. */
+export function softmaxInto(x: View, out: View): void {
+  sameRows(x, out, 'softmax', 'out');
+  launch('softmax', [x], [out], rowsOf(x, 'softmax', 'x'));
+}
+
+/** out = x − logsumexp(x) over the last dim. */
+export function logSoftmaxInto(x: View, out: View): void {
+  sameRows(x, out, 'logSoftmax', 'out');
+  launch('logSoftmax', [x], [out], rowsOf(x, 'logSoftmax', 'x'));
+}
+
+/** dx = y ∘ (dy − Σ dy∘y), y = softmax output. */
+export function softmaxBackwardInto(y: View, dy: View, dx: View): void {
+  sameRows(y, dy, 'softmaxBackward', 'dy');
+  sameRows(y, dx, 'softmaxBackward', 'dx');
+  launch('softmaxBackward', [y, dy], [dx], rowsOf(y, 'softmaxBackward', 'y'));
+}
+
+/** dx = dy − exp(y) · Σ dy, y = log-softmax output. */
+export function logSoftmaxBackwardInto(y: View, dy: View, dx: View): void {
+  sameRows(y, dy, 'logSoftmaxBackward', 'dy');
+  sameRows(y, dx, 'logSoftmaxBackward', 'dx');
+  launch('logSoftmaxBackward', [y, dy], [dx], rowsOf(y, 'logSoftmaxBackward', 'y'));
+}
+
+function checkLabels(logits: View, labels: View, op: string): [number, number] {
+  const [N, C] = rowsOf(logits, op, 'logits');
+  if (labels.dtype !== 'i32') throw new TypeError(`${op}: labels must be i32, got ${labels.dtype}`);
+  if (!isContiguous(labels) || sizeOf(labels.shape) !== N) throw new RangeError(`${op}: labels must be contiguous with ${N} elements, got [${labels.shape.join(', ')}]`);
+  return [N, C];
+}
+
+/**
+ * lossPerRow[n] = logsumexp(logits[n]) − logits[n, labels[n]] (NaN when labels[n] ∉ [0, C));
+ * optionally also writes the log-probabilities [N, C].
+ */
+export function crossEntropyInto(logits: View, labels: View, lossPerRow: View, logProbs?: View): void {
+  const [N, C] = checkLabels(logits, labels, 'crossEntropy');
+  if (!isContiguous(lossPerRow) || sizeOf(lossPerRow.shape) !== N) throw new RangeError(`crossEntropy: lossPerRow must be contiguous with ${N} elements`);
+  if (lossPerRow.dtype !== 'f32' && lossPerRow.dtype !== 'f16') throw new TypeError(`crossEntropy: lossPerRow must be f32 or f16, got ${lossPerRow.dtype}`);
+  if (logProbs) sameRows(logits, logProbs, 'crossEntropy', 'logProbs');
+  launch('crossEntropy', [logits, labels], logProbs ? [lossPerRow, logProbs] : [lossPerRow], [N, C]);
+}
+
+/**
+ * dlogits = (softmax(logits) − onehot(labels)) · gradScale, without a one-hot in memory. A row
+ * whose label is outside [0, C) gets NaN gradients.
+ */
+export function crossEntropyBackwardInto(logits: View, labels: View, gradScale: number, dlogits: View): void {
+  const [N, C] = checkLabels(logits, labels, 'crossEntropyBackward');
+  sameRows(logits, dlogits, 'crossEntropyBackward', 'dlogits');
+  launch('crossEntropyBackward', [logits, labels], [dlogits], [N, C], gradScale);
+}
+
+function launch(kind: Kind, ins: View[], outs: View[], [rows, C]: [number, number], scale = 1): void {
+  if (rows === 0 || C === 0) return;
+  const wg = rowWorkgroupSize(C);
+  const sg = useSubgroups();
+  const dtypes = [...ins, ...outs].map((v) => v.dtype);
+  const key = `softmax|${kind}|wg${wg}|sg${+sg}|${dtypes.join(',')}`;
+  // words: 0 rows, 1 C, 2 scale, 4.. input offsets, 8.. output offsets
+  const params = new Params()
+    .u(rows, C)
+    .f(scale)
+    .u(0, ...ins.map((v) => v.offset))
+    .pad(8)
+    .u(...outs.map((v) => v.offset))
+    .build();
+  runtime().dispatch(
+    {
+      key,
+      bindings: [...ins.map(() => 'read' as const), ...outs.map(() => 'write' as const), 'uniform'],
+      wgsl: () => softmaxSource(kind, wg, sg, ins.map((v) => v.dtype), outs.map((v) => v.dtype)),
+    },
+    [...ins.map((v) => v.buffer), ...outs.map((v) => v.buffer)],
+    rowGrid(rows),
+    params,
+  );
+}
+
+/** Per-thread online max/sum of exp over the row of `a`, then combined across the workgroup. */
+function onlineLogSumExp(args: string): string {
+  return `var m_t = -f_inf();
+  var s_t = 0.0;
+  for (var j = lid; j < C; j += WG) {
+    let v = f32(a[ra + j]);
+    if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else { s_t += exp(v - m_t); }
+  }
+  let m = wg_max(m_t, ${args});
+  let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
+}
+
+function softmaxSource(kind: Kind, wg: number, sg: boolean, inT: DType[], outT: DType[]): string {
+  const names = ['a', 'b'];
+  const outNames = ['o', 'o2'];
+  const decl = [
+    ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<${t}>;`),
+    ...outT.map((t, k) => `@group(0) @binding(${inT.length + k}) var<storage, read_write> ${outNames[k]}: array<${t}>;`),
+    paramsDecl(inT.length + outT.length, 3),
+  ].join('\n');
+  const args = redArgs(sg);
+  const ot = outT[0];
+  let body: string;
+  switch (kind) {
+    case 'softmax':
+      body = `${onlineLogSumExp(args)}
+  let inv = 1.0 / s;
+  for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(exp(f32(a[ra + j]) - m) * inv); }`;
+      break;
+    case 'logSoftmax':
+      body = `${onlineLogSumExp(args)}
+  let lse = m + log(s);
+  for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(a[ra + j]) - lse); }`;
+      break;
+    case 'softmaxBackward':
+      body = `var d_t = 0.0;
+  for (var j = lid; j < C; j += WG) { d_t += f32(a[ra + j]) * f32(b[rb + j]); }
+  let dot = wg_sum(d_t, ${args});
+  for (var j = lid; j < C; j += WG) { let y = f32(a[ra + j]); o[ro + j] = ${ot}(y * (f32(b[rb + j]) - dot)); }`;
+      break;
+    case 'logSoftmaxBackward':
+      body = `var d_t = 0.0;
+  for (var j = lid; j < C; j += WG) { d_t += f32(b[rb + j]); }
+  let total = wg_sum(d_t, ${args});
+  for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(b[rb + j]) - exp(f32(a[ra + j])) * total); }`;
+      break;
+    case 'crossEntropy': {
+      const logp = outT.length > 1 ? `for (var j = lid; j < C; j += WG) { o2[pu(9u) + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }` : '';
+      body = `${onlineLogSumExp(args)}
+  let lse = m + log(s);
+  let label = b[pu(5u) + row];
+  if (lid == 0u) {
+    var loss = f_nan();
+    if (label >= 0 && u32(label) < C) { loss = lse - f32(a[ra + u32(label)]); }
+    o[pu(8u) + row] = ${ot}(loss);
+  }
+  ${logp}`;
+      break;
+    }
+    case 'crossEntropyBackward':
+      body = `${onlineLogSumExp(args)}
+  let inv = 1.0 / s;
+  let scale = pf(2u);
+  let label = b[pu(5u) + row];
+  let valid = label >= 0 && u32(label) < C;
+  for (var j = lid; j < C; j += WG) {
+    let p = exp(f32(a[ra + j]) - m) * inv - select(0.0, 1.0, valid && u32(label) == j);
+    o[ro + j] = ${ot}(select(f_nan(), p * scale, valid));
+  }`;
+      break;
+  }
+  return `${rowEnables([...inT, ...outT], sg)}${decl}
+${reductionLibrary(wg, sg)}
+@compute @workgroup_size(${wg})
+fn main(${rowEntryArgs(sg)}) {
+  let row = ${ROW_INDEX};
+  if (row >= pu(0u)) { return; }
+  ${rowSetup(sg)}
+  let C = pu(1u);
+  let ra = pu(4u) + row * C;
+  let rb = pu(5u) + row * C;
+  let ro = pu(8u) + row * C;
+  ${body}
+}`;
+}

@@ -1,0 +1,46 @@
+/** `F`: the functional API, PyTorch names and argument orders. */
+import * as ops from '../autograd/ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export const linear = ops.linear;
+export const softmax = ops.softmax;
+export const logSoftmax = ops.logSoftmax;
+export const crossEntropy = ops.crossEntropy;
+export const layerNorm = ops.layerNorm;
+export const rmsNorm = ops.rmsNorm;
+export const scaledDotProductAttention = ops.scaledDotProductAttention;
+export const rope = ops.rope;
+export const embedding = ops.embedding;
+export const interpolate = ops.interpolate;
+export const dropout = ops.dropout;
+export const patchify = ops.patchify;
+export const unpatchify = ops.unpatchify;
+export const pad = ops.pad;
+
+export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  return ops.unary(opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+export const silu = (x: Tensor) => ops.unary('silu', x);
+export const sigmoid = (x: Tensor) => ops.unary('sigmoid', x);
+export const tanh = (x: Tensor) => ops.unary('tanh', x);
+export const relu = (x: Tensor) => ops.unary('relu', x);
+
+/** Mean squared error (mean over all elements). */
+export function mseLoss(a: Tensor, b: Tensor): Tensor {
+  const d = ops.sub(a, b);
+  const sq = ops.mul(d, d);
+  const m = ops.mean(sq);
+  d.dispose();
+  sq.dispose();
+  return m;
+}
+
+/** Mean absolute error (mean over all elements). */
+export function l1Loss(a: Tensor, b: Tensor): Tensor {
+  const d = ops.sub(a, b);
+  const ab = ops.unary('abs', d);
+  const m = ops.mean(ab);
+  d.dispose();
+  ab.dispose();
+  return m;
+}

@@ -1,0 +1,368 @@
+/**
+ * Fused attention (src/kernels/attention.ts) against float64 references written here as plain
+ * loops: forward o and lse, the analytic backward (dV = Pᵀ dO, dP = dO Vᵀ,
+ * dS = P∘(dP − rowsum(dP∘P)), dQ = scale·dS K, dK = scale·dSᵀ Q), finite differences of
+ * L = Σ O∘G, strided views, and memory that stays linear in N.
+ *
+ * Tolerance for f32: |gpu − ref| ≤ 1e-5 + 1e-4·|ref| per element (f32 accumulation over ≤ 1024
+ * keys of O(1) terms); f16 inputs/outputs: 2e-3 + 1e-2·|ref| (f16 output rounding is 5e-4 rel).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compareArrays } from '../../src/cpu/allclose.js';
+import { init, runtime } from '../../src/gpu/runtime.js';
+import { attentionBackward, attentionForward } from '../../src/kernels/attention.js';
+import type { View } from '../../src/kernels/view.js';
+import { tensor, toArray } from '../../src/tensor/creation.js';
+import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
+
+const F32 = { atol: 1e-5, rtol: 1e-4 };
+const F16 = { atol: 2e-3, rtol: 1e-2 };
+
+beforeAll(async () => {
+  await init();
+});
+
+/** Deterministic N(0, 1) samples (mulberry32 + Box–Muller), rounded to f32. */
+function randn(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
+}
+
+interface Ref {
+  o: Float64Array;
+  lse: Float64Array;
+  dq?: Float64Array;
+  dk?: Float64Array;
+  dv?: Float64Array;
+}
+
+/** Float64 attention over contiguous [BH, N, D] arrays; with `g` (= dO) also the analytic gradients. */
+function reference(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, bh: number, nq: number, nk: number, d: number, scale: number, g?: ArrayLike<number>): Ref {
+  const o = new Float64Array(bh * nq * d);
+  const lse = new Float64Array(bh * nq);
+  const dq = new Float64Array(bh * nq * d);
+  const dk = new Float64Array(bh * nk * d);
+  const dv = new Float64Array(bh * nk * d);
+  const P = new Float64Array(nq * nk);
+  const dS = new Float64Array(nq * nk);
+  for (let s = 0; s < bh; s++) {
+    const Q = s * nq * d;
+    const K = s * nk * d;
+    for (let i = 0; i < nq; i++) {
+      let m = -Infinity;
+      for (let j = 0; j < nk; j++) {
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += q[Q + i * d + c] * k[K + j * d + c];
+        P[i * nk + j] = dot * scale;
+        m = Math.max(m, dot * scale);
+      }
+      let z = 0;
+      for (let j = 0; j < nk; j++) z += Math.exp(P[i * nk + j] - m);
+      lse[s * nq + i] = m + Math.log(z);
+      for (let j = 0; j < nk; j++) P[i * nk + j] = Math.exp(P[i * nk + j] - m) / z;
+      for (let c = 0; c < d; c++) {
+        let acc = 0;
+        for (let j = 0; j < nk; j++) acc += P[i * nk + j] * v[K + j * d + c];
+        o[Q + i * d + c] = acc;
+      }
+    }
+    if (!g) continue;
+    for (let i = 0; i < nq; i++) {
+      let rowsum = 0;
+      for (let j = 0; j < nk; j++) {
+        let dp = 0;
+        for (let c = 0; c < d; c++) dp += g[Q + i * d + c] * v[K + j * d + c];
+        dS[i * nk + j] = dp;
+        rowsum += dp * P[i * nk + j];
+      }
+      for (let j = 0; j < nk; j++) dS[i * nk + j] = P[i * nk + j] * (dS[i * nk + j] - rowsum);
+    }
+    for (let i = 0; i < nq; i++)
+      for (let j = 0; j < nk; j++) {
+        const p = P[i * nk + j];
+        const ds = dS[i * nk + j] * scale;
+        for (let c = 0; c < d; c++) {
+          dv[K + j * d + c] += p * g[Q + i * d + c];
+          dq[Q + i * d + c] += ds * k[K + j * d + c];
+          dk[K + j * d + c] += ds * q[Q + i * d + c];
+        }
+      }
+  }
+  return g ? { o, lse, dq, dk, dv } : { o, lse };
+}
+
+function expectClose(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol = F32, shape?: number[]): void {
+  const r = compareArrays(actual, expected, { ...tol, shape, label: name });
+  expect(r.ok, r.message).toBe(true);
+}
+
+/** q, k, v as [B,H,N,D] views into one fused [B, N, 3, H, D] buffer (as a qkv projection makes it). */
+function fusedQKV(data: Float32Array, b: number, n: number, h: number, d: number): { qkv: Tensor; views: Tensor[] } {
+  const qkv = tensor(data, [b, n, 3, h, d]);
+  const strides = [n * 3 * h * d, d, 3 * h * d, 1];
+  const views = [0, 1, 2].map((w) => viewOf(qkv, [b, h, n, d], strides, w * h * d));
+  return { qkv, views };
+}
+
+/** [B,N,3,H,D] data → the contiguous [B,H,N,D] array of slot w. */
+function unfuse(data: Float32Array, b: number, n: number, h: number, d: number, w: number): Float64Array {
+  const out = new Float64Array(b * h * n * d);
+  for (let bi = 0; bi < b; bi++)
+    for (let hi = 0; hi < h; hi++)
+      for (let i = 0; i < n; i++)
+        for (let c = 0; c < d; c++) out[((bi * h + hi) * n + i) * d + c] = data[(((bi * n + i) * 3 + w) * h + hi) * d + c];
+  return out;
+}
+
+function disposeAll(...ts: Tensor[]): void {
+  for (const t of ts) t.dispose();
+}
+
+describe('attentionForward', () => {
+  const cases: [number, number, number][] = [];
+  for (const d of [8, 16, 72]) for (const [nq, nk] of [[1, 1], [7, 7], [65, 65], [127, 127], [7, 65], [127, 33]]) cases.push([nq, nk, d]);
+  cases.push([65, 127, 12], [33, 9, 6], [20, 70, 128]);
+
+  it.each(cases)('B=2 H=3 Nq=%i Nk=%i D=%i matches float64 (f32: atol 1e-5, rtol 1e-4)', async (nq, nk, d) => {
+    const [b, h] = [2, 3];
+    const scale = 1 / Math.sqrt(d);
+    const qd = randn(b * h * nq * d, 1 + nq + d);
+    const kd = randn(b * h * nk * d, 2 + nk + d);
+    const vd = randn(b * h * nk * d, 3 + nk + d);
+    const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
+    const o = empty([b, h, nq, d]);
+    const lse = empty([b, h, nq]);
+    attentionForward(q, k, v, o, lse, scale);
+    const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale);
+    expectClose('o', await toArray(o), ref.o, F32, [b, h, nq, d]);
+    expectClose('lse', await toArray(lse), ref.lse, F32, [b, h, nq]);
+    disposeAll(q, k, v, o, lse);
+  });
+
+  it('reads q/k/v as strided views of a fused [B,N,3,H,D] buffer and writes o into a [B,N,H,D] layout', async () => {
+    const [b, n, h, d] = [2, 65, 3, 16];
+    const data = randn(b * n * 3 * h * d, 42);
+    const { qkv, views } = fusedQKV(data, b, n, h, d);
+    const oBase = empty([b, n, h, d]);
+    const o = viewOf(oBase, [b, h, n, d], [n * h * d, d, h * d, 1], 0);
+    const lse = empty([b, h, n]);
+    attentionForward(views[0], views[1], views[2], o, lse, 0.3);
+    const [q, k, v] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
+    const ref = reference(q, k, v, b * h, n, n, d, 0.3);
+    expectClose('o (strided)', await toArray(o), ref.o, F32, [b, h, n, d]);
+    expectClose('lse', await toArray(lse), ref.lse);
+    disposeAll(qkv, ...views, oBase, o, lse);
+  });
+
+  it('is stable for large scores (no overflow in the online softmax) and reuses its pipeline', async () => {
+    const [b, h, n, d] = [1, 2, 40, 8];
+    // Scores reach ~±200: exp() of them overflows f32 unless the running max is subtracted.
+    const qd = randn(b * h * n * d, 5).map((x) => x * 5);
+    const kd = randn(b * h * n * d, 6).map((x) => x * 5);
+    const vd = randn(b * h * n * d, 7);
+    const [q, k, v] = [tensor(qd, [b, h, n, d]), tensor(kd, [b, h, n, d]), tensor(vd, [b, h, n, d])];
+    const o = empty([b, h, n, d]);
+    const lse = empty([b, h, n]);
+    attentionForward(q, k, v, o, lse, 1);
+    const pipelines = runtime().stats().pipelines;
+    attentionForward(q, k, v, o, lse, 1);
+    expect(runtime().stats().pipelines).toBe(pipelines);
+    const ref = reference(qd, kd, vd, b * h, n, n, d, 1);
+    // f32 score errors grow with |s| (~1e-5 at 200) and enter p = exp(s − m) directly: atol 1e-4.
+    expectClose('o', await toArray(o), ref.o, { atol: 1e-4, rtol: 1e-4 });
+    expectClose('lse', await toArray(lse), ref.lse, { atol: 1e-4, rtol: 1e-5 });
+    disposeAll(q, k, v, o, lse);
+  });
+
+  it('rejects mismatched shapes', () => {
+    const q = empty([1, 1, 4, 8]);
+    const k = empty([1, 1, 5, 8]);
+    const bad = empty([1, 1, 5, 4]);
+    const lse = empty([1, 1, 4]);
+    expect(() => attentionForward(q, k, bad, q, lse, 1)).toThrow(/v must have shape/);
+    expect(() => attentionForward(q, k, k, q, empty([1, 1, 5]), 1)).toThrow(/lse must have shape/);
+    disposeAll(q, k, bad, lse);
+  });
+});
+
+/** Runs forward + backward on the GPU; returns everything read back. */
+async function gpuGrads(qd: Float32Array, kd: Float32Array, vd: Float32Array, gd: Float32Array, b: number, h: number, nq: number, nk: number, d: number, scale: number) {
+  const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
+  const g = tensor(gd, [b, h, nq, d]);
+  const o = empty([b, h, nq, d]);
+  const lse = empty([b, h, nq]);
+  const [dq, dk, dv] = [empty([b, h, nq, d]), empty([b, h, nk, d]), empty([b, h, nk, d])];
+  attentionForward(q, k, v, o, lse, scale);
+  attentionBackward(q, k, v, o, lse, g, dq, dk, dv, scale);
+  const out = { o: await toArray(o), lse: await toArray(lse), dq: await toArray(dq), dk: await toArray(dk), dv: await toArray(dv) };
+  disposeAll(q, k, v, g, o, lse, dq, dk, dv);
+  return out;
+}
+
+describe('attentionBackward', () => {
+  const cases: [number, number, number][] = [];
+  for (const d of [8, 16, 72]) for (const [nq, nk] of [[1, 1], [7, 7], [65, 65], [127, 127], [7, 65], [127, 33]]) cases.push([nq, nk, d]);
+  cases.push([65, 127, 12], [33, 9, 6]);
+
+  it.each(cases)('B=2 H=3 Nq=%i Nk=%i D=%i matches the float64 analytic gradient (f32: atol 1e-5, rtol 1e-4)', async (nq, nk, d) => {
+    const [b, h] = [2, 3];
+    const scale = 1 / Math.sqrt(d);
+    const qd = randn(b * h * nq * d, 11 + nq);
+    const kd = randn(b * h * nk * d, 12 + nk);
+    const vd = randn(b * h * nk * d, 13 + d);
+    const gd = randn(b * h * nq * d, 14);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale);
+    const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
+    expectClose('dq', got.dq, ref.dq!, F32, [b, h, nq, d]);
+    expectClose('dk', got.dk, ref.dk!, F32, [b, h, nk, d]);
+    expectClose('dv', got.dv, ref.dv!, F32, [b, h, nk, d]);
+  });
+
+  it('agrees with central finite differences of L = Σ O∘G (float64) on sampled entries', async () => {
+    const [b, h, nq, nk, d] = [1, 2, 9, 11, 8];
+    const scale = 0.4;
+    const qd = randn(b * h * nq * d, 21);
+    const kd = randn(b * h * nk * d, 22);
+    const vd = randn(b * h * nk * d, 23);
+    const gd = randn(b * h * nq * d, 24);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale);
+    const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
+      const { o } = reference(q, k, v, b * h, nq, nk, d, scale);
+      let s = 0;
+      for (let i = 0; i < o.length; i++) s += o[i] * gd[i];
+      return s;
+    };
+    const eps = 1e-6;
+    const inputs = [Float64Array.from(qd), Float64Array.from(kd), Float64Array.from(vd)];
+    const grads = [got.dq, got.dk, got.dv];
+    for (let w = 0; w < 3; w++) {
+      const x = inputs[w];
+      const numeric: number[] = [];
+      const analytic: number[] = [];
+      for (let t = 0; t < 12; t++) {
+        const idx = (t * 37 + w * 11) % x.length;
+        const orig = x[idx];
+        x[idx] = orig + eps;
+        const up = loss(inputs[0], inputs[1], inputs[2]);
+        x[idx] = orig - eps;
+        const down = loss(inputs[0], inputs[1], inputs[2]);
+        x[idx] = orig;
+        numeric.push((up - down) / (2 * eps));
+        analytic.push(grads[w][idx]);
+      }
+      expectClose(['dq', 'dk', 'dv'][w] + ' vs finite differences', analytic, numeric, { atol: 1e-5, rtol: 1e-4 });
+    }
+  });
+
+  it('takes strided q/k/v from a fused buffer, and is deterministic (bitwise) across runs', async () => {
+    const [b, n, h, d] = [2, 33, 2, 16];
+    const data = randn(b * n * 3 * h * d, 77);
+    const gd = randn(b * h * n * d, 78);
+    const { qkv, views } = fusedQKV(data, b, n, h, d);
+    const [q, k, v] = views;
+    const g = tensor(gd, [b, h, n, d]);
+    const o = empty([b, h, n, d]);
+    const lse = empty([b, h, n]);
+    const grads = [empty([b, h, n, d]), empty([b, h, n, d]), empty([b, h, n, d])];
+    attentionForward(q, k, v, o, lse, 0.25);
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25);
+    const first = await Promise.all(grads.map((t) => toArray(t)));
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25);
+    const second = await Promise.all(grads.map((t) => toArray(t)));
+    const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
+    const ref = reference(qr, kr, vr, b * h, n, n, d, 0.25, gd);
+    expectClose('dq', first[0], ref.dq!);
+    expectClose('dk', first[1], ref.dk!);
+    expectClose('dv', first[2], ref.dv!);
+    for (let w = 0; w < 3; w++) expect(Array.from(second[w])).toEqual(Array.from(first[w]));
+    disposeAll(qkv, ...views, g, o, lse, ...grads);
+  });
+
+  it('f16 inputs and outputs (f32 accumulation) match float64 within atol 2e-3, rtol 1e-2', async ({ skip }) => {
+    if (!runtime().hasF16) skip();
+    const [b, h, nq, nk, d] = [1, 2, 37, 29, 16];
+    const scale = 0.25;
+    const half = { dtype: 'f16' as const };
+    const q = tensor(randn(b * h * nq * d, 31), [b, h, nq, d], half);
+    const k = tensor(randn(b * h * nk * d, 32), [b, h, nk, d], half);
+    const v = tensor(randn(b * h * nk * d, 33), [b, h, nk, d], half);
+    const g = tensor(randn(b * h * nq * d, 34), [b, h, nq, d], half);
+    const o = empty([b, h, nq, d], 'f16');
+    const lse = empty([b, h, nq]);
+    const grads = [empty([b, h, nq, d], 'f16'), empty([b, h, nk, d], 'f16'), empty([b, h, nk, d], 'f16')];
+    attentionForward(q, k, v, o, lse, scale);
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+    // The reference sees the f16-rounded inputs.
+    const [qd, kd, vd, gd] = await Promise.all([q, k, v, g].map((t) => toArray(t)));
+    const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
+    expectClose('o', await toArray(o), ref.o, F16);
+    expectClose('dq', await toArray(grads[0]), ref.dq!, F16);
+    expectClose('dk', await toArray(grads[1]), ref.dk!, F16);
+    expectClose('dv', await toArray(grads[2]), ref.dv!, F16);
+    disposeAll(q, k, v, g, o, lse, ...grads);
+  });
+});
+
+describe('attention memory', () => {
+  it('N = 1024, D = 16: no allocation reaches N² floats; live memory returns to baseline; correct on sampled rows', async () => {
+    const [b, h, n, d] = [1, 1, 1024, 16];
+    const scale = 1 / Math.sqrt(d);
+    const rt = runtime();
+    const qd = randn(n * d, 91);
+    const kd = randn(n * d, 92);
+    const vd = randn(n * d, 93);
+    const gd = randn(n * d, 94);
+    const [q, k, v, g] = [qd, kd, vd, gd].map((x) => tensor(x, [b, h, n, d]));
+    const o = empty([b, h, n, d]);
+    const lse = empty([b, h, n]);
+    const grads = [empty([b, h, n, d]), empty([b, h, n, d]), empty([b, h, n, d])];
+    await rt.sync();
+
+    // Record every allocation the kernels make (the pool's only entry point is Runtime.allocate).
+    const sizes: number[] = [];
+    const original = rt.allocate.bind(rt);
+    rt.allocate = (bytes: number, label?: string) => {
+      sizes.push(bytes);
+      return original(bytes, label);
+    };
+    const before = rt.stats();
+    let peakLive = before.liveBytes;
+    try {
+      attentionForward(q, k, v, o, lse, scale);
+      peakLive = Math.max(peakLive, rt.stats().liveBytes);
+      attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+      peakLive = Math.max(peakLive, rt.stats().liveBytes);
+      await rt.sync();
+    } finally {
+      rt.allocate = original;
+    }
+    const after = rt.stats();
+    const n2Bytes = n * n * 4;
+    expect(Math.max(0, ...sizes)).toBeLessThan(n2Bytes);
+    expect(sizes.reduce((s, x) => s + x, 0)).toBeLessThan(n2Bytes / 64); // only the [B,H,N] delta
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(peakLive - before.liveBytes).toBeLessThan(n2Bytes / 64);
+    expect(after.created - before.created).toBeLessThanOrEqual(1);
+
+    const ref = reference(qd, kd, vd, b * h, n, n, d, scale, gd);
+    const rows = [0, 1, 255, 511, 777, 1000, 1023];
+    const pick = (a: ArrayLike<number>) => rows.flatMap((r) => Array.from({ length: d }, (_, c) => a[r * d + c]));
+    const got = await Promise.all([o, ...grads].map((t) => toArray(t)));
+    const lseGot = await toArray(lse);
+    expectClose('o rows', pick(got[0]), pick(ref.o));
+    expectClose('lse rows', rows.map((r) => lseGot[r]), rows.map((r) => ref.lse[r]));
+    expectClose('dq rows', pick(got[1]), pick(ref.dq!));
+    expectClose('dk rows', pick(got[2]), pick(ref.dk!));
+    expectClose('dv rows', pick(got[3]), pick(ref.dv!));
+    disposeAll(q, k, v, g, o, lse, ...grads);
+  });
+});
