@@ -58,6 +58,9 @@ export async function gradCheck(
   return scopeAsync(async () => {
     const ts = inputs.map((i) => tensor(Float32Array.from(i.data), i.shape, { requiresGrad: i.requiresGrad ?? true }));
     const y = gpu(ts);
+    if (y.shape.length !== ref.shape.length || y.shape.some((d, i) => d !== ref.shape[i])) {
+      throw new Error(`gradCheck: GPU output shape [${y.shape}] differs from the reference's [${ref.shape}]`);
+    }
     const wt = tensor(Float32Array.from(w), y.shape);
     const loss = sum(mul(y, wt));
     const outGot = await toArray(y);

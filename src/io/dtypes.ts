@@ -140,7 +140,8 @@ function swapBytesInPlace(bytes: Uint8Array, size: number): void {
  * big-endian host), so an owned aligned F32/I32/U32 read needs no second copy.
  */
 function hostOrderBytes(raw: Uint8Array, size: number, owned: boolean): Uint8Array {
-  const bytes = !owned || raw.byteOffset % size !== 0 ? raw.slice() : raw;
+  // new Uint8Array(view) always copies (a Node Buffer's slice() would not).
+  const bytes = !owned || raw.byteOffset % size !== 0 ? new Uint8Array(raw) : raw;
   if (!HOST_LITTLE_ENDIAN && size > 1) swapBytesInPlace(bytes, size);
   return bytes;
 }

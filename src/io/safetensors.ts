@@ -3,9 +3,10 @@
  *
  * Layout: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data section.
  * The reader treats every file as hostile: the header is validated completely before any tensor
- * byte is touched, every failure is a SafetensorsError naming the file, and no allocation is
- * larger than the file itself (the header is capped at 100 MB). Files are read lazily with
- * positioned reads, one tensor at a time.
+ * byte is touched, every failure is a SafetensorsError naming the file, and nothing is
+ * allocated from a size the file declares before that size is checked against the file's real
+ * size (the header itself is capped at 100 MB). Files are read lazily with positioned reads,
+ * one tensor at a time.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -139,8 +140,11 @@ function forEachMember(text: string, what: string, fail: Fail, visit: (key: stri
   let i = skipSpace(text, 0);
   if (text.charCodeAt(i) !== 0x7b) throw fail(`${what} is not a JSON object`);
   i = skipSpace(text, i + 1);
-  let more = text.charCodeAt(i) !== 0x7d;
-  i += more ? 0 : 1;
+  let more = true;
+  if (text.charCodeAt(i) === 0x7d) {
+    more = false; // empty object
+    i++;
+  }
   while (more) {
     const keyEnd = text.charCodeAt(i) === 0x22 ? stringEnd(text, i) : -1;
     if (keyEnd < 0) throw invalid(`expected a key string at character ${i}`);
@@ -196,7 +200,9 @@ interface ByteSource {
 }
 
 function bufferSource(bytes: Uint8Array): ByteSource {
-  return { size: bytes.byteLength, owned: false, read: (p, n) => bytes.subarray(p, p + n), close: () => {} };
+  // A plain Uint8Array view, so a Node Buffer argument does not leak Buffer semantics.
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { size: view.byteLength, owned: false, read: (p, n) => view.subarray(p, p + n), close: () => {} };
 }
 
 function fileSource(fd: number, label: string, size: number): ByteSource {

@@ -104,24 +104,56 @@ function operandLets(ops: Operand[]): string {
     .join('\n');
 }
 
-/** WGSL loading row `row` of `name` into registers `${reg}_0 … ${reg}_{dv4-1}` (zero when !valid). */
-function loadRow(name: string, reg: string, row: string, valid: string, d: number, scale = ''): string {
-  const dv4 = Math.ceil(d / 4);
-  const out: string[] = [];
-  for (let i = 0; i < dv4; i++) out.push(`  var ${reg}_${i} = vec4<f32>(0.0);`);
-  out.push(`  if (${valid}) {\n    let rb = ${name}_base + ${row} * ${name}_sn;`);
-  for (let i = 0; i < dv4; i++) {
-    const comps = [0, 1, 2, 3].map((c) => (4 * i + c < d ? `f32(${name}_buf[rb + ${4 * i + c}u * ${name}_sd])` : '0.0'));
-    out.push(`    ${reg}_${i} = vec4<f32>(${comps.join(', ')})${scale};`);
-  }
-  out.push('  }');
-  return out.join('\n');
+/**
+ * How a row of D values lives in a thread: `unroll` = one named vec4 register per 4 elements
+ * (fastest code on GPUs, but LLVM-based drivers compile it slowly for large D); otherwise a
+ * private array walked by loops.
+ */
+let unrollRows = true;
+export function setAttentionUnroll(on: boolean): void {
+  unrollRows = on;
 }
 
-/** WGSL storing registers `${reg}_i · factor` into row `row` of `name` when `valid`. */
+/** Code for a statement over each vec4 `i` of a row: f(register, index expression). */
+function each(reg: string, dv4: number, f: (r: string, i: string) => string, indent = '      '): string {
+  if (!unrollRows) return `${indent}for (var i = 0u; i < ${dv4}u; i++) { ${f(`${reg}[i]`, 'i')} }`;
+  return Array.from({ length: dv4 }, (_, i) => `${indent}${f(`${reg}_${i}`, `${i}u`)}`).join('\n');
+}
+
+function zeros(reg: string, dv4: number): string {
+  if (!unrollRows) return `  var ${reg}: array<vec4<f32>, ${dv4}>;`;
+  return Array.from({ length: dv4 }, (_, i) => `  var ${reg}_${i} = vec4<f32>(0.0);`).join('\n');
+}
+
+/** One element of a row: column c (a WGSL u32 expression). */
+function elem(reg: string, c: number): string {
+  return unrollRows ? `${reg}_${c >> 2}[${c & 3}]` : `${reg}[${c >> 2}u][${c & 3}u]`;
+}
+
+/** WGSL loading row `row` of `name` into row registers `reg` (zero when !valid). */
+function loadRow(name: string, reg: string, row: string, valid: string, d: number, scale = ''): string {
+  const dv4 = Math.ceil(d / 4);
+  const comps = (i: string) =>
+    [0, 1, 2, 3].map((c) => {
+      const col = `(4u * ${i} + ${c}u)`;
+      if (d % 4 === 0) return `f32(${name}_buf[rb + ${col} * ${name}_sd])`;
+      return `select(0.0, f32(${name}_buf[rb + min(${col}, ${d - 1}u) * ${name}_sd]), ${col} < ${d}u)`;
+    });
+  return `${zeros(reg, dv4)}
+  if (${valid}) {
+    let rb = ${name}_base + ${row} * ${name}_sn;
+${each(reg, dv4, (r, i) => `${r} = vec4<f32>(${comps(i).join(', ')})${scale};`, '    ')}
+  }`;
+}
+
+/** WGSL storing row registers `reg` · factor into row `row` of `name` when `valid`. */
 function storeRow(name: string, reg: string, row: string, valid: string, d: number, dtype: DType, factor: string): string {
   const out = [`  if (${valid}) {\n    let rb = ${name}_base + ${row} * ${name}_sn;`];
-  for (let c = 0; c < d; c++) out.push(`    ${name}_buf[rb + ${c}u * ${name}_sd] = ${dtype}(${reg}_${c >> 2}[${c & 3}] * ${factor});`);
+  if (unrollRows) {
+    for (let c = 0; c < d; c++) out.push(`    ${name}_buf[rb + ${c}u * ${name}_sd] = ${dtype}(${elem(reg, c)} * ${factor});`);
+  } else {
+    out.push(`    for (var c = 0u; c < ${d}u; c++) { ${name}_buf[rb + c * ${name}_sd] = ${dtype}(${reg}[c / 4u][c % 4u] * ${factor}); }`);
+  }
   out.push('  }');
   return out.join('\n');
 }
@@ -149,7 +181,7 @@ function loadTile(name: string, tile: string, start: string, limit: string, cols
   }`;
 }
 
-/** Σ over vec4 registers of a_i · tile[base + i], in two accumulators for instruction-level parallelism. */
+/** Σ over the row of reg · tile[base + i], in two accumulators for instruction-level parallelism. */
 function dotRow(a: string, tile: string, base: string, dv4: number): string {
   const acc = ['vec4<f32>(0.0)', 'vec4<f32>(0.0)'];
   for (let i = 0; i < dv4; i++) {
@@ -159,12 +191,12 @@ function dotRow(a: string, tile: string, base: string, dv4: number): string {
   return `dot(${acc[0]} + ${acc[1]}, vec4<f32>(1.0))`;
 }
 
-function regs(reg: string, dv4: number, f: (r: string, i: number) => string): string {
-  return Array.from({ length: dv4 }, (_, i) => `      ${f(`${reg}_${i}`, i)}`).join('\n');
-}
-
-function zeros(reg: string, dv4: number): string {
-  return Array.from({ length: dv4 }, (_, i) => `  var ${reg}_${i} = vec4<f32>(0.0);`).join('\n');
+/** For looped rows: the statement computing `name` = dot(reg, tile row at base). */
+function dotLet(name: string, a: string, tile: string, base: string, dv4: number): string {
+  if (unrollRows) return `      let ${name} = ${dotRow(a, tile, base, dv4)};`;
+  return `      var ${name}_acc = vec4<f32>(0.0);
+      for (var i = 0u; i < ${dv4}u; i++) { ${name}_acc = fma(${a}[i], ${tile}[${base} + i], ${name}_acc); }
+      let ${name} = dot(${name}_acc, vec4<f32>(1.0));`;
 }
 
 const MAIN = `@compute @workgroup_size(T)
@@ -202,18 +234,18 @@ ${loadTile('v', 'v_tile', 'kt', 'Nk', t.cols, d, t.rows)}
     workgroupBarrier();
     var mt = m;
     for (var j = 0u; j < cnt; j++) {
-      let sj = ${dotRow('q', 'k_tile', `j * ${dv4}u`, dv4)};
+${dotLet('sj', 'q', 'k_tile', `j * ${dv4}u`, dv4)}
       s[j] = sj;
       mt = max(mt, sj);
     }
     let alpha = exp2(m - mt);
     l *= alpha;
-${regs('acc', dv4, (r) => `${r} *= alpha;`)}
+${each('acc', dv4, (r) => `${r} *= alpha;`)}
     for (var j = 0u; j < cnt; j++) {
       let p = exp2(s[j] - mt);
       l += p;
       let vb = j * ${dv4}u;
-${regs('acc', dv4, (r, i) => `${r} = fma(vec4<f32>(p), v_tile[vb + ${i}u], ${r});`)}
+${each('acc', dv4, (r, i) => `${r} = fma(vec4<f32>(p), v_tile[vb + ${i}], ${r});`)}
     }
     m = mt;
   }
@@ -224,7 +256,6 @@ ${storeRow('o', 'acc', 'row', 'valid', d, o.view.dtype, 'inv')}
 }
 
 function deltaSource(d: number, ops: Operand[]): string {
-  const terms = Array.from({ length: d }, (_, c) => `f32(o_buf[ob + ${c}u * o_sd]) * f32(dO_buf[gb + ${c}u * dO_sd])`);
   return `${declarations(ops)}
 const WG = ${WG}u;
 @compute @workgroup_size(WG)
@@ -240,7 +271,7 @@ ${operandLets(ops)}
   let ob = o_base + row * o_sn;
   let gb = dO_base + row * dO_sn;
   var acc = 0.0;
-${terms.map((t) => `  acc += ${t};`).join('\n')}
+  for (var c = 0u; c < ${d}u; c++) { acc += f32(o_buf[ob + c * o_sd]) * f32(dO_buf[gb + c * dO_sd]); }
   delta_buf[delta_base + row * delta_sn] = acc;
 }`;
 }
@@ -272,9 +303,11 @@ ${loadTile('v', 'v_tile', 'kt', 'Nk', t.cols, d, t.rows)}
     workgroupBarrier();
     for (var j = 0u; j < cnt; j++) {
       let kb = j * ${dv4}u;
-      let p = exp2(${dotRow('q', 'k_tile', 'kb', dv4)} - lse2);
-      let ds = p * (${dotRow('g', 'v_tile', 'kb', dv4)} - dlt);
-${regs('acc', dv4, (r, i) => `${r} = fma(vec4<f32>(ds), k_tile[kb + ${i}u], ${r});`)}
+${dotLet('s', 'q', 'k_tile', 'kb', dv4)}
+${dotLet('dp', 'g', 'v_tile', 'kb', dv4)}
+      let p = exp2(s - lse2);
+      let ds = p * (dp - dlt);
+${each('acc', dv4, (r, i) => `${r} = fma(vec4<f32>(ds), k_tile[kb + ${i}], ${r});`)}
     }
   }
 ${storeRow('dq', 'acc', 'row', 'valid', d, ops[6].view.dtype, 'scale')}
@@ -314,12 +347,14 @@ ${loadTile('dO', 'g_tile', 'qt', 'Nq', t.cols, d, t.rows)}
       dlt_tile[e] = dl;
     }
     workgroupBarrier();
-    for (var i = 0u; i < cnt; i++) {
-      let qb = i * ${dv4}u;
-      let p = exp2(${dotRow('k', 'q_tile', 'qb', dv4)} - lse_tile[i]);
-      let ds = p * (${dotRow('v', 'g_tile', 'qb', dv4)} - dlt_tile[i]);
-${regs('dv', dv4, (r, k) => `${r} = fma(vec4<f32>(p), g_tile[qb + ${k}u], ${r});`)}
-${regs('dk', dv4, (r, k) => `${r} = fma(vec4<f32>(ds), q_tile[qb + ${k}u], ${r});`)}
+    for (var r = 0u; r < cnt; r++) {
+      let qb = r * ${dv4}u;
+${dotLet('s', 'k', 'q_tile', 'qb', dv4)}
+${dotLet('dp', 'v', 'g_tile', 'qb', dv4)}
+      let p = exp2(s - lse_tile[r]);
+      let ds = p * (dp - dlt_tile[r]);
+${each('dv', dv4, (x, i) => `${x} = fma(vec4<f32>(p), g_tile[qb + ${i}], ${x});`)}
+${each('dk', dv4, (x, i) => `${x} = fma(vec4<f32>(ds), q_tile[qb + ${i}], ${x});`)}
     }
   }
 ${storeRow('dk', 'dk', 'row', 'valid', d, ops[6].view.dtype, 'scale')}
@@ -353,7 +388,7 @@ function checkLse(op: string, name: string, lse: View, s: Dims): void {
 }
 
 const header = (s: Dims, scale: number) => new Params().u(s.nq, s.nk).f(scale * Math.LOG2E, scale);
-const tileKey = (t: AttentionTiles) => `r${t.rows}c${t.cols}`;
+const tileKey = (t: AttentionTiles) => `r${t.rows}c${t.cols}${unrollRows ? 'u' : 'l'}`;
 const dtypeKey = (ops: Operand[]) => ops.map((o) => o.view.dtype).join(',');
 
 function dispatchOps(key: string, wgsl: () => string, ops: Operand[], groups: [number, number, number], params: Uint32Array): void {

@@ -19,7 +19,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf } from '../tensor/shape.js';
 import { enables, grid1d, Params, paramsDecl } from './common.js';
-import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
+import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, type SubgroupFlavour, useSubgroups } from './reduce.js';
 import { isContiguous, type View } from './view.js';
 
 const ROWS_PER_CHUNK = 32;
@@ -202,7 +202,7 @@ function launchRows(op: string, ops: Operand[], rows: number, D: number, eps: nu
   const wg = rowWorkgroupSize(D);
   const sg = useSubgroups();
   const dtypes: DType[] = ops.map((o) => o.view.dtype);
-  const key = `norm|${op}|wg${wg}|sg${+sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
+  const key = `norm|${op}|wg${wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const params = new Params().u(rows, D).f(eps).u(0).u(...ops.map((o) => o.view.offset)).build();
   runtime().dispatch(
     {

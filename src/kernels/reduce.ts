@@ -31,22 +31,27 @@ import { isContiguous, type View } from './view.js';
 // ----------------------------------------------------------------------------------------------
 // Workgroup-reduction library (shared with softmax.ts and norm.ts)
 
-export type ReductionMode = 'auto' | 'tree' | 'subgroup';
+export type ReductionMode = 'auto' | 'tree' | 'subgroup' | 'subgroup-fallback';
 let reductionMode: ReductionMode = 'auto';
 
 /**
  * Forces the flavour of workgroup reduction (for tests and benchmarks): 'tree' = shared-memory
- * tree only; 'subgroup' = subgroup ops (throws without the feature); 'auto' = subgroups when the
- * device has them. Kernel keys include the choice, so switching never reuses a wrong pipeline.
+ * tree only; 'subgroup' = subgroup ops (throws without the feature); 'subgroup-fallback' =
+ * subgroup kernels whose layout check is forced to fail, to exercise their tree fallback;
+ * 'auto' = subgroups when the device has them.
  */
 export function setReductionMode(mode: ReductionMode): void {
   reductionMode = mode;
 }
 
-export function useSubgroups(): boolean {
+/** Subgroup flavour for the next kernel: false (tree), 'sg', or 'sgfb' (forced fallback). Goes into keys. */
+export type SubgroupFlavour = false | 'sg' | 'sgfb';
+
+export function useSubgroups(): SubgroupFlavour {
   const has = runtime().features.has('subgroups');
-  if (reductionMode === 'subgroup' && !has) throw new Error("reduction mode 'subgroup' needs the device feature 'subgroups'");
-  return reductionMode !== 'tree' && has;
+  if (reductionMode !== 'auto' && reductionMode !== 'tree' && !has) throw new Error(`reduction mode '${reductionMode}' needs the device feature 'subgroups'`);
+  if (reductionMode === 'tree' || !has) return false;
+  return reductionMode === 'subgroup-fallback' ? 'sgfb' : 'sg';
 }
 
 /** Workgroup size of a row kernel for rows of length n: small rows get a small workgroup. */
@@ -62,21 +67,21 @@ export function rowGrid(n: number): [number, number] {
 export const ROW_INDEX = 'wid.x + wid.y * nwg.x';
 
 /** Entry-point builtins a row kernel declares. */
-export function rowEntryArgs(sg: boolean): string {
+export function rowEntryArgs(sg: SubgroupFlavour): string {
   const base = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32';
   return sg ? `${base}, @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32` : base;
 }
 /** First statement of a row kernel after its uniform early return: sets up `sg_ok`. */
-export function rowSetup(sg: boolean): string {
+export function rowSetup(sg: SubgroupFlavour): string {
   return sg ? 'let sg_ok = sg_layout_ok(lid, sg_lane, sg_size);' : '';
 }
 /** Trailing arguments every wg_* call takes. */
-export function redArgs(sg: boolean): string {
+export function redArgs(sg: SubgroupFlavour): string {
   return sg ? 'lid, sg_lane, sg_size, sg_ok' : 'lid';
 }
 
 /** `enable` lines for a row kernel over these dtypes. */
-export function rowEnables(dtypes: DType[], sg: boolean): string {
+export function rowEnables(dtypes: DType[], sg: SubgroupFlavour): string {
   return enables(dtypes) + (sg ? 'enable subgroups;\n' : '');
 }
 
@@ -90,7 +95,7 @@ export function rowEnables(dtypes: DType[], sg: boolean): string {
  * subgroups to be aligned runs of local_invocation_index, which WGSL does not promise; the kernel
  * checks this once per workgroup (sg_layout_ok) and falls back to the tree when it fails.
  */
-export function reductionLibrary(wg: number, sg: boolean): string {
+export function reductionLibrary(wg: number, sg: SubgroupFlavour): string {
   const common = `const WG = ${wg}u;
 fn f_nan() -> f32 { var b = 0x7fc00000u; return bitcast<f32>(b); }
 fn f_inf() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }
@@ -120,7 +125,7 @@ fn sg_layout_ok(lid: u32, lane: u32, size: u32) -> bool {
   if (first + lane != lid || first % size != 0u) { atomicStore(&sg_bad_atomic, 1u); }
   workgroupBarrier();
   if (lid == 0u) { sg_bad = atomicLoad(&sg_bad_atomic); }
-  return workgroupUniformLoad(&sg_bad) == 0u;
+  return workgroupUniformLoad(&sg_bad) == ${sg === 'sgfb' ? '2u' : '0u'};
 }`);
   }
   for (const [name, T, arr, comb, sgop, ident] of fns) {
@@ -287,7 +292,7 @@ function dispatchReduce(
   vOut: View | null,
   iOut: View | null,
 ): void {
-  const sg = rows && useSubgroups();
+  const sg = rows ? useSubgroups() : false;
   const spec: KernelSpec = {
     rows,
     wg,
@@ -300,7 +305,7 @@ function dispatchReduce(
     vT: vOut?.dtype ?? null,
     hasI: iOut !== null,
   };
-  const key = `reduce|${rows ? 'rows' : 'cols'}|wg${wg}|sg${+sg}|${spec.combine}|${spec.prep}|final${+final}|idx${+spec.idxIn}|${spec.xT}>${spec.vT ?? '-'}${spec.hasI ? '+i32' : ''}`;
+  const key = `reduce|${rows ? 'rows' : 'cols'}|wg${wg}|sg${sg}|${spec.combine}|${spec.prep}|final${+final}|idx${+spec.idxIn}|${spec.xT}>${spec.vT ?? '-'}${spec.hasI ? '+i32' : ''}`;
   const bindings: ('read' | 'write' | 'uniform')[] = ['read'];
   const buffers = [src.buffer];
   if (src.indices) (bindings.push('read'), buffers.push(src.indices));
@@ -322,7 +327,7 @@ function dispatchReduce(
 interface KernelSpec {
   rows: boolean;
   wg: number;
-  sg: boolean;
+  sg: SubgroupFlavour;
   combine: Combine;
   prep: Prep;
   final: boolean;

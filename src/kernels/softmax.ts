@@ -12,7 +12,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf } from '../tensor/shape.js';
 import { Params, paramsDecl } from './common.js';
-import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
+import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, type SubgroupFlavour, useSubgroups } from './reduce.js';
 import { isContiguous, type View } from './view.js';
 
 type Kind = 'softmax' | 'logSoftmax' | 'softmaxBackward' | 'logSoftmaxBackward' | 'crossEntropy' | 'crossEntropyBackward';
@@ -91,7 +91,7 @@ function launch(kind: Kind, ins: View[], outs: View[], [rows, C]: [number, numbe
   const wg = rowWorkgroupSize(C);
   const sg = useSubgroups();
   const dtypes = [...ins, ...outs].map((v) => v.dtype);
-  const key = `softmax|${kind}|wg${wg}|sg${+sg}|${dtypes.join(',')}`;
+  const key = `softmax|${kind}|wg${wg}|sg${sg}|${dtypes.join(',')}`;
   // words: 0 rows, 1 C, 2 scale, 4.. input offsets, 8.. output offsets
   const params = new Params()
     .u(rows, C)
@@ -124,7 +124,7 @@ function onlineLogSumExp(args: string): string {
   let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
 }
 
-function softmaxSource(kind: Kind, wg: number, sg: boolean, inT: DType[], outT: DType[]): string {
+function softmaxSource(kind: Kind, wg: number, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
   const names = ['a', 'b'];
   const outNames = ['o', 'o2'];
   const decl = [

@@ -23,8 +23,8 @@ describe('reductions', () => {
       it(`sum/mean/var over ${JSON.stringify(axes)} keepdim=${keepdim}`, async () => {
         const ax = axes === undefined ? undefined : Array.isArray(axes) ? axes : [axes];
         for (const [name, gpu, cpu] of [
-          ['sum', (x: any) => R.sum(x, axes, { keepdim }), (x: C.NDArray) => C.sum(x, ax, keepdim)],
-          ['mean', (x: any) => R.mean(x, axes, { keepdim }), (x: C.NDArray) => C.mean(x, ax, keepdim)],
+          ['sum', (x: any) => R.sum(x, axes, { keepdim }), (x: C.NDArray) => C.sum(x, ax, { keepdim })],
+          ['mean', (x: any) => R.mean(x, axes, { keepdim }), (x: C.NDArray) => C.mean(x, ax, { keepdim })],
           ['var', (x: any) => R.variance(x, axes, { keepdim }), (x: C.NDArray) => C.variance(x, ax, { keepdim })],
         ] as const) {
           const r = await gradCheck(([x]) => gpu(x), ([x]) => cpu(x), [{ data, shape }]);

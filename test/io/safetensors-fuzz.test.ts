@@ -176,7 +176,7 @@ describe('safetensors fuzz', () => {
       }
       if (viaFile) fs.rmSync(filePath);
       const ms = performance.now() - t0;
-      if (ms > 200) throw new Error(`iteration ${iteration} (${what}) took ${ms.toFixed(0)} ms`);
+      if (ms > 500) throw new Error(`iteration ${iteration} (${what}) took ${ms.toFixed(0)} ms`);
     }
     // Both branches must be exercised, or the mutations are too weak (or too strong) to mean much.
     expect(outcomes.ok).toBeGreaterThan(iterations / 20);

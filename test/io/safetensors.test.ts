@@ -207,6 +207,12 @@ describe('round trips', () => {
     const file = parseSafetensors(bytes);
     expect(file.tensors.get('b')).toEqual({ name: 'b', dtype: 'F32', shape: [1], byteOffset: 8 + n + 2, byteLength: 4 });
     expect([...file.read('b').data]).toEqual([2]); // misaligned F32 is copied, not viewed
+    // A Node Buffer at an odd offset (as fs.readFileSync may return) behaves the same.
+    const odd = Buffer.alloc(bytes.length + 1);
+    odd.set(bytes, 1);
+    const fromBuffer = parseSafetensors(odd.subarray(1));
+    expect([...fromBuffer.read('b').data]).toEqual([2]);
+    expect([...fromBuffer.read('a').data]).toEqual([1, 2]);
   });
 
   it('saves atomically, opens lazily and loads everything', () => {

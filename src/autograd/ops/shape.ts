@@ -148,7 +148,7 @@ export function cat(xs: readonly Tensor[], dim = 0): Tensor {
   const ref = xs[0];
   const d = normDim(dim, ref.rank, 'cat');
   for (const t of xs) {
-    if (t.rank !== ref.rank || t.shape.some((s, i) => i !== d && s !== ref.shape[i]) || t.dtype !== ref.dtype) {
+    if (t.rank !== ref.rank || t.shape.some((s: number, i: number) => i !== d && s !== ref.shape[i]) || t.dtype !== ref.dtype) {
       throw new RangeError(`cat: tensors must match except in dim ${d}: got ${xs.map((u) => `${u.dtype}${fmt(u.shape)}`).join(', ')}`);
     }
   }

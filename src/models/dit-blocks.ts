@@ -1,0 +1,109 @@
+/** LightningDiT / DDT blocks with adaLN-Zero (spec §5.2), shared by DiT and DiT^DH. */
+import * as ops from '../autograd/ops/index.js';
+import { zeros } from '../tensor/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Module } from '../nn/module.js';
+import { FusedQKVAttention, LayerNorm, Linear, Mlp, RMSNorm, SwiGLU } from '../nn/layers.js';
+
+export interface BlockOptions {
+  mlpRatio: number;
+  useSwiglu: boolean;
+  useRmsnorm: boolean;
+}
+
+/** `adaLN_modulation` = Sequential(SiLU, Linear(h → k·h)); index 1 holds the Linear. */
+export class AdaLNModulation extends Module {
+  readonly linear: Linear;
+  constructor(hidden: number, chunks: number) {
+    super();
+    this.linear = this.child('1', new Linear(hidden, chunks * hidden));
+    // adaLN-Zero: every block starts as the identity.
+    zeroParams(this.linear);
+  }
+  /** c: [B, h] or [B, N, h] → chunks, each broadcastable against [B, N, h]. */
+  forward(c: Tensor, chunks: number): Tensor[] {
+    const s = ops.unary('silu', c);
+    const m = this.linear.forward(s);
+    s.dispose();
+    const m3 = m.rank === 2 ? ops.unsqueeze(m, 1) : m;
+    const h = m3.shape[2] / chunks;
+    const parts = Array.from({ length: chunks }, (_, i) => ops.narrow(m3, 2, i * h, h));
+    if (m3 !== m) m3.dispose();
+    m.dispose();
+    return parts;
+  }
+}
+
+/** x ⊙ (1 + scale) + shift. */
+export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+  const s1 = ops.add(scale, 1);
+  const a = ops.mul(x, s1);
+  const y = ops.add(a, shift);
+  s1.dispose();
+  a.dispose();
+  return y;
+}
+
+function norm(hidden: number, rms: boolean): RMSNorm | LayerNorm {
+  return rms ? new RMSNorm(hidden, 1e-6) : new LayerNorm(hidden, 1e-6, { affine: false });
+}
+
+export class DiTBlock extends Module {
+  readonly norm1: RMSNorm | LayerNorm;
+  readonly attn: FusedQKVAttention;
+  readonly norm2: RMSNorm | LayerNorm;
+  readonly mlp: SwiGLU | Mlp;
+  readonly adaLN: AdaLNModulation;
+  constructor(hidden: number, heads: number, opts: BlockOptions) {
+    super();
+    this.norm1 = this.child('norm1', norm(hidden, opts.useRmsnorm));
+    this.attn = this.child('attn', new FusedQKVAttention(hidden, heads));
+    this.norm2 = this.child('norm2', norm(hidden, opts.useRmsnorm));
+    this.mlp = this.child('mlp', opts.useSwiglu ? new SwiGLU(hidden) : new Mlp(hidden, Math.trunc(hidden * opts.mlpRatio)));
+    this.adaLN = this.child('adaLN_modulation', new AdaLNModulation(hidden, 6));
+  }
+  forward(x: Tensor, c: Tensor, rope?: { cos: Tensor; sin: Tensor }): Tensor {
+    const [shift1, scale1, gate1, shift2, scale2, gate2] = this.adaLN.forward(c, 6);
+    const n1 = this.norm1.forward(x);
+    const m1 = modulate(n1, shift1, scale1);
+    const a = this.attn.forward(m1, rope);
+    const ga = ops.mul(gate1, a);
+    const x1 = ops.add(x, ga);
+    const n2 = this.norm2.forward(x1);
+    const m2 = modulate(n2, shift2, scale2);
+    const f = this.mlp.forward(m2);
+    const gf = ops.mul(gate2, f);
+    const x2 = ops.add(x1, gf);
+    for (const t of [shift1, scale1, gate1, shift2, scale2, gate2, n1, m1, a, ga, x1, n2, m2, f, gf]) t.dispose();
+    return x2;
+  }
+}
+
+/** Final layer: linear(norm(x) ⊙ (1 + scale) + shift), (shift, scale) = chunk2(adaLN(c)); no gate. */
+export class FinalLayer extends Module {
+  readonly normFinal: RMSNorm | LayerNorm;
+  readonly linear: Linear;
+  readonly adaLN: AdaLNModulation;
+  constructor(hidden: number, outChannels: number, rms: boolean) {
+    super();
+    this.normFinal = this.child('norm_final', norm(hidden, rms));
+    this.linear = this.child('linear', new Linear(hidden, outChannels));
+    this.adaLN = this.child('adaLN_modulation', new AdaLNModulation(hidden, 2));
+    zeroParams(this.linear);
+  }
+  forward(x: Tensor, c: Tensor): Tensor {
+    const [shift, scale] = this.adaLN.forward(c, 2);
+    const n = this.normFinal.forward(x);
+    const m = modulate(n, shift, scale);
+    const y = this.linear.forward(m);
+    for (const t of [shift, scale, n, m]) t.dispose();
+    return y;
+  }
+}
+
+/** Overwrites a module's parameters with zeros (adaLN-Zero init). */
+export function zeroParams(m: Module): void {
+  const sd = new Map([...m.stateDict()].map(([k, t]) => [k, zeros(t.shape)]));
+  m.loadStateDict(sd);
+  for (const t of sd.values()) t.dispose();
+}

@@ -1,0 +1,270 @@
+/**
+ * Softmax family and fused cross entropy against float64 (src/cpu softmax / logSoftmax and
+ * analytic gradients derived here), plus finite-difference checks on tiny cases, over rows ∈
+ * {1, 7, 65} × C ∈ {1, 7, 64, 257, 1000} and every workgroup-reduction flavour.
+ *
+ * Tolerances (f32 compute): probabilities atol 1e-7, rtol 2e-5 (exp is a few ulp, the row sum
+ * ≤ C·ε); log-probabilities atol 2e-6·(1 + |logsumexp|); gradients atol 1e-6 · max|reference|
+ * + rtol 1e-4; finite differences (float64 central differences of the float64 oracle vs the
+ * f32 kernel) atol 2e-5.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareArrays, crossEntropy, logSoftmax, nd, numericalGradient, numericalVjp, softmax, type NDArray } from '../../src/cpu/index.js';
+import { init, runtime } from '../../src/gpu/runtime.js';
+import { setReductionMode } from '../../src/kernels/reduce.js';
+import {
+  crossEntropyBackwardInto,
+  crossEntropyInto,
+  logSoftmaxBackwardInto,
+  logSoftmaxInto,
+  softmaxBackwardInto,
+  softmaxInto,
+} from '../../src/kernels/softmax.js';
+import { tensor, toArray } from '../../src/tensor/creation.js';
+import { empty, type Tensor } from '../../src/tensor/tensor.js';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+const f64 = (a: ArrayLike<number>, shape: number[]): NDArray => nd(Float64Array.from(a), shape);
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, label: string, shape?: number[]): void {
+  const res = compareArrays(got, want, { atol, rtol, label, shape });
+  expect(res.ok, res.message).toBe(true);
+}
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
+
+async function read(t: Tensor): Promise<Float32Array> {
+  const a = (await toArray(t)) as Float32Array;
+  t.dispose();
+  return a;
+}
+
+/** Float64 softmax backward: dx = y ∘ (dy − Σ dy∘y). */
+function softmaxGrad(y: ArrayLike<number>, dy: ArrayLike<number>, rows: number, C: number): Float64Array {
+  const dx = new Float64Array(rows * C);
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    for (let j = 0; j < C; j++) dot += dy[r * C + j] * y[r * C + j];
+    for (let j = 0; j < C; j++) dx[r * C + j] = y[r * C + j] * (dy[r * C + j] - dot);
+  }
+  return dx;
+}
+/** Float64 log-softmax backward: dx = dy − exp(y) Σ dy. */
+function logSoftmaxGrad(y: ArrayLike<number>, dy: ArrayLike<number>, rows: number, C: number): Float64Array {
+  const dx = new Float64Array(rows * C);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let j = 0; j < C; j++) s += dy[r * C + j];
+    for (let j = 0; j < C; j++) dx[r * C + j] = dy[r * C + j] - Math.exp(y[r * C + j]) * s;
+  }
+  return dx;
+}
+/** Float64 per-row cross entropy and its gradient (softmax − onehot)·scale. */
+function crossEntropyRef(x: ArrayLike<number>, labels: ArrayLike<number>, rows: number, C: number, scale: number) {
+  const lp = logSoftmax(f64(x, [rows, C]), 1).data;
+  const loss = new Float64Array(rows);
+  const grad = new Float64Array(rows * C);
+  for (let r = 0; r < rows; r++) {
+    const y = labels[r];
+    const ok = y >= 0 && y < C;
+    loss[r] = ok ? -lp[r * C + y] : NaN;
+    for (let j = 0; j < C; j++) grad[r * C + j] = ok ? (Math.exp(lp[r * C + j]) - (j === y ? 1 : 0)) * scale : NaN;
+  }
+  return { loss, grad, lp };
+}
+
+beforeAll(async () => {
+  await init();
+});
+afterAll(() => setReductionMode('auto'));
+
+const ROWS = [1, 7, 65];
+const COLS = [1, 7, 64, 257, 1000];
+const cases = ROWS.flatMap((r) => COLS.map((c) => [r, c] as [number, number]));
+
+describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax family (%s reductions)', (mode) => {
+  const skip = () => mode !== 'tree' && !runtime().features.has('subgroups');
+  beforeAll(() => {
+    if (!skip()) setReductionMode(mode);
+  });
+
+  it.each(cases)('forward and backward, rows = %i, C = %i', async (rows, C) => {
+    if (skip()) return;
+    const n = rows * C;
+    const xh = randn(n, rows * 7 + C, 3);
+    const dyh = randn(n, rows * 11 + C + 1);
+    const x = tensor(xh, [rows, C]);
+    const dy = tensor(dyh, [rows, C]);
+    const p = empty([rows, C]);
+    const lp = empty([rows, C]);
+    softmaxInto(x, p);
+    logSoftmaxInto(x, lp);
+    const dxs = empty([rows, C]);
+    const dxl = empty([rows, C]);
+    softmaxBackwardInto(p, dy, dxs);
+    logSoftmaxBackwardInto(lp, dy, dxl);
+    const pGot = await read(p);
+    const lpGot = await read(lp);
+    const wantP = softmax(f64(xh, [rows, C]), 1).data;
+    const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
+    expectClose(pGot, wantP, 1e-7, 2e-5, 'softmax', [rows, C]);
+    expectClose(lpGot, wantLp, 2e-6 * (1 + maxAbs(wantLp)), 0, 'logSoftmax', [rows, C]);
+    // Backward from the kernel's own (f32) y, against the float64 formula on the same y.
+    const ws = softmaxGrad(pGot, dyh, rows, C);
+    const wl = logSoftmaxGrad(lpGot, dyh, rows, C);
+    const gotS = await read(dxs);
+    const gotL = await read(dxl);
+    expectClose(gotS, ws, 1e-6 * maxAbs(ws) + 1e-7, 1e-4, 'softmaxBackward', [rows, C]);
+    expectClose(gotL, wl, 1e-6 * maxAbs(wl) + 1e-7, 1e-4, 'logSoftmaxBackward', [rows, C]);
+    // And against the exact float64 gradient at x (the kernel's y carries f32 rounding).
+    const es = softmaxGrad(wantP, dyh, rows, C);
+    const el = logSoftmaxGrad(wantLp, dyh, rows, C);
+    expectClose(gotS, es, 2e-6 * maxAbs(es) + 1e-7, 1e-4, 'softmaxBackward vs exact', [rows, C]);
+    expectClose(gotL, el, 2e-6 * maxAbs(el) + 1e-7, 1e-4, 'logSoftmaxBackward vs exact', [rows, C]);
+    x.dispose();
+    dy.dispose();
+  });
+
+  it.each(cases)('cross entropy forward and backward, rows = %i, C = %i', async (rows, C) => {
+    if (skip()) return;
+    const xh = randn(rows * C, rows * 13 + C, 4);
+    const r = rng(rows + C);
+    const lab = Int32Array.from({ length: rows }, () => Math.floor(r() * C));
+    const x = tensor(xh, [rows, C]);
+    const labels = tensor(lab, [rows]);
+    const loss = empty([rows]);
+    const logp = empty([rows, C]);
+    const loss2 = empty([rows]);
+    const grad = empty([rows, C]);
+    crossEntropyInto(x, labels, loss, logp);
+    crossEntropyInto(x, labels, loss2);
+    crossEntropyBackwardInto(x, labels, 1 / rows, grad);
+    const ref = crossEntropyRef(xh, lab, rows, C, 1 / rows);
+    const lossTol = 2e-6 * (1 + maxAbs(ref.lp));
+    expectClose(await read(loss), ref.loss, lossTol, 0, 'crossEntropy loss');
+    expectClose(await read(loss2), ref.loss, lossTol, 0, 'crossEntropy loss (no logProbs)');
+    expectClose(await read(logp), ref.lp, lossTol, 0, 'crossEntropy logProbs', [rows, C]);
+    expectClose(await read(grad), ref.grad, 1e-7 / rows, 2e-5, 'crossEntropyBackward', [rows, C]);
+    x.dispose();
+    labels.dispose();
+  });
+});
+
+describe('softmax numerics and gradients', () => {
+  it('finite differences agree with the backward kernels on a tiny case', async () => {
+    const rows = 2;
+    const C = 5;
+    const xh = randn(rows * C, 5, 2);
+    const dyh = randn(rows * C, 6);
+    const x = tensor(xh, [rows, C]);
+    const dy = tensor(dyh, [rows, C]);
+    const xs = f64(xh, [rows, C]);
+    const up = f64(dyh, [rows, C]);
+    for (const [kind, fwd, bwd, oracle] of [
+      ['softmax', softmaxInto, softmaxBackwardInto, (a: NDArray) => softmax(a, 1)],
+      ['logSoftmax', logSoftmaxInto, logSoftmaxBackwardInto, (a: NDArray) => logSoftmax(a, 1)],
+    ] as const) {
+      const y = empty([rows, C]);
+      const dx = empty([rows, C]);
+      fwd(x, y);
+      bwd(y, dy, dx);
+      y.dispose();
+      expectClose(await read(dx), numericalVjp(oracle, xs, up).data, 2e-5, 0, `${kind} vs finite differences`);
+    }
+    // Cross entropy: d(mean loss)/dlogits.
+    const lab = Int32Array.of(3, 0);
+    const labels = tensor(lab, [rows]);
+    const grad = empty([rows, C]);
+    crossEntropyBackwardInto(x, labels, 1 / rows, grad);
+    const fd = numericalGradient((a) => crossEntropy(a, lab).data[0], xs);
+    expectClose(await read(grad), fd.data, 2e-5, 0, 'crossEntropy vs finite differences');
+    [x, dy, labels].forEach((t) => t.dispose());
+  });
+
+  it('is stable for huge logits and exact zeros for -inf (masked) entries', async () => {
+    const rows = 3;
+    const C = 300;
+    const xh = randn(rows * C, 42, 1000); // |x| up to ~4000: exp would overflow without the max shift
+    for (let j = 0; j < C; j += 3) xh[C + j] = -Infinity; // row 1: every third entry masked
+    const x = tensor(xh, [rows, C]);
+    const p = empty([rows, C]);
+    const lp = empty([rows, C]);
+    softmaxInto(x, p);
+    logSoftmaxInto(x, lp);
+    const got = await read(p);
+    const want = softmax(f64(xh, [rows, C]), 1).data;
+    expectClose(got, want, 1e-7, 2e-5, 'softmax huge');
+    for (let j = 0; j < C; j += 3) expect(got[C + j]).toBe(0);
+    const gotLp = await read(lp);
+    const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
+    expectClose(gotLp, wantLp, 2e-6 * maxAbs(wantLp), 0, 'logSoftmax huge');
+    x.dispose();
+  });
+
+  it('labels outside [0, C) give NaN loss and NaN gradient rows, other rows unaffected', async () => {
+    const rows = 4;
+    const C = 7;
+    const xh = randn(rows * C, 9);
+    const lab = Int32Array.of(2, -1, 7, 6);
+    const x = tensor(xh, [rows, C]);
+    const labels = tensor(lab, [rows]);
+    const loss = empty([rows]);
+    const grad = empty([rows, C]);
+    crossEntropyInto(x, labels, loss);
+    crossEntropyBackwardInto(x, labels, 0.5, grad);
+    const ref = crossEntropyRef(xh, lab, rows, C, 0.5);
+    const l = await read(loss);
+    expect(Number.isNaN(l[1]) && Number.isNaN(l[2])).toBe(true);
+    expectClose(l, ref.loss, 1e-5, 0, 'loss with bad labels');
+    expectClose(await read(grad), ref.grad, 1e-7, 2e-5, 'grad with bad labels');
+    [x, labels].forEach((t) => t.dispose());
+  });
+
+  it('f16 inputs are read as f32; f16 outputs round once', async () => {
+    if (!runtime().hasF16) return;
+    const rows = 7;
+    const C = 257;
+    const x = tensor(randn(rows * C, 3, 3), [rows, C], { dtype: 'f16' });
+    const xh = await toArray(x);
+    const p = empty([rows, C]);
+    const p16 = empty([rows, C], 'f16');
+    softmaxInto(x, p);
+    softmaxInto(x, p16);
+    const want = softmax(f64(xh, [rows, C]), 1).data;
+    expectClose(await read(p), want, 1e-7, 2e-5, 'softmax f16 in');
+    expectClose(await read(p16), want, 1e-7, 1e-3, 'softmax f16 out'); // f16: 2^-11 relative
+    x.dispose();
+  });
+
+  it('offsets are honoured and nothing leaks', async () => {
+    const rows = 5;
+    const C = 65;
+    const big = tensor(randn(rows * C + 13, 8), [rows * C + 13]);
+    const xh = (await toArray(big)).subarray(13);
+    const xv = { buffer: big.buffer, dtype: big.dtype, shape: [rows, C], strides: [C, 1], offset: 13 };
+    const outBig = empty([rows * C + 3]);
+    const ov = { buffer: outBig.buffer, dtype: outBig.dtype, shape: [rows, C], strides: [C, 1], offset: 3 };
+    await runtime().sync();
+    const live = runtime().stats().liveBuffers;
+    softmaxInto(xv, ov);
+    const got = (await toArray(outBig)).subarray(3);
+    expect(runtime().stats().liveBuffers).toBe(live);
+    expectClose(got, softmax(f64(xh, [rows, C]), 1).data, 1e-7, 2e-5, 'softmax with offsets');
+    expect(() => softmaxInto(xv, { ...ov, shape: [rows, C + 1] })).toThrow(/match/);
+    [big, outBig].forEach((t) => t.dispose());
+  });
+});
