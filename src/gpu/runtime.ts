@@ -122,7 +122,11 @@ export class Runtime {
     this.pool.release(b);
   }
 
-  /** Writes host data into a buffer; ordered before the open batch (see buffer-pool.ts). */
+  /**
+   * Writes host data into a buffer, ordered after everything recorded so far. queue.writeBuffer
+   * runs ahead of the open batch on the queue timeline, so while a batch is open the data goes
+   * through a staging buffer and a copy recorded in the batch instead.
+   */
   upload(b: PooledBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.checkAlive('upload');
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -131,9 +135,20 @@ export class Runtime {
       padded.set(bytes);
       bytes = padded;
     }
-    this.device.queue.writeBuffer(b.buffer, byteOffset, bytes);
+    if (bytes.byteLength === 0) return;
     this.counters.uploads++;
+    if (!this.encoder) {
+      this.device.queue.writeBuffer(b.buffer, byteOffset, bytes);
+      return;
+    }
+    const staging = this.device.createBuffer({ label: 'upload-staging', size: bytes.byteLength, usage: BufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(bytes);
+    staging.unmap();
+    this.endPass();
+    this.encoder.copyBufferToBuffer(staging, 0, b.buffer, byteOffset, bytes.byteLength);
+    this.stagingToDestroy.push(staging);
   }
+  private stagingToDestroy: GPUBuffer[] = [];
 
   /**
    * Records one compute dispatch. `params` goes to the last binding when the kernel declares a
@@ -212,6 +227,8 @@ export class Runtime {
     if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformUsed);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
+    // Destroying after submit is safe: WebGPU frees the memory once the GPU is done with it.
+    for (const s of this.stagingToDestroy.splice(0)) s.destroy();
     this.uniformUsed = 0;
     this.dispatchesInBatch = 0;
     this.counters.submits++;

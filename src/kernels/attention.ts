@@ -217,6 +217,8 @@ const T = ${t.rows}u;
 const BC = ${t.cols}u;
 var<workgroup> k_tile: array<vec4<f32>, ${t.cols * dv4}>;
 var<workgroup> v_tile: array<vec4<f32>, ${t.cols * dv4}>;
+// This thread's scores of the current key tile (a private array indexed in a loop compiles badly).
+var<workgroup> s_tile: array<f32, ${t.cols * t.rows}>;
 ${MAIN}
 ${operandLets(ops)}
   let valid = row < Nq;
@@ -225,7 +227,6 @@ ${loadRow('q', 'q', 'row', 'valid', d, ' * sl2')}
 ${zeros('acc', dv4)}
   var m = -3.0e38;
   var l = 0.0;
-  var s: array<f32, ${t.cols}>;
   for (var kt = 0u; kt < Nk; kt += BC) {
     let cnt = min(BC, Nk - kt);
     workgroupBarrier();
@@ -235,14 +236,14 @@ ${loadTile('v', 'v_tile', 'kt', 'Nk', t.cols, d, t.rows)}
     var mt = m;
     for (var j = 0u; j < cnt; j++) {
 ${dotLet('sj', 'q', 'k_tile', `j * ${dv4}u`, dv4)}
-      s[j] = sj;
+      s_tile[j * T + lid] = sj;
       mt = max(mt, sj);
     }
     let alpha = exp2(m - mt);
     l *= alpha;
 ${each('acc', dv4, (r) => `${r} *= alpha;`)}
     for (var j = 0u; j < cnt; j++) {
-      let p = exp2(s[j] - mt);
+      let p = exp2(s_tile[j * T + lid] - mt);
       l += p;
       let vb = j * ${dv4}u;
 ${each('acc', dv4, (r, i) => `${r} = fma(vec4<f32>(p), v_tile[vb + ${i}], ${r});`)}

@@ -31,6 +31,8 @@ export interface RegisterConfig {
   /** Outputs per thread along M and N (rn a multiple of 4, rm a multiple of 4 for vec4 A along M). */
   rm: number;
   rn: number;
+  /** Scalar loads and a K loop of step 1 (smaller code) instead of vec4 loads and step 4. */
+  scalar?: boolean;
 }
 
 export interface SharedConfig {
@@ -178,15 +180,21 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
     sAM: ms(a, -2), sAK: ms(a, -1), sBK: ms(b, -2), sBN: ms(b, -1), sOM: ms(out, -2), sON: ms(out, -1),
   };
   const vecOk = (v: View, bs: number[], ...strides: number[]) => v.offset % 4 === 0 && bs.every((s) => s % 4 === 0) && strides.every((s) => s % 4 === 0);
-  const aMode: LoadMode =
+  let aMode: LoadMode =
     m.sAK === 1 && K % 4 === 0 && vecOk(a, merged.strides[0], m.sAM) ? 'k4'
     : m.sAM === 1 && M % 4 === 0 && vecOk(a, merged.strides[0], m.sAK) ? 'o4'
     : m.sAK === 1 ? 'k1' : m.sAM === 1 ? 'o1' : 's';
-  const bMode: LoadMode =
+  let bMode: LoadMode =
     m.sBN === 1 && N % 4 === 0 && vecOk(b, merged.strides[1], m.sBK) ? 'o4'
     : m.sBK === 1 && K % 4 === 0 && vecOk(b, merged.strides[1], m.sBN) ? 'k4'
     : m.sBN === 1 ? 'o1' : m.sBK === 1 ? 'k1' : 's';
   const cfg = opts.config ?? adapterConfig();
+  if (cfg.kind === 'register' && cfg.scalar) {
+    if (aMode === 'k4') aMode = 'k1';
+    if (aMode === 'o4') aMode = 'o1';
+    if (bMode === 'k4') bMode = 'k1';
+    if (bMode === 'o4') bMode = 'o1';
+  }
   const act = opts.activation ?? 'none';
 
   const dispatchRange = (shape: number[], strides: number[][], offs: number[]): void => {
@@ -324,15 +332,25 @@ function batchDecode(rank: number, z: string): string {
   return lines.join('\n  ');
 }
 
-/** Guarded epilogue stores for output rows `rows[r]` and columns `cols[c]` (WGSL expressions). */
-function stores(rows: string[], cols: string[], acc: (r: number, c: number) => string): string {
-  const out: string[] = [];
-  rows.forEach((row, r) => {
-    out.push(`{ let row = ${row}; if (row < M) { let orow = oB + row * ${pu(W.sOM)}; let rrow = rB + row * ${pu(W.sRM)};`);
-    cols.forEach((col, c) => out.push(`  { let col = ${col}; if (col < N) { mm_store(${acc(r, c)}, col, rrow + col * ${pu(W.sRN)}, orow + col * ${pu(W.sON)}); } }`));
-    out.push('} }');
-  });
-  return out.join('\n  ');
+/**
+ * Guarded epilogue stores of the RM×RN accumulators (acc{r}_{g}, vec4 over columns 4g..4g+3).
+ * Written as loops over a private copy, not unrolled: the epilogue (GELU especially) is large,
+ * and unrolling it per output multiplied shader compile time on lavapipe for no runtime gain.
+ */
+function stores(RM: number, RN: number, row: (r: string) => string, col: (j: string) => string): string {
+  const G = RN / 4;
+  const accs: string[] = [];
+  for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) accs.push(`acc${r}_${g}`);
+  return `var accs = array<vec4<f32>, ${RM * G}>(${accs.join(', ')});
+  for (var r = 0u; r < ${RM}u; r += 1u) {
+    let row = ${row('r')};
+    if (row >= M) { continue; }
+    let orow = oB + row * ${pu(W.sOM)}; let rrow = rB + row * ${pu(W.sRM)};
+    for (var j = 0u; j < ${RN}u; j += 1u) {
+      let col = ${col('j')};
+      if (col < N) { mm_store(accs[r * ${G}u + j / 4u][j % 4u], col, rrow + col * ${pu(W.sRN)}, orow + col * ${pu(W.sON)}); }
+    }
+  }`;
 }
 
 const comp = (j: number) => 'xyzw'[j];
@@ -381,10 +399,10 @@ function registerSource(s: KernelSpec, c: RegisterConfig): string {
   const step = (n: number) => {
     const lines: string[] = [];
     for (let kk = 0; kk < n; kk++) lines.push(...aLoad(kk, 'k'), ...bLoad(kk, 'k'));
-    for (let kk = 0; kk < n; kk++) for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) lines.push(`acc${r}_${g} += ${aVal(r, kk)} * ${bRow(kk, g)};`);
+    for (let kk = 0; kk < n; kk++) for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) lines.push(process.env.MM_FMA ? `acc${r}_${g} = fma(vec4<f32>(${aVal(r, kk)}), ${bRow(kk, g)}, acc${r}_${g});` : `acc${r}_${g} += ${aVal(r, kk)} * ${bRow(kk, g)};`);
     return lines.join('\n    ');
   };
-  body.push(`for (; k + 4u <= K; k += 4u) {\n    ${step(4)}\n  }`);
+  if (!c.scalar) body.push(`for (; k + 4u <= K; k += 4u) {\n    ${step(4)}\n  }`);
   // 'k4' modes imply K % 4 == 0, so only the other modes need a tail.
   if (!hasK4) body.push(`for (; k < K; k += 1u) {\n    ${step(1)}\n  }`);
   const accs = [];
@@ -400,11 +418,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${accs.join('\n  ')}
   var k = 0u;
   ${body.join('\n  ')}
-  ${stores(
-    Array.from({ length: RM }, (_, r) => `row0 + ${r}u`),
-    Array.from({ length: RN }, (_, j) => `col0 + ${j}u`),
-    (r, j) => `acc${r}_${j >> 2}.${comp(j & 3)}`,
-  )}
+  ${stores(RM, RN, (r) => `row0 + ${r}`, (j) => `col0 + ${j}`)}
 }`;
 }
 
@@ -476,10 +490,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     workgroupBarrier();
   }
-  ${stores(
-    Array.from({ length: RM }, (_, r) => `tileRow + (lid.y + ${(r >> 2) * wgY}u) * 4u + ${r & 3}u`),
-    Array.from({ length: RN }, (_, j) => `tileCol + (lid.x + ${(j >> 2) * wgX}u) * 4u + ${j & 3}u`),
-    (r, j) => `acc${r}_${j >> 2}.${comp(j & 3)}`,
-  )}
+  ${stores(RM, RN, (r) => `tileRow + (lid.y + (${r} / 4u) * ${wgY}u) * 4u + ${r} % 4u`, (j) => `tileCol + (lid.x + (${j} / 4u) * ${wgX}u) * 4u + ${j} % 4u`)}
 }`;
 }

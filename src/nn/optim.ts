@@ -3,6 +3,7 @@
  * Nothing here reads back from the GPU: gradient clipping computes its scale on the GPU and the
  * update kernels read it from there.
  */
+import { runtime } from '../gpu/runtime.js';
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
 import { fmt } from '../tensor/shape.js';
@@ -198,6 +199,11 @@ export class EMA {
       this.decay,
     );
   }
+  /** Overwrites the parameters with the averaged weights (e.g. before sampling). */
+  copyTo(): void {
+    this.params.forEach((p, i) => runtime().copy(this.shadow[i].buffer, 0, p.buffer, p.offset * 4, p.size * 4));
+  }
+
   dispose(): void {
     for (const s of this.shadow) s.dispose();
   }

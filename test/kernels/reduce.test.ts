@@ -277,6 +277,15 @@ describe('reduce edge cases', () => {
     out16.dispose();
   });
 
+  it('more outputs than one grid dimension holds (2-D launch of the rows strategy)', async () => {
+    const outer = 70_000;
+    const R = 17;
+    const host = randn(outer * R, 23);
+    const x = tensor(host, [outer, R]);
+    await checkAll(x, host, { outer, R, inner: 1, sOuter: R, sR: 1, sInner: 1, offset: 0 }, '70000 rows', ['sum', 'argmax']);
+    x.dispose();
+  });
+
   it('rejects bad outputs and returns every scratch buffer to the pool', async () => {
     const x = tensor(randn(70_000, 1), [70_000]);
     const bad = empty([2]);
@@ -290,7 +299,7 @@ describe('reduce edge cases', () => {
     reduceInto(x, { outer: 2, R: 35_000, inner: 1, sOuter: 35_000, sR: 1, sInner: 1 }, idx, 'argmin');
     varianceInto(x, { outer: 1, R: 70_000, inner: 1, sOuter: 0, sR: 1, sInner: 1 }, out, 1);
     await runtime().sync();
-    expect(runtime().stats().liveBuffers).toBe(baseline);
+    expect(runtime().stats().liveBuffers).toBeLessThanOrEqual(baseline); // ≤: finalizers may free dropped tensors meanwhile
     [x, bad, out, idx].forEach((t) => t.dispose());
   });
 });

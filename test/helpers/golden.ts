@@ -1,0 +1,43 @@
+/** Reads a golden fixture (reference PyTorch outputs) from ../shared/fixtures/golden. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSafetensors, openSafetensors, type LoadedTensor } from '../../src/io/safetensors.js';
+import type { HostTensor } from '../../src/nn/module.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const GOLDEN_DIR = process.env.RAE_GOLDEN_DIR ?? path.resolve(here, '../../../shared/fixtures/golden');
+
+export interface Golden {
+  meta: { model: string; config: Record<string, unknown>; [k: string]: unknown };
+  params: Map<string, HostTensor>;
+  inputs: Map<string, LoadedTensor>;
+  outputs: Map<string, LoadedTensor>;
+  grads: Map<string, LoadedTensor>;
+}
+
+export function goldenPath(name: string): string {
+  const p = path.join(GOLDEN_DIR, `${name}.safetensors`);
+  if (!existsSync(p)) throw new Error(`golden fixture ${p} is missing (set RAE_GOLDEN_DIR to the fixtures folder)`);
+  return p;
+}
+
+export function loadGolden(name: string): Golden {
+  const file = goldenPath(name);
+  const meta = JSON.parse(openSafetensors(file).metadata.meta);
+  const all = loadSafetensors(file);
+  const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return { meta, params: pick('param.') as Map<string, HostTensor>, inputs: pick('input.'), outputs: pick('output.'), grads: pick('grad.') };
+}
+
+/** max |a − e| / max |e| — the models' tolerance convention. */
+export function relByMax(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num = Math.max(num, Math.abs(actual[i] - expected[i]));
+    den = Math.max(den, Math.abs(expected[i]));
+  }
+  return den === 0 ? num : num / den;
+}

@@ -1,0 +1,342 @@
+/**
+ * LayerNorm / RMSNorm forward and backward against float64: the forward against src/cpu
+ * layerNorm / rmsNorm (plus float64 mean and rstd), the backward against float64 analytic
+ * gradients derived here, and a finite-difference check of those on a tiny case. Shapes rows ∈
+ * {1, 7, 65} × D ∈ {1, 7, 64, 257, 1000}, with and without affine parameters, over every
+ * workgroup-reduction flavour.
+ *
+ * Tolerances (f32 compute): y, mean: atol 1e-5·max|ref| + rtol 1e-5; rstd rtol 1e-5 (2e-5 for
+ * rstd ≈ 1/sqrt(eps) rows, D = 1); dx: atol 2e-5 · the size of the cancelling terms (see grads); dweight/dbias (column sums over up to
+ * 65 rows): atol 2e-5·Σ_rows|term| per column; finite differences atol 1e-6 on float64 only.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareArrays, layerNorm, nd, numericalVjp, rmsNorm, type NDArray } from '../../src/cpu/index.js';
+import { init, runtime } from '../../src/gpu/runtime.js';
+import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto } from '../../src/kernels/norm.js';
+import { setReductionMode } from '../../src/kernels/reduce.js';
+import { tensor, toArray } from '../../src/tensor/creation.js';
+import { empty, type Tensor } from '../../src/tensor/tensor.js';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, seed: number, scale = 1, shift = 0): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = shift + scale * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+const f64 = (a: ArrayLike<number>, shape: number[]): NDArray => nd(Float64Array.from(a), shape);
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, label: string, shape?: number[]): void {
+  const res = compareArrays(got, want, { atol, rtol, label, shape });
+  if (process.env.SHOW_ERR) console.log(res.message);
+  expect(res.ok, res.message).toBe(true);
+}
+
+async function read(t: Tensor): Promise<Float32Array> {
+  const a = (await toArray(t)) as Float32Array;
+  t.dispose();
+  return a;
+}
+
+/** Float64 statistics: mean (0 for RMS) and rstd per row. */
+function stats(x: ArrayLike<number>, rows: number, D: number, eps: number, rms: boolean) {
+  const mu = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    if (!rms) {
+      for (let j = 0; j < D; j++) m += x[r * D + j];
+      m /= D;
+    }
+    let v = 0;
+    for (let j = 0; j < D; j++) v += (x[r * D + j] - m) ** 2;
+    mu[r] = m;
+    rstd[r] = 1 / Math.sqrt(v / D + eps);
+  }
+  return { mu, rstd };
+}
+
+/**
+ * Float64 gradients with x̂ = (x − μ)·rstd, g = dy·w:
+ *   dx = rstd·(g − [LN] mean(g) − x̂·mean(g·x̂)), dw = Σ_rows dy·x̂, db = Σ_rows dy;
+ * also the scales that bound f32 rounding: max rstd·(|g| + |mean g| + |x̂·mean(g·x̂)|) for dx (the
+ * terms cancel almost completely when D = 1, where dx = rstd·g·eps/(x² + eps) for RMSNorm), and
+ * the per-column Σ|dy·x̂| and Σ|dy| for the column sums.
+ */
+function grads(x: ArrayLike<number>, w: ArrayLike<number> | null, dy: ArrayLike<number>, rows: number, D: number, eps: number, rms: boolean) {
+  const { mu, rstd } = stats(x, rows, D, eps, rms);
+  const dx = new Float64Array(rows * D);
+  const dw = new Float64Array(D);
+  const db = new Float64Array(D);
+  let dwScale = 0;
+  let dbScale = 0;
+  let dxScale = 0;
+  const absW = new Float64Array(D);
+  const absB = new Float64Array(D);
+  for (let r = 0; r < rows; r++) {
+    let mg = 0;
+    let mgx = 0;
+    for (let j = 0; j < D; j++) {
+      const xh = (x[r * D + j] - mu[r]) * rstd[r];
+      const g = dy[r * D + j] * (w ? w[j] : 1);
+      mg += g;
+      mgx += g * xh;
+      dw[j] += dy[r * D + j] * xh;
+      db[j] += dy[r * D + j];
+      absW[j] += Math.abs(dy[r * D + j] * xh);
+      absB[j] += Math.abs(dy[r * D + j]);
+    }
+    mg /= D;
+    mgx /= D;
+    for (let j = 0; j < D; j++) {
+      const xh = (x[r * D + j] - mu[r]) * rstd[r];
+      const g = dy[r * D + j] * (w ? w[j] : 1);
+      dx[r * D + j] = rstd[r] * (g - (rms ? 0 : mg) - xh * mgx);
+      dxScale = Math.max(dxScale, rstd[r] * (Math.abs(g) + (rms ? 0 : Math.abs(mg)) + Math.abs(xh * mgx)));
+    }
+  }
+  for (let j = 0; j < D; j++) {
+    dwScale = Math.max(dwScale, absW[j]);
+    dbScale = Math.max(dbScale, absB[j]);
+  }
+  return { dx, dw, db, dwScale, dbScale, dxScale };
+}
+
+beforeAll(async () => {
+  await init();
+});
+afterAll(() => setReductionMode('auto'));
+
+const ROWS = [1, 7, 65];
+const DS = [1, 7, 64, 257, 1000];
+const cases = ROWS.flatMap((r) => DS.flatMap((d) => [true, false].map((affine) => [r, d, affine] as [number, number, boolean])));
+
+describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s reductions)', (mode) => {
+  const skip = () => mode !== 'tree' && !runtime().features.has('subgroups');
+  beforeAll(() => {
+    if (!skip()) setReductionMode(mode);
+  });
+
+  it.each(cases)('layerNorm rows = %i, D = %i, affine = %s', async (rows, D, affine) => {
+    if (skip()) return;
+    const eps = 1e-5;
+    const xh = randn(rows * D, rows * 31 + D, 2, 0.5);
+    const dyh = randn(rows * D, rows * 37 + D);
+    const wh = randn(D, D + 1, 0.5, 1);
+    const bh = randn(D, D + 2, 0.5);
+    const x = tensor(xh, [rows, D]);
+    const dy = tensor(dyh, [rows, D]);
+    const w = affine ? tensor(wh, [D]) : undefined;
+    const b = affine ? tensor(bh, [D]) : undefined;
+    const y = empty([rows, D]);
+    const mean = empty([rows]);
+    const rstd = empty([rows]);
+    layerNormInto(x, w, b, eps, y, mean, rstd);
+    const dx = empty([rows, D]);
+    const dw = affine ? empty([D]) : undefined;
+    const db = affine ? empty([D]) : undefined;
+    layerNormBackwardInto(x, w, mean, rstd, dy, dx, dw, db);
+
+    const wantY = layerNorm(f64(xh, [rows, D]), [D], affine ? f64(wh, [D]) : undefined, affine ? f64(bh, [D]) : undefined, eps).data;
+    const st = stats(xh, rows, D, eps, false);
+    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'layerNorm y', [rows, D]);
+    expectClose(await read(mean), st.mu, 1e-5 * maxAbs(xh), 1e-5, 'layerNorm mean');
+    expectClose(await read(rstd), st.rstd, 0, D === 1 ? 2e-5 : 1e-5, 'layerNorm rstd');
+    const ref = grads(xh, affine ? wh : null, dyh, rows, D, eps, false);
+    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'layerNorm dx', [rows, D]);
+    if (dw && db) {
+      expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, 'layerNorm dweight');
+      expectClose(await read(db), ref.db, 2e-5 * ref.dbScale, 0, 'layerNorm dbias');
+    }
+    [x, dy, w, b].forEach((t) => t?.dispose());
+  });
+
+  it.each(cases)('rmsNorm rows = %i, D = %i, weight = %s', async (rows, D, affine) => {
+    if (skip()) return;
+    const eps = 1e-6;
+    const xh = randn(rows * D, rows * 41 + D, 2, 0.5);
+    const dyh = randn(rows * D, rows * 43 + D);
+    const wh = randn(D, D + 3, 0.5, 1);
+    const x = tensor(xh, [rows, D]);
+    const dy = tensor(dyh, [rows, D]);
+    const w = affine ? tensor(wh, [D]) : undefined;
+    const y = empty([rows, D]);
+    const rstd = empty([rows]);
+    rmsNormInto(x, w, eps, y, rstd);
+    const dx = empty([rows, D]);
+    const dw = affine ? empty([D]) : undefined;
+    rmsNormBackwardInto(x, w, rstd, dy, dx, dw);
+
+    const wantY = rmsNorm(f64(xh, [rows, D]), [D], affine ? f64(wh, [D]) : undefined, eps).data;
+    const st = stats(xh, rows, D, eps, true);
+    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'rmsNorm y', [rows, D]);
+    expectClose(await read(rstd), st.rstd, 0, 1e-5, 'rmsNorm rstd');
+    const ref = grads(xh, affine ? wh : null, dyh, rows, D, eps, true);
+    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'rmsNorm dx', [rows, D]);
+    if (dw) expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, 'rmsNorm dweight');
+    [x, dy, w].forEach((t) => t?.dispose());
+  });
+});
+
+describe('norm gradients and numerics', () => {
+  it('the float64 analytic gradients match finite differences (tiny case), and the kernels match them', async () => {
+    const rows = 3;
+    const D = 5;
+    const eps = 1e-5;
+    const xh = randn(rows * D, 1, 1.5, 0.3);
+    const dyh = randn(rows * D, 2);
+    const wh = randn(D, 3, 0.5, 1);
+    const bh = randn(D, 4, 0.5);
+    const X = f64(xh, [rows, D]);
+    const W = f64(wh, [D]);
+    const B = f64(bh, [D]);
+    const up = f64(dyh, [rows, D]);
+    for (const rms of [false, true]) {
+      const fx = (a: NDArray) => (rms ? rmsNorm(a, [D], W, eps) : layerNorm(a, [D], W, B, eps));
+      const fw = (a: NDArray) => (rms ? rmsNorm(X, [D], a, eps) : layerNorm(X, [D], a, B, eps));
+      const fb = (a: NDArray) => layerNorm(X, [D], W, a, eps);
+      const ref = grads(xh, wh, dyh, rows, D, eps, rms);
+      const name = rms ? 'rmsNorm' : 'layerNorm';
+      expectClose(ref.dx, numericalVjp(fx, X, up).data, 1e-6, 0, `${name} analytic dx vs finite differences`);
+      expectClose(ref.dw, numericalVjp(fw, W, up).data, 1e-6, 0, `${name} analytic dweight vs finite differences`);
+      if (!rms) expectClose(ref.db, numericalVjp(fb, B, up).data, 1e-6, 0, `${name} analytic dbias vs finite differences`);
+
+      // The kernels against the finite differences directly.
+      const x = tensor(xh, [rows, D]);
+      const w = tensor(wh, [D]);
+      const b = tensor(bh, [D]);
+      const dy = tensor(dyh, [rows, D]);
+      const y = empty([rows, D]);
+      const mean = empty([rows]);
+      const rstd = empty([rows]);
+      const dx = empty([rows, D]);
+      const dw = empty([D]);
+      const db = empty([D]);
+      if (rms) {
+        rmsNormInto(x, w, eps, y, rstd);
+        rmsNormBackwardInto(x, w, rstd, dy, dx, dw);
+      } else {
+        layerNormInto(x, w, b, eps, y, mean, rstd);
+        layerNormBackwardInto(x, w, mean, rstd, dy, dx, dw, db);
+      }
+      expectClose(await read(dx), numericalVjp(fx, X, up).data, 2e-5, 0, `${name} kernel dx vs finite differences`);
+      expectClose(await read(dw), numericalVjp(fw, W, up).data, 2e-5, 0, `${name} kernel dweight vs finite differences`);
+      const dbGot = await read(db);
+      if (!rms) expectClose(dbGot, numericalVjp(fb, B, up).data, 2e-5, 0, `${name} kernel dbias vs finite differences`);
+      [x, w, b, dy, y, mean, rstd].forEach((t) => t.dispose());
+    }
+  });
+
+  it('layerNorm statistics are two-pass: a large mean does not destroy the variance', async () => {
+    const rows = 7;
+    const D = 1000;
+    const xh = randn(rows * D, 5, 1, 1000); // mean 1000, std 1: E[x²] − E[x]² would lose ~all digits in f32
+    const x = tensor(xh, [rows, D]);
+    const y = empty([rows, D]);
+    const mean = empty([rows]);
+    const rstd = empty([rows]);
+    layerNormInto(x, undefined, undefined, 1e-5, y, mean, rstd);
+    const st = stats(xh, rows, D, 1e-5, false);
+    // f32 rounding of the mean (~1000·2^-24 ≈ 6e-5 absolute) shifts every deviation alike: rstd to ~1e-4.
+    expectClose(await read(rstd), st.rstd, 0, 1e-4, 'rstd at mean 1000');
+    const wantY = layerNorm(f64(xh, [rows, D]), [D], undefined, undefined, 1e-5).data;
+    expectClose(await read(y), wantY, 5e-4, 1e-4, 'y at mean 1000');
+    [x, mean].forEach((t) => t.dispose());
+  });
+
+  it('f16 operands, offsets, chunked column sums and no leaks', async () => {
+    if (!runtime().hasF16) return;
+    const rows = 65;
+    const D = 257;
+    const x = tensor(randn(rows * D, 6, 1, 0.2), [rows, D], { dtype: 'f16' });
+    const w = tensor(randn(D, 7, 0.3, 1), [D], { dtype: 'f16' });
+    const xh = await toArray(x);
+    const wh = await toArray(w);
+    const dyh = randn(rows * D, 8);
+    const dy = tensor(dyh, [rows, D]);
+    const y = empty([rows, D]);
+    const rstdBig = empty([rows + 5]);
+    const rstd = { buffer: rstdBig.buffer, dtype: rstdBig.dtype, shape: [rows], strides: [1], offset: 5 };
+    const dx = empty([rows, D]);
+    const dw = empty([D], 'f16');
+    await runtime().sync();
+    const live = runtime().stats().liveBuffers;
+    rmsNormInto(x, w, 1e-6, y, rstd);
+    rmsNormBackwardInto(x, w, rstd, dy, dx, dw);
+    await runtime().sync();
+    // ≤: a finalizer may return a dropped tensor's buffer meanwhile; a leak would raise the count.
+    expect(runtime().stats().liveBuffers, 'scratch partials returned').toBeLessThanOrEqual(live);
+    const wantY = rmsNorm(f64(xh, [rows, D]), [D], f64(wh, [D]), 1e-6).data;
+    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'rmsNorm f16 in');
+    const ref = grads(xh, wh, dyh, rows, D, 1e-6, true);
+    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'rmsNorm f16 dx');
+    expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 1e-3, 'rmsNorm f16 dweight (f16 output)');
+    [x, w, dy, rstdBig].forEach((t) => t.dispose());
+  });
+
+  it('layerNorm with weight only and with bias only', async () => {
+    const rows = 7;
+    const D = 257;
+    const eps = 1e-5;
+    const xh = randn(rows * D, 11, 2, 0.5);
+    const dyh = randn(rows * D, 12);
+    const wh = randn(D, 13, 0.5, 1);
+    const bh = randn(D, 14, 0.5);
+    const x = tensor(xh, [rows, D]);
+    const dy = tensor(dyh, [rows, D]);
+    for (const [useW, useB] of [[true, false], [false, true]]) {
+      const w = useW ? tensor(wh, [D]) : undefined;
+      const b = useB ? tensor(bh, [D]) : undefined;
+      const y = empty([rows, D]);
+      const mean = empty([rows]);
+      const rstd = empty([rows]);
+      const dx = empty([rows, D]);
+      const dw = useW ? empty([D]) : undefined;
+      const db = useB ? empty([D]) : undefined;
+      layerNormInto(x, w, b, eps, y, mean, rstd);
+      layerNormBackwardInto(x, w, mean, rstd, dy, dx, dw, db);
+      const wantY = layerNorm(f64(xh, [rows, D]), [D], useW ? f64(wh, [D]) : undefined, useB ? f64(bh, [D]) : undefined, eps).data;
+      const ref = grads(xh, useW ? wh : null, dyh, rows, D, eps, false);
+      const label = useW ? 'weight only' : 'bias only';
+      expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, `layerNorm y, ${label}`);
+      expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, `layerNorm dx, ${label}`);
+      if (dw) expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, `layerNorm dweight, ${label}`);
+      if (db) expectClose(await read(db), ref.db, 2e-5 * ref.dbScale, 0, `layerNorm dbias, ${label}`);
+      [w, b, mean, rstd].forEach((t) => t?.dispose());
+    }
+    [x, dy].forEach((t) => t.dispose());
+  });
+
+  it('more rows than one grid dimension holds (2-D launch)', async () => {
+    const rows = 70_000;
+    const D = 3;
+    const xh = randn(rows * D, 15, 2);
+    const x = tensor(xh, [rows, D]);
+    const y = empty([rows, D]);
+    const rstd = empty([rows]);
+    rmsNormInto(x, undefined, 1e-6, y, rstd);
+    const want = rmsNorm(f64(xh, [rows, D]), [D], undefined, 1e-6).data;
+    expectClose(await read(y), want, 1e-5 * maxAbs(want), 1e-5, 'rmsNorm 70000 rows');
+    [x, rstd].forEach((t) => t.dispose());
+  });
+
+  it('rejects mismatched operands', () => {
+    const x = empty([3, 4]);
+    const y = empty([3, 4]);
+    const m = empty([3]);
+    const r = empty([2]);
+    expect(() => layerNormInto(x, undefined, undefined, 1e-5, y, m, r)).toThrow(/rstd/);
+    expect(() => rmsNormInto(x, empty([5]), 1e-6, y, m)).toThrow(/weight/);
+    [x, y, m, r].forEach((t) => t.dispose());
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * DiT^DH against the official DiTwDDTHead on random weights: velocity within 1e-4
+ * relative-by-max; gradients (parameters and input) within 1e-3; time shift, sampler grid,
+ * Euler sample and the CFG velocity.
+ */
+import { describe, expect, it } from 'vitest';
+import * as ops from '../../src/autograd/ops/index.js';
+import { backward } from '../../src/autograd/tape.js';
+import { full, tensor, toArray } from '../../src/tensor/creation.js';
+import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
+import { cfgVelocity, eulerSample, samplerGrid, shiftAlpha, shiftTime } from '../../src/diffusion/flow.js';
+import { scopeAsync } from '../../src/tensor/scope.js';
+import { loadGolden, relByMax } from '../helpers/golden.js';
+import { useGpu } from '../helpers/setup.js';
+
+useGpu();
+
+const g = loadGolden('ditdh_small');
+const config = g.meta.config as unknown as DiTConfig;
+
+function model(): DiTDH {
+  const m = DiTDH.fromConfig(config);
+  m.loadStateDict(g.params);
+  m.eval();
+  return m;
+}
+
+const input = (k: string) => {
+  const t = g.inputs.get(k)!;
+  return tensor(t.data, t.shape, { dtype: t.dtype });
+};
+
+describe('DiTDH golden', () => {
+  it('shift and sampler grid', () => {
+    const C = config.in_channels;
+    const alpha = shiftAlpha(C * config.input_size * config.input_size);
+    expect(alpha).toBeCloseTo(g.meta.shift_alpha as number, 12);
+    const tn = g.inputs.get('shift_tn')!.data;
+    const want = g.outputs.get('shift_t')!.data;
+    tn.forEach((v, i) => expect(Math.abs(shiftTime(v, alpha) - want[i])).toBeLessThan(1e-6));
+    const grid = samplerGrid(g.meta.sampler_steps as number, alpha);
+    grid.forEach((v, i) => expect(Math.abs(v - g.outputs.get('sampler_grid')!.data[i])).toBeLessThan(1e-6));
+  });
+
+  it('velocity and gradients match the reference', () =>
+    scopeAsync(async () => {
+      const m = model();
+      const x = input('x');
+      x.requiresGrad = true;
+      const v = m.forward(x, input('t'), input('y'));
+      expect(relByMax(await toArray(v), g.outputs.get('v')!.data)).toBeLessThan(1e-4);
+      backward(ops.sum(ops.mul(v, input('loss_weights'))));
+      const sd = m.stateDict();
+      let checked = 0;
+      const gradScale = Math.max(...[...g.grads.values()].map((r) => Math.max(...Array.from(r.data, Math.abs))));
+      for (const [k, ref] of g.grads) {
+        const p = k === 'input.x' ? x : sd.get(k);
+        if (!p) throw new Error(`gradient for unknown key ${k}`);
+        expect(p.grad, `no gradient for ${k}`).not.toBeNull();
+        const got = await toArray(p.grad!);
+        // A key bias cannot change the softmax, so its true gradient is 0 and the reference holds
+        // rounding noise: there, compare absolute error against the scale of the other gradients.
+        const refMax = Math.max(...Array.from(ref.data, Math.abs));
+        const err = refMax < 1e-6 * gradScale ? Math.max(...Array.from(got, Math.abs)) / gradScale : relByMax(got, ref.data);
+        expect(err, `${k}: rel err ${err}`).toBeLessThan(1e-3);
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(30);
+      m.dispose();
+    }));
+
+  it('Euler sample and the CFG velocity', () =>
+    scopeAsync(async () => {
+      const m = model();
+      const alpha = g.meta.shift_alpha as number;
+      const grid = samplerGrid(g.meta.sampler_steps as number, alpha);
+      const y = input('sample_y');
+      const sample = eulerSample((x, t) => m.forward(x, t, y), input('noise'), grid);
+      expect(relByMax(await toArray(sample), g.outputs.get('euler_sample')!.data)).toBeLessThan(1e-4);
+      const guided = cfgVelocity((x, t, yy, mask) => m.forward(x, t, yy, { dropMask: mask }), y, { scale: 2.5 });
+      const noise = input('noise');
+      const v = guided(noise, full([noise.shape[0]], grid[0]));
+      expect(relByMax(await toArray(v), g.outputs.get('cfg_v_scale2.5')!.data)).toBeLessThan(1e-4);
+      m.dispose();
+    }));
+});
