@@ -20,6 +20,11 @@ export interface Timing {
   seconds: number;
   /** Mean wall time per call, milliseconds. */
   ms: number;
+  /**
+   * Mean CPU time of this process per call (all threads), milliseconds. On a CPU adapter such as
+   * lavapipe this is the work itself, far less disturbed by other processes than wall time.
+   */
+  cpuMs: number;
 }
 
 /** Times `record` (which must only record GPU work) over many calls with one sync at the end. */
@@ -31,10 +36,12 @@ export async function timeGpu(record: () => void, opts: TimingOptions = {}): Pro
   let iters = 1;
   for (;;) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < iters; i++) record();
     await rt.sync();
     const seconds = (performance.now() - t0) / 1000;
-    if (seconds >= minSeconds || iters >= maxIters) return { iters, seconds, ms: (seconds * 1000) / iters };
+    const c = process.cpuUsage(c0);
+    if (seconds >= minSeconds || iters >= maxIters) return { iters, seconds, ms: (seconds * 1000) / iters, cpuMs: (c.user + c.system) / 1000 / iters };
     // Aim straight for the target instead of doubling many times.
     iters = Math.min(maxIters, Math.max(iters * 2, Math.ceil((iters * minSeconds * 1.2) / Math.max(seconds, 1e-6))));
   }

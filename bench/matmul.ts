@@ -6,7 +6,7 @@
  * Run after `npm run build`: `node dist/bench/matmul.js` (prints a markdown table).
  */
 import { init, runtime } from '../src/gpu/runtime.js';
-import { chooseMatmulConfig, matmulInto, type MatmulConfig } from '../src/kernels/matmul.js';
+import { chooseMatmulConfig, matmulInto, type AdapterMatmulConfigs, type MatmulConfig } from '../src/kernels/matmul.js';
 import { randn } from '../src/tensor/creation.js';
 import { empty, viewOf } from '../src/tensor/tensor.js';
 import { adapterLine, gflops, isMain, markdownTable, timeGpu, type TimingOptions } from './common.js';
@@ -24,6 +24,8 @@ export interface MatmulBenchRow {
   config: string;
   ms: number;
   gflops: number;
+  /** CPU milliseconds per call (see Timing.cpuMs). */
+  cpuMs: number;
 }
 
 const SIZES: Omit<MatmulBenchCase, 'transB'>[] = [
@@ -38,19 +40,32 @@ export const DEFAULT_CASES: MatmulBenchCase[] = [
   ...SIZES.map((s) => ({ ...s, name: `${s.name} Bᵀ`, transB: true })),
 ];
 
-export const CANDIDATE_CONFIGS: Record<string, MatmulConfig> = {
-  'register 8×8 thr, 4×4/thr': { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 },
-  'shared 64×64 tk16, 4×4/thr': { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 },
+/** `auto` lets matmulInto pick from the adapter table per call (what the engine runs). */
+export const CANDIDATE_CONFIGS: Record<string, MatmulConfig | 'auto'> = {
+  'register 4×4/thr vec4': { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 },
+  'register 12×16/thr scalar': { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
+  'shared 64×64×16, 4×4/thr': { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 },
+  'adapter table (auto)': 'auto',
 };
 
-export const describeConfig = (c: MatmulConfig): string =>
-  c.kind === 'register'
-    ? `register ${c.wgX}×${c.wgY} threads, ${c.rm}×${c.rn} per thread`
-    : `shared ${c.wgY * c.rm}×${c.wgX * c.rn}×${c.tk} tile, ${c.wgX}×${c.wgY} threads, ${c.rm}×${c.rn} per thread`;
+export function describeConfig(c: MatmulConfig): string {
+  switch (c.kind) {
+    case 'register':
+      return `register ${c.wgX}×${c.wgY} threads, ${c.rm}×${c.rn} per thread, ${c.scalar ? 'scalar loads' : 'vec4 loads'}`;
+    case 'shared':
+      return `shared ${c.wgY * c.rm}×${c.wgX * c.rn}×${c.tk} tile, ${c.wgX}×${c.wgY} threads, ${c.rm}×${c.rn} per thread`;
+    case 'splitk':
+      return `split-K over ${c.lanes} subgroup lanes, ${c.rm}×${c.rn} block per subgroup, ${c.wgY} subgroups per workgroup`;
+  }
+}
+
+export function describeTable(t: AdapterMatmulConfigs): string {
+  return `general: ${describeConfig(t.general)}${t.kContiguous ? `; both operands K-contiguous: ${describeConfig(t.kContiguous)}` : ''}`;
+}
 
 export async function benchMatmul(
   cases: MatmulBenchCase[] = DEFAULT_CASES,
-  configs: Record<string, MatmulConfig> = CANDIDATE_CONFIGS,
+  configs: Record<string, MatmulConfig | 'auto'> = CANDIDATE_CONFIGS,
   timing: TimingOptions & { repeats?: number } = {},
 ): Promise<MatmulBenchRow[]> {
   // Configs are interleaved and each keeps its best of `repeats` timings: on a shared machine
@@ -65,8 +80,9 @@ export async function benchMatmul(
     const best = new Map<string, MatmulBenchRow>();
     for (let rep = 0; rep < repeats; rep++) {
       for (const [name, config] of Object.entries(configs)) {
-        const t = await timeGpu(() => matmulInto(a, b, out, { config }), { ...timing, warmup: rep === 0 ? timing.warmup : 0 });
-        const row = { case: c, config: name, ms: t.ms, gflops: gflops(2 * c.M * c.N * c.K, t) };
+        const opts = config === 'auto' ? {} : { config };
+        const t = await timeGpu(() => matmulInto(a, b, out, opts), { ...timing, warmup: rep === 0 ? timing.warmup : 0 });
+        const row = { case: c, config: name, ms: t.ms, gflops: gflops(2 * c.M * c.N * c.K, t), cpuMs: t.cpuMs };
         if (!best.has(name) || best.get(name)!.ms > row.ms) best.set(name, row);
       }
     }
@@ -83,7 +99,7 @@ export function formatMatmulResults(rows: MatmulBenchRow[]): string {
     c.name,
     ...configs.map((cfg) => {
       const r = rows.find((x) => x.case === c && x.config === cfg);
-      return r ? `${r.gflops.toFixed(2)} (${r.ms.toFixed(1)} ms)` : '—';
+      return r ? `${r.gflops.toFixed(2)} (${r.ms.toFixed(1)} ms, cpu ${r.cpuMs.toFixed(1)} ms)` : '—';
     }),
   ]);
   return markdownTable(['shape (M·K·N)', ...configs.map((c) => `${c} GFLOP/s`)], table);
@@ -91,9 +107,9 @@ export function formatMatmulResults(rows: MatmulBenchRow[]): string {
 
 async function main(): Promise<void> {
   await init();
-  const chosen = chooseMatmulConfig(runtime().adapterSummary);
-  const rows = await benchMatmul(DEFAULT_CASES, { ...CANDIDATE_CONFIGS, [`table: ${describeConfig(chosen)}`]: chosen });
-  console.log(`Adapter: ${adapterLine()}\n`);
+  const rows = await benchMatmul(DEFAULT_CASES, CANDIDATE_CONFIGS);
+  console.log(`Adapter: ${adapterLine()}`);
+  console.log(`Adapter table: ${describeTable(chooseMatmulConfig(runtime().adapterSummary))}\n`);
   console.log(formatMatmulResults(rows));
 }
 

@@ -6,16 +6,18 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { init, runtime, shutdown } from '../src/gpu/runtime.js';
 import { printRuntimeBench } from './runtime.js';
+import { benchTrainStep } from './train-step.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   runtime: printRuntimeBench,
+  'train-step': benchTrainStep,
 };
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const chosen = names.length ? names : Object.keys(BENCHES);
   for (const n of chosen) if (!BENCHES[n]) throw new Error(`bench: unknown benchmark '${n}' (have ${Object.keys(BENCHES).join(', ')})`);
-  await init();
+  await init({ profile: process.env.RAE_PROFILE === '1' });
   const s = runtime().adapterSummary;
   const adapter = (s.device || s.description || 'adapter').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
   mkdirSync('bench/results', { recursive: true });

@@ -33,6 +33,8 @@ export class PipelineCache {
   private pipelines = new Map<string, CompiledKernel>();
   private layouts = new Map<string, GPUBindGroupLayout>();
   compiled = 0;
+  /** Wall time spent creating pipelines (shader compilation), milliseconds. */
+  compileMs = 0;
 
   constructor(private device: GPUDevice) {}
 
@@ -62,6 +64,7 @@ export class PipelineCache {
       });
       this.layouts.set(layoutKey, layout);
     }
+    const t0 = performance.now();
     const source = src.wgsl();
     const module = this.device.createShaderModule({ label: src.key, code: source });
     const pipeline = this.device.createComputePipeline({
@@ -72,6 +75,8 @@ export class PipelineCache {
     k = { key: src.key, pipeline, layout, source };
     this.pipelines.set(src.key, k);
     this.compiled++;
+    this.compileMs += performance.now() - t0;
+    if (process.env.RAE_LOG_COMPILES === '1') console.error(`compiled ${src.key} in ${(performance.now() - t0).toFixed(0)} ms`);
     return k;
   }
 }

@@ -46,7 +46,28 @@ export interface SharedConfig {
   tk: number;
 }
 
-export type MatmulConfig = RegisterConfig | SharedConfig;
+/**
+ * For products whose operands are both contiguous along K (x·Wᵀ): the `lanes` invocations of one
+ * subgroup share an rm×rn output block and split K between them (lane l takes k ≡ l mod lanes),
+ * so neighbouring lanes read neighbouring addresses of the same rows; subgroupAdd combines them.
+ * Needs the 'subgroups' feature with a fixed subgroup size equal to `lanes`.
+ */
+export interface SplitKConfig {
+  kind: 'splitk';
+  lanes: number;
+  /** Output blocks (subgroups) per workgroup, side by side along N. */
+  wgY: number;
+  rm: number;
+  rn: number;
+}
+
+export type MatmulConfig = RegisterConfig | SharedConfig | SplitKConfig;
+
+/** What the adapter table holds: a general kernel and, optionally, one for K-contiguous operands. */
+export interface AdapterMatmulConfigs {
+  general: RegisterConfig | SharedConfig;
+  kContiguous?: SplitKConfig;
+}
 
 export interface MatmulOptions {
   /** [N] (or [1, …, N]) added along columns. */
@@ -64,29 +85,49 @@ export interface MatmulOptions {
 }
 
 /**
- * Per-adapter table, first match wins. Lavapipe figures are measured (bench/matmul.ts); the
- * NVIDIA and default rows are starting points that have not been measured with this kernel yet.
+ * Per-adapter table, first match wins. The lavapipe row is measured (bench/results/
+ * lavapipe-matmul.md); the NVIDIA and default rows are starting points not yet measured with
+ * these kernels.
+ *
+ * Why lavapipe differs: llvmpipe runs 8 invocations as the lanes of one SIMD vector, and every
+ * storage-buffer load whose address varies across lanes becomes 8 bounds-checked scalar loads, a
+ * vec4 load 32 of them. So what counts is loaded elements per FMA (big per-thread blocks: 12×16)
+ * and code size (scalar loads with a K step of 1 compiled smaller and ran faster than vec4 loads
+ * with a step of 4). Workgroup memory has no benefit there and costs barriers (coroutines).
  */
-const CONFIG_TABLE: { name: string; match: (s: string) => boolean; config: MatmulConfig }[] = [
-  // CPU Vulkan: llvmpipe runs a workgroup on one core with 8-wide SIMD across invocations.
-  { name: 'lavapipe/llvmpipe', match: (s) => /llvmpipe|lavapipe/.test(s), config: { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 } },
-  { name: 'swiftshader', match: (s) => /swiftshader/.test(s), config: { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 } },
+const CONFIG_TABLE: { name: string; match: (s: string) => boolean; configs: AdapterMatmulConfigs }[] = [
+  {
+    name: 'lavapipe/llvmpipe',
+    match: (s) => /llvmpipe|lavapipe/.test(s),
+    configs: {
+      general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
+      kContiguous: { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
+    },
+  },
+  { name: 'swiftshader', match: (s) => /swiftshader/.test(s), configs: { general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } } },
   // 128×128 tiles, 8×8 outputs per thread, 256 threads, 16 KiB of workgroup memory.
-  { name: 'nvidia', match: (s) => /nvidia|geforce|rtx|h100|h200|a100/.test(s), config: { kind: 'shared', wgX: 16, wgY: 16, rm: 8, rn: 8, tk: 16 } },
+  { name: 'nvidia', match: (s) => /nvidia|geforce|rtx|h100|h200|a100/.test(s), configs: { general: { kind: 'shared', wgX: 16, wgY: 16, rm: 8, rn: 8, tk: 16 } } },
 ];
-const DEFAULT_CONFIG: MatmulConfig = { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 };
+const DEFAULT_CONFIGS: AdapterMatmulConfigs = { general: { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 } };
 
-/** The kernel configuration for an adapter (matched on its vendor/architecture/device/description). */
-export function chooseMatmulConfig(info: Partial<Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>>): MatmulConfig {
+/** The kernel configurations for an adapter (matched on its vendor/architecture/device/description). */
+export function chooseMatmulConfig(info: Partial<Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>>): AdapterMatmulConfigs {
   const s = [info.vendor, info.architecture, info.device, info.description].join(' ').toLowerCase();
-  return CONFIG_TABLE.find((row) => row.match(s))?.config ?? DEFAULT_CONFIG;
+  return CONFIG_TABLE.find((row) => row.match(s))?.configs ?? DEFAULT_CONFIGS;
 }
 
-let chosen: { rt: object; config: MatmulConfig } | null = null;
-function adapterConfig(): MatmulConfig {
+let chosen: { rt: object; configs: AdapterMatmulConfigs } | null = null;
+function adapterConfigs(): AdapterMatmulConfigs {
   const rt = runtime();
-  if (chosen?.rt !== rt) chosen = { rt, config: chooseMatmulConfig(rt.adapterSummary) };
-  return chosen.config;
+  if (chosen?.rt !== rt) chosen = { rt, configs: chooseMatmulConfig(rt.adapterSummary) };
+  return chosen.configs;
+}
+
+/** Whether the split-K kernel can run: subgroups of exactly `lanes` invocations. */
+function splitKUsable(c: SplitKConfig): boolean {
+  const rt = runtime();
+  const info = rt.adapter.info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
+  return rt.features.has('subgroups') && info.subgroupMinSize === c.lanes && info.subgroupMaxSize === c.lanes;
 }
 
 const MAX_BATCH_RANK = 4;
@@ -188,8 +229,11 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
     m.sBN === 1 && N % 4 === 0 && vecOk(b, merged.strides[1], m.sBK) ? 'o4'
     : m.sBK === 1 && K % 4 === 0 && vecOk(b, merged.strides[1], m.sBN) ? 'k4'
     : m.sBN === 1 ? 'o1' : m.sBK === 1 ? 'k1' : 's';
-  const cfg = opts.config ?? adapterConfig();
-  if (cfg.kind === 'register' && cfg.scalar) {
+  const kContiguous = (aMode === 'k1' || aMode === 'k4') && (bMode === 'k1' || bMode === 'k4');
+  const table = adapterConfigs();
+  let cfg: MatmulConfig = opts.config ?? (kContiguous && table.kContiguous ? table.kContiguous : table.general);
+  if (cfg.kind === 'splitk' && !(kContiguous && splitKUsable(cfg))) cfg = table.general;
+  if ((cfg.kind === 'register' && cfg.scalar) || cfg.kind === 'splitk') {
     if (aMode === 'k4') aMode = 'k1';
     if (aMode === 'o4') aMode = 'o1';
     if (bMode === 'k4') bMode = 'k1';
@@ -227,13 +271,15 @@ function launch(
     cfg, aMode: plan.aMode, bMode: plan.bMode, aT: a.dtype, bT: b.dtype, oT: out.dtype,
     biasT: bias?.dtype, resT: residual?.dtype, act, accumulate, batchRank: plan.batchShape.length,
   };
-  if (cfg.rn % 4 !== 0 || cfg.rm % 4 !== 0) throw new RangeError(`matmul: invalid config ${JSON.stringify(cfg)}`);
+  if (cfg.kind !== 'splitk' && (cfg.rn % 4 !== 0 || cfg.rm % 4 !== 0)) throw new RangeError(`matmul: invalid config ${JSON.stringify(cfg)}`);
   const key = `matmul|${Object.values(cfg).join('x')}|A${spec.aMode}:${spec.aT}|B${spec.bMode}:${spec.bT}|O${spec.oT}|bias:${spec.biasT ?? '-'}|res:${spec.resT ?? '-'}|${act}|${accumulate ? 'acc' : 'set'}|br${spec.batchRank}`;
   const buffers = [a.buffer, b.buffer, ...(bias ? [bias.buffer] : []), ...(residual ? [residual.buffer] : []), out.buffer];
   runtime().dispatch(
-    { key, bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'], wgsl: () => (cfg.kind === 'register' ? registerSource(spec, cfg) : sharedSource(spec, cfg)) },
+    { key, bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'], wgsl: () => (cfg.kind === 'register' ? registerSource(spec, cfg) : cfg.kind === 'shared' ? sharedSource(spec, cfg) : splitKSource(spec, cfg)) },
     buffers,
-    [Math.ceil(plan.N / (cfg.wgX * cfg.rn)), Math.ceil(plan.M / (cfg.wgY * cfg.rm)), zGroups],
+    cfg.kind === 'splitk'
+      ? [Math.ceil(plan.N / (cfg.wgY * cfg.rn)), Math.ceil(plan.M / cfg.rm), zGroups]
+      : [Math.ceil(plan.N / (cfg.wgX * cfg.rn)), Math.ceil(plan.M / (cfg.wgY * cfg.rm)), zGroups],
     plan.params.build(),
   );
 }
@@ -342,13 +388,15 @@ function stores(RM: number, RN: number, row: (r: string) => string, col: (j: str
   const accs: string[] = [];
   for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) accs.push(`acc${r}_${g}`);
   return `var accs = array<vec4<f32>, ${RM * G}>(${accs.join(', ')});
-  for (var r = 0u; r < ${RM}u; r += 1u) {
-    let row = ${row('r')};
-    if (row >= M) { continue; }
-    let orow = oB + row * ${pu(W.sOM)}; let rrow = rB + row * ${pu(W.sRM)};
-    for (var j = 0u; j < ${RN}u; j += 1u) {
-      let col = ${col('j')};
-      if (col < N) { mm_store(accs[r * ${G}u + j / 4u][j % 4u], col, rrow + col * ${pu(W.sRN)}, orow + col * ${pu(W.sON)}); }
+  ${storeLoop(RM, RN, row, col, (r, j) => `accs[${r} * ${G}u + ${j} / 4u][${j} % 4u]`)}`;
+}
+
+function storeLoop(RM: number, RN: number, row: (r: string) => string, col: (j: string) => string, value: (r: string, j: string) => string, first = '0u', step = '1u'): string {
+  return `for (var i = ${first}; i < ${RM * RN}u; i += ${step}) {
+    let r = i / ${RN}u; let j = i % ${RN}u;
+    let row = ${row('r')}; let col = ${col('j')};
+    if (row < M && col < N) {
+      mm_store(${value('r', 'j')}, col, rB + row * ${pu(W.sRM)} + col * ${pu(W.sRN)}, oB + row * ${pu(W.sOM)} + col * ${pu(W.sON)});
     }
   }`;
 }
@@ -399,7 +447,7 @@ function registerSource(s: KernelSpec, c: RegisterConfig): string {
   const step = (n: number) => {
     const lines: string[] = [];
     for (let kk = 0; kk < n; kk++) lines.push(...aLoad(kk, 'k'), ...bLoad(kk, 'k'));
-    for (let kk = 0; kk < n; kk++) for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) lines.push(process.env.MM_FMA ? `acc${r}_${g} = fma(vec4<f32>(${aVal(r, kk)}), ${bRow(kk, g)}, acc${r}_${g});` : `acc${r}_${g} += ${aVal(r, kk)} * ${bRow(kk, g)};`);
+    for (let kk = 0; kk < n; kk++) for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) lines.push(`acc${r}_${g} = fma(vec4<f32>(${aVal(r, kk)}), ${bRow(kk, g)}, acc${r}_${g});`);
     return lines.join('\n    ');
   };
   if (!c.scalar) body.push(`for (; k + 4u <= K; k += 4u) {\n    ${step(4)}\n  }`);
@@ -468,7 +516,7 @@ function sharedSource(s: KernelSpec, c: SharedConfig): string {
   for (let r = 0; r < RM; r++) {
     for (let g = 0; g < GN; g++) {
       accs.push(`var acc${r}_${g} = vec4<f32>(0.0);`);
-      fmas.push(`acc${r}_${g} += a${r >> 2}.${comp(r & 3)} * b${g};`);
+      fmas.push(`acc${r}_${g} = fma(vec4<f32>(a${r >> 2}.${comp(r & 3)}), b${g}, acc${r}_${g});`);
     }
   }
   return `${preamble(s)}
@@ -492,4 +540,46 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   }
   ${stores(RM, RN, (r) => `tileRow + (lid.y + (${r} / 4u) * ${wgY}u) * 4u + ${r} % 4u`, (j) => `tileCol + (lid.x + (${j} / 4u) * ${wgX}u) * 4u + ${j} % 4u`)}
 }`;
+}
+
+/**
+ * Split-K kernel (see SplitKConfig): subgroup = `lanes` invocations along x sharing one block;
+ * y picks the block's columns. Both operands are K-contiguous ('k1'). The K loop runs the same
+ * number of times in every lane (the last, partial step zeroes A) so subgroupAdd stays in
+ * uniform control flow; lane l then writes the block's elements l, l + lanes, ….
+ */
+function splitKSource(s: KernelSpec, c: SplitKConfig): string {
+  const { lanes: L, rm: RM, rn: RN } = c;
+  const lines: string[] = [];
+  for (let r = 0; r < RM; r++) lines.push(`let a${r} = select(0.0, f32(A[ar${r} + kc]), k < K);`);
+  for (let j = 0; j < RN; j++) lines.push(`let b${j} = f32(B[bc${j} + kc]);`);
+  for (let r = 0; r < RM; r++) for (let j = 0; j < RN; j++) lines.push(`acc${r}_${j} = fma(a${r}, b${j}, acc${r}_${j});`);
+  const setup: string[] = [];
+  for (let r = 0; r < RM; r++) setup.push(`let ar${r} = aB + min(row0 + ${r}u, M - 1u) * ${pu(W.sAM)};`);
+  for (let j = 0; j < RN; j++) setup.push(`let bc${j} = bB + min(col0 + ${j}u, N - 1u) * ${pu(W.sBN)};`);
+  const accs: string[] = [];
+  const sums: string[] = [];
+  for (let r = 0; r < RM; r++) {
+    for (let j = 0; j < RN; j++) {
+      accs.push(`var acc${r}_${j} = 0.0;`);
+      sums.push(`subgroupAdd(acc${r}_${j})`);
+    }
+  }
+  return `enable subgroups;
+${preamble(s)}
+@compute @workgroup_size(${L}, ${c.wgY}, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let M = ${pu(W.M)}; let N = ${pu(W.N)}; let K = ${pu(W.K)};
+  let row0 = wid.y * ${RM}u; let col0 = (wid.x * ${c.wgY}u + lid.y) * ${RN}u;
+  ${batchDecode(s.batchRank, 'wid.z')}
+  ${setup.join('\n  ')}
+  ${accs.join('\n  ')}
+  for (var k0 = 0u; k0 < K; k0 += ${L}u) {
+    let k = k0 + lid.x; let kc = min(k, K - 1u);
+    ${lines.join('\n    ')}
+  }
+  var sums = array<f32, ${RM * RN}>(${sums.join(', ')});
+  ${storeLoop(RM, RN, (r) => `row0 + ${r}`, (j) => `col0 + ${j}`, (r, j) => `sums[${r} * ${RN}u + ${j}]`, 'lid.x', `${L}u`)}
+}
+`;
 }

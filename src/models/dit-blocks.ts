@@ -34,15 +34,8 @@ export class AdaLNModulation extends Module {
   }
 }
 
-/** x ⊙ (1 + scale) + shift. */
-export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-  const s1 = ops.add(scale, 1);
-  const a = ops.mul(x, s1);
-  const y = ops.add(a, shift);
-  s1.dispose();
-  a.dispose();
-  return y;
-}
+/** x ⊙ (1 + scale) + shift (one fused kernel). */
+export const modulate = ops.modulate;
 
 function norm(hidden: number, rms: boolean): RMSNorm | LayerNorm {
   return rms ? new RMSNorm(hidden, 1e-6) : new LayerNorm(hidden, 1e-6, { affine: false });
@@ -67,14 +60,12 @@ export class DiTBlock extends Module {
     const n1 = this.norm1.forward(x);
     const m1 = modulate(n1, shift1, scale1);
     const a = this.attn.forward(m1, rope);
-    const ga = ops.mul(gate1, a);
-    const x1 = ops.add(x, ga);
+    const x1 = ops.gatedAdd(x, gate1, a);
     const n2 = this.norm2.forward(x1);
     const m2 = modulate(n2, shift2, scale2);
     const f = this.mlp.forward(m2);
-    const gf = ops.mul(gate2, f);
-    const x2 = ops.add(x1, gf);
-    for (const t of [shift1, scale1, gate1, shift2, scale2, gate2, n1, m1, a, ga, x1, n2, m2, f, gf]) t.dispose();
+    const x2 = ops.gatedAdd(x1, gate2, f);
+    for (const t of [shift1, scale1, gate1, shift2, scale2, gate2, n1, m1, a, x1, n2, m2, f]) t.dispose();
     return x2;
   }
 }

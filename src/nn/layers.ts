@@ -88,10 +88,9 @@ export class SwiGLU extends Module {
     const ab = this.w12.forward(x);
     const a = ops.narrow(ab, -1, 0, this.hidden);
     const b = ops.narrow(ab, -1, this.hidden, this.hidden);
-    const sa = ops.unary('silu', a);
-    const h = ops.mul(sa, b);
+    const h = ops.siluMul(a, b);
     const y = this.w3.forward(h);
-    for (const t of [ab, a, b, sa, h]) t.dispose();
+    for (const t of [ab, a, b, h]) t.dispose();
     return y;
   }
 }

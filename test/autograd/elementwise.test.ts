@@ -126,3 +126,20 @@ describe('binary ops with broadcasting', () => {
     expect(() => ops.add(x, 1)).toThrow(/disposed/);
   });
 });
+
+describe('fused elementwise ops', () => {
+  it('modulate, gatedAdd, siluMul with broadcasting match float64 and finite differences', async () => {
+    const x = randomData(2 * 5 * 7, 21);
+    const s = randomData(2 * 7, 22);
+    const c = randomData(2 * 7, 23);
+    const X = { data: x, shape: [2, 5, 7] };
+    const S = { data: s, shape: [2, 1, 7] };
+    const Cc = { data: c, shape: [2, 1, 7] };
+    let r = await gradCheck(([a, b, d]) => ops.modulate(a, b, d), ([a, b, d]) => C.add(C.mul(a, C.addScalar(d, 1)), b), [X, S, Cc]);
+    expect(r.ok, r.message).toBe(true);
+    r = await gradCheck(([a, b, d]) => ops.gatedAdd(a, b, d), ([a, b, d]) => C.add(a, C.mul(b, d)), [X, S, { data: randomData(70, 24), shape: [2, 5, 7] }]);
+    expect(r.ok, r.message).toBe(true);
+    r = await gradCheck(([a, b]) => ops.siluMul(a, b), ([a, b]) => C.mul(C.silu(a), b), [X, { data: randomData(70, 25), shape: [2, 5, 7] }]);
+    expect(r.ok, r.message).toBe(true);
+  });
+});

@@ -198,3 +198,42 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const y = map('cast', [x], 'in0', { dtype, shape: x.shape });
   return record('cast', y, [x], (g) => [map('cast', [g], 'in0', { dtype: x.dtype, shape: g.shape })]);
 }
+
+/**
+ * A fused elementwise op over up to 3 broadcasting inputs: one kernel forward, one kernel per
+ * input gradient. `grads[i]` is an expression over in0 = the output gradient and in1..in3 = the
+ * inputs (helpers available: sigmoid_f32, silu_f32, silu_grad, gelu_*). Used for hot chains such
+ * as adaLN modulation and gated residuals, where separate ops would each read and write memory.
+ */
+export function fused(name: string, inputs: Tensor[], fwd: string, grads: (string | null)[]): Tensor {
+  if (inputs.length > 3) throw new Error(`${name}: fused ops take at most 3 inputs`);
+  inputs.forEach((t, i) => {
+    assertTensor(t, name, `input ${i}`);
+    assertFloat(t, name);
+  });
+  // Forward names inputs in0..; gradient expressions see them shifted by one (in0 is g).
+  const y = map(name, inputs, fwd, { helpers: H });
+  return record(
+    name,
+    y,
+    inputs,
+    (g, saved) =>
+      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape, true) : null)),
+    inputs,
+  );
+}
+
+/** x ⊙ (1 + scale) + shift, fused (adaLN modulation). */
+export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+  return fused('modulate', [x, shift, scale], 'in0 * (1.0 + in2) + in1', ['in0 * (1.0 + in3)', 'in0', 'in0 * in1']);
+}
+
+/** x + gate ⊙ y, fused (gated residual). */
+export function gatedAdd(x: Tensor, gate: Tensor, y: Tensor): Tensor {
+  return fused('gated_add', [x, gate, y], 'in0 + in1 * in2', ['in0', 'in0 * in3', 'in0 * in2']);
+}
+
+/** SiLU(a) ⊙ b, fused (SwiGLU). */
+export function siluMul(a: Tensor, b: Tensor): Tensor {
+  return fused('silu_mul', [a, b], 'silu_f32(in0) * in1', ['in0 * in2 * silu_grad(in1)', 'in0 * silu_f32(in1)']);
+}
