@@ -26,4 +26,9 @@ export { scope, scopeAsync, memoryStats, type MemoryStats } from './tensor/scope
 export { noGrad, isGradEnabled, backward } from './autograd/tape.js';
 export { cat, stack, where, matmul, cast, expand, permute, reshape, narrow, slice, pad } from './autograd/ops/index.js';
 export * as F from './nn/functional.js';
+export * as optim from './nn/optim.js';
+export * as nn from './nn/index.js';
+export * as models from './models/index.js';
+export * as diffusion from './diffusion/flow.js';
+export * as io from './io/index.js';
 export * as ops from './autograd/ops/index.js';

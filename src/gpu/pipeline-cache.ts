@@ -43,10 +43,13 @@ export class PipelineCache {
   }
 
   /** Source of the kernel whose label appears in a Dawn error message, for diagnostics. */
-  sourceForMessage(message: string): CompiledKernel | undefined {
-    for (const k of this.pipelines.values()) if (message.includes(`'${k.key}'`)) return k;
+  sourceForMessage(message: string): { key: string; source: string } | undefined {
+    // Dawn names objects by their label in double quotes. Errors can arrive while the pipeline
+    // is still being created, so sources are looked up in their own map.
+    for (const [key, source] of this.sources) if (message.includes(`"${key}"`)) return { key, source };
     return undefined;
   }
+  private sources = new Map<string, string>();
 
   get(src: KernelSource): CompiledKernel {
     let k = this.pipelines.get(src.key);
@@ -66,6 +69,7 @@ export class PipelineCache {
     }
     const t0 = performance.now();
     const source = src.wgsl();
+    this.sources.set(src.key, source);
     const module = this.device.createShaderModule({ label: src.key, code: source });
     const pipeline = this.device.createComputePipeline({
       label: src.key,

@@ -92,7 +92,7 @@ export class Runtime {
     device.addEventListener('uncapturederror', (ev) => {
       const msg = (ev as GPUUncapturedErrorEvent).error.message;
       const k = this.pipelines.sourceForMessage(msg);
-      this.pendingErrors.push(k ? `${msg}\nkernel '${k.key}' source:\n${numberedSource(k.source)}` : msg);
+      this.pendingErrors.push(k ? `kernel '${k.key}': ${msg}\nkernel '${k.key}' source:\n${numberedSource(k.source)}` : msg);
     });
   }
 
@@ -222,7 +222,11 @@ export class Runtime {
   flush(): void {
     this.checkAlive('flush');
     this.endPass();
-    if (!this.encoder) return;
+    if (!this.encoder) {
+      // Nothing recorded since the last submit: released buffers are already safe to reuse.
+      this.pool.onSubmitted();
+      return;
+    }
     if (this.profiler) this.profiler.resolve(this.encoder);
     if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformUsed);
     this.device.queue.submit([this.encoder.finish()]);

@@ -4,15 +4,17 @@
  * view with swapped strides (backward passes use exactly that: dX = dY·Wᵀ, dW = Xᵀ·dY) and a
  * broadcast batch dim has stride 0. Accumulation is always f32; inputs may be f32 or f16.
  *
- * Two kernels, chosen per adapter by `chooseMatmulConfig` (measurements: bench/results/):
+ * Three kernels, chosen per adapter by `chooseMatmulConfig` (measurements: bench/results/):
  *  - 'register': no workgroup memory; each thread keeps an RM×RN block of outputs in registers
  *    and streams A and B from global memory, with vec4 loads along whichever dim of each operand
- *    is contiguous (specialised per call). Wins on CPU Vulkan (lavapipe), where workgroup memory
- *    is ordinary memory plus barrier cost.
+ *    is contiguous (specialised per call; or scalar loads, which suit lavapipe better).
  *  - 'shared': TM×TK and TK×TN tiles staged in workgroup memory (k-major, vec4 rows), each thread
  *    owns an interleaved RM×RN block. Meant for discrete GPUs.
+ *  - 'splitk': for x·Wᵀ (both operands contiguous along K) with fixed-size subgroups: a subgroup
+ *    shares one output block and splits K across its lanes (lavapipe: 2× the register kernel).
  * Edges need no padding: loads clamp their row/column (or zero-fill, in the tiled kernel) and
- * stores are guarded, so M, N, K need not be multiples of anything.
+ * stores are guarded, so M, N, K need not be multiples of anything. The file holds the three WGSL
+ * generators next to the keys that name them, hence its length.
  */
 import { runtime, type AdapterSummary } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
@@ -28,7 +30,7 @@ export interface RegisterConfig {
   /** Threads per workgroup along N (x) and M (y). */
   wgX: number;
   wgY: number;
-  /** Outputs per thread along M and N (rn a multiple of 4, rm a multiple of 4 for vec4 A along M). */
+  /** Outputs per thread along M and N (both multiples of 4). */
   rm: number;
   rn: number;
   /** Scalar loads and a K loop of step 1 (smaller code) instead of vec4 loads and step 4. */
@@ -146,8 +148,6 @@ type LoadMode = 'k4' | 'o4' | 'k1' | 'o1' | 's';
 interface Plan {
   M: number; N: number; K: number;
   batchShape: number[];
-  /** Batch strides of a, b, out, residual (after merging dims). */
-  bs: number[][];
   aMode: LoadMode; bMode: LoadMode;
   params: Params;
 }
@@ -156,7 +156,23 @@ function fail(a: View, b: View, why: string): never {
   throw new RangeError(`matmul: shapes ${fmt(a.shape)} and ${fmt(b.shape)} ${why}`);
 }
 
-const stripLeadingOnes = (s: readonly number[]): number[] => s.slice(Math.max(0, s.findIndex((d) => d !== 1) === -1 ? s.length : s.findIndex((d) => d !== 1)));
+function stripLeadingOnes(s: readonly number[]): number[] {
+  let i = 0;
+  while (i < s.length && s[i] === 1) i++;
+  return s.slice(i);
+}
+
+/** Everything a config contributes to the generated WGSL. */
+function configKey(c: MatmulConfig): string {
+  switch (c.kind) {
+    case 'register':
+      return `reg${c.wgX}x${c.wgY}r${c.rm}x${c.rn}${c.scalar ? 's' : 'v'}`;
+    case 'shared':
+      return `sh${c.wgX}x${c.wgY}r${c.rm}x${c.rn}k${c.tk}`;
+    case 'splitk':
+      return `sk${c.lanes}x${c.wgY}r${c.rm}x${c.rn}`;
+  }
+}
 
 /** out[b] = epilogue(A[b] · B[b]); a: [..., M, K], b: [..., K, N]; out [...batch, M, N] (any strides). */
 export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}): void {
@@ -256,7 +272,7 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
       p.u(...shape).pad(W.aBS);
       for (let k = 0; k < 4; k++) p.u(...strides[k]).pad(W.aBS + 4 * (k + 1));
       p.u(Math.trunc(m.sBK / 4));
-      const plan: Plan = { M, N, K, batchShape: shape, bs: strides, aMode, bMode, params: p };
+      const plan: Plan = { M, N, K, batchShape: shape, aMode, bMode, params: p };
       launch(plan, a, b, out, bias, residual, cfg, act, accumulate, Math.min(maxZ, nBatch - start));
     }
   };
@@ -272,7 +288,7 @@ function launch(
     biasT: bias?.dtype, resT: residual?.dtype, act, accumulate, batchRank: plan.batchShape.length,
   };
   if (cfg.kind !== 'splitk' && (cfg.rn % 4 !== 0 || cfg.rm % 4 !== 0)) throw new RangeError(`matmul: invalid config ${JSON.stringify(cfg)}`);
-  const key = `matmul|${Object.values(cfg).join('x')}|A${spec.aMode}:${spec.aT}|B${spec.bMode}:${spec.bT}|O${spec.oT}|bias:${spec.biasT ?? '-'}|res:${spec.resT ?? '-'}|${act}|${accumulate ? 'acc' : 'set'}|br${spec.batchRank}`;
+  const key = `matmul|${configKey(cfg)}|A${spec.aMode}:${spec.aT}|B${spec.bMode}:${spec.bT}|O${spec.oT}|bias:${spec.biasT ?? '-'}|res:${spec.resT ?? '-'}|${act}|${accumulate ? 'acc' : 'set'}|br${spec.batchRank}`;
   const buffers = [a.buffer, b.buffer, ...(bias ? [bias.buffer] : []), ...(residual ? [residual.buffer] : []), out.buffer];
   runtime().dispatch(
     { key, bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'], wgsl: () => (cfg.kind === 'register' ? registerSource(spec, cfg) : cfg.kind === 'shared' ? sharedSource(spec, cfg) : splitKSource(spec, cfg)) },

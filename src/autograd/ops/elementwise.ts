@@ -110,32 +110,53 @@ const BINARY: Record<BinaryOp, { fwd: string; ga: string; gb: string; saveA: boo
   minimum: { fwd: 'min(in0, in1)', ga: 'select(0.0, in0, in1 <= in2)', gb: 'select(in0, 0.0, in1 <= in2)', saveA: true, saveB: true },
 };
 
+/** Renames the operands of an expression (in0 → …) in one pass. */
+function subst(expr: string, names: Record<string, string>): string {
+  return expr.replace(/\bin[0-3]\b/g, (m) => names[m] ?? m);
+}
+
 export function binary(op: BinaryOp, a: Scalarish, b: Scalarish): Tensor {
   if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${op}: at least one operand must be a Tensor`);
-  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op, 'first operand');
-  const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op, 'second operand');
-  try {
-    const def = BINARY[op];
-    const y = map(op, [ta, tb], def.fwd);
-    const needs = def.saveA || def.saveB;
-    return record(
-      op,
-      y,
-      [ta, tb],
-      (g, saved) => {
-        const [sa, sb] = needs ? saved : [ta, tb];
-        const ins = needs ? [g, sa, sb] : [g];
-        return [
-          ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype }), ta.shape, true) : null,
-          tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype }), tb.shape, true) : null,
-        ];
-      },
-      needs ? [ta, tb] : [],
-    );
-  } finally {
-    if (ta !== a) ta.dispose();
-    if (tb !== b) tb.dispose();
-  }
+  const def = BINARY[op];
+  if (typeof a === 'number' || typeof b === 'number') return binaryScalar(op, def, a, b);
+  const ta = assertTensor(a, op, 'first operand');
+  const tb = assertTensor(b, op, 'second operand');
+  const y = map(op, [ta, tb], def.fwd);
+  const needs = def.saveA || def.saveB;
+  return record(
+    op,
+    y,
+    [ta, tb],
+    (g, saved) => {
+      const ins = needs ? [g, saved[0], saved[1]] : [g];
+      return [
+        ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype, shape: g.shape }), ta.shape, true) : null,
+        tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype, shape: g.shape }), tb.shape, true) : null,
+      ];
+    },
+    needs ? [ta, tb] : [],
+  );
+}
+
+/** Tensor ⊕ number (or number ⊕ tensor): the number travels as a uniform, not as a tensor. */
+function binaryScalar(op: BinaryOp, def: (typeof BINARY)[BinaryOp], a: Scalarish, b: Scalarish): Tensor {
+  const scalarFirst = typeof a === 'number';
+  const t = assertTensor(scalarFirst ? b : a, op, scalarFirst ? 'second operand' : 'first operand');
+  const value = (scalarFirst ? a : b) as number;
+  const ct = computeType(t.dtype);
+  const sc = `${ct}(s0)`;
+  // Forward: the tensor is in0, the scalar s0. Gradient: in0 = g, in1 = the tensor.
+  const fwd = subst(def.fwd, scalarFirst ? { in0: sc, in1: 'in0' } : { in1: sc });
+  const gexpr = scalarFirst ? subst(def.gb, { in1: sc, in2: 'in1' }) : subst(def.ga, { in2: sc });
+  const y = map(op, [t], fwd, { scalars: [value], dtype: t.dtype });
+  const needs = def.saveA || def.saveB;
+  return record(
+    op,
+    y,
+    [t],
+    (g, saved) => [map(`${op}_g${scalarFirst ? 'b' : 'a'}_scalar`, needs ? [g, saved[0]] : [g], gexpr, { dtype: g.dtype, scalars: [value], shape: g.shape })],
+    needs ? [t] : [],
+  );
 }
 
 export const add = (a: Scalarish, b: Scalarish) => binary('add', a, b);

@@ -1,0 +1,4 @@
+/** Modules and layers. */
+export { Module, ModuleList, StateDictError, type HostTensor, type StateValue } from './module.js';
+export * from './layers.js';
+export { sincos2dTable, rope2dTables } from './tables.js';
