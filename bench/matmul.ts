@@ -1,9 +1,10 @@
 /**
- * Matmul throughput (GFLOP/s = 2·M·N·K / time) for the register-blocked and tiled kernels and the
- * configuration the adapter table picks, with B contiguous ([K, N]) and transposed (a [N, K]
- * weight viewed as [K, N], the x·Wᵀ of a Linear layer).
+ * Matmul throughput (GFLOP/s = 2·M·N·K / wall time) of the register-blocked (vec4 and scalar),
+ * workgroup-memory tiled and split-K kernels, with B contiguous ([K, N]) and transposed (a [N, K]
+ * weight viewed as [K, N], the x·Wᵀ of a Linear layer). Results: bench/results/*-matmul.md.
  *
- * Run after `npm run build`: `node dist/bench/matmul.js` (prints a markdown table).
+ * Once built to JS: `node dist/bench/matmul.js` prints a markdown table; `printMatmulBench` returns
+ * the same text for a bench runner.
  */
 import { init, runtime } from '../src/gpu/runtime.js';
 import { chooseMatmulConfig, matmulInto, type AdapterMatmulConfigs, type MatmulConfig } from '../src/kernels/matmul.js';
@@ -45,7 +46,8 @@ export const CANDIDATE_CONFIGS: Record<string, MatmulConfig | 'auto'> = {
   'register 4×4/thr vec4': { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 },
   'register 12×16/thr scalar': { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
   'shared 64×64×16, 4×4/thr': { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 },
-  'adapter table (auto)': 'auto',
+  // Only for K-contiguous operands (the Bᵀ rows); elsewhere matmulInto would fall back.
+  'split-K 8 lanes, 12×16/subgroup': { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
 };
 
 export function describeConfig(c: MatmulConfig): string {
@@ -80,6 +82,7 @@ export async function benchMatmul(
     const best = new Map<string, MatmulBenchRow>();
     for (let rep = 0; rep < repeats; rep++) {
       for (const [name, config] of Object.entries(configs)) {
+        if (config !== 'auto' && config.kind === 'splitk' && !c.transB) continue;
         const opts = config === 'auto' ? {} : { config };
         const t = await timeGpu(() => matmulInto(a, b, out, opts), { ...timing, warmup: rep === 0 ? timing.warmup : 0 });
         const row = { case: c, config: name, ms: t.ms, gflops: gflops(2 * c.M * c.N * c.K, t), cpuMs: t.cpuMs };
@@ -105,12 +108,20 @@ export function formatMatmulResults(rows: MatmulBenchRow[]): string {
   return markdownTable(['shape (M·K·N)', ...configs.map((c) => `${c} GFLOP/s`)], table);
 }
 
+/** The whole report as text (for bench/run.ts's `() => Promise<string>` entries). Needs init(). */
+export async function printMatmulBench(): Promise<string> {
+  const rows = await benchMatmul(DEFAULT_CASES, CANDIDATE_CONFIGS);
+  return [
+    `Adapter: ${adapterLine()}`,
+    `Adapter table: ${describeTable(chooseMatmulConfig(runtime().adapterSummary))}`,
+    '',
+    formatMatmulResults(rows),
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   await init();
-  const rows = await benchMatmul(DEFAULT_CASES, CANDIDATE_CONFIGS);
-  console.log(`Adapter: ${adapterLine()}`);
-  console.log(`Adapter table: ${describeTable(chooseMatmulConfig(runtime().adapterSummary))}\n`);
-  console.log(formatMatmulResults(rows));
+  console.log(await printMatmulBench());
 }
 
 if (isMain(import.meta.url)) {

@@ -7,10 +7,12 @@ import path from 'node:path';
 import { init, runtime, shutdown } from '../src/gpu/runtime.js';
 import { printRuntimeBench } from './runtime.js';
 import { benchTrainStep } from './train-step.js';
+import { printMatmulBench } from './matmul.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   runtime: printRuntimeBench,
   'train-step': benchTrainStep,
+  matmul: printMatmulBench,
 };
 
 async function main(): Promise<void> {

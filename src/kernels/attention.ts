@@ -2,44 +2,45 @@
  * Fused scaled-dot-product attention, forward and backward, in the flash-attention style: scores
  * exist only in registers, a few keys (or queries) at a time, so memory is linear in N.
  *
- *   forward    one workgroup per (query block, head, batch); a thread owns one query row and keeps
- *              its output row, running max and running sum in registers (online softmax). Saves
+ *   forward    a thread owns `perThread` query rows and keeps their output rows, running maxima
+ *              and running sums in registers (online softmax), looping over the keys. Saves
  *              lse = log Σ_j exp(scale·q·k_j) per row.
  *   backward   delta = rowsum(dO ∘ O) (one thread per row), then
- *              dQ    one thread per query row, looping over keys:    dQ = scale·dS·K
- *              dK/dV one thread per key row, looping over queries:   dV = Pᵀ·dO, dK = scale·dSᵀ·Q
+ *              dQ    threads own query rows and loop over keys:    dQ = scale·dS·K
+ *              dK/dV threads own key rows and loop over queries:   dV = Pᵀ·dO, dK = scale·dSᵀ·Q
  *              with P = exp(scale·q·k − lse) recomputed and dS = P∘(dO·vᵀ − delta). Every output
  *              element is written by exactly one thread: deterministic, no atomics.
  *
- * The loop over the other operand goes `unroll` rows per step, unrolled, so that a step's scores
- * stay in registers and each row accumulator is read and written once per step. Those rows come
- * either straight from global memory ('stream': all threads of a workgroup read the same row, a
- * broadcast; no barriers) or from tiles staged in workgroup memory ('stage'). On lavapipe
- * streaming wins: llvmpipe runs a workgroup with barriers as coroutines whose state lives in
- * memory, and staged tiles are ordinary memory there anyway.
+ * The loop over the other operand takes `unroll` rows per step; a step's scores stay in registers
+ * and each row accumulator is read and written once per step. Those rows come straight from
+ * global memory ('stream': every thread of a workgroup reads the same row) or from tiles staged in
+ * workgroup memory ('stage', barriers around each tile). Along D the code is either unrolled into
+ * vec4 registers (fastest, but LLVM-based drivers compile large unrolled kernels for tens of
+ * seconds) or a loop over private arrays with a trip count the compiler cannot see ('loops').
  *
  * Operands are [B, H, N, D] views with any strides and offsets (e.g. q/k/v sliced out of a fused
- * [B, N, 3, H, D] projection), f32 or f16 (f32 accumulation). Rows are held as vec4 registers
- * (D padded to a multiple of 4 with zeros), so kernels are specialised on D, the configuration
- * and every operand dtype; all of it is in the pipeline key.
+ * [B, N, 3, H, D] projection), f32 or f16 (f32 accumulation); rows whose D is contiguous and
+ * 16-byte aligned are read and written as vec4. Kernels are specialised on D, the configuration
+ * and every operand's dtype and vec4 access; all of it is in the pipeline key.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
 import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import type { View } from './view.js';
 
-/** Largest head dim the register rows are generated for. */
+/** Largest head dim the kernels are generated for. */
 export const MAX_HEAD_DIM = 256;
 
 export interface AttentionConfig {
   /** Threads per workgroup. */
   rows: number;
-  /** Rows each thread owns (queries in forward and dQ, keys in dK/dV); each streamed row is reused for all of them. */
+  /** Rows each thread owns (queries in forward and dQ, keys in dK/dV); each streamed row serves all of them. */
   perThread: number;
-  /** Rows of the other operand per unrolled step. */
+  /** Rows of the other operand per step. */
   unroll: number;
   /** 0: stream the other operand from global memory; n > 0: stage n rows at a time in workgroup memory (a multiple of `unroll`). */
   stage: number;
+  /** Loop over D with private arrays (small code, fast compiles) instead of unrolled vec4 registers. */
+  loops: boolean;
 }
 
 export interface AttentionOptions {
@@ -48,47 +49,43 @@ export interface AttentionOptions {
 }
 
 /**
- * Per-adapter choice. Lavapipe was measured (bench/attention.ts); the staged configuration for
- * other adapters is a starting point that has not been measured on a GPU yet.
+ * Per-adapter choice. Lavapipe was measured with bench/attention.ts; the staged, unrolled
+ * configuration for other adapters is a starting point not yet measured on a GPU.
  */
 export function chooseAttentionConfig(d: number): AttentionConfig {
   const rt = runtime();
   const s = rt.adapterSummary;
   const name = [s.vendor, s.architecture, s.device, s.description].join(' ').toLowerCase();
-  if (/llvmpipe|lavapipe|swiftshader/.test(name)) return { rows: 32, perThread: 4, unroll: 2, stage: 0 };
+  if (/llvmpipe|lavapipe|swiftshader/.test(name)) return LAVAPIPE_CONFIG;
   const unroll = 4;
   let stage = 32;
   while (stage > unroll && stagedBytes(d, stage) > rt.limits.maxComputeWorkgroupStorageSize) stage /= 2;
-  return { rows: 64, perThread: 1, unroll, stage };
+  return { rows: 64, perThread: 1, unroll, stage, loops: false };
 }
+
+export const LAVAPIPE_CONFIG: AttentionConfig = { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true };
 
 /** Workgroup memory of a staged kernel: two vec4 row tiles plus two per-row scalars. */
 export function stagedBytes(d: number, stage: number): number {
   return stage * (2 * Math.ceil(d / 4) * 16 + 8);
 }
 
-// ---- parameters: a header [Nq, Nk, scale·log2(e), scale], then per operand [sB, sH, sN, sD, offset] ----
+// ---- parameters: header [Nq, Nk, scale·log2(e), scale, ⌈D/4⌉], then per operand [sB, sH, sN, sD, offset] ----
 
-const HEADER = 4;
+const HEADER = 8;
 const WORDS = 5;
 
 interface Operand {
   name: string;
   view: View;
   access: 'read' | 'write';
-  /** Rows are read/written as whole vec4s (contiguous D, multiple of 4, every stride and the offset too). */
+  /** Rows are read/written as whole vec4s (contiguous D, a multiple of 4, as are every stride and the offset). */
   v4: boolean;
 }
 
 function vec4Able(v: View): boolean {
-  const r = v.shape.length;
-  return (
-    r === 4 &&
-    v.shape[3] % 4 === 0 &&
-    v.strides[3] === 1 &&
-    v.offset % 4 === 0 &&
-    v.strides.every((s, i) => i === 3 || v.shape[i] === 1 || s % 4 === 0)
-  );
+  if (v.shape.length !== 4 || v.shape[3] % 4 !== 0 || v.strides[3] !== 1 || v.offset % 4 !== 0) return false;
+  return v.strides.every((s, i) => i === 3 || v.shape[i] === 1 || s % 4 === 0);
 }
 
 function packParams(header: Params, ops: Operand[]): Uint32Array {
@@ -102,9 +99,10 @@ function packParams(header: Params, ops: Operand[]): Uint32Array {
 }
 
 function declarations(ops: Operand[]): string {
-  const lines = ops.map(
-    (o, i) => `@group(0) @binding(${i}) var<storage, ${o.access === 'read' ? 'read' : 'read_write'}> ${o.name}_buf: array<${o.v4 ? `vec4<${o.view.dtype}>` : o.view.dtype}>;`,
-  );
+  const lines = ops.map((o, i) => {
+    const mode = o.access === 'read' ? 'read' : 'read_write';
+    return `@group(0) @binding(${i}) var<storage, ${mode}> ${o.name}_buf: array<${o.v4 ? `vec4<${o.view.dtype}>` : o.view.dtype}>;`;
+  });
   return `${enables(ops.map((o) => o.view.dtype))}${lines.join('\n')}\n${paramsDecl(ops.length, Math.ceil((HEADER + WORDS * ops.length) / 4))}`;
 }
 
@@ -120,14 +118,73 @@ function operandLets(ops: Operand[]): string {
     .join('\n');
 }
 
-/** vec4 number i of the row starting at element `rb` of operand `o` (zeros past D). */
-function readVec(o: Operand, rb: string, i: number, d: number): string {
-  if (o.v4) return `vec4<f32>(${o.name}_buf[${rb} / 4u + ${i}u])`;
-  const c = [0, 1, 2, 3].map((k) => (4 * i + k < d ? `f32(${o.name}_buf[${rb} + ${4 * i + k}u * ${o.name}_sd])` : '0.0'));
-  return `vec4<f32>(${c.join(', ')})`;
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Code shape along D. Index expressions `i` are WGSL u32 expressions: literals when unrolled, the
+ * loop variable otherwise.
+ */
+class Shape {
+  readonly dv4: number;
+  constructor(
+    readonly d: number,
+    readonly cfg: AttentionConfig,
+  ) {
+    this.dv4 = Math.ceil(d / 4);
+  }
+
+  /** `body(i)` for every vec4 index of a row. */
+  forI(body: (i: string) => string, indent = '    '): string {
+    if (this.cfg.loops) return `${indent}for (var i = 0u; i < dv4; i++) {\n${body('i')}\n${indent}}`;
+    return range(this.dv4)
+      .map((i) => `${indent}{\n${body(`${i}u`)}\n${indent}}`)
+      .join('\n');
+  }
+
+  /** Declares zeroed row registers `reg` for every owned row. */
+  declare(reg: string): string {
+    if (this.cfg.loops) return `  var ${reg}: array<vec4<f32>, ${this.cfg.perThread * this.dv4}>;`;
+    return range(this.cfg.perThread)
+      .flatMap((r) => range(this.dv4).map((i) => `  var ${reg}${r}_${i} = vec4<f32>(0.0);`))
+      .join('\n');
+  }
+
+  /** Owned row r's vec4 i of registers `reg`. */
+  reg(reg: string, r: number, i: string): string {
+    if (this.cfg.loops) return `${reg}[${r * this.dv4}u + ${i}]`;
+    return `${reg}${r}_${i.replace(/u$/, '')}`;
+  }
+
+  /** vec4 i of the row starting at element `rb` of operand `o` (zeros past D). */
+  read(o: Operand, rb: string, i: string): string {
+    if (o.v4) return `vec4<f32>(${o.name}_buf[${rb} / 4u + ${i}])`;
+    const literal = /^\d+u$/.test(i) ? Number.parseInt(i, 10) : -1;
+    const comps = [0, 1, 2, 3].map((k) => {
+      const col = literal >= 0 ? `${4 * literal + k}u` : `(4u * ${i} + ${k}u)`;
+      const load = (c: string) => `f32(${o.name}_buf[${rb} + ${c} * ${o.name}_sd])`;
+      if (this.d % 4 === 0) return load(col);
+      if (literal >= 0) return 4 * literal + k < this.d ? load(col) : '0.0';
+      // Past D: select() evaluates both sides, so clamp the column and zero the value.
+      return `select(0.0, ${load(`min(${col}, ${this.d - 1}u)`)}, ${col} < ${this.d}u)`;
+    });
+    return `vec4<f32>(${comps.join(', ')})`;
+  }
+
+  /** Stores vec4 i of a row (value already f32) into the row at `rb` of `o`. */
+  write(o: Operand, rb: string, i: string, value: string): string {
+    const t = o.view.dtype;
+    if (o.v4) return `${o.name}_buf[${rb} / 4u + ${i}] = vec4<${t}>(${value});`;
+    const literal = /^\d+u$/.test(i) ? Number.parseInt(i, 10) : -1;
+    const lines = [`let w = ${value};`];
+    for (let k = 0; k < 4; k++) {
+      const col = literal >= 0 ? `${4 * literal + k}u` : `(4u * ${i} + ${k}u)`;
+      const store = `${o.name}_buf[${rb} + ${col} * ${o.name}_sd] = ${t}(w[${k}]);`;
+      if (this.d % 4 === 0 || (literal >= 0 && 4 * literal + k < this.d)) lines.push(store);
+      else if (literal < 0) lines.push(`if (${col} < ${this.d}u) { ${store} }`);
+    }
+    return lines.join(' ');
+  }
+}
 
 /** The rows this thread owns: row{r}, valid{r}. */
 function rowLets(cfg: AttentionConfig, limit: string): string {
@@ -136,84 +193,71 @@ function rowLets(cfg: AttentionConfig, limit: string): string {
     .join('\n');
 }
 
-/** Loads this thread's rows of `o` into registers `${reg}${r}_${i}` (zeros when invalid). */
-function loadRows(o: Operand, reg: string, cfg: AttentionConfig, d: number, scale = ''): string {
-  const dv4 = Math.ceil(d / 4);
-  return range(cfg.perThread)
-    .map(
-      (r) => `${range(dv4).map((i) => `  var ${reg}${r}_${i} = vec4<f32>(0.0);`).join('\n')}
-  if (valid${r}) {
+/** Declares registers `reg` and loads this thread's rows of `o` into them (zeros when invalid). */
+function loadRows(sh: Shape, o: Operand, reg: string, scale = ''): string {
+  const loads = range(sh.cfg.perThread).map(
+    (r) => `  if (valid${r}) {
     let rb = ${o.name}_base + row${r} * ${o.name}_sn;
-${range(dv4).map((i) => `    ${reg}${r}_${i} = ${readVec(o, 'rb', i, d)}${scale};`).join('\n')}
+${sh.forI((i) => `      ${sh.reg(reg, r, i)} = ${sh.read(o, 'rb', i)}${scale};`)}
+  }`,
+  );
+  return `${sh.declare(reg)}\n${loads.join('\n')}`;
+}
+
+/** Stores registers `reg` · factor(r) into this thread's valid rows of `o`. */
+function storeRows(sh: Shape, o: Operand, reg: string, factor: (r: number) => string): string {
+  return range(sh.cfg.perThread)
+    .map(
+      (r) => `  if (valid${r}) {
+    let rb = ${o.name}_base + row${r} * ${o.name}_sn;
+${sh.forI((i) => `      ${sh.write(o, 'rb', i, `${sh.reg(reg, r, i)} * ${factor(r)}`)}`)}
   }`,
     )
     .join('\n');
 }
 
-function zeroRows(reg: string, cfg: AttentionConfig, d: number): string {
-  return range(cfg.perThread)
-    .flatMap((r) => range(Math.ceil(d / 4)).map((i) => `  var ${reg}${r}_${i} = vec4<f32>(0.0);`))
-    .join('\n');
-}
-
-/** Stores registers `${reg}${r}_i` · factor(r) into this thread's valid rows of `o`. */
-function storeRows(o: Operand, reg: string, cfg: AttentionConfig, d: number, factor: (r: number) => string): string {
-  const t = o.view.dtype;
-  return range(cfg.perThread)
-    .map((r) => {
-      const lines = o.v4
-        ? range(d / 4).map((i) => `    ${o.name}_buf[rb / 4u + ${i}u] = vec4<${t}>(${reg}${r}_${i} * ${factor(r)});`)
-        : range(d).map((c) => `    ${o.name}_buf[rb + ${c}u * ${o.name}_sd] = ${t}(${reg}${r}_${c >> 2}[${c & 3}] * ${factor(r)});`);
-      return `  if (valid${r}) {\n    let rb = ${o.name}_base + row${r} * ${o.name}_sn;\n${lines.join('\n')}\n  }`;
-    })
-    .join('\n');
-}
-
-/**
- * The loop over the other operand's rows (keys for forward/dQ, queries for dK/dV), `unroll` rows
- * per step. Each step first binds the step's rows as `${name}s${u}_${i}` (vec4 i of step row u) and
- * per-row scalars as `${name}s${u}`, with `ok_${u}` telling whether row u exists; `body` then
- * uses those names.
- */
+/** The other operand, streamed: row operands [B,H,N,D] and per-row scalars [B,H,N] (with a factor applied on load). */
 interface Stream {
-  /** Streamed [B, H, N, D] operands. */
   rows: Operand[];
-  /** Streamed [B, H, N] operands, with a factor applied on load. */
   scalars: { op: Operand; factor: string }[];
   limit: string;
 }
 
-function streamLoop(st: Stream, cfg: AttentionConfig, d: number, body: string): string {
-  const dv4 = Math.ceil(d / 4);
+/**
+ * The loop over the other operand's rows (keys for forward/dQ, queries for dK/dV), `unroll` rows
+ * per step. In the step, `ok_${u}` says whether step row u exists, `${name}s${u}` is a streamed
+ * scalar, and `access(name, u, i)` the vec4 i of streamed row u.
+ */
+function streamLoop(sh: Shape, st: Stream, body: (access: (name: string, u: number, i: string) => string) => string): string {
+  const { cfg, dv4 } = sh;
   const U = cfg.unroll;
   const L = st.limit;
   const oks = range(U).map((u) => `let ok_${u} = base + ${u}u < ${L};`);
+  const byName = (n: string) => st.rows.find((o) => o.name === n)!;
   if (cfg.stage === 0) {
     const lets = range(U).flatMap((u) => [
       `let r_${u} = min(base + ${u}u, ${L} - 1u);`,
-      ...st.rows.flatMap((o) => [`let ${o.name}_r${u} = ${o.name}_base + r_${u} * ${o.name}_sn;`, ...range(dv4).map((i) => `let ${o.name}s${u}_${i} = ${readVec(o, `${o.name}_r${u}`, i, d)};`)]),
+      ...st.rows.map((o) => `let ${o.name}_r${u} = ${o.name}_base + r_${u} * ${o.name}_sn;`),
       ...st.scalars.map(({ op, factor }) => `let ${op.name}s${u} = f32(${op.name}_buf[${op.name}_base + r_${u} * ${op.name}_sn])${factor};`),
     ]);
     return `  for (var base = 0u; base < ${L}; base += ${U}u) {
     ${[...oks, ...lets].join('\n    ')}
-${body}
+${body((n, u, i) => sh.read(byName(n), `${n}_r${u}`, i))}
   }`;
   }
   const S = cfg.stage;
-  const tileLoads = st.rows.map((o) => {
-    const comps = [0, 1, 2, 3].map((k) => `select(0.0, f32(${o.name}_buf[rb + min(c + ${k}u, ${d - 1}u) * ${o.name}_sd]), c + ${k}u < ${d}u)`);
-    const value = o.v4 ? `vec4<f32>(${o.name}_buf[rb / 4u + e % ${dv4}u])` : `vec4<f32>(${comps.join(', ')})`;
-    return `    for (var e = lid; e < ${S * dv4}u; e += T) {
+  const tileLoads = st.rows.map(
+    (o) => `    for (var e = lid; e < ${S * dv4}u; e += T) {
       let j = e / ${dv4}u;
-      let c = (e % ${dv4}u) * 4u;
       var val = vec4<f32>(0.0);
       if (kt + j < ${L}) {
         let rb = ${o.name}_base + (kt + j) * ${o.name}_sn;
-        val = ${value};
+        let c = e % ${dv4}u;
+        val = ${sh.read(o, 'rb', 'c')};
       }
       ${o.name}_tile[e] = val;
-    }`;
-  });
+    }`,
+  );
   const scalarLoads = st.scalars.map(
     ({ op, factor }) => `    for (var e = lid; e < ${S}u; e += T) {
       var val = 0.0;
@@ -221,10 +265,7 @@ ${body}
       ${op.name}_tile[e] = val;
     }`,
   );
-  const lets = range(U).flatMap((u) => [
-    ...st.rows.flatMap((o) => range(dv4).map((i) => `let ${o.name}s${u}_${i} = ${o.name}_tile[(j0 + ${u}u) * ${dv4}u + ${i}u];`)),
-    ...st.scalars.map(({ op }) => `let ${op.name}s${u} = ${op.name}_tile[j0 + ${u}u];`),
-  ]);
+  const lets = range(U).flatMap((u) => st.scalars.map(({ op }) => `let ${op.name}s${u} = ${op.name}_tile[j0 + ${u}u];`));
   return `  for (var kt = 0u; kt < ${L}; kt += ${S}u) {
     workgroupBarrier();
 ${[...tileLoads, ...scalarLoads].join('\n')}
@@ -232,37 +273,55 @@ ${[...tileLoads, ...scalarLoads].join('\n')}
     for (var j0 = 0u; j0 < min(${S}u, ${L} - kt); j0 += ${U}u) {
       let base = kt + j0;
       ${[...oks, ...lets].join('\n      ')}
-${body}
+${body((n, u, i) => `${n}_tile[(j0 + ${u}u) * ${dv4}u + ${i}]`)}
     }
   }`;
 }
 
-/** Workgroup declarations for a staged loop. */
-function tileDecls(st: Stream, cfg: AttentionConfig, d: number): string {
-  if (cfg.stage === 0) return '';
-  const dv4 = Math.ceil(d / 4);
+function tileDecls(sh: Shape, st: Stream): string {
+  if (sh.cfg.stage === 0) return '';
   return [
-    ...st.rows.map((o) => `var<workgroup> ${o.name}_tile: array<vec4<f32>, ${cfg.stage * dv4}>;`),
-    ...st.scalars.map(({ op }) => `var<workgroup> ${op.name}_tile: array<f32, ${cfg.stage}>;`),
+    ...st.rows.map((o) => `var<workgroup> ${o.name}_tile: array<vec4<f32>, ${sh.cfg.stage * sh.dv4}>;`),
+    ...st.scalars.map(({ op }) => `var<workgroup> ${op.name}_tile: array<f32, ${sh.cfg.stage}>;`),
   ].join('\n');
 }
 
-/** Σ over the row of a_i · b_i (register prefixes), in two accumulators for instruction-level parallelism. */
-function dot(a: string, b: string, d: number): string {
-  const acc = ['', ''];
-  for (let i = 0; i < Math.ceil(d / 4); i++) acc[i & 1] = acc[i & 1] ? `fma(${a}_${i}, ${b}_${i}, ${acc[i & 1]})` : `${a}_${i} * ${b}_${i}`;
-  return `dot(${acc[1] ? `${acc[0]} + ${acc[1]}` : acc[0]}, vec4<f32>(1.0))`;
+/** Pairs (r, u) of owned row × step row. */
+const pairs = (cfg: AttentionConfig) => range(cfg.perThread).flatMap((r) => range(cfg.unroll).map((u) => [r, u] as const));
+
+/**
+ * Dot products of owned rows with step rows: for each (r, u) and each [acc, reg, name] in
+ * `specs`, `${acc}${r}_${u}` = Σ_i reg(r, i) · access(name, u, i).
+ */
+function dots(sh: Shape, access: (n: string, u: number, i: string) => string, specs: [string, string, string][]): string {
+  const P = pairs(sh.cfg);
+  const decl = specs.flatMap(([acc]) => P.map(([r, u]) => `    var ${acc}${r}_${u} = vec4<f32>(0.0);`));
+  const loop = sh.forI((i) =>
+    specs
+      .flatMap(([acc, reg, n]) => [
+        ...range(sh.cfg.unroll).map((u) => `      let ${n}v${u} = ${access(n, u, i)};`),
+        ...range(sh.cfg.perThread).map((r) => `      let ${reg}v${r} = ${sh.reg(reg, r, i)};`),
+        ...P.map(([r, u]) => `      ${acc}${r}_${u} = fma(${reg}v${r}, ${n}v${u}, ${acc}${r}_${u});`),
+      ])
+      .join('\n'),
+  );
+  return `${decl.join('\n')}\n${loop}`;
 }
 
-/** reg_i = start(reg_i) + Σ_u w(u) · b(u)_i, one expression per register. */
-function accumulate(reg: string, start: (r: string) => string, w: (u: number) => string, b: (u: number) => string, U: number, d: number): string {
-  return range(Math.ceil(d / 4))
-    .map((i) => {
-      let e = start(`${reg}_${i}`);
-      for (let u = 0; u < U; u++) e = `fma(vec4<f32>(${w(u)}), ${b(u)}_${i}, ${e})`;
-      return `    ${reg}_${i} = ${e};`;
-    })
-    .join('\n');
+/** reg(r, i) = start(reg(r, i), r) + Σ_u weight(r, u) · access(name, u, i), for each [reg, name, weight, start]. */
+function updates(sh: Shape, access: (n: string, u: number, i: string) => string, specs: [string, string, (r: number, u: number) => string, (x: string, r: number) => string][]): string {
+  return sh.forI((i) =>
+    specs
+      .flatMap(([reg, n, weight, start]) => [
+        ...range(sh.cfg.unroll).map((u) => `      let ${n}w${u} = ${access(n, u, i)};`),
+        ...range(sh.cfg.perThread).map((r) => {
+          let e = start(sh.reg(reg, r, i), r);
+          for (let u = 0; u < sh.cfg.unroll; u++) e = `fma(vec4<f32>(${weight(r, u)}), ${n}w${u}, ${e})`;
+          return `      ${sh.reg(reg, r, i)} = ${e};`;
+        }),
+      ])
+      .join('\n'),
+  );
 }
 
 const MAIN = (cfg: AttentionConfig) => `const T = ${cfg.rows}u;
@@ -273,36 +332,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let Nq = pu(0u);
   let Nk = pu(1u);
   let sl2 = pf(2u);
-  let scale = pf(3u);`;
+  let scale = pf(3u);
+  // ⌈D/4⌉ from the uniform, so that the compiler cannot unroll the loops over D.
+  let dv4 = pu(4u);`;
+
+const hsum = (x: string) => `dot(${x}, vec4<f32>(1.0))`;
 
 function forwardSource(d: number, cfg: AttentionConfig, ops: Operand[]): string {
-  const [q, k, v, o, lse] = ops;
-  const U = cfg.unroll;
+  const [q, k, v, o] = ops;
+  const sh = new Shape(d, cfg);
+  const U = range(cfg.unroll);
   const st: Stream = { rows: [k, v], scalars: [], limit: 'Nk' };
-  const body = range(cfg.perThread)
-    .map((r) => {
-      const s = range(U).map((u) => `    let s${r}_${u} = select(-1.0e30, ${dot(`qr${r}`, `ks${u}`, d)}, ok_${u});`);
-      const mt = range(U).reduce((e, u) => `max(${e}, s${r}_${u})`, `m${r}`);
-      return `${s.join('\n')}
-    let mt${r} = ${mt};
+  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [['sa', 'qr', 'k']])}
+${range(cfg.perThread)
+  .map(
+    (r) => `${U.map((u) => `    let s${r}_${u} = select(-1.0e30, ${hsum(`sa${r}_${u}`)}, ok_${u});`).join('\n')}
+    let mt${r} = ${U.reduce((e, u) => `max(${e}, s${r}_${u})`, `m${r}`)};
     let alpha${r} = exp2(m${r} - mt${r});
-${range(U).map((u) => `    let p${r}_${u} = exp2(s${r}_${u} - mt${r});`).join('\n')}
-    l${r} = l${r} * alpha${r} + ${range(U).map((u) => `p${r}_${u}`).join(' + ')};
-${accumulate(`acc${r}`, (x) => `${x} * alpha${r}`, (u) => `p${r}_${u}`, (u) => `vs${u}`, U, d)}
-    m${r} = mt${r};`;
-    })
-    .join('\n');
+${U.map((u) => `    let p${r}_${u} = exp2(s${r}_${u} - mt${r});`).join('\n')}
+    l${r} = l${r} * alpha${r} + ${U.map((u) => `p${r}_${u}`).join(' + ')};
+    m${r} = mt${r};`,
+  )
+  .join('\n')}
+${updates(sh, access, [['acc', 'v', (r, u) => `p${r}_${u}`, (x, r) => `${x} * alpha${r}`]])}`;
   return `${declarations(ops)}
-${tileDecls(st, cfg, d)}
+${tileDecls(sh, st)}
 ${MAIN(cfg)}
 ${operandLets(ops)}
 ${rowLets(cfg, 'Nq')}
   // q carries scale·log2(e): scores come out in log2 units, ready for exp2.
-${loadRows(q, 'qr', cfg, d, ' * sl2')}
-${zeroRows('acc', cfg, d)}
+${loadRows(sh, q, 'qr', ' * sl2')}
+${sh.declare('acc')}
 ${range(cfg.perThread).map((r) => `  var m${r} = -3.0e38;\n  var l${r} = 0.0;`).join('\n')}
-${streamLoop(st, cfg, d, body)}
-${storeRows(o, 'acc', cfg, d, (r) => `(1.0 / l${r})`)}
+${streamLoop(sh, st, step)}
+${storeRows(sh, o, 'acc', (r) => `(1.0 / l${r})`)}
 ${range(cfg.perThread).map((r) => `  if (valid${r}) { lse_buf[lse_base + row${r} * lse_sn] = (m${r} + log2(l${r})) * ${Math.LN2}; }`).join('\n')}
 }`;
 }
@@ -330,24 +393,23 @@ ${operandLets(ops)}
 
 function dqSource(d: number, cfg: AttentionConfig, ops: Operand[]): string {
   const [q, k, v, dO, , , dq] = ops;
-  const U = cfg.unroll;
+  const sh = new Shape(d, cfg);
   const st: Stream = { rows: [k, v], scalars: [], limit: 'Nk' };
-  const body = range(cfg.perThread)
-    .map((r) => {
-      const lines = range(U).flatMap((u) => [
-        `    let p${r}_${u} = select(0.0, exp2(${dot(`qr${r}`, `ks${u}`, d)} - lse${r}), ok_${u});`,
-        `    let ds${r}_${u} = p${r}_${u} * (${dot(`gr${r}`, `vs${u}`, d)} - dlt${r});`,
-      ]);
-      return `${lines.join('\n')}\n${accumulate(`acc${r}`, (x) => x, (u) => `ds${r}_${u}`, (u) => `ks${u}`, U, d)}`;
-    })
-    .join('\n');
+  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [['sa', 'qr', 'k'], ['sg', 'gr', 'v']])}
+${pairs(cfg)
+  .map(
+    ([r, u]) => `    let p${r}_${u} = select(0.0, exp2(${hsum(`sa${r}_${u}`)} - lse${r}), ok_${u});
+    let ds${r}_${u} = p${r}_${u} * (${hsum(`sg${r}_${u}`)} - dlt${r});`,
+  )
+  .join('\n')}
+${updates(sh, access, [['acc', 'k', (r, u) => `ds${r}_${u}`, (x) => x]])}`;
   return `${declarations(ops)}
-${tileDecls(st, cfg, d)}
+${tileDecls(sh, st)}
 ${MAIN(cfg)}
 ${operandLets(ops)}
 ${rowLets(cfg, 'Nq')}
-${loadRows(q, 'qr', cfg, d, ' * sl2')}
-${loadRows(dO, 'gr', cfg, d)}
+${loadRows(sh, q, 'qr', ' * sl2')}
+${loadRows(sh, dO, 'gr')}
 ${range(cfg.perThread)
   .map(
     (r) => `  var lse${r} = 0.0;
@@ -358,40 +420,40 @@ ${range(cfg.perThread)
   }`,
   )
   .join('\n')}
-${zeroRows('acc', cfg, d)}
-${streamLoop(st, cfg, d, body)}
-${storeRows(dq, 'acc', cfg, d, () => 'scale')}
+${sh.declare('acc')}
+${streamLoop(sh, st, step)}
+${storeRows(sh, dq, 'acc', () => 'scale')}
 }`;
 }
 
 function dkdvSource(d: number, cfg: AttentionConfig, ops: Operand[]): string {
   const [q, k, v, dO, lse, delta, dk, dv] = ops;
-  const U = cfg.unroll;
+  const sh = new Shape(d, cfg);
   const st: Stream = { rows: [q, dO], scalars: [{ op: lse, factor: ` * ${Math.LOG2E}` }, { op: delta, factor: '' }], limit: 'Nq' };
-  const body = range(cfg.perThread)
-    .map((r) => {
-      const lines = range(U).flatMap((u) => [
-        `    let p${r}_${u} = select(0.0, exp2(${dot(`kr${r}`, `qs${u}`, d)} - lses${u}), ok_${u});`,
-        `    let ds${r}_${u} = p${r}_${u} * (${dot(`vr${r}`, `dOs${u}`, d)} - deltas${u});`,
-      ]);
-      return `${lines.join('\n')}
-${accumulate(`dv${r}`, (x) => x, (u) => `p${r}_${u}`, (u) => `dOs${u}`, U, d)}
-${accumulate(`dk${r}`, (x) => x, (u) => `ds${r}_${u}`, (u) => `qs${u}`, U, d)}`;
-    })
-    .join('\n');
+  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [['sa', 'kr', 'q'], ['sg', 'vr', 'dO']])}
+${pairs(cfg)
+  .map(
+    ([r, u]) => `    let p${r}_${u} = select(0.0, exp2(${hsum(`sa${r}_${u}`)} - lses${u}), ok_${u});
+    let ds${r}_${u} = p${r}_${u} * (${hsum(`sg${r}_${u}`)} - deltas${u});`,
+  )
+  .join('\n')}
+${updates(sh, access, [
+  ['dvr', 'dO', (r, u) => `p${r}_${u}`, (x) => x],
+  ['dkr', 'q', (r, u) => `ds${r}_${u}`, (x) => x],
+])}`;
   return `${declarations(ops)}
-${tileDecls(st, cfg, d)}
+${tileDecls(sh, st)}
 ${MAIN(cfg)}
 ${operandLets(ops)}
 ${rowLets(cfg, 'Nk')}
   // k carries scale·log2(e) so that k·q is the score in log2 units.
-${loadRows(k, 'kr', cfg, d, ' * sl2')}
-${loadRows(v, 'vr', cfg, d)}
-${zeroRows('dk', cfg, d)}
-${zeroRows('dv', cfg, d)}
-${streamLoop(st, cfg, d, body)}
-${storeRows(dk, 'dk', cfg, d, () => 'scale')}
-${storeRows(dv, 'dv', cfg, d, () => '1.0')}
+${loadRows(sh, k, 'kr', ' * sl2')}
+${loadRows(sh, v, 'vr')}
+${sh.declare('dkr')}
+${sh.declare('dvr')}
+${streamLoop(sh, st, step)}
+${storeRows(sh, dk, 'dkr', () => 'scale')}
+${storeRows(sh, dv, 'dvr', () => '1.0')}
 }`;
 }
 
@@ -437,8 +499,8 @@ function resolveConfig(op: string, d: number, opts: AttentionOptions): Attention
   return cfg;
 }
 
-const header = (s: Dims, scale: number) => new Params().u(s.nq, s.nk).f(scale * Math.LOG2E, scale);
-const cfgKey = (c: AttentionConfig) => `t${c.rows}r${c.perThread}u${c.unroll}s${c.stage}`;
+const header = (s: Dims, scale: number) => new Params().u(s.nq, s.nk).f(scale * Math.LOG2E, scale).u(Math.ceil(s.d / 4));
+const cfgKey = (c: AttentionConfig) => `t${c.rows}r${c.perThread}u${c.unroll}s${c.stage}${c.loops ? 'L' : 'U'}`;
 /** Operand dtypes and vec4 access, the rest of what the WGSL is specialised on. */
 const opsKey = (ops: Operand[]) => ops.map((o) => `${o.view.dtype}${o.v4 ? '/4' : ''}`).join(',');
 const R = (name: string, view: View, v4 = vec4Able(view)): Operand => ({ name, view, access: 'read', v4 });

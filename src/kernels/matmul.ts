@@ -339,11 +339,12 @@ fn mm_erf(x: f32) -> f32 {
   return sign(x) * (1.0 - mm_erfc_big(x));
 }
 fn mm_gelu(x: f32) -> f32 {
+  // 0.5x + 0.5x·erf(z) rather than 0.5x·(1 + erf(z)): rounding 1 + erf would cost ~1e-7.
   let z = x * 0.7071067811865476;
-  var twice_cdf: f32;
-  if (abs(z) < 0.84375) { twice_cdf = 1.0 + mm_erf_small(z); }
-  else { let c = mm_erfc_big(z); twice_cdf = select(c, 2.0 - c, z > 0.0); }
-  return 0.5 * x * twice_cdf;
+  let h = 0.5 * x;
+  if (abs(z) < 0.84375) { return h + h * mm_erf_small(z); }
+  let hc = h * mm_erfc_big(z);
+  return select(hc, x - hc, z > 0.0);
 }`;
 
 /** Activations as WGSL; sigmoid forms (x / (1 + e^{−y})) never produce inf/inf. */

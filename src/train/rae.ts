@@ -17,18 +17,11 @@ import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Progress } from './progress.js';
 import { warmupCosine } from './schedule.js';
+import { makeRng } from '../cpu/random.js';
 
 /** Seeded host RNG for batch indices (mulberry32). */
-export function hostRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** Seeded host RNG (mulberry32), shared with the float64 reference. */
+export const hostRng = makeRng;
 
 function batchIndices(rng: () => number, n: number, b: number): Int32Array {
   return Int32Array.from({ length: b }, () => Math.floor(rng() * n));

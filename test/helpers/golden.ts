@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSafetensors, openSafetensors, type LoadedTensor } from '../../src/io/safetensors.js';
 import type { HostTensor } from '../../src/nn/module.js';
+import { toArray } from '../../src/tensor/creation.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GOLDEN_DIR = process.env.RAE_GOLDEN_DIR ?? path.resolve(here, '../../../shared/fixtures/golden');
@@ -40,4 +42,27 @@ export function relByMax(actual: ArrayLike<number>, expected: ArrayLike<number>)
     den = Math.max(den, Math.abs(expected[i]));
   }
   return den === 0 ? num : num / den;
+}
+
+/**
+ * Compares every `grad.*` of a fixture with the gradients autograd left on `tensors` (by key).
+ * Returns the worst error per key; a key whose true gradient is 0 (a key bias cannot change the
+ * softmax, so the reference holds rounding noise) is compared by absolute error against the
+ * scale of all gradients instead of relative-by-max.
+ */
+export async function gradientErrors(g: Golden, tensors: Map<string, Tensor>): Promise<Map<string, number>> {
+  const scale = Math.max(...[...g.grads.values()].map((r) => Math.max(...Array.from(r.data, Math.abs))));
+  const errors = new Map<string, number>();
+  for (const [k, ref] of g.grads) {
+    const t = tensors.get(k);
+    if (!t) throw new Error(`the fixture has a gradient for ${k}, which the model does not have`);
+    if (!t.grad) {
+      errors.set(k, Infinity);
+      continue;
+    }
+    const got = Array.from(await toArray(t.grad));
+    const refMax = Math.max(...Array.from(ref.data, Math.abs));
+    errors.set(k, refMax < 1e-6 * scale ? Math.max(...got.map(Math.abs)) / scale : relByMax(got, ref.data));
+  }
+  return errors;
 }

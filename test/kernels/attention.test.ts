@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compareArrays } from '../../src/cpu/allclose.js';
 import { init, runtime } from '../../src/gpu/runtime.js';
-import { attentionBackward, attentionForward } from '../../src/kernels/attention.js';
+import { attentionBackward, attentionForward, type AttentionConfig } from '../../src/kernels/attention.js';
 import type { View } from '../../src/kernels/view.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
@@ -195,18 +195,53 @@ describe('attentionForward', () => {
 });
 
 /** Runs forward + backward on the GPU; returns everything read back. */
-async function gpuGrads(qd: Float32Array, kd: Float32Array, vd: Float32Array, gd: Float32Array, b: number, h: number, nq: number, nk: number, d: number, scale: number) {
+async function gpuGrads(qd: Float32Array, kd: Float32Array, vd: Float32Array, gd: Float32Array, b: number, h: number, nq: number, nk: number, d: number, scale: number, config?: AttentionConfig) {
   const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
   const g = tensor(gd, [b, h, nq, d]);
   const o = empty([b, h, nq, d]);
   const lse = empty([b, h, nq]);
   const [dq, dk, dv] = [empty([b, h, nq, d]), empty([b, h, nk, d]), empty([b, h, nk, d])];
-  attentionForward(q, k, v, o, lse, scale);
-  attentionBackward(q, k, v, o, lse, g, dq, dk, dv, scale);
+  attentionForward(q, k, v, o, lse, scale, { config });
+  attentionBackward(q, k, v, o, lse, g, dq, dk, dv, scale, { config });
   const out = { o: await toArray(o), lse: await toArray(lse), dq: await toArray(dq), dk: await toArray(dk), dv: await toArray(dv) };
   disposeAll(q, k, v, g, o, lse, dq, dk, dv);
   return out;
 }
+
+/**
+ * Every code shape: streamed or staged rows of the other operand, unrolled registers or loops
+ * over D, several rows per thread and steps that do not divide the sizes. (The adapter's default
+ * is covered by every other test.) Small D keeps the unrolled compiles short on lavapipe.
+ */
+const VARIANTS: [string, AttentionConfig][] = [
+  ['stream, unrolled, 1 row × 1', { rows: 64, perThread: 1, unroll: 1, stage: 0, loops: false }],
+  ['stream, unrolled, 2 rows × 3', { rows: 8, perThread: 2, unroll: 3, stage: 0, loops: false }],
+  ['stage 8, unrolled, 1 row × 4', { rows: 32, perThread: 1, unroll: 4, stage: 8, loops: false }],
+  ['stream, loops, 3 rows × 2', { rows: 16, perThread: 3, unroll: 2, stage: 0, loops: true }],
+  ['stage 12, loops, 2 rows × 3', { rows: 16, perThread: 2, unroll: 3, stage: 12, loops: true }],
+];
+
+describe.each(VARIANTS)('attention variant: %s', (_, config) => {
+  it.each([
+    [7, 65, 8],
+    [65, 30, 6],
+    [33, 33, 12],
+  ])('Nq=%i Nk=%i D=%i: forward and backward match float64 (f32: atol 1e-5, rtol 1e-4)', async (nq, nk, d) => {
+    const [b, h] = [2, 3];
+    const scale = 1 / Math.sqrt(d);
+    const qd = randn(b * h * nq * d, 51 + nq);
+    const kd = randn(b * h * nk * d, 52 + nk);
+    const vd = randn(b * h * nk * d, 53 + d);
+    const gd = randn(b * h * nq * d, 54);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, config);
+    const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
+    expectClose('o', got.o, ref.o);
+    expectClose('lse', got.lse, ref.lse);
+    expectClose('dq', got.dq, ref.dq!);
+    expectClose('dk', got.dk, ref.dk!);
+    expectClose('dv', got.dv, ref.dv!);
+  });
+});
 
 describe('attentionBackward', () => {
   const cases: [number, number, number][] = [];

@@ -16,17 +16,10 @@ import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto 
 import { setReductionMode } from '../../src/kernels/reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
+import { makeRng } from '../../src/cpu/random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded host RNG (mulberry32), shared with the float64 reference. */
+const rng = makeRng;
 function randn(n: number, seed: number, scale = 1, shift = 0): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);
