@@ -1,17 +1,19 @@
 /**
- * Fused attention benchmark: forward and forward+backward wall time per call (GPU-synchronised),
- * and nominal GFLOP/s (forward 4·B·H·N²·D, backward 10·B·H·N²·D, the usual flash-attention
- * accounting; the kernels actually recompute the scores, so they execute more). The first call of
- * each shape is timed separately: it includes the pipeline compiles.
+ * Fused attention: forward and forward+backward time per call and nominal GFLOP/s (forward
+ * 4·B·H·N²·D, backward 10·B·H·N²·D: the usual flash-attention accounting; the kernels recompute
+ * the scores, so they execute more). "First call" is one forward+backward on a fresh shape with
+ * the pipelines not yet compiled by this process (Mesa's disk cache may still hold them).
  *
- * Run directly: RAE_BENCH_ATTENTION=1 npx vite-node bench/attention.ts [--sweep [--small]]
+ * `printAttentionBench()` returns a markdown table (for bench/run.ts); run directly with
+ * `npx vite-node bench/attention.ts [--sweep]` (vite-node hides the script from argv, so the
+ * module also runs when RAE_BENCH_ATTENTION=1) or `node dist/bench/attention.js` after a build.
+ * `--sweep` compares code shapes (streamed/staged, loops/unrolled, register blocks) on one case.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { init, runtime } from '../src/gpu/runtime.js';
-import { attentionBackward, attentionForward, attentionTiles, setAttentionTiles, setAttentionUnroll, type AttentionTiles } from '../src/kernels/attention.js';
+import { attentionBackward, attentionForward, chooseAttentionConfig, type AttentionConfig } from '../src/kernels/attention.js';
 import { randn } from '../src/tensor/creation.js';
-import { empty, type Tensor } from '../src/tensor/tensor.js';
+import { empty } from '../src/tensor/tensor.js';
+import { adapterLine, gflops, isMain, markdownTable, timeGpu, type TimingOptions } from './common.js';
 
 export interface AttentionBenchCase {
   b: number;
@@ -20,9 +22,8 @@ export interface AttentionBenchCase {
   d: number;
 }
 
-export interface AttentionBenchResult extends AttentionBenchCase {
-  tiles: string;
-  /** First forward + backward, including pipeline compilation (ms). */
+export interface AttentionBenchRow extends AttentionBenchCase {
+  config: string;
   firstMs: number;
   forwardMs: number;
   forwardBackwardMs: number;
@@ -35,24 +36,14 @@ export const DEFAULT_CASES: AttentionBenchCase[] = [
   { b: 1, h: 16, n: 256, d: 72 },
   { b: 1, h: 6, n: 256, d: 128 },
   { b: 2, h: 6, n: 256, d: 32 },
+  { b: 1, h: 1, n: 1024, d: 16 },
 ];
 
-async function timeIt(fn: () => void, minMs = 300, minReps = 3): Promise<number> {
-  const rt = runtime();
-  fn();
-  await rt.sync(); // warm
-  let reps = 0;
-  const t0 = performance.now();
-  while (reps < minReps || performance.now() - t0 < minMs) {
-    fn();
-    await rt.sync();
-    reps++;
-  }
-  return (performance.now() - t0) / reps;
-}
+export const describeConfig = (c: AttentionConfig): string =>
+  `${c.stage ? `stage ${c.stage}` : 'stream'}, ${c.loops ? 'loops' : 'unrolled'}, ${c.rows} thr × ${c.perThread} rows, ${c.unroll}/step`;
 
-export async function benchAttentionCase(c: AttentionBenchCase, opts: { minMs?: number } = {}): Promise<AttentionBenchResult> {
-  await init();
+/** One case; `config` overrides the adapter's choice for both passes. */
+export async function benchAttentionCase(c: AttentionBenchCase, config?: AttentionConfig, timing: TimingOptions = {}): Promise<AttentionBenchRow> {
   const rt = runtime();
   const { b, h, n, d } = c;
   const shape = [b, h, n, d];
@@ -61,69 +52,90 @@ export async function benchAttentionCase(c: AttentionBenchCase, opts: { minMs?: 
   const lse = empty([b, h, n]);
   const grads = [empty(shape), empty(shape), empty(shape)];
   const scale = 1 / Math.sqrt(d);
-  const fwd = () => attentionForward(q, k, v, o, lse, scale);
+  const opts = { config };
+  const fwd = () => attentionForward(q, k, v, o, lse, scale, opts);
   const fwdBwd = () => {
     fwd();
-    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale, opts);
   };
   await rt.sync();
   const t0 = performance.now();
   fwdBwd();
   await rt.sync();
   const firstMs = performance.now() - t0;
-  const forwardMs = await timeIt(fwd, opts.minMs);
-  const forwardBackwardMs = await timeIt(fwdBwd, opts.minMs);
-  const t = attentionTiles(d);
-  for (const x of [q, k, v, g, o, lse, ...grads] as Tensor[]) x.dispose();
+  const tf = await timeGpu(fwd, { minSeconds: 0.5, ...timing });
+  const tb = await timeGpu(fwdBwd, { minSeconds: 0.5, ...timing });
+  for (const t of [q, k, v, g, o, lse, ...grads]) t.dispose();
   const flop = b * h * n * n * d;
+  const label = config
+    ? describeConfig(config)
+    : `fwd ${describeConfig(chooseAttentionConfig(d, 'forward'))}; bwd ${describeConfig(chooseAttentionConfig(d, 'backward'))}`;
   return {
     ...c,
-    tiles: `rows ${t.rows} cols ${t.cols}`,
+    config: label,
     firstMs,
-    forwardMs,
-    forwardBackwardMs,
-    forwardGflops: (4 * flop) / forwardMs / 1e6,
-    forwardBackwardGflops: (14 * flop) / forwardBackwardMs / 1e6,
+    forwardMs: tf.ms,
+    forwardBackwardMs: tb.ms,
+    forwardGflops: gflops(4 * flop, tf),
+    forwardBackwardGflops: gflops(14 * flop, tb),
   };
 }
 
-export async function benchAttention(cases: AttentionBenchCase[] = DEFAULT_CASES): Promise<AttentionBenchResult[]> {
-  const out: AttentionBenchResult[] = [];
-  for (const c of cases) out.push(await benchAttentionCase(c));
-  return out;
+/** The default cases with the adapter's configuration. */
+export async function benchAttention(cases: AttentionBenchCase[] = DEFAULT_CASES, timing: TimingOptions = {}): Promise<AttentionBenchRow[]> {
+  const rows: AttentionBenchRow[] = [];
+  for (const c of cases) rows.push(await benchAttentionCase(c, undefined, timing));
+  return rows;
 }
 
-function format(r: AttentionBenchResult, label = ''): string {
-  return (
-    `attention B=${r.b} H=${r.h} N=${r.n} D=${r.d} ${label || r.tiles}: first call ${r.firstMs.toFixed(0)} ms; ` +
-    `fwd ${r.forwardMs.toFixed(2)} ms (${r.forwardGflops.toFixed(2)} GFLOP/s); ` +
-    `fwd+bwd ${r.forwardBackwardMs.toFixed(2)} ms (${r.forwardBackwardGflops.toFixed(2)} GFLOP/s)`
+export function formatAttentionResults(rows: AttentionBenchRow[]): string {
+  return markdownTable(
+    ['B·H·N·D', 'config', 'first call ms', 'fwd ms', 'fwd GFLOP/s', 'fwd+bwd ms', 'fwd+bwd GFLOP/s'],
+    rows.map((r) => [
+      `${r.b}·${r.h}·${r.n}·${r.d}`,
+      r.config,
+      r.firstMs.toFixed(0),
+      r.forwardMs.toFixed(2),
+      r.forwardGflops.toFixed(2),
+      r.forwardBackwardMs.toFixed(2),
+      r.forwardBackwardGflops.toFixed(2),
+    ]),
   );
 }
 
-async function main(): Promise<void> {
-  const rt = await init();
-  console.log(`adapter: ${rt.adapterSummary.description || rt.adapterSummary.device} (${rt.adapterSummary.backend})`);
-  const sweep = process.argv.includes('--sweep');
-  if (!sweep) {
-    for (const r of await benchAttention()) console.log(format(r));
-    return;
-  }
-  const configs: [string, AttentionTiles | null, boolean][] = [];
-  for (const unroll of [true, false]) for (const [rows, cols] of [[64, 16], [64, 32], [32, 32], [128, 16]]) configs.push([`rows ${rows} cols ${cols} ${unroll ? 'unrolled' : 'looped'}`, { rows, cols }, unroll]);
-  const cases = process.argv.includes('--small') ? [{ b: 1, h: 4, n: 256, d: 64 }] : DEFAULT_CASES;
-  for (const c of cases) {
-    for (const [label, tiles, unroll] of configs) {
-      if (tiles && tiles.cols * (2 * Math.ceil(c.d / 4) * 16 + 8) > rt.limits.maxComputeWorkgroupStorageSize) continue;
-      setAttentionTiles(tiles);
-      setAttentionUnroll(unroll);
-      console.log(format(await benchAttentionCase(c, { minMs: 200 }), label));
-    }
-  }
-  setAttentionTiles(null);
-  setAttentionUnroll(true);
+export async function printAttentionBench(): Promise<string> {
+  return formatAttentionResults(await benchAttention());
 }
 
-// Entry point when run as a script (vite-node drops the script from argv, hence the variable).
-const script = process.argv[1] ? pathToFileURL(resolve(process.argv[1])).href : '';
-if (import.meta.url === script || process.env.RAE_BENCH_ATTENTION === '1') await main();
+/** Code shapes compared by `--sweep`. */
+export const SWEEP_CONFIGS: AttentionConfig[] = [
+  { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
+  { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
+  { rows: 16, perThread: 8, unroll: 4, stage: 0, loops: true },
+  { rows: 64, perThread: 1, unroll: 4, stage: 0, loops: true },
+  { rows: 32, perThread: 4, unroll: 4, stage: 16, loops: true },
+  { rows: 32, perThread: 4, unroll: 1, stage: 0, loops: false },
+  { rows: 64, perThread: 1, unroll: 4, stage: 16, loops: false },
+];
+
+async function main(): Promise<void> {
+  await init();
+  console.log(`Adapter: ${adapterLine()}\n`);
+  if (process.argv.includes('--sweep')) {
+    const rows: AttentionBenchRow[] = [];
+    for (const config of SWEEP_CONFIGS) rows.push(await benchAttentionCase({ b: 1, h: 4, n: 256, d: 64 }, config));
+    console.log(formatAttentionResults(rows));
+    return;
+  }
+  console.log(await printAttentionBench());
+}
+
+if (isMain(import.meta.url) || process.env.RAE_BENCH_ATTENTION === '1') {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

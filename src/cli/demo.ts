@@ -8,7 +8,7 @@
  * (config.json + model.safetensors of facebook/dinov2-with-registers-*), the encoder is a small
  * randomly initialised DINOv2-with-registers, and the report says so.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ops from '../autograd/ops/index.js';
@@ -16,8 +16,8 @@ import { cfgVelocity, eulerSample, samplerGrid } from '../diffusion/flow.js';
 import { init, shutdown } from '../gpu/runtime.js';
 import { loadImageFolder } from '../io/datasets.js';
 import { imageGrid, writePng } from '../io/images.js';
-import { openCheckpoint } from '../io/safetensors.js';
-import { Dinov2WithRegisters, type Dinov2Config } from '../models/dinov2.js';
+import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from '../models/dinov2.js';
+import { loadDinov2 } from '../models/pretrained.js';
 import { DiTDH } from '../models/dit.js';
 import { RAEDecoder } from '../models/rae-decoder.js';
 import { manualSeed, randn, tensor, toArray } from '../tensor/creation.js';
@@ -125,18 +125,12 @@ const TINY_ENCODER: Dinov2Config = {
   layerscale_value: 1.0,
 };
 
-function loadEncoder(dir: string | undefined): { encoder: Dinov2WithRegisters; note: string; inputSize: number } {
+function loadEncoder(dir: string | undefined): { encoder: Dinov2; note: string; inputSize: number } {
   if (!dir) {
     const encoder = Dinov2WithRegisters.fromConfig(TINY_ENCODER);
     return { encoder, note: 'randomly initialised DINOv2-with-registers (hidden 64, 2 layers, patch 4): no pretrained weights are available offline', inputSize: 32 };
   }
-  const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Dinov2Config;
-  const encoder = Dinov2WithRegisters.fromConfig(config);
-  const ckpt = openCheckpoint(dir);
-  const state = new Map(ckpt.keys().map((k) => [k, ckpt.read(k)]));
-  encoder.loadStateDict(state);
-  ckpt.close();
-  return { encoder, note: `pretrained weights from ${dir}`, inputSize: 224 };
+  return { encoder: loadDinov2(dir), note: `pretrained weights from ${dir}`, inputSize: 224 };
 }
 
 export async function runDemo(argv: string[]): Promise<number> {

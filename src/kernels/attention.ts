@@ -49,21 +49,25 @@ export interface AttentionOptions {
 }
 
 /**
- * Per-adapter choice. Lavapipe was measured with bench/attention.ts; the staged, unrolled
- * configuration for other adapters is a starting point not yet measured on a GPU.
+ * Per-adapter choice, for the forward kernel or the two backward kernels. Lavapipe's rows were
+ * measured with bench/attention.ts (B=1 H=4 N=256 D=64): streamed rows and loops over D beat
+ * staged tiles (≈ 15 % slower) and unrolled registers (≈ 25 % slower, and 50 s compiles instead of
+ * 1–3 s); 4×4 register blocks were best forward, 2×4 backward (4×4 was as fast but compiles 4×
+ * longer). The staged, unrolled configuration for other adapters is a starting point that has not
+ * been measured on a GPU yet.
  */
-export function chooseAttentionConfig(d: number): AttentionConfig {
+export function chooseAttentionConfig(d: number, pass: 'forward' | 'backward' = 'forward'): AttentionConfig {
   const rt = runtime();
   const s = rt.adapterSummary;
   const name = [s.vendor, s.architecture, s.device, s.description].join(' ').toLowerCase();
-  if (/llvmpipe|lavapipe|swiftshader/.test(name)) return LAVAPIPE_CONFIG;
+  if (/llvmpipe|lavapipe|swiftshader/.test(name)) {
+    return pass === 'forward' ? { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true } : { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true };
+  }
   const unroll = 4;
   let stage = 32;
   while (stage > unroll && stagedBytes(d, stage) > rt.limits.maxComputeWorkgroupStorageSize) stage /= 2;
   return { rows: 64, perThread: 1, unroll, stage, loops: false };
 }
-
-export const LAVAPIPE_CONFIG: AttentionConfig = { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true };
 
 /** Workgroup memory of a staged kernel: two vec4 row tiles plus two per-row scalars. */
 export function stagedBytes(d: number, stage: number): number {
@@ -486,8 +490,8 @@ function checkInputs(op: string, q: View, k: View, v: View, lse: View): Dims {
   return { b, h, nq, nk, d };
 }
 
-function resolveConfig(op: string, d: number, opts: AttentionOptions): AttentionConfig {
-  const cfg = opts.config ?? chooseAttentionConfig(d);
+function resolveConfig(op: string, d: number, opts: AttentionOptions, pass: 'forward' | 'backward'): AttentionConfig {
+  const cfg = opts.config ?? chooseAttentionConfig(d, pass);
   const { rows, perThread, unroll, stage } = cfg;
   const bad =
     !Number.isInteger(rows) || rows < 1 || rows > runtime().limits.maxComputeInvocationsPerWorkgroup ||
@@ -519,7 +523,7 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   const s = checkInputs(op, q, k, v, lse);
   checkView(op, 'o', o, q.shape);
   if (s.b * s.h * s.nq === 0) return;
-  const cfg = resolveConfig(op, s.d, opts);
+  const cfg = resolveConfig(op, s.d, opts, 'forward');
   const ops = [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)];
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
   dispatchOps(`attn_fwd|d${s.d}|${cfgKey(cfg)}|${opsKey(ops)}`, () => forwardSource(s.d, cfg, ops), ops, groups, packParams(header(s, scale), ops));
@@ -534,7 +538,7 @@ export function attentionBackward(q: View, k: View, v: View, o: View, lse: View,
   const s = checkInputs(op, q, k, v, lse);
   for (const [name, t, like] of [['o', o, q], ['dO', dO, q], ['dq', dq, q], ['dk', dk, k], ['dv', dv, v]] as const) checkView(op, name, t, like.shape);
   if (s.b * s.h * (s.nq + s.nk) === 0) return;
-  const cfg = resolveConfig(op, s.d, opts);
+  const cfg = resolveConfig(op, s.d, opts, 'backward');
   const rt = runtime();
   const rows = s.b * s.h * s.nq;
   const deltaBuf = rt.allocate(Math.max(rows, 1) * 4, 'attention-delta');
