@@ -3,8 +3,8 @@
  * saved, and one closure that maps the output gradient to input gradients. backward() walks the
  * nodes in reverse topological order and accumulates gradients (micrograd's shape, kept tiny).
  */
-import { contiguousCopy, full } from '../tensor/creation.js';
-import { map } from './ops/elementwise.js';
+import { mapInto } from '../kernels/elementwise.js';
+import { contiguousCopy, full, zeros } from '../tensor/creation.js';
 import { fmt, shapesEqual } from '../tensor/shape.js';
 import { Tensor, viewOf, type GradNode } from '../tensor/tensor.js';
 
@@ -31,15 +31,31 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * A gradient that is non-zero only in a window of its input (the backward of narrow/slice):
+ * `grad` fills [start, start + grad.shape[dim]) along `dim`. The tape adds it into the window of
+ * the accumulated gradient instead of materialising zeros around it, so chunked outputs
+ * (adaLN's six chunks, SwiGLU's two halves) cost one fill and one copy per chunk.
+ */
+export class SliceGrad {
+  constructor(
+    readonly grad: Tensor,
+    readonly dim: number,
+    readonly start: number,
+  ) {}
+}
+
+export type GradResult = Tensor | SliceGrad | null | undefined;
+
 class Node implements GradNode {
   released = false;
   constructor(
     readonly op: string,
     readonly inputs: readonly (Tensor | null)[],
     private saved: Tensor[],
-    private fn: (grad: Tensor, saved: Tensor[]) => (Tensor | null | undefined)[],
+    private fn: (grad: Tensor, saved: Tensor[]) => GradResult[],
   ) {}
-  backward(grad: Tensor): (Tensor | null | undefined)[] {
+  backward(grad: Tensor): GradResult[] {
     if (this.released) throw new Error(`backward through '${this.op}' a second time: its saved tensors were freed (the graph is freed after backward)`);
     return this.fn(grad, this.saved);
   }
@@ -60,7 +76,7 @@ export function record(
   op: string,
   out: Tensor,
   inputs: readonly (Tensor | null | undefined)[],
-  backward: (grad: Tensor, saved: Tensor[]) => (Tensor | null | undefined)[],
+  backward: (grad: Tensor, saved: Tensor[]) => GradResult[],
   save: Tensor[] = [],
 ): Tensor {
   if (!gradEnabled || !inputs.some((t) => t?.requiresGrad)) return out;
@@ -108,12 +124,13 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   if (grad && !shapesEqual(grad.shape, root.shape)) throw new Error(`backward: gradient shape ${fmt(grad.shape)} does not match output shape ${fmt(root.shape)}`);
   const prev = gradEnabled;
   gradEnabled = false;
+  // Gradient tensors the tape created and may free or update in place.
   const owned = new Set<Tensor>();
   try {
     const seed = grad ?? onesLike(root);
     if (!grad) owned.add(seed);
     if (!root.gradFn) {
-      accumulateLeaf(root, seed, owned);
+      root.grad = accumulate(root.grad, seed, root.shape, owned, true);
       return;
     }
     const order = topoOrder(root);
@@ -123,37 +140,36 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       const g = grads.get(node);
       grads.delete(node);
       if (!g) continue;
-      const raw = node.backward(g);
+      const raw = node.backward(g) as GradResult[];
       // Rules may return the incoming gradient itself, or one tensor for two inputs (x + x):
       // give each input its own Tensor object (a view sharing storage) so disposal stays per-use.
       const distinct = new Set<Tensor>([g]);
-      const inGrads = raw.map((gi) => {
-        if (!gi) return gi;
+      const inGrads = raw.map((r) => {
+        if (!r) return r;
+        let gi = r instanceof SliceGrad ? r.grad : r;
         if (distinct.has(gi)) gi = viewOf(gi, gi.shape, gi.strides, gi.offset);
         distinct.add(gi);
-        return gi;
+        return r instanceof SliceGrad ? new SliceGrad(gi, r.dim, r.start) : gi;
+      });
+      node.inputs.forEach((inp, i) => {
+        const r = inGrads[i];
+        if (!r) return;
+        const gi = r instanceof SliceGrad ? r.grad : r;
+        if (!inp || !inp.requiresGrad) {
+          gi.dispose();
+          return;
+        }
+        if (!(r instanceof SliceGrad) && !shapesEqual(gi.shape, inp.shape)) {
+          throw new Error(`backward: gradient rule of '${node.op}' returned shape ${fmt(gi.shape)} for an input of shape ${fmt(inp.shape)} (internal error)`);
+        }
+        owned.add(gi);
+        if (inp.gradFn) grads.set(inp.gradFn, accumulate(grads.get(inp.gradFn), r, inp.shape, owned, false));
+        else inp.grad = accumulate(inp.grad, r, inp.shape, owned, true);
       });
       if (owned.has(g)) {
         g.dispose();
         owned.delete(g);
       }
-      node.inputs.forEach((inp, i) => {
-        const gi = inGrads[i];
-        if (!inp || !gi || !inp.requiresGrad) {
-          if (gi && gi !== g) gi.dispose();
-          return;
-        }
-        if (!shapesEqual(gi.shape, inp.shape)) {
-          throw new Error(`backward: gradient rule of '${node.op}' returned shape ${fmt(gi.shape)} for an input of shape ${fmt(inp.shape)} (internal error)`);
-        }
-        owned.add(gi);
-        if (inp.gradFn) {
-          const prevG = grads.get(inp.gradFn);
-          if (prevG) {
-            grads.set(inp.gradFn, addInto(prevG, gi, owned));
-          } else grads.set(inp.gradFn, gi);
-        } else accumulateLeaf(inp, gi, owned);
-      });
       if (!opts.retainGraph) node.release();
     }
   } finally {
@@ -166,38 +182,51 @@ function onesLike(t: Tensor): Tensor {
   return full(t.shape, 1, { dtype: t.dtype });
 }
 
-/** Gradient accumulation: a plain sum, not recorded. */
-function addTensors(a: Tensor, b: Tensor): Tensor {
-  return map('add', [a, b], 'in0 + in1', { dtype: a.dtype });
+/** Whether `t` can be updated in place: nothing else shares its storage. */
+function exclusive(t: Tensor): boolean {
+  return t.storage.refs === 1 && t.isContiguous && t.offset === 0;
 }
 
-function addInto(a: Tensor, b: Tensor, owned: Set<Tensor>): Tensor {
-  const s = addTensors(a, b);
-  owned.delete(a);
-  owned.delete(b);
-  a.dispose();
-  b.dispose();
-  owned.add(s);
-  return s;
-}
-
-function accumulateLeaf(leaf: Tensor, g: Tensor, owned: Set<Tensor>): void {
+/**
+ * Adds `r` (a dense gradient or a windowed SliceGrad) to the running gradient `prev` of an
+ * input of shape `shape`, in place when the running gradient is exclusively the tape's (or the
+ * leaf's). Returns the new running gradient; `leaf` results are kept out of scopes.
+ */
+function accumulate(prev: Tensor | null | undefined, r: Tensor | SliceGrad, shape: readonly number[], owned: Set<Tensor>, leaf: boolean): Tensor {
+  const g = r instanceof SliceGrad ? r.grad : r;
   owned.delete(g);
-  if (g.storage.refs > 1 || !g.isContiguous || g.offset !== 0) {
-    // A leaf's .grad owns its storage: optimizers and clipping may update it in place.
-    const c = contiguousCopy(g);
-    g.dispose();
-    g = c;
-  }
-  if (leaf.grad) {
-    const s = addTensors(leaf.grad, g);
-    leaf.grad.dispose();
-    g.dispose();
-    leaf.grad = s.keep();
+  let acc: Tensor;
+  if (!prev) {
+    if (r instanceof SliceGrad) {
+      acc = zeros(shape, { dtype: g.dtype });
+      addWindow(acc, r, false);
+      g.dispose();
+    } else if (leaf && !exclusive(g)) {
+      // A leaf's .grad owns its storage: optimizers and clipping may update it in place.
+      acc = contiguousCopy(g);
+      g.dispose();
+    } else acc = g;
   } else {
-    // The gradient outlives the scope it was computed in.
-    leaf.grad = g.keep();
+    const inPlace = leaf ? exclusive(prev) : owned.has(prev) && exclusive(prev);
+    acc = inPlace ? prev : contiguousCopy(prev);
+    if (!inPlace && !leaf) {
+      owned.delete(prev);
+      prev.dispose();
+    } else if (!inPlace) prev.dispose();
+    addWindow(acc, r instanceof SliceGrad ? r : new SliceGrad(g, 0, 0), true);
+    g.dispose();
   }
+  if (leaf) return acc.keep();
+  owned.add(acc);
+  return acc;
+}
+
+/** acc[window] (+)= r.grad, in place; a full-size gradient is the window starting at 0. */
+function addWindow(acc: Tensor, r: SliceGrad, add: boolean): void {
+  const g = r.grad;
+  const dst = g.rank === 0 || shapesEqual(g.shape, acc.shape) ? viewOf(acc, acc.shape, acc.strides, acc.offset) : viewOf(acc, g.shape, acc.strides, acc.offset + r.start * acc.strides[r.dim]);
+  mapInto({ name: add ? 'grad_accumulate' : 'copy', expr: add ? 'acc + in0' : 'in0', compute: g.dtype === 'f16' ? 'f32' : g.dtype === 'f32' ? 'f32' : g.dtype, readsOutput: add }, [g], dst);
+  dst.dispose();
 }
 
 /** Releases the saved tensors of every node reachable from `t` (for graphs never backpropagated). */

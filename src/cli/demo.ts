@@ -48,7 +48,7 @@ function defaultData(): string {
 }
 
 export function parseDemoArgs(argv: string[]): DemoArgs {
-  const a: DemoArgs = { data: defaultData(), out: `runs/demo-${new Date().toISOString().replace(/[:.]/g, '-')}`, perClass: 32, decoderSteps: 300, ditSteps: 400, batch: 32, samples: 16, sampleSteps: 25, cfg: 2.0, seed: 0 };
+  const a: DemoArgs = { data: defaultData(), out: `runs/demo-${new Date().toISOString().replace(/[:.]/g, '-')}`, perClass: 32, decoderSteps: 150, ditSteps: 150, batch: 32, samples: 16, sampleSteps: 20, cfg: 2.0, seed: 0 };
   const quick = argv.includes('--quick');
   if (quick) Object.assign(a, { perClass: 4, decoderSteps: 4, ditSteps: 4, batch: 8, samples: 4, sampleSteps: 3 });
   const num = (k: string, v: string | undefined) => {

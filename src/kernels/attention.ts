@@ -85,6 +85,31 @@ interface Operand {
   access: 'read' | 'write';
   /** Rows are read/written as whole vec4s (contiguous D, a multiple of 4, as are every stride and the offset). */
   v4: boolean;
+  /** The WGSL storage variable it lives in (operands in one buffer share one binding). */
+  buf: string;
+  binding: number;
+}
+
+/**
+ * Gives each operand its binding: operands in the same buffer with the same access and element
+ * type share one (WebGPU rejects two writable bindings of one buffer in a dispatch, e.g. dk and
+ * dv viewing one fused dkv gradient). A buffer both read and written in one dispatch would race,
+ * so it is an error.
+ */
+function bind(op: string, ops: Operand[]): Operand[] {
+  for (const o of ops) {
+    const clash = ops.find((x) => x.view.buffer === o.view.buffer && x.access !== o.access);
+    if (clash) throw new RangeError(`${op}: ${o.access === 'write' ? o.name : clash.name} shares its buffer with ${o.access === 'write' ? clash.name : o.name}; write into a separate buffer`);
+  }
+  // Writes to one buffer must agree on the element type.
+  for (const o of ops) if (o.access === 'write' && ops.some((x) => x.access === 'write' && x.view.buffer === o.view.buffer && !x.v4)) o.v4 = false;
+  let next = 0;
+  ops.forEach((o, i) => {
+    const prev = ops.slice(0, i).find((x) => x.view.buffer === o.view.buffer && x.access === o.access && x.v4 === o.v4 && x.view.dtype === o.view.dtype);
+    o.buf = prev ? prev.buf : `${o.name}_buf`;
+    o.binding = prev ? prev.binding : next++;
+  });
+  return ops;
 }
 
 function vec4Able(v: View): boolean {
@@ -102,12 +127,16 @@ function packParams(header: Params, ops: Operand[]): Uint32Array {
   return p.build();
 }
 
+/** The operands that own a binding, in binding order. */
+const bound = (ops: Operand[]) => ops.filter((o, i) => ops.findIndex((x) => x.binding === o.binding) === i);
+
 function declarations(ops: Operand[]): string {
-  const lines = ops.map((o, i) => {
+  const lines = bound(ops).map((o) => {
     const mode = o.access === 'read' ? 'read' : 'read_write';
-    return `@group(0) @binding(${i}) var<storage, ${mode}> ${o.name}_buf: array<${o.v4 ? `vec4<${o.view.dtype}>` : o.view.dtype}>;`;
+    return `@group(0) @binding(${o.binding}) var<storage, ${mode}> ${o.buf}: array<${o.v4 ? `vec4<${o.view.dtype}>` : o.view.dtype}>;`;
   });
-  return `${enables(ops.map((o) => o.view.dtype))}${lines.join('\n')}\n${paramsDecl(ops.length, Math.ceil((HEADER + WORDS * ops.length) / 4))}`;
+  const n = bound(ops).length;
+  return `${enables(ops.map((o) => o.view.dtype))}${lines.join('\n')}\n${paramsDecl(n, Math.ceil((HEADER + WORDS * ops.length) / 4))}`;
 }
 
 /** Per-operand base offset for this (b, h) and its row / element strides. */
@@ -161,11 +190,11 @@ class Shape {
 
   /** vec4 i of the row starting at element `rb` of operand `o` (zeros past D). */
   read(o: Operand, rb: string, i: string): string {
-    if (o.v4) return `vec4<f32>(${o.name}_buf[${rb} / 4u + ${i}])`;
+    if (o.v4) return `vec4<f32>(${o.buf}[${rb} / 4u + ${i}])`;
     const literal = /^\d+u$/.test(i) ? Number.parseInt(i, 10) : -1;
     const comps = [0, 1, 2, 3].map((k) => {
       const col = literal >= 0 ? `${4 * literal + k}u` : `(4u * ${i} + ${k}u)`;
-      const load = (c: string) => `f32(${o.name}_buf[${rb} + ${c} * ${o.name}_sd])`;
+      const load = (c: string) => `f32(${o.buf}[${rb} + ${c} * ${o.name}_sd])`;
       if (this.d % 4 === 0) return load(col);
       if (literal >= 0) return 4 * literal + k < this.d ? load(col) : '0.0';
       // Past D: select() evaluates both sides, so clamp the column and zero the value.
@@ -177,12 +206,12 @@ class Shape {
   /** Stores vec4 i of a row (value already f32) into the row at `rb` of `o`. */
   write(o: Operand, rb: string, i: string, value: string): string {
     const t = o.view.dtype;
-    if (o.v4) return `${o.name}_buf[${rb} / 4u + ${i}] = vec4<${t}>(${value});`;
+    if (o.v4) return `${o.buf}[${rb} / 4u + ${i}] = vec4<${t}>(${value});`;
     const literal = /^\d+u$/.test(i) ? Number.parseInt(i, 10) : -1;
     const lines = [`let w = ${value};`];
     for (let k = 0; k < 4; k++) {
       const col = literal >= 0 ? `${4 * literal + k}u` : `(4u * ${i} + ${k}u)`;
-      const store = `${o.name}_buf[${rb} + ${col} * ${o.name}_sd] = ${t}(w[${k}]);`;
+      const store = `${o.buf}[${rb} + ${col} * ${o.name}_sd] = ${t}(w[${k}]);`;
       if (this.d % 4 === 0 || (literal >= 0 && 4 * literal + k < this.d)) lines.push(store);
       else if (literal < 0) lines.push(`if (${col} < ${this.d}u) { ${store} }`);
     }
@@ -242,7 +271,7 @@ function streamLoop(sh: Shape, st: Stream, body: (access: (name: string, u: numb
     const lets = range(U).flatMap((u) => [
       `let r_${u} = min(base + ${u}u, ${L} - 1u);`,
       ...st.rows.map((o) => `let ${o.name}_r${u} = ${o.name}_base + r_${u} * ${o.name}_sn;`),
-      ...st.scalars.map(({ op, factor }) => `let ${op.name}s${u} = f32(${op.name}_buf[${op.name}_base + r_${u} * ${op.name}_sn])${factor};`),
+      ...st.scalars.map(({ op, factor }) => `let ${op.name}s${u} = f32(${op.buf}[${op.name}_base + r_${u} * ${op.name}_sn])${factor};`),
     ]);
     return `  for (var base = 0u; base < ${L}; base += ${U}u) {
     ${[...oks, ...lets].join('\n    ')}
@@ -265,7 +294,7 @@ ${body((n, u, i) => sh.read(byName(n), `${n}_r${u}`, i))}
   const scalarLoads = st.scalars.map(
     ({ op, factor }) => `    for (var e = lid; e < ${S}u; e += T) {
       var val = 0.0;
-      if (kt + e < ${L}) { val = f32(${op.name}_buf[${op.name}_base + (kt + e) * ${op.name}_sn])${factor}; }
+      if (kt + e < ${L}) { val = f32(${op.buf}[${op.name}_base + (kt + e) * ${op.name}_sn])${factor}; }
       ${op.name}_tile[e] = val;
     }`,
   );
@@ -370,7 +399,7 @@ ${sh.declare('acc')}
 ${range(cfg.perThread).map((r) => `  var m${r} = -3.0e38;\n  var l${r} = 0.0;`).join('\n')}
 ${streamLoop(sh, st, step)}
 ${storeRows(sh, o, 'acc', (r) => `(1.0 / l${r})`)}
-${range(cfg.perThread).map((r) => `  if (valid${r}) { lse_buf[lse_base + row${r} * lse_sn] = (m${r} + log2(l${r})) * ${Math.LN2}; }`).join('\n')}
+${range(cfg.perThread).map((r) => `  if (valid${r}) { ${ops[4].buf}[lse_base + row${r} * lse_sn] = (m${r} + log2(l${r})) * ${Math.LN2}; }`).join('\n')}
 }`;
 }
 
@@ -390,8 +419,8 @@ ${operandLets(ops)}
   let ob = o_base + row * o_sn;
   let gb = dO_base + row * dO_sn;
   var acc = 0.0;
-  for (var c = 0u; c < ${d}u; c++) { acc += f32(o_buf[ob + c * o_sd]) * f32(dO_buf[gb + c * dO_sd]); }
-  delta_buf[delta_base + row * delta_sn] = acc;
+  for (var c = 0u; c < ${d}u; c++) { acc += f32(${ops[0].buf}[ob + c * o_sd]) * f32(${ops[1].buf}[gb + c * dO_sd]); }
+  ${ops[2].buf}[delta_base + row * delta_sn] = acc;
 }`;
 }
 
@@ -419,8 +448,8 @@ ${range(cfg.perThread)
     (r) => `  var lse${r} = 0.0;
   var dlt${r} = 0.0;
   if (valid${r}) {
-    lse${r} = lse_buf[lse_base + row${r} * lse_sn] * ${Math.LOG2E};
-    dlt${r} = delta_buf[delta_base + row${r} * delta_sn];
+    lse${r} = ${ops[4].buf}[lse_base + row${r} * lse_sn] * ${Math.LOG2E};
+    dlt${r} = ${ops[5].buf}[delta_base + row${r} * delta_sn];
   }`,
   )
   .join('\n')}
@@ -506,12 +535,13 @@ function resolveConfig(op: string, d: number, opts: AttentionOptions, pass: 'for
 const header = (s: Dims, scale: number) => new Params().u(s.nq, s.nk).f(scale * Math.LOG2E, scale).u(Math.ceil(s.d / 4));
 const cfgKey = (c: AttentionConfig) => `t${c.rows}r${c.perThread}u${c.unroll}s${c.stage}${c.loops ? 'L' : 'U'}`;
 /** Operand dtypes and vec4 access, the rest of what the WGSL is specialised on. */
-const opsKey = (ops: Operand[]) => ops.map((o) => `${o.view.dtype}${o.v4 ? '/4' : ''}`).join(',');
-const R = (name: string, view: View, v4 = vec4Able(view)): Operand => ({ name, view, access: 'read', v4 });
-const W = (name: string, view: View, v4 = vec4Able(view)): Operand => ({ name, view, access: 'write', v4 });
+const opsKey = (ops: Operand[]) => ops.map((o) => `${o.view.dtype}${o.v4 ? '/4' : ''}@${o.binding}`).join(',');
+const R = (name: string, view: View, v4 = vec4Able(view)): Operand => ({ name, view, access: 'read', v4, buf: '', binding: 0 });
+const W = (name: string, view: View, v4 = vec4Able(view)): Operand => ({ name, view, access: 'write', v4, buf: '', binding: 0 });
 
 function dispatchOps(key: string, wgsl: () => string, ops: Operand[], groups: [number, number, number], params: Uint32Array): void {
-  runtime().dispatch({ key, bindings: [...ops.map((o) => o.access), 'uniform'], wgsl }, ops.map((o) => o.view.buffer), groups, params);
+  const b = bound(ops);
+  runtime().dispatch({ key, bindings: [...b.map((o) => o.access), 'uniform'], wgsl }, b.map((o) => o.view.buffer), groups, params);
 }
 
 /**
@@ -524,7 +554,7 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   checkView(op, 'o', o, q.shape);
   if (s.b * s.h * s.nq === 0) return;
   const cfg = resolveConfig(op, s.d, opts, 'forward');
-  const ops = [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)];
+  const ops = bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
   dispatchOps(`attn_fwd|d${s.d}|${cfgKey(cfg)}|${opsKey(ops)}`, () => forwardSource(s.d, cfg, ops), ops, groups, packParams(header(s, scale), ops));
 }
@@ -545,13 +575,13 @@ export function attentionBackward(q: View, k: View, v: View, o: View, lse: View,
   const delta: View = { buffer: deltaBuf, dtype: 'f32', shape: [s.b, s.h, s.nq], strides: [s.h * s.nq, s.nq, 1], offset: 0 };
   try {
     if (rows > 0) {
-      const dOps = [R('o', o, false), R('dO', dO, false), W('delta', delta, false)];
+      const dOps = bind(op, [R('o', o, false), R('dO', dO, false), W('delta', delta, false)]);
       dispatchOps(`attn_delta|d${s.d}|${opsKey(dOps)}`, () => deltaSource(s.d, dOps), dOps, [...grid1d(rows), 1], packParams(new Params().u(s.nq, s.h, s.b), dOps));
-      const qOps = [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dq', dq)];
+      const qOps = bind(op, [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dq', dq)]);
       const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
       dispatchOps(`attn_dq|d${s.d}|${cfgKey(cfg)}|${opsKey(qOps)}`, () => dqSource(s.d, cfg, qOps), qOps, groups, packParams(header(s, scale), qOps));
     }
-    const kOps = [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dk', dk), W('dv', dv)];
+    const kOps = bind(op, [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dk', dk), W('dv', dv)]);
     const groups: [number, number, number] = [Math.ceil(s.nk / (cfg.rows * cfg.perThread)), s.h, s.b];
     dispatchOps(`attn_dkdv|d${s.d}|${cfgKey(cfg)}|${opsKey(kOps)}`, () => dkdvSource(s.d, cfg, kOps), kOps, groups, packParams(header(s, scale), kOps));
   } finally {

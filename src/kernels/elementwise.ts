@@ -58,6 +58,8 @@ export interface MapSpec {
   /** Extra WGSL functions the expression calls. */
   helpers?: string;
   name: string;
+  /** The expression may read the output's current value as `acc` (in-place updates). */
+  readsOutput?: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   const rank = c.shape.length;
   if (rank > MAX_RANK) throw new RangeError(`${spec.name}: rank ${rank} after merging dims exceeds ${MAX_RANK}`);
   const dtypes = all.map((v) => v.dtype);
-  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}`;
+  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}`;
   const nIn = inputs.length;
   runtime().dispatch(
     {
@@ -143,7 +145,7 @@ ${scalars}
   ${idx.join('\n  ')}
   ${walk.join('\n  ')}
 ${loads}
-  out_buf[o0] = ${outT}(${spec.expr});
+${spec.readsOutput ? `  let acc = ${spec.compute}(out_buf[o0]);\n` : ''}  out_buf[o0] = ${outT}(${spec.expr});
   }
 }`;
 }

@@ -29,7 +29,8 @@ export class Storage {
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly (Tensor | null)[];
-  backward(grad: Tensor): (Tensor | null | undefined)[];
+  /** Input gradients (Tensors, or windowed gradients defined by the tape). */
+  backward(grad: Tensor): unknown[];
   /** Frees what the node saved for backward. */
   release(): void;
   released: boolean;

@@ -322,6 +322,29 @@ describe('attentionBackward', () => {
     disposeAll(qkv, ...views, g, o, lse, ...grads);
   });
 
+  it('writes dq, dk, dv into one fused [B,N,3,H,D] gradient buffer (shared bindings) and rejects read/write aliasing', async () => {
+    const [b, n, h, d] = [2, 17, 2, 8];
+    const data = randn(b * n * 3 * h * d, 61);
+    const gd = randn(b * h * n * d, 62);
+    const { qkv, views } = fusedQKV(data, b, n, h, d);
+    const [q, k, v] = views;
+    const g = tensor(gd, [b, h, n, d]);
+    const o = empty([b, h, n, d]);
+    const lse = empty([b, h, n]);
+    const dqkv = empty([b, n, 3, h, d]);
+    const grads = [0, 1, 2].map((w) => viewOf(dqkv, [b, h, n, d], [n * 3 * h * d, d, 3 * h * d, 1], w * h * d));
+    attentionForward(q, k, v, o, lse, 0.5);
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.5);
+    const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
+    const ref = reference(qr, kr, vr, b * h, n, n, d, 0.5, gd);
+    expectClose('dq', await toArray(grads[0]), ref.dq!);
+    expectClose('dk', await toArray(grads[1]), ref.dk!);
+    expectClose('dv', await toArray(grads[2]), ref.dv!);
+    expect(() => attentionForward(q, k, v, q, lse, 0.5)).toThrow(/o shares its buffer with q/);
+    expect(() => attentionBackward(q, k, v, o, lse, g, grads[0], views[1], grads[2], 0.5)).toThrow(/dk shares its buffer/);
+    disposeAll(qkv, ...views, g, o, lse, dqkv, ...grads);
+  });
+
   it('f16 inputs and outputs (f32 accumulation) match float64 within atol 2e-3, rtol 1e-2', async ({ skip }) => {
     if (!runtime().hasF16) skip();
     const [b, h, nq, nk, d] = [1, 2, 37, 29, 16];

@@ -6,7 +6,7 @@ import { mapInto } from '../../kernels/elementwise.js';
 import { asShape, contiguousCopy, zeros } from '../../tensor/creation.js';
 import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../tensor/shape.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
-import { record } from '../tape.js';
+import { record, SliceGrad } from '../tape.js';
 import { sumToShape } from './reduce.js';
 import { assertTensor, computeType } from './util.js';
 
@@ -98,13 +98,8 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const shape = [...x.shape];
   shape[d] = length;
   const y = viewOf(x, shape, x.strides, x.offset + start * x.strides[d]);
-  return record('narrow', y, [x], (g) => {
-    const gx = zeros(x.shape, { dtype: g.dtype });
-    const dst = viewOf(gx, shape, gx.strides, start * gx.strides[d]);
-    mapInto({ name: 'copy', expr: 'in0', compute: computeType(g.dtype) }, [g], dst);
-    dst.dispose();
-    return [gx];
-  });
+  // The gradient is g inside the window and 0 elsewhere; the tape adds it into the window.
+  return record('narrow', y, [x], (g) => [new SliceGrad(viewOf(g, g.shape, g.strides, g.offset), d, start)]);
 }
 
 /** slice(x, dim, start, end) with Python-style negative indices; step 1. */
