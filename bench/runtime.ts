@@ -13,6 +13,8 @@ import type { Tensor } from '../src/tensor/tensor.js';
 
 export interface RuntimeBench {
   adapter: string;
+  /** Host time to record one op (JS + Dawn encoding), before any GPU wait. */
+  recordUsPerOp: number;
   batchedUsPerOp: number;
   syncedUsPerOp: number;
   readback: { bytes: number; ms: number }[];
@@ -31,6 +33,7 @@ export async function benchRuntime(ops = 2000): Promise<RuntimeBench> {
 
   let t = performance.now();
   for (let i = 0; i < ops; i++) addOnce(a, b);
+  const recorded = ((performance.now() - t) * 1000) / ops;
   await rt.sync();
   const batched = ((performance.now() - t) * 1000) / ops;
 
@@ -54,13 +57,14 @@ export async function benchRuntime(ops = 2000): Promise<RuntimeBench> {
   }
   a.dispose();
   b.dispose();
-  return { adapter: rt.adapterSummary.description || rt.adapterSummary.device, batchedUsPerOp: batched, syncedUsPerOp: perSync, readback };
+  return { adapter: rt.adapterSummary.description || rt.adapterSummary.device, recordUsPerOp: recorded, batchedUsPerOp: batched, syncedUsPerOp: perSync, readback };
 }
 
 export async function printRuntimeBench(): Promise<string> {
   const r = await benchRuntime();
   const lines = [
     `adapter: ${r.adapter}`,
+    `host time to record one op (JS + Dawn encoding, overlapped with GPU work): ${r.recordUsPerOp.toFixed(1)} µs/op`,
     `dispatch overhead, batched (${runtime().maxDispatchesPerSubmit} per submit, one sync at the end): ${r.batchedUsPerOp.toFixed(1)} µs/op`,
     `dispatch overhead, submit + wait after every op: ${r.syncedUsPerOp.toFixed(1)} µs/op`,
     ...r.readback.map((x) => `read-back of ${x.bytes} B: ${x.ms.toFixed(3)} ms`),
