@@ -8,11 +8,13 @@ import { init, runtime, shutdown } from '../src/gpu/runtime.js';
 import { printRuntimeBench } from './runtime.js';
 import { benchTrainStep } from './train-step.js';
 import { printMatmulBench } from './matmul.js';
+import { printAttentionBench } from './attention.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   runtime: printRuntimeBench,
   'train-step': benchTrainStep,
   matmul: printMatmulBench,
+  attention: printAttentionBench,
 };
 
 async function main(): Promise<void> {
