@@ -133,7 +133,28 @@ function loadEncoder(dir: string | undefined): { encoder: Dinov2; note: string; 
   return { encoder: loadDinov2(dir), note: `pretrained weights from ${dir}`, inputSize: 224 };
 }
 
+export const DEMO_USAGE = `usage: rae demo [options]
+
+Runs the RAE pipeline end to end on an image-folder data set (default: CIFAR-10 from
+../shared/datasets): frozen encoder → decoder (stage 1) → DiT^DH (stage 2) → guided samples.
+Writes reconstructions.png, samples.png, report.md and report.json to --out.
+
+  --quick              a seconds-long smoke run (tiny sizes)
+  --data PATH          .tar.gz archive or directory with train/<class>/<image> files
+  --out DIR            output folder (default runs/demo-<time>)
+  --encoder DIR        local HF snapshot of facebook/dinov2-with-registers-* (default: a small
+                       randomly initialised encoder: no pretrained weights offline)
+  --per-class N        images per class (32)
+  --decoder-steps N    stage-1 steps (150)      --dit-steps N     stage-2 steps (150)
+  --batch N            batch size (32)          --seed N          seed (0)
+  --samples N          images to sample (16)    --sample-steps N  Euler steps (20)
+  --cfg S              classifier-free guidance scale (2.0)`;
+
 export async function runDemo(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(DEMO_USAGE);
+    return 0;
+  }
   const args = parseDemoArgs(argv);
   const t0 = performance.now();
   const rt = await init();
