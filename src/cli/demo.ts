@@ -51,64 +51,33 @@ export function parseDemoArgs(argv: string[]): DemoArgs {
   const a: DemoArgs = { data: defaultData(), out: `runs/demo-${new Date().toISOString().replace(/[:.]/g, '-')}`, perClass: 32, decoderSteps: 150, ditSteps: 150, batch: 32, samples: 16, sampleSteps: 20, cfg: 2.0, seed: 0 };
   const quick = argv.includes('--quick');
   if (quick) Object.assign(a, { perClass: 4, decoderSteps: 4, ditSteps: 4, batch: 8, samples: 4, sampleSteps: 3 });
-  const num = (k: string, v: string | undefined) => {
-    const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`demo: ${k} needs a non-negative number, got ${v}`);
-    return n;
+  const STRING_OPTS: Record<string, 'data' | 'out' | 'encoder'> = { '--data': 'data', '--out': 'out', '--encoder': 'encoder' };
+  const NUMBER_OPTS: Record<string, keyof DemoArgs> = {
+    '--per-class': 'perClass',
+    '--decoder-steps': 'decoderSteps',
+    '--dit-steps': 'ditSteps',
+    '--batch': 'batch',
+    '--samples': 'samples',
+    '--sample-steps': 'sampleSteps',
+    '--cfg': 'cfg',
+    '--seed': 'seed',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
+    if (k === '--quick') continue;
     const v = argv[i + 1];
-    switch (k) {
-      case '--quick':
-        break;
-      case '--data':
-        a.data = v;
-        i++;
-        break;
-      case '--out':
-        a.out = v;
-        i++;
-        break;
-      case '--encoder':
-        a.encoder = v;
-        i++;
-        break;
-      case '--per-class':
-        a.perClass = num(k, v);
-        i++;
-        break;
-      case '--decoder-steps':
-        a.decoderSteps = num(k, v);
-        i++;
-        break;
-      case '--dit-steps':
-        a.ditSteps = num(k, v);
-        i++;
-        break;
-      case '--batch':
-        a.batch = num(k, v);
-        i++;
-        break;
-      case '--samples':
-        a.samples = num(k, v);
-        i++;
-        break;
-      case '--sample-steps':
-        a.sampleSteps = num(k, v);
-        i++;
-        break;
-      case '--cfg':
-        a.cfg = num(k, v);
-        i++;
-        break;
-      case '--seed':
-        a.seed = num(k, v);
-        i++;
-        break;
-      default:
-        throw new Error(`demo: unknown option ${k}`);
-    }
+    if (k in STRING_OPTS) {
+      if (v === undefined || v.startsWith('--')) throw new Error(`demo: ${k} needs a value`);
+      a[STRING_OPTS[k]] = v;
+    } else if (k in NUMBER_OPTS) {
+      const n = Number(v);
+      if (v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`demo: ${k} needs a non-negative number, got ${v}`);
+      (a as unknown as Record<string, number>)[NUMBER_OPTS[k]] = n;
+    } else throw new Error(`demo: unknown option ${k} (see rae demo --help)`);
+    i++;
+  }
+  for (const k of ['perClass', 'batch', 'samples', 'sampleSteps'] as const) {
+    if (!Number.isInteger(a[k]) || a[k] < 1) throw new Error(`demo: ${k} must be a positive integer, got ${a[k]}`);
   }
   return a;
 }
