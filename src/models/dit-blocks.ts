@@ -52,7 +52,8 @@ export class DiTBlock extends Module {
     this.norm1 = this.child('norm1', norm(hidden, opts.useRmsnorm));
     this.attn = this.child('attn', new FusedQKVAttention(hidden, heads));
     this.norm2 = this.child('norm2', norm(hidden, opts.useRmsnorm));
-    this.mlp = this.child('mlp', opts.useSwiglu ? new SwiGLU(hidden) : new Mlp(hidden, Math.trunc(hidden * opts.mlpRatio)));
+    // Without SwiGLU, DiT uses timm's Mlp with the tanh-approximated GELU.
+    this.mlp = this.child('mlp', opts.useSwiglu ? new SwiGLU(hidden) : new Mlp(hidden, Math.trunc(hidden * opts.mlpRatio), 'gelu_tanh'));
     this.adaLN = this.child('adaLN_modulation', new AdaLNModulation(hidden, 6));
   }
   forward(x: Tensor, c: Tensor, rope?: { cos: Tensor; sin: Tensor }): Tensor {

@@ -56,17 +56,21 @@ export class RMSNorm extends Module {
   }
 }
 
-/** fc2(GELU(fc1(x))) — the HF ViT / DINOv2 MLP (exact erf GELU). */
+/** fc2(GELU(fc1(x))) — the HF ViT / DINOv2 MLP (exact erf GELU) or timm's DiT MLP (tanh GELU). */
 export class Mlp extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  constructor(dim: number, hidden: number, names: [string, string] = ['fc1', 'fc2']) {
+  constructor(
+    dim: number,
+    hidden: number,
+    readonly activation: 'gelu' | 'gelu_tanh' = 'gelu',
+  ) {
     super();
-    this.fc1 = this.child(names[0], new Linear(dim, hidden));
-    this.fc2 = this.child(names[1], new Linear(hidden, dim));
+    this.fc1 = this.child('fc1', new Linear(dim, hidden));
+    this.fc2 = this.child('fc2', new Linear(hidden, dim));
   }
   forward(x: Tensor): Tensor {
-    const h = this.fc1.forward(x, { activation: 'gelu' });
+    const h = this.fc1.forward(x, { activation: this.activation });
     const y = this.fc2.forward(h);
     h.dispose();
     return y;

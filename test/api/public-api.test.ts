@@ -114,3 +114,16 @@ describe('public API vs float64', () => {
     void randn;
   });
 });
+
+describe('public API conveniences', () => {
+  it('crossEntropy and embedding accept integer-valued f32 labels / ids; interpolate takes a number size', async () => {
+    await init();
+    const logits = tensor([[1, 2, 3], [0.5, 0.1, -1]]);
+    const a = await F.crossEntropy(logits, tensor([2, 0])).item();
+    const b = await F.crossEntropy(logits, [2, 0]).item();
+    expect(a).toBeCloseTo(b, 6);
+    const table = tensor([[1, 2], [3, 4], [5, 6]]);
+    expect(await F.embedding(tensor([2, 0]), table).tolist()).toEqual([[5, 6], [1, 2]]);
+    expect(F.interpolate(zeros([1, 1, 4, 4]), 2).shape).toEqual([1, 1, 2, 2]);
+  });
+});

@@ -5,7 +5,7 @@ import { asShape, bernoulli, contiguousCopy } from '../../tensor/creation.js';
 import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
-import { map } from './elementwise.js';
+import { cast, map } from './elementwise.js';
 import { permute, reshape } from './shape.js';
 import { assertFloat, assertTensor } from './util.js';
 
@@ -13,8 +13,14 @@ import { assertFloat, assertTensor } from './util.js';
 export function embedding(ids: Tensor, table: Tensor): Tensor {
   assertTensor(ids, 'embedding', 'ids');
   assertTensor(table, 'embedding', 'table');
-  if (ids.dtype !== 'i32') throw new TypeError(`embedding: ids must be i32, got ${ids.dtype}`);
   if (table.rank !== 2) throw new RangeError(`embedding: table must be [V, D], got ${fmt(table.shape)}`);
+  if (ids.dtype !== 'i32') {
+    // Integer-valued ids of another dtype (tensor([…]) is f32 by default) are converted.
+    const asInt = cast(ids, 'i32');
+    const r = embedding(asInt, table);
+    asInt.dispose();
+    return r;
+  }
   const [, D] = table.shape;
   const n = ids.size;
   const flat = asShape(ids, [n]);
@@ -74,8 +80,9 @@ export interface InterpolateOptions {
 }
 
 /** Resizes [B, C, H, W] to `size` = [h, w] (PyTorch semantics). Forward only. */
-export function interpolate(x: Tensor, size: readonly [number, number] | number[], opts: InterpolateOptions = {}): Tensor {
+export function interpolate(x: Tensor, sizeArg: readonly [number, number] | number[] | number, opts: InterpolateOptions = {}): Tensor {
   assertTensor(x, 'interpolate');
+  const size = typeof sizeArg === 'number' ? [sizeArg, sizeArg] : sizeArg;
   assertFloat(x, 'interpolate');
   if (x.rank !== 4) throw new RangeError(`interpolate: input must be [B, C, H, W], got ${fmt(x.shape)}`);
   if (size.length !== 2 || size.some((s) => !Number.isInteger(s) || s <= 0)) throw new RangeError(`interpolate: size must be two positive integers, got ${JSON.stringify(size)}`);

@@ -9,7 +9,7 @@ import {
   softmaxInto,
 } from '../../kernels/softmax.js';
 import { asShape, tensor } from '../../tensor/creation.js';
-import { map } from './elementwise.js';
+import { cast, map } from './elementwise.js';
 import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
@@ -86,7 +86,11 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
   let ownedLabels = false;
   if (labels instanceof Tensor) {
     lab = labels;
-    if (lab.dtype !== 'i32') throw new TypeError(`crossEntropy: labels must be i32, got ${lab.dtype}`);
+    if (lab.dtype !== 'i32') {
+      // tensor([0, 2, 1]) is f32 by default: accept integer-valued labels of any dtype.
+      lab = cast(labels, 'i32');
+      ownedLabels = true;
+    }
   } else {
     const arr = Int32Array.from(Array.from(labels as ArrayLike<number>));
     arr.forEach((v, i) => {
