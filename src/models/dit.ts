@@ -9,6 +9,7 @@ import { GaussianFourierEmbedding, LabelEmbedder, Linear, PatchEmbed } from '../
 import { Module, ModuleList } from '../nn/module.js';
 import { rope2dTables, sincos2dTable } from '../nn/tables.js';
 import { DiTBlock, FinalLayer } from './dit-blocks.js';
+import { cfgVelocity } from '../diffusion/flow.js';
 
 export interface DiTConfig {
   input_size: number;
@@ -131,6 +132,16 @@ abstract class DiTBase extends Module {
     return s;
   }
 
+  abstract forward(x: Tensor, t: Tensor, y: Tensor, opts?: { dropMask?: Tensor }): Tensor;
+
+  /**
+   * Classifier-free guided velocity v_u + s·(v_c − v_u), conditional and null-class passes in one
+   * doubled batch; guidance only for t inside `interval` (default: all t).
+   */
+  forwardWithCfg(x: Tensor, t: Tensor, y: Tensor, scale: number, interval?: [number, number]): Tensor {
+    return cfgVelocity((xx, tt, yy, mask) => this.forward(xx, tt, yy, { dropMask: mask }), y, { scale, interval })(x, t);
+  }
+
   /** [B, N, p²·C] tokens → [B, C, H, W] (channel-last inside each patch). */
   protected unpatchify(tok: Tensor): Tensor {
     return ops.unpatchify(tok, this.patch, this.inChannels, this.grid, this.grid);
@@ -147,7 +158,7 @@ export class DiT extends DiTBase {
   static fromConfig(config: DiTConfig): DiT {
     return new DiT(config);
   }
-  forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
+  override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
     const [te, ye] = this.embedConditions(t, y, opts.dropMask);
     const c = ops.add(te, ye);
     const s = this.runBody(x, c);
@@ -191,7 +202,7 @@ export class DiTDH extends DiTBase {
     return new DiTDH(config);
   }
 
-  forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
+  override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
     const [te, ye] = this.embedConditions(t, y, opts.dropMask);
     const sum = ops.add(te, ye);
     const c = ops.unary('silu', sum);

@@ -8,7 +8,7 @@ import * as ops from '../../src/autograd/ops/index.js';
 import { backward } from '../../src/autograd/tape.js';
 import { full, tensor, toArray } from '../../src/tensor/creation.js';
 import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
-import { cfgVelocity, eulerSample, samplerGrid, shiftAlpha, shiftTime } from '../../src/diffusion/flow.js';
+import { autoGuidanceVelocity, cfgVelocity, eulerSample, samplerGrid, shiftAlpha, shiftTime } from '../../src/diffusion/flow.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import { gradientErrors, loadGolden, relByMax } from '../helpers/golden.js';
 import { useGpu } from '../helpers/setup.js';
@@ -70,6 +70,29 @@ describe('DiTDH golden', () => {
       const noise = input('noise');
       const v = guided(noise, full([noise.shape[0]], grid[0]));
       expect(relByMax(await toArray(v), g.outputs.get('cfg_v_scale2.5')!.data)).toBeLessThan(1e-4);
+      const v2 = m.forwardWithCfg(noise, full([noise.shape[0]], grid[0]), y, 2.5);
+      expect(relByMax(await toArray(v2), g.outputs.get('cfg_v_scale2.5')!.data)).toBeLessThan(1e-4);
+      // Outside the guidance interval the velocity is the plain conditional one.
+      const off = m.forwardWithCfg(noise, full([noise.shape[0]], grid[0]), y, 2.5, [0, 0.5]);
+      const plain = m.forward(noise, full([noise.shape[0]], grid[0]), y);
+      expect(relByMax(await toArray(off), await toArray(plain))).toBeLessThan(1e-5);
       m.dispose();
+    }));
+
+  it('AutoGuidance combines a main and a weak model: v_weak + s·(v_main − v_weak)', () =>
+    scopeAsync(async () => {
+      const main = model();
+      const weak = DiTDH.fromConfig(config); // a different (freshly initialised) model as the guide
+      weak.eval();
+      const x = input('noise');
+      const t = full([x.shape[0]], 0.7);
+      const y = input('sample_y');
+      const vm = await toArray(main.forward(x, t, y));
+      const vw = await toArray(weak.forward(x, t, y));
+      const v = await toArray(autoGuidanceVelocity((a, tt) => main.forward(a, tt, y), (a, tt) => weak.forward(a, tt, y), { scale: 1.42 })(x, t));
+      const want = vw.map((w, i) => w + 1.42 * (vm[i] - w));
+      expect(relByMax(v, want)).toBeLessThan(1e-5);
+      main.dispose();
+      weak.dispose();
     }));
 });
