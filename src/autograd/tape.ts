@@ -130,7 +130,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
     const seed = grad ?? onesLike(root);
     if (!grad) owned.add(seed);
     if (!root.gradFn) {
-      root.grad = accumulate(root.grad, seed, root.shape, owned, true);
+      root.grad = accumulate(root.grad, seed, root, owned, true);
       return;
     }
     const order = topoOrder(root);
@@ -163,8 +163,8 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           throw new Error(`backward: gradient rule of '${node.op}' returned shape ${fmt(gi.shape)} for an input of shape ${fmt(inp.shape)} (internal error)`);
         }
         owned.add(gi);
-        if (inp.gradFn) grads.set(inp.gradFn, accumulate(grads.get(inp.gradFn), r, inp.shape, owned, false));
-        else inp.grad = accumulate(inp.grad, r, inp.shape, owned, true);
+        if (inp.gradFn) grads.set(inp.gradFn, accumulate(grads.get(inp.gradFn), r, inp, owned, false));
+        else inp.grad = accumulate(inp.grad, r, inp, owned, true);
       });
       if (owned.has(g)) {
         g.dispose();
@@ -182,9 +182,26 @@ function onesLike(t: Tensor): Tensor {
   return full(t.shape, 1, { dtype: t.dtype });
 }
 
-/** Whether `t` can be updated in place: nothing else shares its storage. */
-function exclusive(t: Tensor): boolean {
-  return t.storage.refs === 1 && t.isContiguous && t.offset === 0;
+/**
+ * Whether `t` can be updated in place: nothing else shares its storage. A leaf's .grad must
+ * also be contiguous (optimizers update it as a flat buffer).
+ */
+function exclusive(t: Tensor, leaf: boolean): boolean {
+  return t.storage.refs === 1 && (!leaf || (t.isContiguous && t.offset === 0));
+}
+
+/** A zero tensor shaped like `like`, dense in the order of like's strides (outermost first). */
+function zerosInLayoutOf(like: Tensor, dtype: Tensor['dtype']): Tensor {
+  const dims = like.shape.map((_, i) => i).sort((a, b) => like.strides[b] - like.strides[a] || a - b);
+  const physical = zeros(
+    dims.map((d) => like.shape[d]),
+    { dtype },
+  );
+  const strides = new Array<number>(like.rank);
+  dims.forEach((d, i) => (strides[d] = physical.strides[i]));
+  const v = viewOf(physical, like.shape, strides, 0);
+  physical.dispose();
+  return v;
 }
 
 /**
@@ -192,22 +209,24 @@ function exclusive(t: Tensor): boolean {
  * input of shape `shape`, in place when the running gradient is exclusively the tape's (or the
  * leaf's). Returns the new running gradient; `leaf` results are kept out of scopes.
  */
-function accumulate(prev: Tensor | null | undefined, r: Tensor | SliceGrad, shape: readonly number[], owned: Set<Tensor>, leaf: boolean): Tensor {
+function accumulate(prev: Tensor | null | undefined, r: Tensor | SliceGrad, input: Tensor, owned: Set<Tensor>, leaf: boolean): Tensor {
   const g = r instanceof SliceGrad ? r.grad : r;
   owned.delete(g);
   let acc: Tensor;
   if (!prev) {
     if (r instanceof SliceGrad) {
-      acc = zeros(shape, { dtype: g.dtype });
+      // Non-leaf gradients mirror the input's memory order, so the views upstream of it (a
+      // permute of a reshape, as in q/k/v split from a fused qkv) map back without copies.
+      acc = leaf ? zeros(input.shape, { dtype: g.dtype }) : zerosInLayoutOf(input, g.dtype);
       addWindow(acc, r, false);
       g.dispose();
-    } else if (leaf && !exclusive(g)) {
+    } else if (leaf && !exclusive(g, true)) {
       // A leaf's .grad owns its storage: optimizers and clipping may update it in place.
       acc = contiguousCopy(g);
       g.dispose();
     } else acc = g;
   } else {
-    const inPlace = leaf ? exclusive(prev) : owned.has(prev) && exclusive(prev);
+    const inPlace = leaf ? exclusive(prev, true) : owned.has(prev) && exclusive(prev, false);
     acc = inPlace ? prev : contiguousCopy(prev);
     if (!inPlace && !leaf) {
       owned.delete(prev);

@@ -198,10 +198,9 @@ export class SeparateQKVAttention extends Module {
     const q = splitHeads(this.attention.query.forward(x), this.heads);
     const k = splitHeads(this.attention.key.forward(x), this.heads);
     const v = splitHeads(this.attention.value.forward(x), this.heads);
-    const o = ops.scaledDotProductAttention(q, k, v);
-    const m = mergeHeads(o);
+    const m = ops.scaledDotProductAttention(q, k, v, { layout: 'merged' });
     const y = this.output.dense.forward(m);
-    for (const t of [q, k, v, o, m]) t.dispose();
+    for (const t of [q, k, v, m]) t.dispose();
     return y;
   }
 }
@@ -256,10 +255,9 @@ export class FusedQKVAttention extends Module {
       q = q2;
       k = k2;
     }
-    const o = ops.scaledDotProductAttention(q, k, v);
-    const m = mergeHeads(o);
+    const m = ops.scaledDotProductAttention(q, k, v, { layout: 'merged' });
     const y = this.proj.forward(m);
-    for (const t of [qkv, r, p, q, k, v, o, m]) t.dispose();
+    for (const t of [qkv, r, p, q, k, v, m]) t.dispose();
     return y;
   }
 }

@@ -3,6 +3,7 @@ import { attentionBackward, attentionForward } from '../../kernels/attention.js'
 import { ropeInto } from '../../kernels/rope.js';
 import { asShape } from '../../tensor/creation.js';
 import { fmt } from '../../tensor/shape.js';
+import type { View } from '../../kernels/view.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { assertFloat, assertTensor } from './util.js';
@@ -10,6 +11,12 @@ import { assertFloat, assertTensor } from './util.js';
 export interface AttentionOptions {
   /** Softmax temperature; default 1/√D. */
   scale?: number;
+  /**
+   * 'bhnd' (default): output [B, H, N, D]. 'merged': output [B, N, H·D], heads already merged
+   * for the output projection — the kernel writes that layout directly, saving a copy forward
+   * and one backward.
+   */
+  layout?: 'bhnd' | 'merged';
 }
 
 /** softmax(q·kᵀ·scale)·v over [B, H, N, D] without an N×N tensor. q/k/v may be strided views. */
@@ -29,21 +36,25 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   if (v.shape[3] !== D) throw new RangeError(`scaledDotProductAttention: v head dim ${v.shape[3]} must equal q's ${D}`);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const o = empty([B, H, Nq, D], 'f32');
+  const merged = opts.layout === 'merged';
+  const out0 = merged ? empty([B, Nq, H * D], 'f32') : empty([B, H, Nq, D], 'f32');
+  // The [B, N, H·D] buffer seen as [B, H, N, D]: the kernels take any strides.
+  const asHeads = (t: Tensor): View =>
+    merged ? { buffer: t.buffer, dtype: t.dtype, shape: [B, H, Nq, D], strides: [t.strides[0], D * t.strides[2], t.strides[1], t.strides[2]], offset: t.offset } : t;
   const lse = empty([B, H, Nq], 'f32');
-  attentionForward(q, k, v, o, lse, scale);
+  attentionForward(q, k, v, asHeads(out0), lse, scale);
   const out = record(
     'attention',
-    o,
+    out0,
     [q, k, v],
     (g, [qs, ks, vs, os, ls]) => {
       const dq = empty(q.shape, 'f32');
       const dk = empty(k.shape, 'f32');
       const dv = empty(v.shape, 'f32');
-      attentionBackward(qs, ks, vs, os, ls, g, dq, dk, dv, scale);
+      attentionBackward(qs, ks, vs, asHeads(os), ls, asHeads(g), dq, dk, dv, scale);
       return [dq, dk, dv];
     },
-    [q, k, v, o, lse],
+    [q, k, v, out0, lse],
   );
   lse.dispose();
   return out;
