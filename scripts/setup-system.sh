@@ -12,8 +12,25 @@ have_recent_lavapipe() {
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 24 && dpkg -s libvulkan1 >/dev/null 2>&1
 }
 
+# Only Linux needs a Vulkan driver from the system (Dawn uses Metal on macOS, D3D12 on Windows).
+if [ "$(uname -s)" != "Linux" ]; then
+  echo "setup-system: $(uname -s): nothing to install"
+  exit 0
+fi
+# A machine with NVIDIA's Vulkan driver does not need the software one.
+if ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
+  echo "setup-system: NVIDIA Vulkan driver present; not installing lavapipe"
+  exit 0
+fi
+
 if have_recent_lavapipe; then
   echo "setup-system: lavapipe already installed ($(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))"
+  exit 0
+fi
+
+if ! grep -qs 'bookworm' /etc/os-release; then
+  echo "setup-system: not Debian 12 (bookworm): install a Vulkan driver yourself (a GPU driver, or Mesa's"
+  echo "  lavapipe ≥ 24 from your distribution, e.g. apt-get install mesa-vulkan-drivers libvulkan1)"
   exit 0
 fi
 
