@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { F, memoryStats, optim, scope, tensor, toArray, type Tensor } from '../../src/index.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData, sizeOf, useGpu } from '../helpers/setup.js';
+import { randomData, sizeOf, useGpu, settleGarbage } from '../helpers/setup.js';
 
 useGpu();
 
@@ -266,7 +266,7 @@ describe('training vs float64', () => {
 });
 
 describe('training memory', () => {
-  it('(c) steps inside scope() return live tensors/buffers/bytes exactly to params + optimizer state', () => {
+  it('(c) steps inside scope() return live tensors/buffers/bytes exactly to params + optimizer state', async () => {
     const ps = mlpInit().map((d, k) => param(d, mlpShapes[k]));
     const x = tensor(Float32Array.from(mlpX), [N, IN]);
     const opt = new optim.AdamW(ps, { lr: LR, betas: BETAS, eps: EPS, weightDecay: WD });
@@ -279,6 +279,7 @@ describe('training memory', () => {
     try {
       scope(step); // creates the optimizer state (m, v per parameter)
       expect(opt.stateSize()).toBe(2 * ps.reduce((n, p) => n + p.size, 0));
+      await settleGarbage();
       const base = memoryStats();
       for (let s = 0; s < 5; s++) {
         scope(step);

@@ -22,3 +22,16 @@ export function randomData(n: number, seed: number, lo = -1, hi = 1): Float64Arr
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
+
+/**
+ * Collects garbage and lets FinalizationRegistry callbacks run, so tensors that earlier tests
+ * dropped without dispose() are released before a memory baseline is taken (otherwise the
+ * safety net may release them in the middle of the measurement).
+ */
+export async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+}

@@ -14,6 +14,7 @@ import { attentionBackward, attentionForward, type AttentionConfig } from '../..
 import type { View } from '../../src/kernels/view.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
+import { settleGarbage } from '../helpers/setup.js';
 
 const F32 = { atol: 1e-5, rtol: 1e-4 };
 const F16 = { atol: 2e-3, rtol: 1e-2 };
@@ -392,6 +393,7 @@ describe('attention memory', () => {
       sizes.push(bytes);
       return original(bytes, label);
     };
+    await settleGarbage();
     const before = rt.stats();
     let peakLive = before.liveBytes;
     try {

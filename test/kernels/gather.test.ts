@@ -10,6 +10,7 @@ import { init, runtime } from '../../src/gpu/runtime.js';
 import { embeddingBackwardInto, embeddingInto, indexSelectBackwardInto, indexSelectInto } from '../../src/kernels/gather.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, viewOf } from '../../src/tensor/tensor.js';
+import { settleGarbage } from '../helpers/setup.js';
 
 const TOL = { atol: 1e-6, rtol: 1e-6 };
 
@@ -151,6 +152,7 @@ describe('embedding', () => {
     const dtable = empty([V, D]);
     embeddingBackwardInto(idT, dout, dtable);
     await rt.sync();
+    await settleGarbage();
     const live = rt.stats().liveBuffers;
     for (let i = 0; i < 3; i++) embeddingBackwardInto(idT, dout, dtable);
     await rt.sync();

@@ -9,6 +9,7 @@ import { compareArrays } from '../../src/cpu/allclose.js';
 import { adamwStep, clipScale, emaUpdate, groupsPerDispatch, sgdStep, sumOfSquares, type AdamWHyper } from '../../src/kernels/optim.js';
 import { tensor, toArray, zeros } from '../../src/tensor/creation.js';
 import { viewOf, type Tensor } from '../../src/tensor/tensor.js';
+import { settleGarbage } from '../helpers/setup.js';
 
 const RTOL = 1e-5;
 const ATOL = 1e-7;
@@ -232,6 +233,7 @@ describe('sumOfSquares', () => {
   });
 
   it('returns its partials buffer to the pool', async () => {
+    await settleGarbage();
     const base = runtime().stats();
     const ts = [tensor(hostRandom(3000, 1), [3000]), tensor(hostRandom(5, 2), [5])];
     const out = zeros([1]);

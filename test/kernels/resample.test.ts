@@ -12,6 +12,7 @@ import { openSafetensors } from '../../src/io/safetensors.js';
 import { axisTaps, interpolateInto, releaseResampleTables, resampleTableCount, type ResampleMode, type ResampleOptions } from '../../src/kernels/resample.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, viewOf, type Tensor } from '../../src/tensor/tensor.js';
+import { settleGarbage } from '../helpers/setup.js';
 
 const FIXTURE = '/work/shared/fixtures/golden/dinov2_reg_small.safetensors';
 const TOL = 1e-5;
@@ -139,6 +140,7 @@ describe('interpolateInto (runtime behaviour)', () => {
     interpolateInto(x, out, 'bicubic', { antialias: true });
     const uploads = rt.counters.uploads;
     const pipelines = rt.pipelines.size;
+    await settleGarbage();
     const before = rt.stats().liveBuffers;
     for (let i = 0; i < 3; i++) {
       interpolateInto(x, out, 'bicubic');
