@@ -10,7 +10,7 @@ import { flowMatchingBatch } from '../src/diffusion/flow.js';
 import { runtime } from '../src/gpu/runtime.js';
 import { DiTDH } from '../src/models/dit.js';
 import { AdamW } from '../src/nn/optim.js';
-import { full, randint, randn } from '../src/tensor/creation.js';
+import { randint, randn } from '../src/tensor/creation.js';
 import { scope } from '../src/tensor/scope.js';
 
 export async function benchTrainStep(): Promise<string> {
@@ -54,6 +54,5 @@ export async function benchTrainStep(): Promise<string> {
   } else lines.push('(per-kernel breakdown: run with RAE_PROFILE=1 on an adapter with timestamp-query)');
   opt.dispose();
   model.dispose();
-  void full;
   return lines.join('\n');
 }

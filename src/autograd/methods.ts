@@ -2,7 +2,7 @@
  * PyTorch-style methods on Tensor (x.add(y).relu(), loss.backward(), …), installed on the
  * prototype here so that src/tensor stays free of autograd imports.
  */
-import { asShape, toArray } from '../tensor/creation.js';
+import { toArray } from '../tensor/creation.js';
 import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import * as ops from './ops/index.js';
@@ -213,4 +213,3 @@ Object.defineProperty(Tensor.prototype, 'T', {
     return ops.transpose(this, -2, -1);
   },
 });
-void asShape;

@@ -248,8 +248,3 @@ function addWindow(acc: Tensor, r: SliceGrad, add: boolean): void {
   dst.dispose();
 }
 
-/** Releases the saved tensors of every node reachable from `t` (for graphs never backpropagated). */
-export function releaseGraph(t: Tensor): void {
-  if (!t.gradFn) return;
-  for (const x of topoOrder(t)) x.gradFn!.release();
-}

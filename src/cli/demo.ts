@@ -22,7 +22,6 @@ import { DiTDH } from '../models/dit.js';
 import { RAEDecoder } from '../models/rae-decoder.js';
 import { manualSeed, randn, tensor, toArray } from '../tensor/creation.js';
 import { memoryStats, scope } from '../tensor/scope.js';
-import type { Tensor } from '../tensor/tensor.js';
 import { denormalizeImages, encodeAll, latentStats, latentToTokens, tokensToLatent, trainDecoder, trainDiffusion } from '../train/rae.js';
 
 interface DemoArgs {

@@ -4,7 +4,7 @@ import { matmul } from '../cpu/linalg.js';
 import { nd } from '../cpu/ndarray.js';
 import { compareArrays } from '../cpu/allclose.js';
 import '../autograd/methods.js';
-import { randn, tensor, toArray } from '../tensor/creation.js';
+import { randn, toArray } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import * as ops from '../autograd/ops/index.js';
 
@@ -50,6 +50,5 @@ async function selfCheck(): Promise<{ ok: boolean; what: string; maxAbsErr: numb
   const ref = matmul(nd(Float64Array.from(ha), [M, K]), nd(Float64Array.from(hb), [K, N]));
   const cmp = compareArrays(got, ref.data, { atol: 1e-4, rtol: 1e-4 });
   for (const t of [a, b, y]) t.dispose();
-  void tensor;
   return { ok: cmp.ok, what: `matmul ${M}×${K}·${K}×${N} f32 vs float64`, maxAbsErr: cmp.maxAbsErr, tolerance: 'atol 1e-4 + rtol 1e-4' };
 }

@@ -4,10 +4,9 @@
  * every operand are merged first, so the common case compiles to a rank-1 kernel with no index
  * arithmetic. Specialised on the expression, dtypes and merged rank.
  */
-import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
-import { contiguousStrides, sizeOf } from '../tensor/shape.js';
+import { sizeOf } from '../tensor/shape.js';
 import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import type { View } from './view.js';
 
@@ -150,7 +149,3 @@ ${spec.readsOutput ? `  let acc = ${spec.compute}(out_buf[o0]);\n` : ''}  out_bu
 }`;
 }
 
-/** A contiguous output view over a fresh buffer, for callers that manage tensors themselves. */
-export function contiguousView(buffer: PooledBuffer, shape: readonly number[], dtype: DType): View {
-  return { buffer, shape, strides: contiguousStrides(shape), offset: 0, dtype };
-}

@@ -19,7 +19,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf } from '../tensor/shape.js';
 import { enables, grid1d, Params, paramsDecl } from './common.js';
-import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, type SubgroupFlavour, useSubgroups } from './reduce.js';
+import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
 import { isContiguous, type View } from './view.js';
 
 const ROWS_PER_CHUNK = 32;

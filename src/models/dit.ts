@@ -95,9 +95,7 @@ abstract class DiTBase extends Module {
     if (c.use_qknorm) throw new RangeError('DiT config: use_qknorm = true is not supported (the RAE configs use false)');
     this.hidden = h1;
     const opts = { mlpRatio: c.mlp_ratio ?? 4, useSwiglu: c.use_swiglu ?? true, useRmsnorm: c.use_rmsnorm ?? true };
-    const inTok = this.inChannels * this.patch * this.patch;
     this.child(dh ? 's_embedder' : 'x_embedder', (this as { sEmbedder: TokenEmbedder }).sEmbedder = new TokenEmbedder(this.inChannels, h1, this.patch));
-    void inTok;
     this.tEmbedder = this.child('t_embedder', new GaussianFourierEmbedding(h1));
     this.yEmbedder = this.child('y_embedder', new LabelEmbedder(positive(c.num_classes, 'num_classes'), h1, c.class_dropout_prob ?? 0.1));
     this.posEmbed = this.buffer('pos_embed', tensor(sincos2dTable(h1, this.grid), [1, this.grid * this.grid, h1]));
@@ -115,11 +113,10 @@ abstract class DiTBase extends Module {
   }
 
   protected runBody(x: Tensor, c: Tensor): Tensor {
-    const [B, C, H, W] = x.shape;
+    const [, C, H, W] = x.shape;
     if (x.rank !== 4 || C !== this.inChannels || H !== this.config.input_size || W !== this.config.input_size) {
       throw new RangeError(`DiT.forward: x must be [B, ${this.inChannels}, ${this.config.input_size}, ${this.config.input_size}], got [${x.shape}]`);
     }
-    void B;
     const e = this.sEmbedder.forward(x);
     let s = ops.add(e, this.posEmbed);
     e.dispose();

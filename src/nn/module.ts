@@ -116,7 +116,7 @@ export class Module {
     }
     for (const [k, t] of own) {
       const v = entries.get(k);
-      if (v) assignInto(t, v, k);
+      if (v) assignInto(t, v);
     }
     return { missing, unexpected };
   }
@@ -145,7 +145,7 @@ export class Module {
 }
 
 /** Writes `v` into the storage of `t` (same shape), converting dtype if needed. */
-function assignInto(t: Tensor, v: StateValue, key: string): void {
+function assignInto(t: Tensor, v: StateValue): void {
   if ('data' in v && !('storage' in v)) {
     const host = v as HostTensor;
     if (t.dtype === 'f32' && !(host.data instanceof Float32Array)) {
@@ -163,7 +163,6 @@ function assignInto(t: Tensor, v: StateValue, key: string): void {
     copyTensor(c, t);
     c.dispose();
   } else copyTensor(src, t);
-  void key;
 }
 
 function copyTensor(src: Tensor, dst: Tensor): void {

@@ -2,8 +2,6 @@
  * Fixed tables computed on the host in float64 and uploaded once: 2-D sin-cos position
  * embeddings (MAE / DiT) and EVA-style 2-D rotary tables (spec §3.2, §5.3).
  */
-import { tensor } from '../tensor/creation.js';
-import type { Tensor } from '../tensor/tensor.js';
 
 /** 1-D sin-cos embedding of `positions` with `dim` values: [sin(p·ω_k)…, cos(p·ω_k)…], ω_k = 10000^(−k/(dim/2)). */
 function sincos1d(dim: number, positions: number[]): Float64Array[] {
@@ -72,6 +70,3 @@ export function rope2dTables(headDim: number, gridH: number, gridW = gridH, thet
   return { cos, sin };
 }
 
-export function tableTensor(data: Float32Array, shape: number[]): Tensor {
-  return tensor(data, shape);
-}

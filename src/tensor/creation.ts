@@ -89,7 +89,8 @@ export function full(shape: Shape, value: number, opts: DTypeOption = {}): Tenso
   const dtype = assertDType(opts.dtype ?? 'f32', 'full');
   if (dtype === 'f16') requireF16('full');
   const t = empty(sh, dtype);
-  mapInto({ name: 'fill', expr: 's0', compute: dtype === 'f16' ? 'f32' : dtype === 'f32' ? 'f32' : 'f32', scalars: [value] }, [], t);
+  // The value travels as an f32 uniform: exact for integers up to 2^24.
+  mapInto({ name: 'fill', expr: 's0', compute: 'f32', scalars: [value] }, [], t);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 }

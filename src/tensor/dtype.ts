@@ -16,13 +16,6 @@ export function byteSize(dtype: DType): number {
   return dtype === 'f16' ? 2 : 4;
 }
 
-/** The WGSL scalar type of a dtype. */
-export function wgslType(dtype: DType): string {
-  return dtype;
-}
-
 export function isFloat(dtype: DType): boolean {
   return dtype === 'f32' || dtype === 'f16';
 }
-
-export type TypedArrayFor<D extends DType> = D extends 'i32' ? Int32Array : D extends 'u32' ? Uint32Array : Float32Array;

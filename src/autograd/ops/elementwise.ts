@@ -187,10 +187,8 @@ export function compare(op: CompareOp, a: Scalarish, b: Scalarish): Tensor {
 /** where(cond, a, b): a where cond ≠ 0, else b; broadcasting; gradients flow to a and b. */
 export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
   assertTensor(cond, 'where', 'condition');
-  const like = typeof a !== 'number' ? a : typeof b !== 'number' ? b : cond;
   const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
   const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
-  void like;
   try {
     const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
     const dtype = promote(ta.dtype, tb.dtype, 'where');

@@ -3,7 +3,7 @@
  * their gradients are views or one copy into zeros (slice), never a materialised transpose.
  */
 import { mapInto } from '../../kernels/elementwise.js';
-import { asShape, contiguousCopy, zeros } from '../../tensor/creation.js';
+import { asShape, contiguousCopy } from '../../tensor/creation.js';
 import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../tensor/shape.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
 import { record, SliceGrad } from '../tape.js';
