@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up (system driver + npm deps), then runs every test on the WebGPU adapter and prints
-# a closing line "N passed, M failed". Exits non-zero on any failure.
+# a closing line "N passed, M failed, K skipped". Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+bash scripts/setup-test-tools.sh || echo "setup-test-tools failed: tests that need NumPy/SciPy/PyTorch will be skipped"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 report="$(mktemp -t vitest-XXXXXX.json)"
 npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@"
