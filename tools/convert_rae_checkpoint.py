@@ -14,6 +14,7 @@ the `safetensors` package is not needed.
 """
 import argparse
 import json
+import os
 import struct
 import sys
 
@@ -65,6 +66,9 @@ def main() -> int:
         print(f"convert_rae_checkpoint: {e}; install torch (pip install torch, or Debian's python3-torch)", file=sys.stderr)
         return 2
 
+    if not os.path.isfile(args.checkpoint):
+        print(f"convert_rae_checkpoint: {args.checkpoint}: no such file", file=sys.stderr)
+        return 1
     # weights_only=False: training checkpoints also pickle optimizer and scheduler state.
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     source = "state dict"

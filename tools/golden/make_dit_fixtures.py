@@ -18,7 +18,8 @@ so those are set to None after construction (what use_rope=False means).
 Each fixture (format: test/fixtures/golden/README.md):
 - weights: the reference's init with fixed seeds, then every trainable tensor re-randomised
   (N(0, 0.08²); norm weights 1 + N(0, 0.08²)) because the reference zero-initialises adaLN,
-  the final layer and all Linear biases, which would leave those paths untested;
+  the final layer and all Linear biases, which would leave those paths untested; with the GELU
+  MLP, larger MLP weights so the fixture tells the tanh GELU from the erf one (widen_gelu_inputs);
 - inputs x ~ N(0, 1) [3, C, H, W], t = [0.1, 0.5, 0.93], y = [0, 9, 10] (10 = the null class),
   loss_weights ~ N(0, 1);
 - outputs and gradients computed in float64 from exactly the stored float32 weights and inputs
@@ -121,7 +122,21 @@ def build(ref, case):
             noise = 0.08 * torch.randn_like(p)
             is_norm_weight = name.endswith("weight") and p.dim() == 1 and "norm" in name.split(".")[-2]
             p.copy_(1.0 + noise if is_norm_weight else noise)
+        if not case["config"]["use_swiglu"]:
+            widen_gelu_inputs(model)
     return model.eval()
+
+
+def widen_gelu_inputs(model):
+    """The tanh GELU is within ~5e-4 of the erf GELU, and at N(0, 0.08²) weights its inputs stay
+    in |x| < 1 where the two agree to ~1e-5: a model using the wrong GELU would still match at
+    1e-4. Larger fc1/fc2 weights (N(0, 0.25²), N(0, 0.3²)) and gate_mlp biases +1 spread the GELU's
+    inputs over ±3 and let the MLP branch weigh in; meta.erf_gelu_v_err records the effect."""
+    for block in model.blocks:
+        block.mlp.fc1.weight.normal_(0, 0.25)
+        block.mlp.fc2.weight.normal_(0, 0.3)
+        bias = block.adaLN_modulation[-1].bias  # chunks: shift, scale, gate (msa), shift, scale, gate (mlp)
+        bias[5 * bias.shape[0] // 6:] += 1.0
 
 
 def inputs_for(case, gen):
@@ -139,7 +154,7 @@ def run(model, inp, dtype):
     """v and the gradients of sum(v · loss_weights) w.r.t. the trainable weights and x."""
     model = model.to(dtype)
     model.zero_grad(set_to_none=True)
-    x = inp["x"].to(dtype).requires_grad_(True)
+    x = inp["x"].detach().to(dtype).clone().requires_grad_(True)  # a fresh leaf, never inp["x"] itself
     v = model(x, inp["t"].to(dtype), inp["y"].long())
     (v * inp["loss_weights"].to(dtype)).sum().backward()
     grads = {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
@@ -161,14 +176,21 @@ def make_case(ref, name, case, meta_base, out_dir):
     v64, g64 = run(model, inp, torch.float64)
     v32, g32 = run(model, inp, torch.float32)
     ref_err = {"v": rel_by_max(v32, v64), "grad_max": max(rel_by_max(g32[k], g64[k]) for k in g64 if g64[k].abs().max() > 0)}
+    extra = {}
+    if not case["config"]["use_swiglu"]:
+        for block in model.blocks:
+            block.mlp.act = torch.nn.GELU()  # erf GELU: how far a model with the wrong GELU lands
+        v_erf, g_erf = run(model, inp, torch.float64)
+        extra["erf_gelu_v_err"] = rel_by_max(v_erf, v64)
+        extra["erf_gelu_grad_err"] = max(rel_by_max(g_erf[k], g64[k]) for k in g64 if g64[k].abs().max() > 0)
     tensors = {f"param.{k}": v for k, v in params.items()}
     tensors.update({f"input.{k}": v for k, v in inp.items()})
     tensors["output.v"] = v64.float()
     tensors.update({f"grad.{k}": v.float() for k, v in g64.items()})
-    meta = dict(meta_base, model=f"RAE {case['cls']}", config=case["config"], seed=case["seed"], ref_f32_err=ref_err, note=NOTE)
+    meta = dict(meta_base, model=f"RAE {case['cls']}", config=case["config"], seed=case["seed"], ref_f32_err=ref_err, **extra, note=NOTE)
     path = os.path.join(out_dir, f"{name}.safetensors")
     write_safetensors(tensors, path, {"meta": json.dumps(meta)})
-    print(f"{name}: {os.path.getsize(path)} bytes, {len(params)} params, ref f32 err v {ref_err['v']:.2e} grads {ref_err['grad_max']:.2e}")
+    print(f"{name}: {os.path.getsize(path)} bytes, {len(params)} params, ref f32 err v {ref_err['v']:.2e} grads {ref_err['grad_max']:.2e}", extra)
 
 
 def make_checkpoint(ref, meta_base, out_dir):
