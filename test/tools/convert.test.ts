@@ -107,7 +107,7 @@ describe.skipIf(!hasTorch)('tools/convert_rae_checkpoint.py (torch checkpoint â†
     const plain = path.join(work, 'prefixed.pt');
     const r = python([
       '-c',
-      'import sys, torch; c = torch.load(sys.argv[1]); ' +
+      'import sys, torch; c = torch.load(sys.argv[1], weights_only=False); ' +
         "sd = {('module.' if i % 2 else '_orig_mod.') + k: v for i, (k, v) in enumerate(c['ema'].items())}; torch.save(sd, sys.argv[2])",
       CKPT,
       plain,
@@ -126,7 +126,7 @@ describe.skipIf(!hasTorch)('tools/convert_rae_checkpoint.py (torch checkpoint â†
     expect(missing.out).toMatch(/nope\.pt: no such file/);
     expect(existsSync(path.join(work, 'nope.safetensors'))).toBe(false);
     const onlyModel = path.join(work, 'only-model.pt');
-    expect(python(['-c', "import sys, torch; c = torch.load(sys.argv[1]); torch.save({'model': c['model'], 'step': 1}, sys.argv[2])", CKPT, onlyModel]).status).toBe(0);
+    expect(python(['-c', "import sys, torch; c = torch.load(sys.argv[1], weights_only=False); torch.save({'model': c['model'], 'step': 1}, sys.argv[2])", CKPT, onlyModel]).status).toBe(0);
     const r = python([SCRIPT, onlyModel, path.join(work, 'x.safetensors'), '--key', 'ema']);
     expect(r.status).toBe(1);
     expect(existsSync(path.join(work, 'x.safetensors'))).toBe(false);

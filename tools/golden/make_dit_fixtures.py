@@ -9,11 +9,16 @@ file's metadata). The reference is not part of this repository: point --rae at a
     git clone https://github.com/bytetriper/RAE /tmp/RAE
     /usr/bin/python3 tools/golden/make_dit_fixtures.py --rae /tmp/RAE [--out test/fixtures/golden]
 
-Runs on Debian 12's python3-torch 1.13 (CPU) with numpy; timm, einops, transformers and regex are
-not needed: tools/golden/ref_shims.py stands in for the few pieces the reference imports (and
-writes out scaled_dot_product_attention, which torch 1.13 lacks). Reference quirk worked around:
-DiTwDDTHead(use_rope=False) sets `feat_rope` but forward reads `enc_feat_rope`/`dec_feat_rope`,
-so those are set to None after construction (what use_rope=False means).
+Runs on Debian 12's python3-torch 1.13 (CPU; the fixtures were made with 1.13.0a0, package
+1.13.1+dfsg-4) with numpy; timm, einops, transformers and regex are not needed:
+tools/golden/ref_shims.py stands in for the few pieces the reference imports (and writes out
+scaled_dot_product_attention, which torch 1.13 lacks). Adjustments to the reference, each also
+listed in the fixtures' meta.shims:
+- DiTwDDTHead(use_rope=False) sets `feat_rope` but forward reads `enc_feat_rope`/`dec_feat_rope`
+  (an AttributeError upstream), so those are set to None after construction, which is what
+  use_rope=False means;
+- RMSNorm normalises in x.float(); for the float64 run only f16/bf16 are upcast, so float64
+  stays float64 (float32 runs are unchanged).
 
 Each fixture (format: test/fixtures/golden/README.md):
 - weights: the reference's init with fixed seeds, then every trainable tensor re-randomised
