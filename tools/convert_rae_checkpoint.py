@@ -9,11 +9,47 @@ plain state dicts (decoder `model.pt`, `stage2_model.pt`) are taken as they are.
 verbatim (e.g. `blocks.0.attn.qkv.weight`, `decoder_layers.0.attention.attention.query.weight`), so
 the result loads with `Model.loadStateDict(loadSafetensors(path))` in rae-webgpu.
 
-Needs: torch and safetensors (pip install torch safetensors).
+Needs: torch (>= 1.13; Debian's python3-torch works). The safetensors file is written here, so
+the `safetensors` package is not needed.
 """
 import argparse
 import json
+import os
+import struct
 import sys
+
+# torch dtype name → safetensors dtype tag.
+_ST_DTYPES = {
+    "float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
+    "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
+}
+
+
+def write_safetensors(tensors, path, metadata=None):
+    """Writes {name: torch.Tensor} as safetensors: u64 LE header length, JSON header (names sorted,
+    data_offsets relative to the data section, padded with spaces to 8 bytes), raw little-endian data."""
+    import torch
+
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        tag = _ST_DTYPES.get(str(t.dtype).replace("torch.", ""))
+        if tag is None:
+            raise TypeError(f"{name}: dtype {t.dtype} has no safetensors equivalent")
+        # numpy has no bfloat16: write its bits through a same-size integer view.
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+        header[name] = {"dtype": tag, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for c in chunks:
+            f.write(c)
 
 
 def main() -> int:
@@ -26,11 +62,14 @@ def main() -> int:
 
     try:
         import torch
-        from safetensors.torch import save_file
     except ImportError as e:  # pragma: no cover - depends on the user's environment
-        print(f"convert_rae_checkpoint: {e}; install with: pip install torch safetensors", file=sys.stderr)
+        print(f"convert_rae_checkpoint: {e}; install torch (pip install torch, or Debian's python3-torch)", file=sys.stderr)
         return 2
 
+    if not os.path.isfile(args.checkpoint):
+        print(f"convert_rae_checkpoint: {args.checkpoint}: no such file", file=sys.stderr)
+        return 1
+    # weights_only=False: training checkpoints also pickle optimizer and scheduler state.
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     source = "state dict"
     if isinstance(ckpt, dict) and any(k in ckpt for k in ("ema", "model")) and not all(torch.is_tensor(v) for v in ckpt.values()):
@@ -39,6 +78,9 @@ def main() -> int:
             print(f"convert_rae_checkpoint: no '{key}' entry; the checkpoint has {sorted(ckpt)}", file=sys.stderr)
             return 1
         ckpt, source = ckpt[key], key
+    elif args.key:
+        print(f"convert_rae_checkpoint: --key {args.key} given, but the checkpoint is a plain state dict", file=sys.stderr)
+        return 1
     if not isinstance(ckpt, dict):
         print(f"convert_rae_checkpoint: expected a state dict, got {type(ckpt).__name__}", file=sys.stderr)
         return 1
@@ -52,10 +94,16 @@ def main() -> int:
         for prefix in ("module.", "_orig_mod."):
             if name.startswith(prefix):
                 name = name[len(prefix):]
+        if name in tensors:
+            print(f"convert_rae_checkpoint: two entries map to {name} once prefixes are stripped", file=sys.stderr)
+            return 1
         t = value.detach().contiguous()
         tensors[name] = t.to(dtype) if t.is_floating_point() else t
+    if not tensors:
+        print("convert_rae_checkpoint: the state dict holds no tensors", file=sys.stderr)
+        return 1
     meta = {"source": args.checkpoint, "weights": source, "format": "pt", "count": json.dumps(len(tensors))}
-    save_file(tensors, args.out, metadata=meta)
+    write_safetensors(tensors, args.out, metadata=meta)
     print(f"wrote {len(tensors)} tensors ({source}) to {args.out}")
     return 0
 

@@ -1,4 +1,7 @@
-/** Reads a golden fixture (reference PyTorch outputs) from ../shared/fixtures/golden. */
+/**
+ * Reads a golden fixture (reference PyTorch outputs): from ../shared/fixtures/golden by default,
+ * or from this repository's test/fixtures/golden (made by tools/golden) with `{ dir: REPO_GOLDEN_DIR }`.
+ */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +12,7 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GOLDEN_DIR = process.env.RAE_GOLDEN_DIR ?? path.resolve(here, '../../../shared/fixtures/golden');
+export const REPO_GOLDEN_DIR = path.resolve(here, '../fixtures/golden');
 
 export interface Golden {
   meta: { model: string; config: Record<string, unknown>; [k: string]: unknown };
@@ -18,14 +22,16 @@ export interface Golden {
   grads: Map<string, LoadedTensor>;
 }
 
-export function goldenPath(name: string): string {
-  const p = path.join(GOLDEN_DIR, `${name}.safetensors`);
-  if (!existsSync(p)) throw new Error(`golden fixture ${p} is missing (set RAE_GOLDEN_DIR to the fixtures folder)`);
+/** `name` without an extension means `name.safetensors`. */
+export function goldenPath(name: string, opts: { dir?: string } = {}): string {
+  const dir = opts.dir ?? GOLDEN_DIR;
+  const p = path.join(dir, path.extname(name) ? name : `${name}.safetensors`);
+  if (!existsSync(p)) throw new Error(`golden fixture ${p} is missing${dir === GOLDEN_DIR ? ' (set RAE_GOLDEN_DIR to the fixtures folder)' : ''}`);
   return p;
 }
 
-export function loadGolden(name: string): Golden {
-  const file = goldenPath(name);
+export function loadGolden(name: string, opts: { dir?: string } = {}): Golden {
+  const file = goldenPath(name, opts);
   const meta = JSON.parse(openSafetensors(file).metadata.meta);
   const all = loadSafetensors(file);
   const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
