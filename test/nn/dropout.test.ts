@@ -7,12 +7,14 @@
  * Seeds are fixed, so each outcome is deterministic; 6σ keeps a correct engine far from the edge
  * while a wrong rate (p vs 1 − p, a halved probability, a shared word) is off by ≫ 6σ.
  * Dropout's kept elements are exactly x/(1 − p) (1e-6 relative, one f32 multiply), its gradient
- * uses the same mask and scale, and eval mode / p = 0 is the identity.
+ * uses the same mask and scale, and eval mode / p = 0 is the identity. Label dropout (the null
+ * class for classifier-free guidance) replaces labels at its rate p within the same 6σ bound.
  */
 import { describe, expect, it } from 'vitest';
 import * as ops from '../../src/autograd/ops/index.js';
 import { backward } from '../../src/autograd/tape.js';
-import { bernoulli, tensor, toArray } from '../../src/tensor/creation.js';
+import { LabelEmbedder } from '../../src/nn/layers.js';
+import { bernoulli, manualSeed, tensor, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import { randomData, useGpu } from '../helpers/setup.js';
 
@@ -122,5 +124,37 @@ describe('dropout', () => {
       expect(Array.from(await toArray(ops.dropout(xt, 0, true, 1)))).toEqual(Array.from(x));
       expect(() => ops.dropout(xt, 1)).toThrow(RangeError);
       expect(() => ops.dropout(xt, -0.1)).toThrow(RangeError);
+    }));
+});
+
+describe('label dropout (class_dropout_prob, the null class for CFG)', () => {
+  it('in training, labels become the null class at rate p = 0.1 (6σ); never in eval; always where dropMask is 1', () =>
+    scopeAsync(async () => {
+      manualSeed(31);
+      const classes = 10;
+      const hidden = 4;
+      const n = 20_000;
+      const emb = new LabelEmbedder(classes, hidden, 0.1);
+      const table = await toArray(emb.embeddingTable);
+      const labelsHost = Int32Array.from(randomData(n, 8, 0, classes), Math.floor);
+      const labels = tensor(labelsHost, [n], { dtype: 'i32' });
+      /** Per row: 'null' if it is the null-class row, 'label' if its own label's row, else 'other'. */
+      const classify = async (y: ReturnType<typeof emb.forward>) => {
+        const a = await toArray(y);
+        return Array.from(labelsHost, (l, i) => {
+          const row = a.subarray(i * hidden, (i + 1) * hidden);
+          const is = (r: number) => row.every((v, j) => v === table[r * hidden + j]);
+          return is(classes) ? 'null' : is(l) ? 'label' : 'other';
+        });
+      };
+      const train = await classify(emb.forward(labels, { train: true }));
+      expect(train.includes('other')).toBe(false);
+      expectBinomial(train.filter((c) => c === 'null').length, n, 0.1, 'null-class rate');
+      const evalRows = await classify(emb.forward(labels, { train: false }));
+      expect(evalRows.every((c) => c === 'label')).toBe(true);
+      const mask = Float32Array.from({ length: n }, (_, i) => i % 3 === 0 ? 1 : 0);
+      const forced = await classify(emb.forward(labels, { dropMask: tensor(mask, [n]) }));
+      expect(forced.every((c, i) => (mask[i] === 1 ? c === 'null' : c === 'label'))).toBe(true);
+      emb.dispose();
     }));
 });
