@@ -11,7 +11,8 @@ import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
 import { autoGuidanceVelocity, cfgVelocity, eulerSample, samplerGrid, shiftAlpha, shiftTime } from '../../src/diffusion/flow.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import { gradientErrors, loadGolden, relByMax } from '../helpers/golden.js';
-import { useGpu } from '../helpers/setup.js';
+import { randomData, useGpu } from '../helpers/setup.js';
+import type { HostTensor } from '../../src/nn/module.js';
 
 useGpu();
 
@@ -82,16 +83,30 @@ describe('DiTDH golden', () => {
   it('AutoGuidance combines a main and a weak model: v_weak + s·(v_main − v_weak)', () =>
     scopeAsync(async () => {
       const main = model();
-      const weak = DiTDH.fromConfig(config); // a different (freshly initialised) model as the guide
+      // The guide is the golden model with every parameter perturbed, so v_weak is neither zero
+      // (a freshly initialised DiT^DH has a zero final layer, which would let an implementation
+      // that drops the weak terms pass) nor equal to v_main.
+      const weak = DiTDH.fromConfig(config);
+      const perturbed = new Map([...g.params].map(([k, p], j) => {
+        if (/pos_embed|freqs_/.test(k)) return [k, p] as [string, HostTensor]; // fixed tables stay
+        const noise = randomData(p.data.length, 101 + j, -0.05, 0.05);
+        return [k, { ...p, data: Float32Array.from(p.data, (v, i) => v * 0.8 + noise[i]) }] as [string, HostTensor];
+      }));
+      weak.loadStateDict(perturbed);
       weak.eval();
       const x = input('noise');
       const t = full([x.shape[0]], 0.7);
       const y = input('sample_y');
       const vm = await toArray(main.forward(x, t, y));
       const vw = await toArray(weak.forward(x, t, y));
+      expect(Math.max(...Array.from(vw, Math.abs)), 'v_weak must not be zero').toBeGreaterThan(0.1 * Math.max(...Array.from(vm, Math.abs)));
+      expect(relByMax(vw, vm), 'v_weak must differ from v_main').toBeGreaterThan(0.1);
       const v = await toArray(autoGuidanceVelocity((a, tt) => main.forward(a, tt, y), (a, tt) => weak.forward(a, tt, y), { scale: 1.42 })(x, t));
-      const want = vw.map((w, i) => w + 1.42 * (vm[i] - w));
+      const want = Array.from(vw, (w, i) => w + 1.42 * (vm[i] - w));
       expect(relByMax(v, want)).toBeLessThan(1e-5);
+      // Outside the guidance interval the velocity is v_main alone (scale 1).
+      const off = await toArray(autoGuidanceVelocity((a, tt) => main.forward(a, tt, y), (a, tt) => weak.forward(a, tt, y), { scale: 1.42, interval: [0, 0.5] })(x, t));
+      expect(relByMax(off, vm)).toBeLessThan(1e-5);
       main.dispose();
       weak.dispose();
     }));
