@@ -44,7 +44,8 @@ export class Module {
    * (tensors, or arrays / plain objects / Maps of them), as tfjs layers do with `tidy`: every
    * temporary is freed when forward returns, and autograd keeps what backward needs by itself.
    * The wrapping is done once per instance, here, so a subclass just defines `forward` and every
-   * caller (a parent module, user code, a test) gets the scoped one.
+   * caller (a parent module, user code, a test) gets the scoped one. forward must therefore be
+   * synchronous (scope() rejects a Promise); reading results back belongs to the caller.
    */
   constructor() {
     const forward: unknown = (this as { forward?: unknown }).forward;

@@ -9,12 +9,13 @@ import * as ops from '../../src/autograd/ops/index.js';
 import { backward, noGrad } from '../../src/autograd/tape.js';
 import { autoGuidanceVelocity, eulerSample, samplerGrid, shiftAlpha } from '../../src/diffusion/flow.js';
 import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
-import { FusedQKVAttention, GaussianFourierEmbedding } from '../../src/nn/layers.js';
+import { FusedQKVAttention, GaussianFourierEmbedding, Linear } from '../../src/nn/layers.js';
+import { Module } from '../../src/nn/module.js';
 import * as F from '../../src/nn/functional.js';
 import { AdamW } from '../../src/nn/optim.js';
 import { full, rand, randn, tensor, toArray } from '../../src/tensor/creation.js';
-import { memoryStats, type MemoryStats } from '../../src/tensor/scope.js';
-import { setGcSafetyNet, type Tensor } from '../../src/tensor/tensor.js';
+import { memoryStats, scope, type MemoryStats } from '../../src/tensor/scope.js';
+import { scopeStack, setGcSafetyNet, type Tensor } from '../../src/tensor/tensor.js';
 import { useGpu } from '../helpers/setup.js';
 
 useGpu();
@@ -179,5 +180,31 @@ describe('DiT^DH: training step and guided sampling return to the baseline (safe
     model.dispose();
     weak.dispose();
     expect(live(memoryStats())).toEqual(empty);
+  });
+});
+
+describe('module scopes', () => {
+  it('a forward called inside a user scope hands its output to that scope; an async forward is refused cleanly', async () => {
+    const lin = new Linear(4, 3);
+    const x = randn([2, 4], { seed: 7 });
+    const before = live(memoryStats());
+    let y: Tensor | undefined;
+    scope(() => {
+      y = noGrad(() => lin.forward(x));
+      expect(memoryStats().liveTensors).toBe(before.liveTensors + 1);
+    });
+    expect(y!.isDisposed).toBe(true);
+    expect(live(memoryStats())).toEqual(before);
+
+    class AsyncForward extends Module {
+      async forward(t: Tensor): Promise<Tensor> {
+        return t;
+      }
+    }
+    expect(() => new AsyncForward().forward(x)).toThrow(/use scopeAsync/);
+    // The failed call left no scope open behind it.
+    expect(scopeStack.length).toBe(0);
+    x.dispose();
+    lin.dispose();
   });
 });
