@@ -18,18 +18,11 @@ function collectTensors(v: unknown, out: Set<Tensor>, seen = new Set<unknown>())
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, seen);
 }
 
-/**
- * Autograd nodes reachable from `roots`, searched only among tensors no older than `oldest`: a
- * tensor's inputs always exist before it does (smaller ids), so nothing upstream of an older
- * tensor was created in this scope. This keeps closing a scope proportional to the scope's own
- * graph, not to everything upstream of it (module scopes nest, so that would be quadratic in depth).
- */
-function reachableNodes(roots: Set<Tensor>, oldest: number): Set<unknown> {
+function reachableNodes(roots: Set<Tensor>): Set<unknown> {
   const nodes = new Set<unknown>();
   const stack = [...roots];
   while (stack.length) {
     const t = stack.pop()!;
-    if (t.id < oldest) continue;
     const n = t.gradFn;
     if (!n || nodes.has(n)) continue;
     nodes.add(n);
@@ -41,9 +34,7 @@ function reachableNodes(roots: Set<Tensor>, oldest: number): Set<unknown> {
 function closeScope(tracked: Set<Tensor>, result: unknown): void {
   const keep = new Set<Tensor>();
   collectTensors(result, keep);
-  let oldest = Infinity;
-  for (const t of tracked) if (t.id < oldest) oldest = t.id;
-  const live = reachableNodes(keep, oldest);
+  const live = reachableNodes(keep);
   for (const t of tracked) {
     if (keep.has(t)) continue;
     if (t.gradFn && !live.has(t.gradFn)) t.gradFn.release();
