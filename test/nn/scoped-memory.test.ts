@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ops from '../../src/autograd/ops/index.js';
 import { backward, noGrad } from '../../src/autograd/tape.js';
 import { autoGuidanceVelocity, eulerSample, samplerGrid, shiftAlpha } from '../../src/diffusion/flow.js';
+import { Dinov2WithRegisters } from '../../src/models/dinov2.js';
 import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
+import { RAEDecoder } from '../../src/models/rae-decoder.js';
 import { FusedQKVAttention, GaussianFourierEmbedding, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import * as F from '../../src/nn/functional.js';
@@ -180,6 +182,58 @@ describe('DiT^DH: training step and guided sampling return to the baseline (safe
     model.dispose();
     weak.dispose();
     expect(live(memoryStats())).toEqual(empty);
+  });
+});
+
+describe('encoder and decoder: forward + backward leave only the gradients (safety net off)', () => {
+  it('Dinov2WithRegisters latent at a resized grid, then RAEDecoder, backward to every parameter', async () => {
+    const empty = live(memoryStats());
+    const encoder = Dinov2WithRegisters.fromConfig({ hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, patch_size: 14, image_size: 28, num_register_tokens: 2 });
+    const decoder = RAEDecoder.fromConfig({
+      hidden_size: 32,
+      decoder_hidden_size: 48,
+      decoder_num_hidden_layers: 2,
+      decoder_num_attention_heads: 4,
+      decoder_intermediate_size: 96,
+      patch_size: 14,
+      num_channels: 3,
+      num_patches: 9,
+    });
+    const pixels = randn([2, 3, 42, 42], { seed: 8 }); // grid 3 from a 2×2 position table: resampled positions
+    const params = [...encoder.trainableParameters(), ...decoder.trainableParameters()];
+    const pass = () => {
+      const latent = encoder.latent(pixels);
+      const logits = decoder.forward(latent);
+      const image = decoder.unpatchify(logits);
+      const loss = F.l1Loss(image, pixels);
+      backward(loss);
+      for (const u of [latent, logits, image, loss]) u.dispose();
+    };
+    try {
+      const zeroGrad = () =>
+        params.forEach((p) => {
+          p.grad?.dispose();
+          p.grad = null;
+        });
+      pass(); // builds the encoder's cached resampling matrices
+      zeroGrad();
+      const base = live(memoryStats());
+      pass();
+      // Every parameter gets a gradient but DINOv2's mask token (masked inputs only) and its final
+      // affine LayerNorm (the RAE latent uses a LayerNorm without affine).
+      const unused = encoder.namedParameters().filter(([, p]) => p.grad === null).map(([k]) => k);
+      expect(unused.sort()).toEqual(['embeddings.mask_token', 'layernorm.bias', 'layernorm.weight']);
+      expect(decoder.trainableParameters().every((p) => p.grad !== null)).toBe(true);
+      expect(memoryStats().liveTensors).toBe(base.liveTensors + params.length - unused.length);
+      zeroGrad();
+      expect(live(memoryStats())).toEqual(base);
+    } finally {
+      encoder.dispose();
+      decoder.dispose();
+      pixels.dispose();
+    }
+    // The two cached resampling matrices are the encoder's (kept for later calls at this size).
+    expect(memoryStats().liveTensors).toBe(empty.liveTensors + 2);
   });
 });
 
