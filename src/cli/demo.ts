@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ops from '../autograd/ops/index.js';
-import { cfgVelocity, eulerSample, samplerGrid } from '../diffusion/flow.js';
+import { eulerSample, samplerGrid } from '../diffusion/flow.js';
 import { init, shutdown } from '../gpu/runtime.js';
 import { loadImageFolder } from '../io/datasets.js';
 import { imageGrid, writePng } from '../io/images.js';
@@ -174,10 +174,11 @@ export async function runDemo(argv: string[]): Promise<number> {
   rec.dispose();
 
   // Stage 2 on per-element normalised latents.
-  const zAll = tokensToLatent(tokens, grid);
-  const stats = latentStats(zAll);
-  const zNorm = scope(() => ops.contiguous(ops.div(ops.sub(zAll, stats.mean), stats.std))).keep();
-  zAll.dispose();
+  const { zNorm, stats } = scope(() => {
+    const zAll = tokensToLatent(tokens, grid);
+    const st = latentStats(zAll);
+    return { zNorm: ops.contiguous(ops.div(ops.sub(zAll, st.mean), st.std)), stats: st };
+  });
   const dit = DiTDH.fromConfig({
     input_size: grid,
     patch_size: 1,
@@ -201,11 +202,10 @@ export async function runDemo(argv: string[]): Promise<number> {
   const nS = args.samples;
   const labels = tensor(Int32Array.from({ length: nS }, (_, i) => i % ds.classes.length), [nS], { dtype: 'i32' });
   const gridT = samplerGrid(args.sampleSteps + 1, diff.alpha);
-  const v = cfgVelocity((x, t, y, mask) => dit.forward(x, t, y, { dropMask: mask }), labels, { scale: args.cfg });
-  const noise = randn([nS, D, grid, grid], { seed: args.seed + 99 });
   let step = 0;
-  const z = eulerSample(v, noise, gridT, { onStep: () => void step++ });
   const imgs = scope(() => {
+    const noise = randn([nS, D, grid, grid], { seed: args.seed + 99 });
+    const z = eulerSample((x, t) => dit.forwardWithCfg(x, t, labels, args.cfg), noise, gridT, { onStep: () => void step++ });
     const zz = ops.add(ops.mul(z, stats.std), stats.mean);
     return denormalizeImages(decoder.unpatchify(decoder.forward(latentToTokens(zz))));
   });

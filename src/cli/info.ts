@@ -5,7 +5,7 @@ import { nd } from '../cpu/ndarray.js';
 import { compareArrays } from '../cpu/allclose.js';
 import '../autograd/methods.js';
 import { randn, toArray } from '../tensor/creation.js';
-import { scope } from '../tensor/scope.js';
+import { scopeAsync } from '../tensor/scope.js';
 import * as ops from '../autograd/ops/index.js';
 
 const LIMITS = [
@@ -42,13 +42,13 @@ export async function runInfo(args: string[]): Promise<number> {
 /** A 65×127 · 127×33 matmul + bias + GELU on the GPU vs the float64 reference. */
 async function selfCheck(): Promise<{ ok: boolean; what: string; maxAbsErr: number; tolerance: string }> {
   const [M, K, N] = [65, 127, 33];
-  const a = randn([M, K], { seed: 1 });
-  const b = randn([K, N], { seed: 2 });
-  const [ha, hb] = [await toArray(a), await toArray(b)];
-  const y = scope(() => ops.matmul(a, b).keep());
-  const got = await toArray(y);
-  const ref = matmul(nd(Float64Array.from(ha), [M, K]), nd(Float64Array.from(hb), [K, N]));
-  const cmp = compareArrays(got, ref.data, { atol: 1e-4, rtol: 1e-4 });
-  for (const t of [a, b, y]) t.dispose();
-  return { ok: cmp.ok, what: `matmul ${M}×${K}·${K}×${N} f32 vs float64`, maxAbsErr: cmp.maxAbsErr, tolerance: 'atol 1e-4 + rtol 1e-4' };
+  return scopeAsync(async () => {
+    const a = randn([M, K], { seed: 1 });
+    const b = randn([K, N], { seed: 2 });
+    const [ha, hb] = [await toArray(a), await toArray(b)];
+    const got = await toArray(ops.matmul(a, b));
+    const ref = matmul(nd(Float64Array.from(ha), [M, K]), nd(Float64Array.from(hb), [K, N]));
+    const cmp = compareArrays(got, ref.data, { atol: 1e-4, rtol: 1e-4 });
+    return { ok: cmp.ok, what: `matmul ${M}×${K}·${K}×${N} f32 vs float64`, maxAbsErr: cmp.maxAbsErr, tolerance: 'atol 1e-4 + rtol 1e-4' };
+  });
 }

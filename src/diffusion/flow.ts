@@ -4,8 +4,12 @@
  */
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
-import { full, randn, tensor, uniform } from '../tensor/creation.js';
+import { classifierFreeGuidance, guide, type GuidanceOptions, type MaskedForward } from '../models/guidance.js';
+import { full, randn, uniform } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+
+export type { GuidanceOptions, MaskedForward } from '../models/guidance.js';
 
 /** α = √(m / base) with m = tokens × channels of the latent (base 4096, Esser et al.). */
 export function shiftAlpha(latentElements: number, base = 4096): number {
@@ -20,12 +24,7 @@ export function shiftTime(tn: number, alpha: number): number {
 
 /** The same shift applied on the GPU to a tensor of times. */
 export function shiftTimes(tn: Tensor, alpha: number): Tensor {
-  const num = ops.mul(tn, alpha);
-  const den0 = ops.mul(tn, alpha - 1);
-  const den = ops.add(den0, 1);
-  const t = ops.div(num, den);
-  for (const x of [num, den0, den]) x.dispose();
-  return t;
+  return scope(() => ops.div(ops.mul(tn, alpha), ops.add(ops.mul(tn, alpha - 1), 1)));
 }
 
 /** The sampler's times: shift(1 − linspace(0, 0.999, n)); n points give n − 1 Euler steps. */
@@ -41,28 +40,23 @@ export interface SampleOptions {
   onStep?: (step: number, total: number) => void;
 }
 
-/** Euler integration x ← x + (t_next − t)·v(x, t) over the grid, from noise at grid[0]. */
+/**
+ * Euler integration x ← x + (t_next − t)·v(x, t) over the grid, from noise at grid[0]. Each step
+ * runs in its own scope: only the new x outlives it, whatever the velocity function allocates.
+ */
 export function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[], opts: SampleOptions = {}): Tensor {
   return noGrad(() => {
     const B = noise.shape[0];
-    let x = ops.mul(noise, 1);
+    let x = noise;
     for (let i = 0; i < grid.length - 1; i++) {
-      const t = full([B], grid[i]);
-      const v = velocity(x, t);
-      const dx = ops.mul(v, grid[i + 1] - grid[i]);
-      const nx = ops.add(x, dx);
-      for (const u of [t, v, dx, x]) u.dispose();
-      x = nx;
+      const next = scope(() => ops.add(x, ops.mul(velocity(x, full([B], grid[i])), grid[i + 1] - grid[i])));
+      if (x !== noise) x.dispose();
+      x = next;
       opts.onStep?.(i + 1, grid.length - 1);
     }
-    return x;
+    // The caller owns `noise`; the result is always a tensor of its own.
+    return x === noise ? ops.mul(noise, 1) : x;
   });
-}
-
-export interface GuidanceOptions {
-  scale: number;
-  /** Guidance applies only for t in [tMin, tMax] (Kynkäänniemi interval); default all t. */
-  interval?: [number, number];
 }
 
 /**
@@ -70,56 +64,13 @@ export interface GuidanceOptions {
  * `forward(x, t, y, dropMask)` is the model's forward; the conditional and unconditional passes
  * run as one doubled batch.
  */
-export function cfgVelocity(
-  forward: (x: Tensor, t: Tensor, y: Tensor, dropMask: Tensor) => Tensor,
-  y: Tensor,
-  g: GuidanceOptions,
-): VelocityFn {
-  return (x, t) =>
-    noGrad(() => {
-      const B = x.shape[0];
-      const tt = t;
-      const x2 = ops.cat([x, x], 0);
-      const t2 = ops.cat([tt, tt], 0);
-      const y2 = ops.cat([y, y], 0);
-      const mask = tensor(Float32Array.from({ length: 2 * B }, (_, i) => (i < B ? 0 : 1)), [2 * B]);
-      const v2 = forward(x2, t2, y2, mask);
-      const vc = ops.narrow(v2, 0, 0, B);
-      const vu = ops.narrow(v2, 0, B, B);
-      const diff = ops.sub(vc, vu);
-      const sc = guidanceScaleTensor(t, g);
-      const scaled = ops.mul(diff, sc);
-      const v = ops.add(vu, scaled);
-      for (const u of [x2, t2, y2, mask, v2, vc, vu, diff, sc, scaled]) u.dispose();
-      return v;
-    });
+export function cfgVelocity(forward: MaskedForward, y: Tensor, g: GuidanceOptions): VelocityFn {
+  return (x, t) => classifierFreeGuidance(forward, x, t, y, g);
 }
 
 /** AutoGuidance: v = v_weak + s·(v_main − v_weak), same labels for both models. */
 export function autoGuidanceVelocity(main: VelocityFn, weak: VelocityFn, g: GuidanceOptions): VelocityFn {
-  return (x, t) =>
-    noGrad(() => {
-      const vm = main(x, t);
-      const vw = weak(x, t);
-      const diff = ops.sub(vm, vw);
-      const sc = guidanceScaleTensor(t, g);
-      const scaled = ops.mul(diff, sc);
-      const v = ops.add(vw, scaled);
-      for (const u of [vm, vw, diff, sc, scaled]) u.dispose();
-      return v;
-    });
-}
-
-/** Per-sample scale [B, 1, 1, 1]: s inside the interval, 1 (no guidance) outside. */
-function guidanceScaleTensor(t: Tensor, g: GuidanceOptions): Tensor {
-  const [lo, hi] = g.interval ?? [-Infinity, Infinity];
-  const inLo = ops.compare('ge', t, Math.max(lo, -3e38));
-  const inHi = ops.compare('le', t, Math.min(hi, 3e38));
-  const inside = ops.mul(inLo, inHi);
-  const s = ops.where(inside, g.scale, 1);
-  const r = ops.reshape(s, [t.shape[0], 1, 1, 1]);
-  for (const u of [inLo, inHi, inside, s]) u.dispose();
-  return r;
+  return (x, t) => noGrad(() => scope(() => guide(main(x, t), weak(x, t), t, g)));
 }
 
 export interface FlowBatch {
@@ -133,28 +84,19 @@ export interface FlowBatch {
  * (x_t, t, ε − x) for the training loss.
  */
 export function flowMatchingBatch(x: Tensor, alpha: number, opts: { timeDist?: 'uniform' | 'logit-normal'; seed?: number } = {}): FlowBatch {
-  return noGrad(() => {
-    const B = x.shape[0];
-    let tn: Tensor;
-    if ((opts.timeDist ?? 'uniform') === 'uniform') tn = uniform([B], 0, 0.999, opts.seed === undefined ? {} : { seed: opts.seed });
-    else {
-      // Logit-normal(0, 1) truncated to t ≤ 0.999: sigmoid of a normal, clamped.
-      const z = randn([B], opts.seed === undefined ? {} : { seed: opts.seed });
-      const s = ops.unary('sigmoid', z);
-      tn = ops.clamp(s, 0, 0.999);
-      z.dispose();
-      s.dispose();
-    }
-    const t = shiftTimes(tn, alpha);
-    tn.dispose();
-    const eps = randn(x.shape, opts.seed === undefined ? {} : { seed: opts.seed + 1 });
-    const tb = ops.reshape(t, [B, ...x.shape.slice(1).map(() => 1)]);
-    const one = ops.sub(1, tb);
-    const a = ops.mul(x, one);
-    const b = ops.mul(eps, tb);
-    const xt = ops.add(a, b);
-    const target = ops.sub(eps, x);
-    for (const u of [eps, tb, one, a, b]) u.dispose();
-    return { xt, t, target };
-  });
+  return noGrad(() =>
+    scope(() => {
+      const B = x.shape[0];
+      const seed = (k: number) => (opts.seed === undefined ? {} : { seed: opts.seed + k });
+      const tn =
+        (opts.timeDist ?? 'uniform') === 'uniform'
+          ? uniform([B], 0, 0.999, seed(0))
+          : // Logit-normal(0, 1) truncated to t ≤ 0.999: sigmoid of a normal, clamped.
+            ops.clamp(ops.unary('sigmoid', randn([B], seed(0))), 0, 0.999);
+      const t = shiftTimes(tn, alpha);
+      const eps = randn(x.shape, seed(1));
+      const tb = ops.reshape(t, [B, ...x.shape.slice(1).map(() => 1)]);
+      return { xt: ops.add(ops.mul(x, ops.sub(1, tb)), ops.mul(eps, tb)), t, target: ops.sub(eps, x) };
+    }),
+  );
 }

@@ -7,9 +7,10 @@ import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
 import { axisTaps } from '../kernels/resample.js';
 import { tensor, zeros } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { LayerNorm, LayerScale, Mlp, PatchEmbed, SeparateQKVAttention } from '../nn/layers.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module, ModuleList, runStack } from '../nn/module.js';
 
 /** The fields of an HF `config.json` that the forward pass depends on. */
 export interface Dinov2Config {
@@ -86,18 +87,14 @@ class Dinov2Embeddings extends Module {
   positions(grid: number): Tensor {
     const D = this.c.hidden_size;
     if (grid === this.grid0) return ops.reshape(this.positionEmbeddings, [1, 1 + grid * grid, D]);
-    const cls = ops.narrow(this.positionEmbeddings, 1, 0, 1);
-    const patch = ops.narrow(this.positionEmbeddings, 1, 1, this.grid0 * this.grid0);
-    const g = ops.reshape(patch, [this.grid0, this.grid0, D]);
-    const chw = ops.permute(g, [2, 0, 1]);
-    const { rh, rw } = this.resizeMatrices(grid);
-    const a = ops.matmul(rh, chw); // [D, grid, grid0]
-    const b = ops.matmul(a, rw); // [D, grid, grid]
-    const hwc = ops.permute(b, [1, 2, 0]);
-    const flat = ops.reshape(hwc, [1, grid * grid, D]);
-    const out = ops.cat([cls, flat], 1);
-    for (const t of [cls, patch, g, chw, a, b, hwc, flat]) t.dispose();
-    return out;
+    return scope(() => {
+      const cls = ops.narrow(this.positionEmbeddings, 1, 0, 1);
+      const patch = ops.narrow(this.positionEmbeddings, 1, 1, this.grid0 * this.grid0);
+      const chw = ops.permute(ops.reshape(patch, [this.grid0, this.grid0, D]), [2, 0, 1]);
+      const { rh, rw } = this.resizeMatrices(grid);
+      const resized = ops.matmul(ops.matmul(rh, chw), rw); // [D, grid0, grid0] → [D, grid, grid]
+      return ops.cat([cls, ops.reshape(ops.permute(resized, [1, 2, 0]), [1, grid * grid, D])], 1);
+    });
   }
 
   forward(pixels: Tensor): Tensor {
@@ -107,21 +104,11 @@ class Dinov2Embeddings extends Module {
     const grid = Math.floor(H / p);
     const patches = this.patchEmbeddings.projection.forward(pixels);
     const D = this.c.hidden_size;
-    const cls = ops.expand(this.clsToken, [B, 1, D]);
-    const tokens = ops.cat([cls, patches], 1);
-    const pos = this.positions(grid);
-    let h = ops.add(tokens, pos);
-    for (const t of [patches, cls, tokens, pos]) t.dispose();
-    if (this.registerTokens) {
-      const R = this.registerTokens.shape[1];
-      const first = ops.narrow(h, 1, 0, 1);
-      const rest = ops.narrow(h, 1, 1, grid * grid);
-      const regs = ops.expand(this.registerTokens, [B, R, D]);
-      const withRegs = ops.cat([first, regs, rest], 1);
-      for (const t of [first, rest, regs, h]) t.dispose();
-      h = withRegs;
-    }
-    return h;
+    const h = ops.add(ops.cat([ops.expand(this.clsToken, [B, 1, D]), patches], 1), this.positions(grid));
+    if (!this.registerTokens) return h;
+    // Registers go after CLS and carry no position embedding.
+    const R = this.registerTokens.shape[1];
+    return ops.cat([ops.narrow(h, 1, 0, 1), ops.expand(this.registerTokens, [B, R, D]), ops.narrow(h, 1, 1, grid * grid)], 1);
   }
 }
 
@@ -154,16 +141,8 @@ class Dinov2Layer extends Module {
     this.layerScale2 = this.child('layer_scale2', new LayerScale(D, c.layerscale_value ?? 1));
   }
   forward(h: Tensor): Tensor {
-    const n1 = this.norm1.forward(h);
-    const a = this.attention.forward(n1);
-    const s1 = this.layerScale1.forward(a);
-    const h1 = ops.add(h, s1);
-    const n2 = this.norm2.forward(h1);
-    const m = this.mlp.forward(n2);
-    const s2 = this.layerScale2.forward(m);
-    const h2 = ops.add(h1, s2);
-    for (const t of [n1, a, s1, h1, n2, m, s2]) t.dispose();
-    return h2;
+    const h1 = ops.add(h, this.layerScale1.forward(this.attention.forward(this.norm1.forward(h))));
+    return ops.add(h1, this.layerScale2.forward(this.mlp.forward(this.norm2.forward(h1))));
   }
 }
 
@@ -203,32 +182,21 @@ export class Dinov2 extends Module {
     const c = this.config;
     if (pixels.rank !== 4 || pixels.shape[1] !== (c.num_channels ?? 3)) throw new RangeError(`Dinov2: pixels must be [B, ${c.num_channels ?? 3}, H, W], got [${pixels.shape}]`);
     if (pixels.shape[2] % c.patch_size || pixels.shape[3] % c.patch_size) throw new RangeError(`Dinov2: image size ${pixels.shape[2]}×${pixels.shape[3]} is not a multiple of the patch ${c.patch_size}`);
-    let h = this.embeddings.forward(pixels);
-    for (const layer of this.encoder.layer) {
-      const n = layer.forward(h);
-      h.dispose();
-      h = n;
-    }
-    return h;
+    return scope(() => runStack(this.embeddings.forward(pixels), this.encoder.layer, (layer, h) => layer.forward(h)));
   }
 
   /** HF `last_hidden_state`: [B, 1+R+N, D] after the final (affine) LayerNorm. */
   forward(pixels: Tensor): Tensor {
-    const h = this.hidden(pixels);
-    const y = this.layernorm.forward(h);
-    h.dispose();
-    return y;
+    return this.layernorm.forward(this.hidden(pixels));
   }
 
   /** The RAE latent [B, N, D]: LayerNorm without affine (eps 1e-6), CLS and registers dropped. */
   latent(pixels: Tensor): Tensor {
-    const h = this.hidden(pixels);
-    const n = ops.layerNorm(h, [this.config.hidden_size], null, null, this.config.layer_norm_eps ?? 1e-6);
-    const N = h.shape[1] - this.numPrefixTokens;
-    const patches = ops.narrow(n, 1, this.numPrefixTokens, N);
-    const out = ops.contiguous(patches);
-    for (const t of [h, n, patches]) t.dispose();
-    return out;
+    return scope(() => {
+      const h = this.hidden(pixels);
+      const n = ops.layerNorm(h, [this.config.hidden_size], null, null, this.config.layer_norm_eps ?? 1e-6);
+      return ops.contiguous(ops.narrow(n, 1, this.numPrefixTokens, h.shape[1] - this.numPrefixTokens));
+    });
   }
 
   /**
@@ -236,15 +204,14 @@ export class Dinov2 extends Module {
    * `size` and ImageNet mean/std normalisation. Not differentiable (forward only resize).
    */
   encodeImage(img: Tensor, size = 224): Tensor {
-    return noGrad(() => {
-      const resized = img.shape[2] === size && img.shape[3] === size ? ops.mul(img, 1) : ops.interpolate(img, [size, size], { mode: 'bicubic' });
-      const mean = tensor(Float32Array.from(IMAGENET_MEAN), [1, 3, 1, 1]);
-      const std = tensor(Float32Array.from(IMAGENET_STD), [1, 3, 1, 1]);
-      const centred = ops.sub(resized, mean);
-      const out = ops.div(centred, std);
-      for (const t of [resized, mean, std, centred]) t.dispose();
-      return out;
-    });
+    return noGrad(() =>
+      scope(() => {
+        const resized = img.shape[2] === size && img.shape[3] === size ? img : ops.interpolate(img, [size, size], { mode: 'bicubic' });
+        const mean = tensor(Float32Array.from(IMAGENET_MEAN), [1, 3, 1, 1]);
+        const std = tensor(Float32Array.from(IMAGENET_STD), [1, 3, 1, 1]);
+        return ops.div(ops.sub(resized, mean), std);
+      }),
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 /** LightningDiT / DDT blocks with adaLN-Zero (spec §5.2), shared by DiT and DiT^DH. */
 import * as ops from '../autograd/ops/index.js';
 import { zeros } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { FusedQKVAttention, LayerNorm, Linear, Mlp, RMSNorm, SwiGLU } from '../nn/layers.js';
@@ -22,15 +23,10 @@ export class AdaLNModulation extends Module {
   }
   /** c: [B, h] or [B, N, h] → chunks, each broadcastable against [B, N, h]. */
   forward(c: Tensor, chunks: number): Tensor[] {
-    const s = ops.unary('silu', c);
-    const m = this.linear.forward(s);
-    s.dispose();
+    const m = this.linear.forward(ops.unary('silu', c));
     const m3 = m.rank === 2 ? ops.unsqueeze(m, 1) : m;
     const h = m3.shape[2] / chunks;
-    const parts = Array.from({ length: chunks }, (_, i) => ops.narrow(m3, 2, i * h, h));
-    if (m3 !== m) m3.dispose();
-    m.dispose();
-    return parts;
+    return Array.from({ length: chunks }, (_, i) => ops.narrow(m3, 2, i * h, h));
   }
 }
 
@@ -60,16 +56,10 @@ export class DiTBlock extends Module {
   }
   forward(x: Tensor, c: Tensor, rope?: { cos: Tensor; sin: Tensor }): Tensor {
     const [shift1, scale1, gate1, shift2, scale2, gate2] = this.adaLN.forward(c, 6);
-    const n1 = this.norm1.forward(x);
-    const m1 = modulate(n1, shift1, scale1);
-    const a = this.attn.forward(m1, rope);
+    const a = this.attn.forward(modulate(this.norm1.forward(x), shift1, scale1), rope);
     const x1 = ops.gatedAdd(x, gate1, a);
-    const n2 = this.norm2.forward(x1);
-    const m2 = modulate(n2, shift2, scale2);
-    const f = this.mlp.forward(m2);
-    const x2 = ops.gatedAdd(x1, gate2, f);
-    for (const t of [shift1, scale1, gate1, shift2, scale2, gate2, n1, m1, a, x1, n2, m2, f]) t.dispose();
-    return x2;
+    const f = this.mlp.forward(modulate(this.norm2.forward(x1), shift2, scale2));
+    return ops.gatedAdd(x1, gate2, f);
   }
 }
 
@@ -87,17 +77,11 @@ export class FinalLayer extends Module {
   }
   forward(x: Tensor, c: Tensor): Tensor {
     const [shift, scale] = this.adaLN.forward(c, 2);
-    const n = this.normFinal.forward(x);
-    const m = modulate(n, shift, scale);
-    const y = this.linear.forward(m);
-    for (const t of [shift, scale, n, m]) t.dispose();
-    return y;
+    return this.linear.forward(modulate(this.normFinal.forward(x), shift, scale));
   }
 }
 
 /** Overwrites a module's parameters with zeros (adaLN-Zero init). */
 export function zeroParams(m: Module): void {
-  const sd = new Map([...m.stateDict()].map(([k, t]) => [k, zeros(t.shape)]));
-  m.loadStateDict(sd);
-  for (const t of sd.values()) t.dispose();
+  scope(() => m.loadStateDict(new Map([...m.stateDict()].map(([k, t]) => [k, zeros(t.shape)]))));
 }

@@ -6,10 +6,10 @@ import * as ops from '../autograd/ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GaussianFourierEmbedding, LabelEmbedder, Linear, PatchEmbed } from '../nn/layers.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module, ModuleList, runStack } from '../nn/module.js';
 import { rope2dTables, sincos2dTable } from '../nn/tables.js';
 import { DiTBlock, FinalLayer } from './dit-blocks.js';
-import { cfgVelocity } from '../diffusion/flow.js';
+import { classifierFreeGuidance } from './guidance.js';
 
 export interface DiTConfig {
   input_size: number;
@@ -107,26 +107,17 @@ abstract class DiTBase extends Module {
   protected embedConditions(t: Tensor, y: Tensor, dropMask?: Tensor): [Tensor, Tensor] {
     if (t.rank !== 1 || y.rank !== 1 || t.shape[0] !== y.shape[0]) throw new RangeError(`DiT.forward: t and y must be [B], got [${t.shape}] and [${y.shape}]`);
     if (y.dtype !== 'i32') throw new TypeError(`DiT.forward: labels must be i32, got ${y.dtype}`);
-    const te = this.tEmbedder.forward(t);
-    const ye = this.yEmbedder.forward(y, { train: this.training, dropMask });
-    return [te, ye];
+    return [this.tEmbedder.forward(t), this.yEmbedder.forward(y, { train: this.training, dropMask })];
   }
 
+  /** Called from forward, inside its scope. */
   protected runBody(x: Tensor, c: Tensor): Tensor {
     const [, C, H, W] = x.shape;
     if (x.rank !== 4 || C !== this.inChannels || H !== this.config.input_size || W !== this.config.input_size) {
       throw new RangeError(`DiT.forward: x must be [B, ${this.inChannels}, ${this.config.input_size}, ${this.config.input_size}], got [${x.shape}]`);
     }
-    const e = this.sEmbedder.forward(x);
-    let s = ops.add(e, this.posEmbed);
-    e.dispose();
     const rope = this.encRope ? { cos: this.encRope.cos, sin: this.encRope.sin } : undefined;
-    for (const blk of this.blocks) {
-      const n = blk.forward(s, c, rope);
-      s.dispose();
-      s = n;
-    }
-    return s;
+    return runStack(ops.add(this.sEmbedder.forward(x), this.posEmbed), this.blocks, (blk, s) => blk.forward(s, c, rope));
   }
 
   abstract forward(x: Tensor, t: Tensor, y: Tensor, opts?: { dropMask?: Tensor }): Tensor;
@@ -136,7 +127,7 @@ abstract class DiTBase extends Module {
    * doubled batch; guidance only for t inside `interval` (default: all t).
    */
   forwardWithCfg(x: Tensor, t: Tensor, y: Tensor, scale: number, interval?: [number, number]): Tensor {
-    return cfgVelocity((xx, tt, yy, mask) => this.forward(xx, tt, yy, { dropMask: mask }), y, { scale, interval })(x, t);
+    return classifierFreeGuidance((xx, tt, yy, mask) => this.forward(xx, tt, yy, { dropMask: mask }), x, t, y, { scale, interval });
   }
 
   /** [B, N, p²·C] tokens → [B, C, H, W] (channel-last inside each patch). */
@@ -156,13 +147,8 @@ export class DiT extends DiTBase {
     return new DiT(config);
   }
   override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
-    const [te, ye] = this.embedConditions(t, y, opts.dropMask);
-    const c = ops.add(te, ye);
-    const s = this.runBody(x, c);
-    const out = this.finalLayer.forward(s, c);
-    const v = this.unpatchify(out);
-    for (const u of [te, ye, c, s, out]) u.dispose();
-    return v;
+    const c = ops.add(...this.embedConditions(t, y, opts.dropMask));
+    return this.unpatchify(this.finalLayer.forward(this.runBody(x, c), c));
   }
 }
 
@@ -201,23 +187,12 @@ export class DiTDH extends DiTBase {
 
   override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
     const [te, ye] = this.embedConditions(t, y, opts.dropMask);
-    const sum = ops.add(te, ye);
-    const c = ops.unary('silu', sum);
-    const body = this.runBody(x, c);
-    const te3 = ops.unsqueeze(te, 1);
-    const ts = ops.add(te3, body);
-    const sAct = ops.unary('silu', ts);
+    const body = this.runBody(x, ops.unary('silu', ops.add(te, ye)));
+    // The head is conditioned per token on SiLU(t_emb + body output).
+    const sAct = ops.unary('silu', ops.add(ops.unsqueeze(te, 1), body));
     const s = this.sProjector ? this.sProjector.forward(sAct) : sAct;
-    let h = this.xEmbedder.forward(x);
     const rope = this.decRope ? { cos: this.decRope.cos, sin: this.decRope.sin } : undefined;
-    for (const blk of this.headBlocks) {
-      const n = blk.forward(h, s, rope);
-      h.dispose();
-      h = n;
-    }
-    const out = this.finalLayer.forward(h, s);
-    const v = this.unpatchify(out);
-    for (const u of [te, ye, sum, c, body, te3, ts, sAct, s, h, out]) if (!u.isDisposed) u.dispose();
-    return v;
+    const h = runStack(this.xEmbedder.forward(x), this.headBlocks, (blk, hh) => blk.forward(hh, s, rope));
+    return this.unpatchify(this.finalLayer.forward(h, s));
   }
 }

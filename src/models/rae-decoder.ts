@@ -6,7 +6,7 @@ import * as ops from '../autograd/ops/index.js';
 import { tensor, zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { LayerNorm, Linear, SeparateQKVAttention } from '../nn/layers.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module, ModuleList, runStack } from '../nn/module.js';
 import { sincos2dTable } from '../nn/tables.js';
 
 /** Field names as in the reference's ViTMAEConfig, plus the number of patches. */
@@ -47,14 +47,9 @@ class DecoderLayer extends Module {
     this.output = this.child('output', new DenseHolder(c.decoder_intermediate_size, D));
   }
   forward(h: Tensor): Tensor {
-    const n1 = this.layernormBefore.forward(h);
-    const a = this.attention.forward(n1);
-    const h1 = ops.add(h, a);
-    const n2 = this.layernormAfter.forward(h1);
-    const m = this.intermediate.dense.forward(n2, { activation: 'gelu' });
-    const h2 = this.output.dense.forward(m, { residual: h1 });
-    for (const t of [n1, a, h1, n2, m]) t.dispose();
-    return h2;
+    const h1 = ops.add(h, this.attention.forward(this.layernormBefore.forward(h)));
+    const m = this.intermediate.dense.forward(this.layernormAfter.forward(h1), { activation: 'gelu' });
+    return this.output.dense.forward(m, { residual: h1 });
   }
 }
 
@@ -97,22 +92,11 @@ export class RAEDecoder extends Module {
     }
     const B = tokens.shape[0];
     const D = c.decoder_hidden_size;
-    const x = this.decoderEmbed.forward(tokens);
-    const cls = ops.expand(this.trainableClsToken, [B, 1, D]);
-    const withCls = ops.cat([cls, x], 1);
-    let h = ops.add(withCls, this.decoderPosEmbed);
-    for (const t of [x, cls, withCls]) t.dispose();
-    for (const layer of this.decoderLayers) {
-      const n = layer.forward(h);
-      h.dispose();
-      h = n;
-    }
-    const n = this.decoderNorm.forward(h);
-    const pred = this.decoderPred.forward(n);
-    const logits = ops.narrow(pred, 1, 1, c.num_patches);
-    const out = ops.contiguous(logits);
-    for (const t of [h, n, pred, logits]) t.dispose();
-    return out;
+    const withCls = ops.cat([ops.expand(this.trainableClsToken, [B, 1, D]), this.decoderEmbed.forward(tokens)], 1);
+    const h = runStack(ops.add(withCls, this.decoderPosEmbed), this.decoderLayers, (layer, hh) => layer.forward(hh));
+    const pred = this.decoderPred.forward(this.decoderNorm.forward(h));
+    // Drop the CLS position.
+    return ops.contiguous(ops.narrow(pred, 1, 1, c.num_patches));
   }
 
   /** logits [B, N, p²·C] → image [B, C, H, W] (channel-last inside each patch). */

@@ -1,5 +1,6 @@
 /** `F`: the functional API, PyTorch names and argument orders. */
 import * as ops from '../autograd/ops/index.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export const linear = ops.linear;
@@ -27,20 +28,13 @@ export const relu = (x: Tensor) => ops.unary('relu', x);
 
 /** Mean squared error (mean over all elements). */
 export function mseLoss(a: Tensor, b: Tensor): Tensor {
-  const d = ops.sub(a, b);
-  const sq = ops.mul(d, d);
-  const m = ops.mean(sq);
-  d.dispose();
-  sq.dispose();
-  return m;
+  return scope(() => {
+    const d = ops.sub(a, b);
+    return ops.mean(ops.mul(d, d));
+  });
 }
 
 /** Mean absolute error (mean over all elements). */
 export function l1Loss(a: Tensor, b: Tensor): Tensor {
-  const d = ops.sub(a, b);
-  const ab = ops.unary('abs', d);
-  const m = ops.mean(ab);
-  d.dispose();
-  ab.dispose();
-  return m;
+  return scope(() => ops.mean(ops.unary('abs', ops.sub(a, b))));
 }

@@ -1,6 +1,7 @@
 /** The building blocks of the RAE models, with PyTorch / HF parameter names and initialisation. */
 import * as ops from '../autograd/ops/index.js';
 import { full, ones, randn, uniform, zeros } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
@@ -70,10 +71,7 @@ export class Mlp extends Module {
     this.fc2 = this.child('fc2', new Linear(hidden, dim));
   }
   forward(x: Tensor): Tensor {
-    const h = this.fc1.forward(x, { activation: this.activation });
-    const y = this.fc2.forward(h);
-    h.dispose();
-    return y;
+    return this.fc2.forward(this.fc1.forward(x, { activation: this.activation }));
   }
 }
 
@@ -92,10 +90,7 @@ export class SwiGLU extends Module {
     const ab = this.w12.forward(x);
     const a = ops.narrow(ab, -1, 0, this.hidden);
     const b = ops.narrow(ab, -1, this.hidden, this.hidden);
-    const h = ops.siluMul(a, b);
-    const y = this.w3.forward(h);
-    for (const t of [ab, a, b, h]) t.dispose();
-    return y;
+    return this.w3.forward(ops.siluMul(a, b));
   }
 }
 
@@ -143,43 +138,24 @@ export class PatchEmbed extends Module {
     if (H % p || W % p) throw new RangeError(`PatchEmbed: image ${H}×${W} is not divisible by the patch ${p}`);
     const h = H / p;
     const w = W / p;
-    let tokens: Tensor;
-    if (p === 1) {
-      // 1×1 conv: tokens are the channel vectors of each pixel.
-      const a = ops.reshape(x, [B, C, h * w]);
-      tokens = ops.transpose(a, 1, 2);
-      a.dispose();
-    } else {
-      const a = ops.reshape(x, [B, C, h, p, w, p]);
-      const b = ops.permute(a, [0, 2, 4, 1, 3, 5]);
-      tokens = ops.reshape(b, [B, h * w, C * p * p]);
-      a.dispose();
-      b.dispose();
-    }
-    const wf = ops.reshape(this.weight, [this.outChannels, C * p * p]);
-    const y = ops.linear(tokens, wf, this.bias);
-    tokens.dispose();
-    wf.dispose();
-    return y;
+    const tokens =
+      p === 1
+        ? ops.transpose(ops.reshape(x, [B, C, h * w]), 1, 2) // 1×1 conv: each pixel's channel vector
+        : ops.reshape(ops.permute(ops.reshape(x, [B, C, h, p, w, p]), [0, 2, 4, 1, 3, 5]), [B, h * w, C * p * p]);
+    return ops.linear(tokens, ops.reshape(this.weight, [this.outChannels, C * p * p]), this.bias);
   }
 }
 
 /** Splits [B, N, H·D] into heads [B, H, N, D] as a view (no copy). */
 export function splitHeads(x: Tensor, heads: number): Tensor {
   const [B, N, C] = x.shape;
-  const r = ops.reshape(x, [B, N, heads, C / heads]);
-  const p = ops.permute(r, [0, 2, 1, 3]);
-  r.dispose();
-  return p;
+  return scope(() => ops.permute(ops.reshape(x, [B, N, heads, C / heads]), [0, 2, 1, 3]));
 }
 
 /** [B, H, N, D] → [B, N, H·D]. */
 export function mergeHeads(x: Tensor): Tensor {
   const [B, H, N, D] = x.shape;
-  const p = ops.permute(x, [0, 2, 1, 3]);
-  const r = ops.reshape(p, [B, N, H * D]);
-  p.dispose();
-  return r;
+  return scope(() => ops.reshape(ops.permute(x, [0, 2, 1, 3]), [B, N, H * D]));
 }
 
 /** HF-style self-attention: separate query/key/value linears and an output dense layer. */
@@ -198,10 +174,7 @@ export class SeparateQKVAttention extends Module {
     const q = splitHeads(this.attention.query.forward(x), this.heads);
     const k = splitHeads(this.attention.key.forward(x), this.heads);
     const v = splitHeads(this.attention.value.forward(x), this.heads);
-    const m = ops.scaledDotProductAttention(q, k, v, { layout: 'merged' });
-    const y = this.output.dense.forward(m);
-    for (const t of [q, k, v, m]) t.dispose();
-    return y;
+    return this.output.dense.forward(ops.scaledDotProductAttention(q, k, v, { layout: 'merged' }));
   }
 }
 
@@ -240,25 +213,11 @@ export class FusedQKVAttention extends Module {
   forward(x: Tensor, rope?: { cos: Tensor; sin: Tensor }): Tensor {
     const [B, N] = x.shape;
     const hd = this.dim / this.heads;
-    const qkv = this.qkv.forward(x);
     // [B, N, 3, H, hd] → three [B, H, N, hd] strided views: no copies before the attention kernel.
-    const r = ops.reshape(qkv, [B, N, 3, this.heads, hd]);
-    const p = ops.permute(r, [2, 0, 3, 1, 4]);
-    let q = ops.squeeze(ops.narrow(p, 0, 0, 1), 0);
-    let k = ops.squeeze(ops.narrow(p, 0, 1, 1), 0);
-    const v = ops.squeeze(ops.narrow(p, 0, 2, 1), 0);
-    if (rope) {
-      const q2 = ops.rope(q, rope.cos, rope.sin);
-      const k2 = ops.rope(k, rope.cos, rope.sin);
-      q.dispose();
-      k.dispose();
-      q = q2;
-      k = k2;
-    }
-    const m = ops.scaledDotProductAttention(q, k, v, { layout: 'merged' });
-    const y = this.proj.forward(m);
-    for (const t of [qkv, r, p, q, k, v, m]) t.dispose();
-    return y;
+    const p = ops.permute(ops.reshape(this.qkv.forward(x), [B, N, 3, this.heads, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = [0, 1, 2].map((i) => ops.squeeze(ops.narrow(p, 0, i, 1), 0));
+    const [qr, kr] = rope ? [ops.rope(q, rope.cos, rope.sin), ops.rope(k, rope.cos, rope.sin)] : [q, k];
+    return this.proj.forward(ops.scaledDotProductAttention(qr, kr, v, { layout: 'merged' }));
   }
 }
 
@@ -275,15 +234,8 @@ export class GaussianFourierEmbedding extends Module {
     this.mlp = this.child('mlp', new TimeMlp(2 * embeddingSize, hidden));
   }
   forward(t: Tensor): Tensor {
-    const tt = ops.unsqueeze(t, 1);
-    const w = ops.unsqueeze(this.W, 0);
-    const arg = ops.mul(ops.mul(tt, w), 2 * Math.PI);
-    const s = ops.unary('sin', arg);
-    const c = ops.unary('cos', arg);
-    const e = ops.cat([s, c], 1);
-    const y = this.mlp.forward(e);
-    for (const x of [tt, w, arg, s, c, e]) x.dispose();
-    return y;
+    const arg = ops.mul(ops.mul(ops.unsqueeze(t, 1), ops.unsqueeze(this.W, 0)), 2 * Math.PI);
+    return this.mlp.forward(ops.cat([ops.unary('sin', arg), ops.unary('cos', arg)], 1));
   }
 }
 
@@ -296,10 +248,7 @@ class TimeMlp extends Module {
     this.l2 = this.child('2', new Linear(hidden, hidden));
   }
   forward(x: Tensor): Tensor {
-    const h = this.l0.forward(x, { activation: 'silu' });
-    const y = this.l2.forward(h);
-    h.dispose();
-    return y;
+    return this.l2.forward(this.l0.forward(x, { activation: 'silu' }));
   }
 }
 
@@ -319,15 +268,9 @@ export class LabelEmbedder extends Module {
   forward(labels: Tensor, opts: { train?: boolean; dropMask?: Tensor } = {}): Tensor {
     let ids = labels;
     if (opts.dropMask || (opts.train && this.dropoutProb > 0)) {
-      const u = opts.dropMask ? null : uniform(labels.shape, 0, 1);
-      const mask = opts.dropMask ?? ops.compare('lt', u!, this.dropoutProb);
-      const lf = ops.cast(labels, 'f32');
-      const chosen = ops.where(mask, this.numClasses, lf);
-      ids = ops.cast(chosen, 'i32');
-      for (const t of [u, lf, chosen, opts.dropMask ? null : mask]) t?.dispose();
+      const mask = opts.dropMask ?? ops.compare('lt', uniform(labels.shape, 0, 1), this.dropoutProb);
+      ids = ops.cast(ops.where(mask, this.numClasses, ops.cast(labels, 'f32')), 'i32');
     }
-    const y = ops.embedding(ids, this.embeddingTable);
-    if (ids !== labels) ids.dispose();
-    return y;
+    return ops.embedding(ids, this.embeddingTable);
   }
 }

@@ -1,12 +1,13 @@
 /**
  * Module: named parameters, buffers and children, PyTorch-style state dicts and train/eval mode.
  * Parameters are long-lived tensors (kept out of scopes); loading writes into their existing
- * storage so optimizers holding them stay valid.
+ * storage so optimizers holding them stay valid. Every module's `forward` runs in a scope (see
+ * the constructor), so a forward is written as plain math with no disposal in it.
  */
-import { runtime } from '../gpu/runtime.js';
-import { contiguousCopy, tensor } from '../tensor/creation.js';
+import { copyInto, writeHost } from '../tensor/copy.js';
+import { scope } from '../tensor/scope.js';
 import { fmt, shapesEqual } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 /** Host-side tensor data as read from a checkpoint. */
 export interface HostTensor {
@@ -37,6 +38,27 @@ export class Module {
   private _params = new Map<string, Tensor>();
   private _buffers = new Map<string, { t: Tensor; persistent: boolean }>();
   private _children = new Map<string, Module>();
+
+  /**
+   * Calling a module runs its forward inside a scope that keeps only what forward returns
+   * (tensors, or arrays / plain objects / Maps of them), as tfjs layers do with `tidy`: every
+   * temporary is freed when forward returns, and autograd keeps what backward needs by itself.
+   * The wrapping is done once per instance, here, so a subclass just defines `forward` and every
+   * caller (a parent module, user code, a test) gets the scoped one. forward must therefore be
+   * synchronous (scope() rejects a Promise); reading results back belongs to the caller.
+   */
+  constructor() {
+    const forward: unknown = (this as { forward?: unknown }).forward;
+    if (typeof forward === 'function') {
+      const unscoped = forward as (...args: unknown[]) => unknown;
+      Object.defineProperty(this, 'forward', {
+        configurable: true,
+        writable: true,
+        enumerable: false,
+        value: (...args: unknown[]) => scope(() => unscoped.apply(this, args)),
+      });
+    }
+  }
 
   /** Registers a trainable parameter (requiresGrad unless `frozen`). */
   protected param(name: string, t: Tensor, opts: { frozen?: boolean } = {}): Tensor {
@@ -146,28 +168,24 @@ export class Module {
 
 /** Writes `v` into the storage of `t` (same shape), converting dtype if needed. */
 function assignInto(t: Tensor, v: StateValue): void {
-  if ('data' in v && !('storage' in v)) {
-    const host = v as HostTensor;
-    if (t.dtype === 'f32' && !(host.data instanceof Float32Array)) {
-      runtime().upload(t.buffer, Float32Array.from(host.data), t.offset * 4);
-    } else if (t.dtype === 'f16') {
-      const staged = tensor(host.data, [...host.shape], { dtype: 'f16' });
-      copyTensor(staged, t);
-      staged.dispose();
-    } else runtime().upload(t.buffer, host.data, t.offset * 4);
-    return;
-  }
-  const src = v as Tensor;
-  if (!src.isContiguous || src.dtype !== t.dtype) {
-    const c = contiguousCopy(src, t.dtype);
-    copyTensor(c, t);
-    c.dispose();
-  } else copyTensor(src, t);
+  if (v instanceof Tensor) copyInto(t, v);
+  else writeHost(t, v.data);
 }
 
-function copyTensor(src: Tensor, dst: Tensor): void {
-  const bytes = src.size * (src.dtype === 'f16' ? 2 : 4);
-  if (bytes) runtime().copy(src.buffer, src.offset * (src.dtype === 'f16' ? 2 : 4), dst.buffer, dst.offset * (dst.dtype === 'f16' ? 2 : 4), Math.ceil(bytes / 4) * 4);
+/**
+ * Runs `x` through a stack of layers in order, freeing each hidden state as soon as the next one
+ * exists: inference through a deep stack then holds one hidden state at a time instead of all of
+ * them until the enclosing forward's scope closes (training keeps what backward needs anyway).
+ * `x` itself is left to its owner.
+ */
+export function runStack<M>(x: Tensor, layers: Iterable<M>, apply: (layer: M, h: Tensor) => Tensor): Tensor {
+  let h = x;
+  for (const layer of layers) {
+    const next = apply(layer, h);
+    if (h !== x && next !== h) h.dispose();
+    h = next;
+  }
+  return h;
 }
 
 /** An indexed list of modules; children are named "0", "1", … as in PyTorch. */

@@ -3,8 +3,8 @@
  * Nothing here reads back from the GPU: gradient clipping computes its scale on the GPU and the
  * update kernels read it from there.
  */
-import { runtime } from '../gpu/runtime.js';
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
+import { copyInto } from '../tensor/copy.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
 import { fmt } from '../tensor/shape.js';
 import { empty, Tensor } from '../tensor/tensor.js';
@@ -201,7 +201,7 @@ export class EMA {
   }
   /** Overwrites the parameters with the averaged weights (e.g. before sampling). */
   copyTo(): void {
-    this.params.forEach((p, i) => runtime().copy(this.shadow[i].buffer, 0, p.buffer, p.offset * 4, p.size * 4));
+    this.params.forEach((p, i) => copyInto(p, this.shadow[i]));
   }
 
   dispose(): void {

@@ -56,10 +56,12 @@ export function scope<T>(fn: () => T): T {
     closeScope(tracked, undefined);
     throw e;
   }
+  scopeStack.pop();
   if (result instanceof Promise) {
+    // Leave the scope stack as it was before reporting the misuse.
+    closeScope(tracked, undefined);
     throw new TypeError('scope: fn returned a Promise; use scopeAsync for async functions');
   }
-  scopeStack.pop();
   closeScope(tracked, result);
   return result;
 }

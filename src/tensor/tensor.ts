@@ -36,7 +36,22 @@ export interface GradNode {
   released: boolean;
 }
 
+/**
+ * Whether the FinalizationRegistry returns the storage of tensors dropped without dispose().
+ * Leak tests switch it off: a dropped tensor then stays counted in memoryStats() (and its buffer
+ * is never reused), so a leak shows up deterministically instead of whenever the GC runs.
+ */
+let gcSafetyNet = true;
+
+/** Switches the garbage-collector safety net on or off (on by default); returns the previous setting. */
+export function setGcSafetyNet(enabled: boolean): boolean {
+  const prev = gcSafetyNet;
+  gcSafetyNet = enabled;
+  return prev;
+}
+
 const finalizer = new FinalizationRegistry<Storage>((s) => {
+  if (!gcSafetyNet) return;
   try {
     s.release();
     liveTensors--;

@@ -31,71 +31,50 @@ const i32 = (a: Int32Array) => tensor(a, [a.length], { dtype: 'i32' });
 
 /** Images [N, 3, H, W] in [0, 1] → ImageNet-normalised pixels. */
 export function normalizeImages(x: Tensor): Tensor {
-  const mean = tensor(Float32Array.from(IMAGENET_MEAN), [1, 3, 1, 1]);
-  const std = tensor(Float32Array.from(IMAGENET_STD), [1, 3, 1, 1]);
-  const c = ops.sub(x, mean);
-  const y = ops.div(c, std);
-  for (const t of [mean, std, c]) t.dispose();
-  return y;
+  return scope(() => ops.div(ops.sub(x, imagenet(IMAGENET_MEAN)), imagenet(IMAGENET_STD)));
 }
 
 /** Normalised pixels → [0, 1] space (not clamped). */
 export function denormalizeImages(x: Tensor): Tensor {
-  const mean = tensor(Float32Array.from(IMAGENET_MEAN), [1, 3, 1, 1]);
-  const std = tensor(Float32Array.from(IMAGENET_STD), [1, 3, 1, 1]);
-  const a = ops.mul(x, std);
-  const y = ops.add(a, mean);
-  for (const t of [mean, std, a]) t.dispose();
-  return y;
+  return scope(() => ops.add(ops.mul(x, imagenet(IMAGENET_STD)), imagenet(IMAGENET_MEAN)));
 }
+
+/** A per-channel constant [1, 3, 1, 1]. */
+const imagenet = (perChannel: readonly number[]) => tensor(Float32Array.from(perChannel), [1, 3, 1, 1]);
 
 /** Encodes a data set in batches with the frozen encoder: [N, T, D] latent tokens (kept). */
 export function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Tensor {
   const N = images.shape[0];
-  const parts: Tensor[] = [];
-  noGrad(() => {
-    for (let i = 0; i < N; i += batch) {
-      const part = scope(() => {
-        const x = ops.narrow(images, 0, i, Math.min(batch, N - i));
-        const px = normalizeImages(x);
-        return encoder.latent(px);
-      });
-      parts.push(part);
-      onBatch?.(Math.min(i + batch, N));
-    }
-  });
-  const all = noGrad(() => ops.cat(parts, 0));
-  for (const p of parts) p.dispose();
-  return all.keep();
+  return noGrad(() =>
+    scope(() => {
+      const parts: Tensor[] = [];
+      for (let i = 0; i < N; i += batch) {
+        // One scope per batch: only its latent outlives it.
+        parts.push(scope(() => encoder.latent(normalizeImages(ops.narrow(images, 0, i, Math.min(batch, N - i))))));
+        onBatch?.(Math.min(i + batch, N));
+      }
+      return ops.cat(parts, 0);
+    }),
+  ).keep();
 }
 
 /** Tokens [B, N, D] ↔ latent images [B, D, h, w] (z[b, c, i, j] = tok[b, h·i + j, c]). */
 export function tokensToLatent(tok: Tensor, h: number): Tensor {
   const [B, N, D] = tok.shape;
-  const p = ops.permute(tok, [0, 2, 1]);
-  const r = ops.reshape(p, [B, D, h, N / h]);
-  p.dispose();
-  return r;
+  return scope(() => ops.reshape(ops.permute(tok, [0, 2, 1]), [B, D, h, N / h]));
 }
 export function latentToTokens(z: Tensor): Tensor {
   const [B, D, h, w] = z.shape;
-  const r = ops.reshape(z, [B, D, h * w]);
-  const p = ops.permute(r, [0, 2, 1]);
-  const c = ops.contiguous(p);
-  r.dispose();
-  p.dispose();
-  return c;
+  return scope(() => ops.contiguous(ops.permute(ops.reshape(z, [B, D, h * w]), [0, 2, 1])));
 }
 
 /** Per-element statistics over the data set (spec §1.3): mean and variance of [N, …]. */
 export function latentStats(z: Tensor): { mean: Tensor; std: Tensor } {
   return noGrad(() => {
-    const mean = ops.mean(z, 0, { keepdim: true });
-    const v = ops.variance(z, 0, { keepdim: true, correction: 0 });
-    const ve = ops.add(v, 1e-5);
-    const std = ops.unary('sqrt', ve);
-    v.dispose();
-    ve.dispose();
+    const { mean, std } = scope(() => ({
+      mean: ops.mean(z, 0, { keepdim: true }),
+      std: ops.unary('sqrt', ops.add(ops.variance(z, 0, { keepdim: true, correction: 0 }), 1e-5)),
+    }));
     return { mean: mean.keep(), std: std.keep() };
   });
 }
