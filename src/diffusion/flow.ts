@@ -87,7 +87,8 @@ export function flowMatchingBatch(x: Tensor, alpha: number, opts: { timeDist?: '
   return noGrad(() =>
     scope(() => {
       const B = x.shape[0];
-      const seed = (k: number) => (opts.seed === undefined ? {} : { seed: opts.seed + k });
+      // Times and noise come from two streams of one seed: seeds s and s + 1 must not share draws.
+      const seed = (stream: number) => (opts.seed === undefined ? {} : { seed: opts.seed, stream });
       const tn =
         (opts.timeDist ?? 'uniform') === 'uniform'
           ? uniform([B], 0, 0.999, seed(0))

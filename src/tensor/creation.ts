@@ -114,6 +114,12 @@ export function arange(start: number, end?: number, step = 1, opts: DTypeOption 
 export interface RandomOptions extends DTypeOption {
   /** Same seed → same numbers. Without one, the global generator (manualSeed) advances. */
   seed?: number;
+  /**
+   * With a seed: an independent sub-stream of it (default 0). Draws that need several
+   * independent random inputs from one seed use streams 0, 1, … rather than seeds s, s + 1, …,
+   * which would overlap with the draws of the next seed.
+   */
+  stream?: number;
 }
 
 let globalSeed = 0x5eed;
@@ -136,8 +142,10 @@ function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: Random
     if (!Number.isInteger(opts.seed)) throw new TypeError(`${op}: seed must be an integer, got ${opts.seed}`);
     seedLo = opts.seed >>> 0;
     seedHi = Math.floor(opts.seed / 2 ** 32) >>> 0;
-    stream = 0;
+    stream = opts.stream ?? 0;
+    if (!Number.isInteger(stream) || stream < 0 || stream >= 2 ** 32) throw new RangeError(`${op}: stream must be an integer in [0, 2^32), got ${opts.stream}`);
   } else {
+    if (opts.stream !== undefined) throw new TypeError(`${op}: stream needs a seed`);
     seedLo = globalSeed;
     seedHi = 0;
     stream = globalStream++;

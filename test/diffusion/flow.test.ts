@@ -107,6 +107,23 @@ describe('flowMatchingBatch: x_t and the velocity target', () => {
       expect(Array.from(await toArray(a1.t))).not.toEqual(Array.from(await toArray(a3.t)));
       expect(Array.from(await toArray(a1.target))).not.toEqual(Array.from(await toArray(a3.target)));
     }));
+
+  it('consecutive seeds share no draws: the noise of seed s is not the time draw of seed s + 1', () =>
+    scopeAsync(async () => {
+      // Before times and noise took two streams of one seed, ε of seed s was, element by element,
+      // the normal behind seed s + 1's logit-normal times (and shared the uniform times' bits).
+      const x = tensor(Float32Array.from(xHost), shape);
+      const first = flowMatchingBatch(x, 1, { timeDist: 'logit-normal', seed: 5 });
+      const next = flowMatchingBatch(x, 1, { timeDist: 'logit-normal', seed: 6 });
+      const eps = await toArray(first.target);
+      const t = await toArray(next.t);
+      let worst = Infinity;
+      for (let b = 0; b < t.length; b++) {
+        const logit = Math.log(t[b] / (1 - t[b]));
+        worst = Math.min(worst, Math.abs(logit - (eps[b * (eps.length / t.length)] + xHost[b * (eps.length / t.length)])));
+      }
+      expect(worst, 'closest |logit t(s + 1) − ε(s)| over the batch').toBeGreaterThan(1e-3);
+    }));
 });
 
 describe('flowMatchingBatch: time distributions (n = 16384)', () => {
