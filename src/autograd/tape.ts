@@ -5,8 +5,8 @@
  */
 import { mapInto } from '../kernels/elementwise.js';
 import { contiguousCopy, full, zeros } from '../tensor/creation.js';
-import { fmt, shapesEqual } from '../tensor/shape.js';
-import { Tensor, viewOf, type GradNode } from '../tensor/tensor.js';
+import { fmt, shapesEqual } from '../core/shape.js';
+import { Tensor, viewOf, type BackwardOptions, type GradNode } from '../tensor/tensor.js';
 
 let gradEnabled = true;
 
@@ -112,10 +112,7 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
-export interface BackwardOptions {
-  /** Keep saved tensors so backward can run through the graph again. */
-  retainGraph?: boolean;
-}
+export type { BackwardOptions } from '../tensor/tensor.js';
 
 /** Accumulates d(root)/d(leaf) into every leaf's `.grad`. */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {

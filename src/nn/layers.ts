@@ -1,7 +1,7 @@
 /** The building blocks of the RAE models, with PyTorch / HF parameter names and initialisation. */
 import * as ops from '../autograd/ops/index.js';
 import { full, ones, randn, uniform, zeros } from '../tensor/creation.js';
-import { fmt } from '../tensor/shape.js';
+import { fmt } from '../core/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 

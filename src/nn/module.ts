@@ -5,7 +5,7 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { contiguousCopy, tensor } from '../tensor/creation.js';
-import { fmt, shapesEqual } from '../tensor/shape.js';
+import { fmt, shapesEqual } from '../core/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** Host-side tensor data as read from a checkpoint. */

@@ -6,7 +6,7 @@
 import { runtime } from '../gpu/runtime.js';
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
-import { fmt } from '../tensor/shape.js';
+import { fmt } from '../core/shape.js';
 import { empty, Tensor } from '../tensor/tensor.js';
 
 function checkParams(params: Tensor[], op: string): Tensor[] {

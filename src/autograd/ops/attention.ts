@@ -2,7 +2,7 @@
 import { attentionBackward, attentionForward } from '../../kernels/attention.js';
 import { ropeInto } from '../../kernels/rope.js';
 import { asShape } from '../../tensor/creation.js';
-import { fmt } from '../../tensor/shape.js';
+import { fmt } from '../../core/shape.js';
 import type { View } from '../../kernels/view.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';

@@ -2,10 +2,11 @@
 import { embeddingBackwardInto, embeddingInto, indexSelectBackwardInto, indexSelectInto } from '../../kernels/gather.js';
 import { interpolateInto, type ResampleMode } from '../../kernels/resample.js';
 import { asShape, bernoulli, contiguousCopy } from '../../tensor/creation.js';
-import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
+import { fmt, normDim, sizeOf } from '../../core/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
-import { cast, map } from './elementwise.js';
+import { cast } from './elementwise.js';
+import { map } from './map.js';
 import { permute, reshape } from './shape.js';
 import { assertFloat, assertTensor } from './util.js';
 

@@ -5,7 +5,7 @@
 import { matmulInto, type MatmulOptions } from '../../kernels/matmul.js';
 import type { View } from '../../kernels/view.js';
 import { asShape } from '../../tensor/creation.js';
-import { broadcastShapes, fmt } from '../../tensor/shape.js';
+import { broadcastShapes, fmt } from '../../core/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
 import { unary } from './elementwise.js';

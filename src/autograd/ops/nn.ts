@@ -9,8 +9,9 @@ import {
   softmaxInto,
 } from '../../kernels/softmax.js';
 import { asShape, tensor } from '../../tensor/creation.js';
-import { cast, map } from './elementwise.js';
-import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
+import { cast } from './elementwise.js';
+import { map } from './map.js';
+import { fmt, normDim, sizeOf } from '../../core/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { mean } from './reduce.js';

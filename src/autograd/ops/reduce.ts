@@ -4,17 +4,13 @@
  */
 import { reduceInto, varianceInto, type ReduceOp } from '../../kernels/reduce.js';
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
-import { normDim, fmt, shapesEqual, sizeOf } from '../../tensor/shape.js';
+import { normDim, fmt, shapesEqual, sizeOf, type Dims, type ReduceOptions } from '../../core/shape.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
-import { map } from './elementwise.js';
+import { map } from './map.js';
 import { assertFloat, assertTensor } from './util.js';
 
-export type Dims = number | number[] | undefined;
-
-export interface ReduceOptions {
-  keepdim?: boolean;
-}
+export type { Dims, ReduceOptions } from '../../core/shape.js';
 
 function normDims(x: Tensor, dims: Dims, op: string): number[] {
   if (dims === undefined) return x.shape.map((_, i) => i);

@@ -4,7 +4,7 @@
  */
 import { mapInto } from '../../kernels/elementwise.js';
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
-import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../tensor/shape.js';
+import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../core/shape.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
 import { record, SliceGrad } from '../tape.js';
 import { sumToShape } from './reduce.js';
