@@ -365,6 +365,11 @@ export function viewOf(base: Tensor, shape: Shape, strides: readonly number[], o
   return new Tensor(s, shape, base.dtype, strides, offset);
 }
 
+/** The id the next tensor will get (ids only grow: a tensor is newer than its graph inputs). */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 export function liveTensorCount(): number {
   return liveTensors;
 }

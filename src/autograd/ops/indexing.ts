@@ -37,7 +37,6 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
       const g2 = asShape(g, [n, D]);
       const dt = empty(table.shape, 'f32');
       embeddingBackwardInto(idsSaved, g2, dt);
-      g2.dispose();
       return [null, dt];
     },
     [flat],
@@ -67,7 +66,6 @@ export function indexSelect(x: Tensor, dim: number, idx: Tensor): Tensor {
       const gc = g.isContiguous ? g : contiguousCopy(g);
       const dx = empty(x.shape, 'f32');
       indexSelectBackwardInto(gc, layout, is, dx);
-      if (gc !== g) gc.dispose();
       return [dx, null];
     },
     [idx],

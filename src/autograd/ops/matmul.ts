@@ -60,9 +60,6 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
         const sb2 = sb.rank === 1 ? asShape(sb, [K, 1]) : sb;
         const da = a.requiresGrad ? sumToShape(reshapeOwned(mm(g2, tview(sb2), [...batch, M, K]), [...batch, M, K]), a2.shape, true) : null;
         const db = b.requiresGrad ? sumToShape(mm(tview(sa2), g2, [...batch, K, N]), b2.shape, true) : null;
-        g2.dispose();
-        if (sa2 !== sa) sa2.dispose();
-        if (sb2 !== sb) sb2.dispose();
         return [da && reshapeOwned(da, a.shape), db && reshapeOwned(db, b.shape)];
       },
       [a, b],
@@ -121,8 +118,6 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, opts: LinearOpti
       const dw = w.requiresGrad ? mm(tview(g2), xs2, [outF, inF]) : null;
       const db = b?.requiresGrad ? sum(g2, 0) : null;
       const dr = opts.residual?.requiresGrad ? asShape(g, outShape) : null;
-      g2.dispose();
-      xs2.dispose();
       return [dx, dw, db, dr];
     },
     [x, w],

@@ -60,11 +60,7 @@ function softmaxLike(kind: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Te
         const gv = asShape(g, [R, C]);
         const dx = empty([R, C], 'f32');
         (kind === 'softmax' ? softmaxBackwardInto : logSoftmaxBackwardInto)(yv, gv, dx);
-        yv.dispose();
-        gv.dispose();
-        const r = asShape(dx, xm.shape);
-        dx.dispose();
-        return [r];
+        return [asShape(dx, xm.shape)];
       },
       [y],
     );
@@ -116,10 +112,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
       const d = empty([N, C], 'f32');
       const lsc = asShape(ls, [N, C]);
       crossEntropyBackwardInto(lsc, labs, 1 / N, d);
-      lsc.dispose();
-      const scaled = scaleByScalarTensor(d, g);
-      d.dispose();
-      return [scaled];
+      return [scaleByScalarTensor(d, g)];
     },
     [logits, lab],
   );
@@ -167,11 +160,7 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
       const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
       const db = bias?.requiresGrad ? empty([D], 'f32') : undefined;
       layerNormBackwardInto(xv, weight ? w : undefined, m, r, gv, dx, dw, db);
-      xv.dispose();
-      gv.dispose();
-      const dxs = asShape(dx, x.shape);
-      dx.dispose();
-      return [x.requiresGrad ? dxs : (dxs.dispose(), null), dw ? reshapeTo(dw, weight!.shape) : null, db ? reshapeTo(db, bias!.shape) : null];
+      return [x.requiresGrad ? asShape(dx, x.shape) : null, dw ? asShape(dw, weight!.shape) : null, db ? asShape(db, bias!.shape) : null];
     },
     weight ? [x, mu, rstd, weight] : [x, mu, rstd],
   );
@@ -202,21 +191,11 @@ export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: 
       const dx = empty([R, D], 'f32');
       const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
       rmsNormBackwardInto(xv, weight ? w : undefined, r, gv, dx, dw);
-      xv.dispose();
-      gv.dispose();
-      const dxs = asShape(dx, x.shape);
-      dx.dispose();
-      return [x.requiresGrad ? dxs : (dxs.dispose(), null), dw ? reshapeTo(dw, weight!.shape) : null];
+      return [x.requiresGrad ? asShape(dx, x.shape) : null, dw ? asShape(dw, weight!.shape) : null];
     },
     weight ? [x, rstd, weight] : [x, rstd],
   );
   x2.dispose();
   rstd.dispose();
   return out;
-}
-
-function reshapeTo(t: Tensor, shape: readonly number[]): Tensor {
-  const r = asShape(t, shape);
-  t.dispose();
-  return r;
 }

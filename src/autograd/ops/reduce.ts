@@ -105,9 +105,7 @@ function extremum(name: 'max' | 'min', x: Tensor, dims: Dims, opts: ReduceOption
       const count = runReduce(mask, d, 'sum');
       const countK = reshapeView(count, keptShape(x.shape, d, true));
       const gk = asShape(g, keptShape(x.shape, d, true));
-      const r = map(`${name}_grad`, [gk, mask, countK], 'in0 * in1 / in2', { shape: x.shape, dtype: g.dtype });
-      for (const t of [yb, mask, countK, gk]) t.dispose();
-      return [r];
+      return [map(`${name}_grad`, [gk, mask, countK], 'in0 * in1 / in2', { shape: x.shape, dtype: g.dtype })];
     },
     [x, out],
   );
@@ -132,9 +130,7 @@ export function variance(x: Tensor, dims?: Dims, opts: ReduceOptions & { correct
     (g, [xs]) => {
       const m = runReduce(xs, d, 'mean');
       const mk = reshapeView(m, keptShape(x.shape, d, true));
-      const r = expandBack(g, x.shape, d, 'in0 * 2.0 * (in1 - in2) / s0', [xs, mk], [Math.max(R - correction, 0)]);
-      mk.dispose();
-      return [r];
+      return [expandBack(g, x.shape, d, 'in0 * 2.0 * (in1 - in2) / s0', [xs, mk], [Math.max(R - correction, 0)])];
     },
     [x],
   );

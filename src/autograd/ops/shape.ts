@@ -193,10 +193,7 @@ export function pad(x: Tensor, pads: readonly [number, number][], value = 0): Te
   mapInto({ name: 'copy', expr: 'in0', compute: computeType(x.dtype) }, [x], dst);
   dst.dispose();
   return record('pad', out, [x], (g) => {
-    const inner = viewOf(g, x.shape, g.strides, g.offset + offset);
-    const gx = contiguousCopy(inner);
-    inner.dispose();
-    return [gx];
+    return [contiguousCopy(viewOf(g, x.shape, g.strides, g.offset + offset))];
   });
 }
 
