@@ -5,6 +5,7 @@
 import { isUnaryOp, UNARY_NAMES, UNARY_OPS, type PointwiseDef, type UnaryOp } from '../../core/pointwise.js';
 import { ERF_WGSL } from '../../kernels/wgsl-math.js';
 import { full } from '../../tensor/creation.js';
+import { scope } from '../../tensor/scope.js';
 import type { DType } from '../../core/dtype.js';
 import { broadcastShapes } from '../../core/shape.js';
 import type { CompareOp, Scalarish, Tensor } from '../../tensor/tensor.js';
@@ -98,8 +99,8 @@ export function binary(op: BinaryOp, a: Scalarish, b: Scalarish): Tensor {
     (g, saved) => {
       const ins = needs ? [g, saved[0], saved[1]] : [g];
       return [
-        ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype, shape: g.shape }), ta.shape, true) : null,
-        tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype, shape: g.shape }), tb.shape, true) : null,
+        ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype, shape: g.shape }), ta.shape) : null,
+        tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype, shape: g.shape }), tb.shape) : null,
       ];
     },
     needs ? [ta, tb] : [],
@@ -139,24 +140,22 @@ const CMP: Record<CompareOp, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', 
 /** Comparisons return f32 0/1 masks (the engine has no bool dtype); not differentiable. */
 export function compare(op: CompareOp, a: Scalarish, b: Scalarish): Tensor {
   if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${op}: at least one operand must be a Tensor`);
-  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op);
-  const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op);
-  try {
+  // A number operand becomes a 0-d tensor for the duration of the op.
+  return scope(() => {
+    const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op);
+    const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op);
     const ct = computeType(promote(ta.dtype, tb.dtype, op));
     const shape = broadcastShapes(ta.shape, tb.shape, op);
     return map(op, [ta, tb], `select(0.0, 1.0, ${ct}(in0) ${CMP[op]} ${ct}(in1))`, { dtype: 'f32', shape });
-  } finally {
-    if (ta !== a) ta.dispose();
-    if (tb !== b) tb.dispose();
-  }
+  });
 }
 
 /** where(cond, a, b): a where cond ≠ 0, else b; broadcasting; gradients flow to a and b. */
 export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
   assertTensor(cond, 'where', 'condition');
-  const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
-  const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
-  try {
+  return scope(() => {
+    const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
+    const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
     const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
     const dtype = promote(ta.dtype, tb.dtype, 'where');
     const y = map('where', [cond, ta, tb], 'select(in2, in1, f32(in0) != 0.0)', { dtype, shape });
@@ -166,15 +165,12 @@ export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
       [null, ta, tb],
       (g, [c]) => [
         null,
-        ta.requiresGrad ? sumToShape(map('where_ga', [g, c], 'select(0.0, in0, f32(in1) != 0.0)', { dtype: g.dtype }), ta.shape, true) : null,
-        tb.requiresGrad ? sumToShape(map('where_gb', [g, c], 'select(in0, 0.0, f32(in1) != 0.0)', { dtype: g.dtype }), tb.shape, true) : null,
+        ta.requiresGrad ? sumToShape(map('where_ga', [g, c], 'select(0.0, in0, f32(in1) != 0.0)', { dtype: g.dtype }), ta.shape) : null,
+        tb.requiresGrad ? sumToShape(map('where_gb', [g, c], 'select(in0, 0.0, f32(in1) != 0.0)', { dtype: g.dtype }), tb.shape) : null,
       ],
       [cond],
     );
-  } finally {
-    if (ta !== a) ta.dispose();
-    if (tb !== b) tb.dispose();
-  }
+  });
 }
 
 /** Converts dtype (f32 ↔ f16, float ↔ int by truncation toward zero). Gradient casts back. */
@@ -204,7 +200,7 @@ export function fused(name: string, inputs: Tensor[], fwd: string, grads: (strin
     y,
     inputs,
     (g, saved) =>
-      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape, true) : null)),
+      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape) : null)),
     inputs,
   );
 }
