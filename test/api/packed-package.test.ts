@@ -1,12 +1,14 @@
 /**
- * The package as a TypeScript user gets it: `npm run build`, `npm pack`, the tarball unpacked
+ * The package as a TypeScript user gets it: the build (`npm run build`'s tsup configuration,
+ * written to a staging folder so the checkout's dist/ is left alone), `npm pack` of the package
+ * manifest with that build, the tarball unpacked
  * into a scratch project's node_modules (npm's own layout: the tarball's `package/` folder), its
  * dependencies linked from this repository's node_modules (so the test runs offline), then an
  * example that uses tensor methods, `F`, `nn` and `models` is type-checked with `tsc --strict`
  * (library checking on: the bundled d.ts itself must be valid) and run on the adapter.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,8 +44,10 @@ shutdown();
 
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), 'rae-pack-'));
-  execFileSync(NPM, ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
-  const packed = JSON.parse(execFileSync(NPM, ['pack', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8' })) as { filename: string }[];
+  const stage = path.join(work, 'stage');
+  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsup'), ['--out-dir', path.join(stage, 'dist')], { cwd: ROOT, stdio: 'pipe' });
+  for (const f of ['package.json', 'README.md', 'wgsl']) cpSync(path.join(ROOT, f), path.join(stage, f), { recursive: true });
+  const packed = JSON.parse(execFileSync(NPM, ['pack', '--json', '--pack-destination', work], { cwd: stage, encoding: 'utf8' })) as { filename: string }[];
   const tarball = path.join(work, packed[0].filename.replace(/^@[^/]+\//, '').replace('/', '-'));
   app = path.join(work, 'app');
   const pkgDir = path.join(app, 'node_modules', 'rae-webgpu');
