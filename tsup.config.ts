@@ -5,7 +5,8 @@ export default defineConfig({
   format: ['esm'],
   target: 'node20',
   platform: 'node',
-  dts: { entry: { index: 'src/index.ts' } },
+  // The declarations name WebGPU's types (GPUBuffer, GPUDevice, …): point users' compilers at them.
+  dts: { entry: { index: 'src/index.ts' }, banner: '/// <reference types="@webgpu/types" />' },
   sourcemap: true,
   clean: true,
   splitting: true,

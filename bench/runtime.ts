@@ -6,7 +6,7 @@
  *
  * Run: npm run bench -- runtime
  */
-import { map } from '../src/autograd/ops/elementwise.js';
+import { map } from '../src/autograd/ops/map.js';
 import { runtime } from '../src/gpu/runtime.js';
 import { randn, toArray } from '../src/tensor/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';

@@ -2,12 +2,10 @@
  * rae-webgpu: a WebGPU tensor engine (Dawn in Node.js) with autograd, and RAE diffusion models
  * built on it. Start with `await init()`.
  */
-import './autograd/methods.js';
-
 export { init, runtime, shutdown, type InitOptions, type Runtime } from './gpu/runtime.js';
 export { GpuError, NoAdapterError, DeviceLostError } from './gpu/errors.js';
 export { Tensor } from './tensor/tensor.js';
-export type { DType } from './tensor/dtype.js';
+export type { DType } from './core/dtype.js';
 export {
   tensor,
   zeros,
@@ -25,7 +23,7 @@ export {
 export { scope, scopeAsync, memoryStats, type MemoryStats } from './tensor/scope.js';
 export { noGrad, isGradEnabled, backward } from './autograd/tape.js';
 export { cat, stack, where, matmul, cast, expand, permute, reshape, narrow, slice, pad } from './autograd/ops/index.js';
-export * as F from './nn/functional.js';
+export { F } from './nn/functional.js';
 export * as optim from './nn/optim.js';
 export * as nn from './nn/index.js';
 export * as models from './models/index.js';

@@ -5,8 +5,9 @@
  */
 import { mapInto } from '../kernels/elementwise.js';
 import { contiguousCopy, full, zeros } from '../tensor/creation.js';
-import { fmt, shapesEqual } from '../tensor/shape.js';
-import { Tensor, viewOf, type GradNode } from '../tensor/tensor.js';
+import { scope } from '../tensor/scope.js';
+import { fmt, shapesEqual } from '../core/shape.js';
+import { Tensor, viewOf, type BackwardOptions, type GradNode } from '../tensor/tensor.js';
 
 let gradEnabled = true;
 
@@ -112,10 +113,7 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
-export interface BackwardOptions {
-  /** Keep saved tensors so backward can run through the graph again. */
-  retainGraph?: boolean;
-}
+export type { BackwardOptions } from '../tensor/tensor.js';
 
 /** Accumulates d(root)/d(leaf) into every leaf's `.grad`. */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
@@ -140,7 +138,11 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       const g = grads.get(node);
       grads.delete(node);
       if (!g) continue;
-      const raw = node.backward(g) as GradResult[];
+      // The rule runs in a scope: its temporaries go when it returns, its gradients stay.
+      const raw = scope(() => {
+        const grads = node.backward(g) as GradResult[];
+        return { grads, keep: grads.map((r) => (r instanceof SliceGrad ? r.grad : r)) };
+      }).grads;
       // Rules may return the incoming gradient itself, or one tensor for two inputs (x + x):
       // give each input its own Tensor object (a view sharing storage) so disposal stays per-use.
       const distinct = new Set<Tensor>([g]);

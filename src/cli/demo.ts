@@ -17,7 +17,7 @@ import { init, shutdown } from '../gpu/runtime.js';
 import { loadImageFolder } from '../io/datasets.js';
 import { imageGrid, writePng } from '../io/images.js';
 import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from '../models/dinov2.js';
-import { loadDinov2 } from '../models/pretrained.js';
+import { loadDinov2 } from '../io/pretrained.js';
 import { DiTDH } from '../models/dit.js';
 import { RAEDecoder } from '../models/rae-decoder.js';
 import { manualSeed, randn, tensor, toArray } from '../tensor/creation.js';

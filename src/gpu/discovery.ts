@@ -8,6 +8,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { NoAdapterError } from './errors.js';
+import type { Discovered, DiscoveryOptions } from './platform.js';
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
 
@@ -22,24 +23,6 @@ function loadDawn(): DawnModule {
     }
   }
   return dawn;
-}
-
-export interface DiscoveryOptions {
-  /** Substring of the adapter name, as Dawn's `adapter=` flag takes it. Env: RAE_ADAPTER. */
-  adapter?: string;
-  /** Dawn backend: 'vulkan', 'metal', 'd3d12', … Env: RAE_BACKEND. */
-  backend?: string;
-  powerPreference?: GPUPowerPreference;
-  /** Instance toggles (e.g. allow_unsafe_apis, vulkan_enable_f16_on_nvidia). */
-  enableToggles?: string[];
-}
-
-export interface Discovered {
-  gpu: GPU;
-  adapter: GPUAdapter;
-  /** What was tried, in order, for the record in `rae info`. */
-  attempts: string[];
-  icd?: string;
 }
 
 export function lavapipeIcds(): string[] {
@@ -64,8 +47,8 @@ async function tryCreate(flags: string[], power: GPUPowerPreference): Promise<{ 
 
 export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Discovered> {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
-  const adapterName = opts.adapter ?? process.env.RAE_ADAPTER;
-  const backend = opts.backend ?? process.env.RAE_BACKEND;
+  const adapterName = opts.adapter;
+  const backend = opts.backend;
   const power = opts.powerPreference ?? 'high-performance';
   const flags: string[] = [];
   if (adapterName) flags.push(`adapter=${adapterName}`);
@@ -79,7 +62,7 @@ export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Disc
 
   const first = await tryCreate(flags, power);
   attempts.push(describe(`default search${userIcd ? ` (VK_ICD_FILENAMES=${userIcd})` : ''}${flags.length ? ` [${flags.join(' ')}]` : ''}`, first));
-  if (first.adapter) return { gpu: first.gpu, adapter: first.adapter, attempts, icd: userIcd };
+  if (first.adapter) return { gpu: first.gpu, adapter: first.adapter, backend: backend ?? platformBackend(), attempts, icd: userIcd };
   if (userIcd) throw new NoAdapterError(attempts);
 
   const fallbacks = [...lavapipeIcds(), ...(existsSync(SWIFTSHADER_ICD) ? [SWIFTSHADER_ICD] : [])];
@@ -88,8 +71,13 @@ export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Disc
     process.env.VK_ICD_FILENAMES = icd;
     const r = await tryCreate(flags, power);
     attempts.push(describe(`VK_ICD_FILENAMES=${icd}`, r));
-    if (r.adapter) return { gpu: r.gpu, adapter: r.adapter, attempts, icd };
+    if (r.adapter) return { gpu: r.gpu, adapter: r.adapter, backend: backend ?? platformBackend(), attempts, icd };
   }
   delete process.env.VK_ICD_FILENAMES;
   throw new NoAdapterError(attempts);
+}
+
+/** Dawn's default backend on this operating system (reported when the adapter info has none). */
+function platformBackend(): string {
+  return process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan';
 }

@@ -4,19 +4,25 @@
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
 import { BufferPool, type PooledBuffer, type PoolStats } from './buffer-pool.js';
-import { discoverAdapter, type DiscoveryOptions } from './discovery.js';
 import { DeviceLostError, GpuError } from './errors.js';
 import { numberedSource, PipelineCache, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
+import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
 
 export interface InitOptions extends DiscoveryOptions {
-  /** Opt in to experimental features: subgroup matrices, f16 on NVIDIA (needs unsafe toggles). */
+  /**
+   * Where the adapter comes from and which defaults the environment gives. Default: the
+   * browser's `navigator.gpu` when there is one, else Dawn in Node (src/gpu/node.ts, loaded on
+   * demand so that this module stays free of Node imports).
+   */
+  platform?: Platform;
+  /** Opt in to experimental features: subgroup matrices, f16 on NVIDIA (needs unsafe toggles). Node env: RAE_EXPERIMENTAL=1. */
   experimental?: boolean;
   /** Dispatches recorded before an automatic submit. */
   maxDispatchesPerSubmit?: number;
-  /** Check every dispatch for validation errors synchronously (slow; for debugging). Env RAE_DEBUG=1. */
+  /** Check every dispatch for validation errors synchronously (slow; for debugging). Node env: RAE_DEBUG=1. */
   debug?: boolean;
-  /** Record per-dispatch GPU time with timestamp queries when the adapter has them. */
+  /** Record per-dispatch GPU time with timestamp queries when the adapter has them. Node env: RAE_PROFILE=1. */
   profile?: boolean;
 }
 
@@ -78,7 +84,7 @@ export class Runtime {
   ) {
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.limits = device.limits;
-    this.debug = opts.debug ?? process.env.RAE_DEBUG === '1';
+    this.debug = opts.debug ?? false;
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 128;
     this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize));
     this.pipelines = new PipelineCache(device);
@@ -288,14 +294,17 @@ let current: Runtime | null = null;
 let pendingInit: Promise<Runtime> | null = null;
 
 /** Finds an adapter, creates the device, and makes it the runtime every tensor uses. */
-export async function init(opts: InitOptions = {}): Promise<Runtime> {
+export async function init(options: InitOptions = {}): Promise<Runtime> {
   if (current) return current;
   if (pendingInit) return pendingInit;
   pendingInit = (async () => {
-    const experimental = opts.experimental ?? process.env.RAE_EXPERIMENTAL === '1';
+    const platform = options.platform ?? (await defaultPlatform());
+    // Explicit options win over the platform's defaults (Node: RAE_* environment variables).
+    const opts: InitOptions = { ...platform.defaults(), ...definedOnly(options) };
+    const experimental = opts.experimental ?? false;
     const toggles = [...(opts.enableToggles ?? [])];
     if (experimental) toggles.push('allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia');
-    const found = await discoverAdapter({ ...opts, enableToggles: toggles });
+    const found = await platform.discover({ ...opts, enableToggles: toggles });
     const { adapter } = found;
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query'];
     if (experimental) wanted.push('chromium-experimental-subgroup-matrix');
@@ -319,7 +328,7 @@ export async function init(opts: InitOptions = {}): Promise<Runtime> {
       architecture: info.architecture,
       device: info.device,
       description: info.description,
-      backend: (info as unknown as { backendType?: string }).backendType ?? (process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan'),
+      backend: (info as unknown as { backendType?: string }).backendType ?? found.backend,
       icd: found.icd,
       attempts: found.attempts,
     };
@@ -331,6 +340,16 @@ export async function init(opts: InitOptions = {}): Promise<Runtime> {
   } finally {
     pendingInit = null;
   }
+}
+
+async function defaultPlatform(): Promise<Platform> {
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (gpu) return browserPlatform(gpu);
+  return (await import('./node.js')).nodePlatform;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** The runtime made by init(); throws a clear error when init() was not awaited first. */

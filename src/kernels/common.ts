@@ -1,6 +1,6 @@
 /** Helpers shared by kernel generators: parameter packing, launch geometry, WGSL snippets. */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../core/dtype.js';
 
 export const WG = 256;
 

@@ -5,8 +5,8 @@
  * arithmetic. Specialised on the expression, dtypes and merged rank.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
-import { sizeOf } from '../tensor/shape.js';
+import type { DType } from '../core/dtype.js';
+import { sizeOf } from '../core/shape.js';
 import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import type { View } from './view.js';
 

@@ -17,8 +17,8 @@
  * generators next to the keys that name them, hence its length.
  */
 import { runtime, type AdapterSummary } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
-import { broadcastShapes, fmt, sizeOf } from '../tensor/shape.js';
+import type { DType } from '../core/dtype.js';
+import { broadcastShapes, fmt, sizeOf } from '../core/shape.js';
 import { enables, Params, paramsDecl } from './common.js';
 import { broadcastStrides, coalesce } from './elementwise.js';
 import type { View } from './view.js';

@@ -16,8 +16,8 @@
  *   dweight = Σ_rows dy·x̂,  dbias = Σ_rows dy.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
-import { sizeOf } from '../tensor/shape.js';
+import type { DType } from '../core/dtype.js';
+import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, Params, paramsDecl } from './common.js';
 import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
 import { isContiguous, type View } from './view.js';

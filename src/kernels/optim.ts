@@ -20,7 +20,7 @@
  */
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
-import { sizeOf } from '../tensor/shape.js';
+import { sizeOf } from '../core/shape.js';
 import { Params, paramsDecl } from './common.js';
 import { isContiguous, type View } from './view.js';
 

@@ -5,7 +5,7 @@
  * Box–Muller on the pair; uniforms use the top 24 bits.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../core/dtype.js';
 import { FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import type { View } from './view.js';
 

@@ -23,8 +23,8 @@
  */
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
-import { sizeOf } from '../tensor/shape.js';
+import type { DType } from '../core/dtype.js';
+import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, Params, paramsDecl } from './common.js';
 import { isContiguous, type View } from './view.js';
 

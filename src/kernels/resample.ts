@@ -30,7 +30,7 @@
  */
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { hasRuntime, runtime, type Runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../core/dtype.js';
 import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import type { View } from './view.js';
 

@@ -11,7 +11,7 @@
  * rotation by −θ, and therefore also the inverse of the forward map.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../core/dtype.js';
 import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
 import { coalesce } from './elementwise.js';
 import type { View } from './view.js';

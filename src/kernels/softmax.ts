@@ -9,8 +9,8 @@
  * job (the autograd layer does it), the kernel only refuses to make up a number.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
-import { sizeOf } from '../tensor/shape.js';
+import type { DType } from '../core/dtype.js';
+import { sizeOf } from '../core/shape.js';
 import { Params, paramsDecl } from './common.js';
 import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, type SubgroupFlavour, useSubgroups } from './reduce.js';
 import { isContiguous, type View } from './view.js';

@@ -1,6 +1,6 @@
 /** What a kernel needs to know about an operand: where its elements live and how to index them. */
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../core/dtype.js';
 
 export interface View {
   readonly buffer: PooledBuffer;

@@ -1,6 +1,7 @@
-/** `F`: the functional API, PyTorch names and argument orders. */
+/** The functional API's pieces; `F` below collects them with the table's pointwise ops. */
 import * as ops from '../autograd/ops/index.js';
 import { scope } from '../tensor/scope.js';
+import { UNARY_FUNCTIONALS, type UnaryFunctional } from '../core/pointwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export const linear = ops.linear;
@@ -21,10 +22,6 @@ export const pad = ops.pad;
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
   return ops.unary(opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
 }
-export const silu = (x: Tensor) => ops.unary('silu', x);
-export const sigmoid = (x: Tensor) => ops.unary('sigmoid', x);
-export const tanh = (x: Tensor) => ops.unary('tanh', x);
-export const relu = (x: Tensor) => ops.unary('relu', x);
 
 /** Mean squared error (mean over all elements). */
 export function mseLoss(a: Tensor, b: Tensor): Tensor {
@@ -38,3 +35,30 @@ export function mseLoss(a: Tensor, b: Tensor): Tensor {
 export function l1Loss(a: Tensor, b: Tensor): Tensor {
   return scope(() => ops.mean(ops.unary('abs', ops.sub(a, b))));
 }
+
+/** One function per entry of the pointwise table (src/core/pointwise.ts) flagged `functional`. */
+const pointwise = Object.fromEntries(UNARY_FUNCTIONALS.map((op) => [op, (x: Tensor) => ops.unary(op, x)])) as {
+  readonly [K in UnaryFunctional]: (x: Tensor) => Tensor;
+};
+
+/** `F`: the functional API, PyTorch names and argument orders. */
+export const F = Object.freeze({
+  ...pointwise,
+  linear,
+  softmax,
+  logSoftmax,
+  crossEntropy,
+  layerNorm,
+  rmsNorm,
+  scaledDotProductAttention,
+  rope,
+  embedding,
+  interpolate,
+  dropout,
+  patchify,
+  unpatchify,
+  pad,
+  gelu,
+  mseLoss,
+  l1Loss,
+});

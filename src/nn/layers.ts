@@ -2,7 +2,7 @@
 import * as ops from '../autograd/ops/index.js';
 import { full, ones, randn, uniform, zeros } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
-import { fmt } from '../tensor/shape.js';
+import { fmt } from '../core/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 

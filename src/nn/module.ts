@@ -4,9 +4,9 @@
  * storage so optimizers holding them stay valid. Every module's `forward` runs in a scope (see
  * the constructor), so a forward is written as plain math with no disposal in it.
  */
+import { fmt, shapesEqual } from '../core/shape.js';
 import { copyInto, writeHost } from '../tensor/copy.js';
 import { scope } from '../tensor/scope.js';
-import { fmt, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** Host-side tensor data as read from a checkpoint. */

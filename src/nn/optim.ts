@@ -6,7 +6,7 @@
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
 import { copyInto } from '../tensor/copy.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
-import { fmt } from '../tensor/shape.js';
+import { fmt } from '../core/shape.js';
 import { empty, Tensor } from '../tensor/tensor.js';
 
 function checkParams(params: Tensor[], op: string): Tensor[] {

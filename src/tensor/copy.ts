@@ -6,8 +6,8 @@
 import { runtime } from '../gpu/runtime.js';
 import { mapInto } from '../kernels/elementwise.js';
 import { tensor } from './creation.js';
-import { byteSize, isFloat } from './dtype.js';
-import { fmt, shapesEqual } from './shape.js';
+import { byteSize, isFloat } from '../core/dtype.js';
+import { fmt, shapesEqual } from '../core/shape.js';
 import type { Tensor } from './tensor.js';
 
 /**

@@ -2,8 +2,8 @@
 import { runtime } from '../gpu/runtime.js';
 import { mapInto } from '../kernels/elementwise.js';
 import { randomFill, type RandomKind } from '../kernels/random.js';
-import { assertDType, type DType } from './dtype.js';
-import { contiguousStrides, fmt, sizeOf, validateShape, type Shape } from './shape.js';
+import { assertDType, type DType } from '../core/dtype.js';
+import { contiguousStrides, fmt, sizeOf, validateShape, type Shape } from '../core/shape.js';
 import { empty, Tensor, viewOf } from './tensor.js';
 
 export interface DTypeOption {

@@ -4,7 +4,7 @@
  * Autograd nodes that only the disposed tensors could reach are released too.
  */
 import { runtime } from '../gpu/runtime.js';
-import { liveTensorCount, scopeStack, Tensor } from './tensor.js';
+import { liveTensorCount, nextTensorId, scopeStack, Tensor } from './tensor.js';
 
 function collectTensors(v: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
   if (v === null || typeof v !== 'object' || seen.has(v)) return;
@@ -18,23 +18,28 @@ function collectTensors(v: unknown, out: Set<Tensor>, seen = new Set<unknown>())
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, seen);
 }
 
-function reachableNodes(roots: Set<Tensor>): Set<unknown> {
+/**
+ * Autograd nodes reachable from `roots` through tensors created since `firstId`. A tensor's
+ * node only has inputs created before it, so an older tensor never leads back into the scope:
+ * the walk stops there and costs what the scope created, not the whole graph behind it.
+ */
+function reachableNodes(roots: Set<Tensor>, firstId: number): Set<unknown> {
   const nodes = new Set<unknown>();
   const stack = [...roots];
   while (stack.length) {
     const t = stack.pop()!;
     const n = t.gradFn;
-    if (!n || nodes.has(n)) continue;
+    if (!n || nodes.has(n) || t.id < firstId) continue;
     nodes.add(n);
     for (const i of n.inputs) if (i) stack.push(i);
   }
   return nodes;
 }
 
-function closeScope(tracked: Set<Tensor>, result: unknown): void {
+function closeScope(tracked: Set<Tensor>, firstId: number, result: unknown): void {
   const keep = new Set<Tensor>();
   collectTensors(result, keep);
-  const live = reachableNodes(keep);
+  const live = reachableNodes(keep, firstId);
   for (const t of tracked) {
     if (keep.has(t)) continue;
     if (t.gradFn && !live.has(t.gradFn)) t.gradFn.release();
@@ -47,22 +52,23 @@ function closeScope(tracked: Set<Tensor>, result: unknown): void {
 
 export function scope<T>(fn: () => T): T {
   const tracked = new Set<Tensor>();
+  const firstId = nextTensorId();
   scopeStack.push(tracked);
   let result: T;
   try {
     result = fn();
   } catch (e) {
     scopeStack.pop();
-    closeScope(tracked, undefined);
+    closeScope(tracked, firstId, undefined);
     throw e;
   }
   scopeStack.pop();
   if (result instanceof Promise) {
     // Leave the scope stack as it was before reporting the misuse.
-    closeScope(tracked, undefined);
+    closeScope(tracked, firstId, undefined);
     throw new TypeError('scope: fn returned a Promise; use scopeAsync for async functions');
   }
-  closeScope(tracked, result);
+  closeScope(tracked, firstId, result);
   return result;
 }
 
@@ -72,6 +78,7 @@ export function scope<T>(fn: () => T): T {
  */
 export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
   const tracked = new Set<Tensor>();
+  const firstId = nextTensorId();
   scopeStack.push(tracked);
   const pop = () => {
     const i = scopeStack.lastIndexOf(tracked);
@@ -80,11 +87,11 @@ export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
   try {
     const result = await fn();
     pop();
-    closeScope(tracked, result);
+    closeScope(tracked, firstId, result);
     return result;
   } catch (e) {
     pop();
-    closeScope(tracked, undefined);
+    closeScope(tracked, firstId, undefined);
     throw e;
   }
 }

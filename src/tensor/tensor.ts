@@ -5,10 +5,10 @@
  */
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
-import type { View } from '../kernels/view.js';
-import { isContiguous } from '../kernels/view.js';
-import { byteSize, type DType } from './dtype.js';
-import { contiguousStrides, sizeOf, type Shape } from './shape.js';
+import { byteSize, type DType } from '../core/dtype.js';
+import { UNARY_METHODS, type UnaryMethod, type UnaryOp } from '../core/pointwise.js';
+import { contiguousStrides, sizeOf, type Dims, type ReduceOptions, type Shape } from '../core/shape.js';
+import { isContiguous, type View } from '../kernels/view.js';
 
 /** A GPU allocation shared by a tensor and its views. */
 export class Storage {
@@ -63,8 +63,75 @@ const finalizer = new FinalizationRegistry<Storage>((s) => {
 let liveTensors = 0;
 let nextId = 1;
 
+/** A tensor or a number (numbers travel to kernels as uniforms, not as tensors). */
+export type Scalarish = Tensor | number;
+export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+export type ShapeArgs = number[] | [readonly number[]];
+
+export interface BackwardOptions {
+  /** Keep saved tensors so backward can run through the graph again. */
+  retainGraph?: boolean;
+}
+
+/**
+ * The operations behind Tensor's methods. They live above this layer (src/autograd records them
+ * on the tape), so the autograd layer hands them over once, when src/autograd/ops is loaded
+ * (every entry that gives tensors ops does so: the package root, src/autograd/ops, nn, F).
+ */
+export interface TensorOps {
+  unary(op: UnaryOp, x: Tensor): Tensor;
+  binary(op: 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum', a: Tensor, b: Scalarish): Tensor;
+  compare(op: CompareOp, a: Tensor, b: Scalarish): Tensor;
+  pow(x: Tensor, p: number): Tensor;
+  clamp(x: Tensor, min?: number, max?: number): Tensor;
+  gelu(x: Tensor, approximate: 'none' | 'tanh'): Tensor;
+  matmul(a: Tensor, b: Tensor): Tensor;
+  reduce(op: 'sum' | 'mean' | 'max' | 'min', x: Tensor, dims?: Dims, opts?: ReduceOptions): Tensor;
+  variance(x: Tensor, dims?: Dims, opts?: ReduceOptions & { correction?: number }): Tensor;
+  argReduce(op: 'argmax' | 'argmin', x: Tensor, dim?: number, opts?: ReduceOptions): Tensor;
+  softmax(x: Tensor, dim: number, log: boolean): Tensor;
+  reshape(x: Tensor, shape: readonly number[], view: boolean): Tensor;
+  flatten(x: Tensor, startDim?: number, endDim?: number): Tensor;
+  permute(x: Tensor, dims: readonly number[]): Tensor;
+  transpose(x: Tensor, d0?: number, d1?: number): Tensor;
+  unsqueeze(x: Tensor, dim: number): Tensor;
+  squeeze(x: Tensor, dim?: number): Tensor;
+  narrow(x: Tensor, dim: number, start: number, length: number): Tensor;
+  slice(x: Tensor, dim: number, start?: number, end?: number): Tensor;
+  expand(x: Tensor, shape: readonly number[]): Tensor;
+  contiguous(x: Tensor): Tensor;
+  detach(x: Tensor): Tensor;
+  cast(x: Tensor, dtype: DType): Tensor;
+  backward(x: Tensor, grad?: Tensor, opts?: BackwardOptions): void;
+  read(x: Tensor): Promise<Float32Array | Int32Array | Uint32Array>;
+}
+
+let installedOps: TensorOps | null = null;
+
+/** Called once by src/autograd/methods.ts. */
+export function installTensorOps(ops: TensorOps): void {
+  installedOps = ops;
+}
+
+function tensorOps(): TensorOps {
+  if (!installedOps) {
+    throw new Error('Tensor methods need the differentiable ops: import them from the package root (rae-webgpu / src/index.ts) or from src/autograd/ops/index.js');
+  }
+  return installedOps;
+}
+
+function shapeArgs(args: ShapeArgs): number[] {
+  return args.length === 1 && Array.isArray(args[0]) ? [...(args[0] as readonly number[])] : (args as number[]);
+}
+
+/** The table-driven unary methods (`x.exp()`, …): one per entry of src/core/pointwise.ts flagged `method`. */
+type UnaryMethods = { [K in UnaryMethod]: () => Tensor };
+
 /** Scopes track the tensors created inside them (see scope.ts). */
 export const scopeStack: Set<Tensor>[] = [];
+
+// Declaration merging: the class below gets one typed method per table entry (installed after it).
+export interface Tensor extends UnaryMethods {}
 
 export class Tensor implements View {
   readonly id = nextId++;
@@ -143,9 +210,160 @@ export class Tensor implements View {
     return this;
   }
 
+  // ---- Methods (PyTorch names); each is one differentiable op of src/autograd. ----
+
+  add(o: Scalarish): Tensor {
+    return tensorOps().binary('add', this, o);
+  }
+  sub(o: Scalarish): Tensor {
+    return tensorOps().binary('sub', this, o);
+  }
+  mul(o: Scalarish): Tensor {
+    return tensorOps().binary('mul', this, o);
+  }
+  div(o: Scalarish): Tensor {
+    return tensorOps().binary('div', this, o);
+  }
+  maximum(o: Scalarish): Tensor {
+    return tensorOps().binary('maximum', this, o);
+  }
+  minimum(o: Scalarish): Tensor {
+    return tensorOps().binary('minimum', this, o);
+  }
+  eq(o: Scalarish): Tensor {
+    return tensorOps().compare('eq', this, o);
+  }
+  ne(o: Scalarish): Tensor {
+    return tensorOps().compare('ne', this, o);
+  }
+  lt(o: Scalarish): Tensor {
+    return tensorOps().compare('lt', this, o);
+  }
+  le(o: Scalarish): Tensor {
+    return tensorOps().compare('le', this, o);
+  }
+  gt(o: Scalarish): Tensor {
+    return tensorOps().compare('gt', this, o);
+  }
+  ge(o: Scalarish): Tensor {
+    return tensorOps().compare('ge', this, o);
+  }
+  pow(p: number): Tensor {
+    return tensorOps().pow(this, p);
+  }
+  clamp(min?: number, max?: number): Tensor {
+    return tensorOps().clamp(this, min, max);
+  }
+  gelu(opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+    return tensorOps().gelu(this, opts.approximate ?? 'none');
+  }
+  matmul(o: Tensor): Tensor {
+    return tensorOps().matmul(this, o);
+  }
+  sum(dims?: Dims, opts?: ReduceOptions): Tensor {
+    return tensorOps().reduce('sum', this, dims, opts);
+  }
+  mean(dims?: Dims, opts?: ReduceOptions): Tensor {
+    return tensorOps().reduce('mean', this, dims, opts);
+  }
+  max(dims?: Dims, opts?: ReduceOptions): Tensor {
+    return tensorOps().reduce('max', this, dims, opts);
+  }
+  min(dims?: Dims, opts?: ReduceOptions): Tensor {
+    return tensorOps().reduce('min', this, dims, opts);
+  }
+  var(dims?: Dims, opts?: ReduceOptions & { correction?: number }): Tensor {
+    return tensorOps().variance(this, dims, opts);
+  }
+  argmax(dim?: number, opts?: ReduceOptions): Tensor {
+    return tensorOps().argReduce('argmax', this, dim, opts);
+  }
+  argmin(dim?: number, opts?: ReduceOptions): Tensor {
+    return tensorOps().argReduce('argmin', this, dim, opts);
+  }
+  softmax(dim = -1): Tensor {
+    return tensorOps().softmax(this, dim, false);
+  }
+  logSoftmax(dim = -1): Tensor {
+    return tensorOps().softmax(this, dim, true);
+  }
+  reshape(...shape: ShapeArgs): Tensor {
+    return tensorOps().reshape(this, shapeArgs(shape), false);
+  }
+  view(...shape: ShapeArgs): Tensor {
+    return tensorOps().reshape(this, shapeArgs(shape), true);
+  }
+  flatten(startDim?: number, endDim?: number): Tensor {
+    return tensorOps().flatten(this, startDim, endDim);
+  }
+  permute(...dims: ShapeArgs): Tensor {
+    return tensorOps().permute(this, shapeArgs(dims));
+  }
+  transpose(d0?: number, d1?: number): Tensor {
+    return tensorOps().transpose(this, d0, d1);
+  }
+  /** Transpose of the last two dims. */
+  get T(): Tensor {
+    return tensorOps().transpose(this, -2, -1);
+  }
+  unsqueeze(dim: number): Tensor {
+    return tensorOps().unsqueeze(this, dim);
+  }
+  squeeze(dim?: number): Tensor {
+    return tensorOps().squeeze(this, dim);
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return tensorOps().narrow(this, dim, start, length);
+  }
+  slice(dim: number, start?: number, end?: number): Tensor {
+    return tensorOps().slice(this, dim, start, end);
+  }
+  expand(...shape: ShapeArgs): Tensor {
+    return tensorOps().expand(this, shapeArgs(shape));
+  }
+  contiguous(): Tensor {
+    return tensorOps().contiguous(this);
+  }
+  detach(): Tensor {
+    return tensorOps().detach(this);
+  }
+  to(dtype: DType): Tensor {
+    return tensorOps().cast(this, dtype);
+  }
+  backward(grad?: Tensor, opts?: BackwardOptions): void {
+    tensorOps().backward(this, grad, opts);
+  }
+  toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
+    return tensorOps().read(this);
+  }
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new RangeError(`item: tensor of shape [${this.shape.join(', ')}] has ${this.size} elements, expected 1`);
+    return (await tensorOps().read(this))[0];
+  }
+  /** Nested JS arrays (for printing and tests). */
+  async tolist(): Promise<unknown> {
+    const flat = Array.from(await tensorOps().read(this));
+    const build = (dim: number, off: number): unknown => {
+      if (dim === this.rank) return flat[off];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, off + i * stride));
+    };
+    return build(0, 0);
+  }
+
   toString(): string {
     return `Tensor(#${this.id}, ${this.dtype}, [${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
+}
+
+for (const op of UNARY_METHODS) {
+  Object.defineProperty(Tensor.prototype, op, {
+    value: function (this: Tensor): Tensor {
+      return tensorOps().unary(op, this);
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** Allocates an uninitialised contiguous tensor. */
@@ -160,6 +378,11 @@ export function viewOf(base: Tensor, shape: Shape, strides: readonly number[], o
   const s = base.storage;
   s.retain();
   return new Tensor(s, shape, base.dtype, strides, offset);
+}
+
+/** The id the next tensor will get (ids only grow: a tensor is newer than its graph inputs). */
+export function nextTensorId(): number {
+  return nextId;
 }
 
 export function liveTensorCount(): number {

@@ -22,7 +22,7 @@ import { transpose } from '../../src/cpu/shape.js';
 import { init, runtime } from '../../src/gpu/runtime.js';
 import { chooseMatmulConfig, matmulInto, type MatmulActivation, type MatmulConfig, type MatmulOptions } from '../../src/kernels/matmul.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/core/dtype.js';
 import { empty, viewOf, type Tensor } from '../../src/tensor/tensor.js';
 
 beforeAll(async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveSafetensors } from '../../src/io/safetensors.js';
-import { loadDinov2 } from '../../src/models/pretrained.js';
+import { loadDinov2 } from '../../src/io/pretrained.js';
 import { Dinov2WithRegisters } from '../../src/models/dinov2.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { loadGolden, relByMax } from '../helpers/golden.js';

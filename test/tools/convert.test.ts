@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { f16BitsToF32, f32ToF16Bits, bf16BitsToF32, f32ToBf16Bits, openSafetensors, loadSafetensors } from '../../src/io/safetensors.js';
 import { DiTDH, type DiTConfig } from '../../src/models/dit.js';
-import { loadWeights } from '../../src/models/pretrained.js';
+import { loadWeights } from '../../src/io/pretrained.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import { goldenPath, loadGolden, relByMax, REPO_GOLDEN_DIR } from '../helpers/golden.js';

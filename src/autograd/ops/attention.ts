@@ -2,8 +2,9 @@
 import { attentionBackward, attentionForward } from '../../kernels/attention.js';
 import { ropeInto } from '../../kernels/rope.js';
 import { asShape } from '../../tensor/creation.js';
-import { fmt } from '../../tensor/shape.js';
+import { fmt } from '../../core/shape.js';
 import type { View } from '../../kernels/view.js';
+import { scope } from '../../tensor/scope.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { assertFloat, assertTensor } from './util.js';
@@ -41,23 +42,24 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   // The [B, N, H·D] buffer seen as [B, H, N, D]: the kernels take any strides.
   const asHeads = (t: Tensor): View =>
     merged ? { buffer: t.buffer, dtype: t.dtype, shape: [B, H, Nq, D], strides: [t.strides[0], D * t.strides[2], t.strides[1], t.strides[2]], offset: t.offset } : t;
-  const lse = empty([B, H, Nq], 'f32');
-  attentionForward(q, k, v, asHeads(out0), lse, scale);
-  const out = record(
-    'attention',
-    out0,
-    [q, k, v],
-    (g, [qs, ks, vs, os, ls]) => {
-      const dq = empty(q.shape, 'f32');
-      const dk = empty(k.shape, 'f32');
-      const dv = empty(v.shape, 'f32');
-      attentionBackward(qs, ks, vs, asHeads(os), ls, asHeads(g), dq, dk, dv, scale);
-      return [dq, dk, dv];
-    },
-    [q, k, v, out0, lse],
-  );
-  lse.dispose();
-  return out;
+  // The log-sum-exp rows live only as long as the node that saves them.
+  return scope(() => {
+    const lse = empty([B, H, Nq], 'f32');
+    attentionForward(q, k, v, asHeads(out0), lse, scale);
+    return record(
+      'attention',
+      out0,
+      [q, k, v],
+      (g, [qs, ks, vs, os, ls]) => {
+        const dq = empty(q.shape, 'f32');
+        const dk = empty(k.shape, 'f32');
+        const dv = empty(v.shape, 'f32');
+        attentionBackward(qs, ks, vs, asHeads(os), ls, asHeads(g), dq, dk, dv, scale);
+        return [dq, dk, dv];
+      },
+      [q, k, v, out0, lse],
+    );
+  });
 }
 
 /** Rotary embedding on interleaved pairs; x: [..., N, D], cos/sin: [N, D]. */
@@ -73,22 +75,22 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   ] as const) {
     if (t.rank !== 2 || t.shape[0] !== N || t.shape[1] !== D) throw new RangeError(`rope: ${n} must be [${N}, ${D}], got ${fmt(t.shape)}`);
   }
-  const c = cos.isContiguous ? cos : asShape(cos, cos.shape);
-  const s = sin.isContiguous ? sin : asShape(sin, sin.shape);
-  const y = empty(x.shape, 'f32');
-  ropeInto(x, c, s, y);
-  const out = record(
-    'rope',
-    y,
-    [x],
-    (g, [cs, ss]) => {
-      const dx = empty(x.shape, 'f32');
-      ropeInto(g, cs, ss, dx, true);
-      return [dx];
-    },
-    [c, s],
-  );
-  if (c !== cos) c.dispose();
-  if (s !== sin) s.dispose();
-  return out;
+  // Contiguous copies of strided tables live only as long as the node that saves them.
+  return scope(() => {
+    const c = cos.isContiguous ? cos : asShape(cos, cos.shape);
+    const s = sin.isContiguous ? sin : asShape(sin, sin.shape);
+    const y = empty(x.shape, 'f32');
+    ropeInto(x, c, s, y);
+    return record(
+      'rope',
+      y,
+      [x],
+      (g, [cs, ss]) => {
+        const dx = empty(x.shape, 'f32');
+        ropeInto(g, cs, ss, dx, true);
+        return [dx];
+      },
+      [c, s],
+    );
+  });
 }

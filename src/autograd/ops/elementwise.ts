@@ -2,63 +2,32 @@
  * Elementwise ops with broadcasting, each one fused kernel forward and one fused kernel per
  * input gradient (e.g. d tanh = g·(1−y²) is a single map over g and y).
  */
-import { mapInto, type MapSpec } from '../../kernels/elementwise.js';
+import { isUnaryOp, UNARY_NAMES, UNARY_OPS, type PointwiseDef, type UnaryOp } from '../../core/pointwise.js';
 import { ERF_WGSL } from '../../kernels/wgsl-math.js';
 import { full } from '../../tensor/creation.js';
-import type { DType } from '../../tensor/dtype.js';
-import { broadcastShapes } from '../../tensor/shape.js';
-import { empty, Tensor } from '../../tensor/tensor.js';
+import { scope } from '../../tensor/scope.js';
+import type { DType } from '../../core/dtype.js';
+import { broadcastShapes } from '../../core/shape.js';
+import type { CompareOp, Scalarish, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { map } from './map.js';
 import { sumToShape } from './reduce.js';
 import { assertFloat, assertTensor, computeType, promote } from './util.js';
 
-export type Scalarish = Tensor | number;
-
-/** Runs a fused map over tensors into a new tensor of the broadcast shape. */
-export function map(name: string, inputs: Tensor[], expr: string, opts: { dtype?: DType; scalars?: number[]; helpers?: string; shape?: readonly number[] } = {}): Tensor {
-  let shape = opts.shape ?? inputs[0].shape;
-  if (!opts.shape) for (const t of inputs.slice(1)) shape = broadcastShapes(shape, t.shape, name);
-  const dtype = opts.dtype ?? inputs.reduce<DType>((d, t) => promote(d, t.dtype, name), inputs[0].dtype);
-  const out = empty(shape, dtype);
-  const spec: MapSpec = { name, expr, compute: computeType(dtype), scalars: opts.scalars, helpers: opts.helpers };
-  mapInto(spec, inputs, out);
-  return out;
-}
+export type { CompareOp, Scalarish } from '../../tensor/tensor.js';
 
 const H = ERF_WGSL;
 
-interface UnaryDef {
-  fwd: string;
-  /** Gradient as an expression over g (in0) and x (in1) or y (in1) when `usesOutput`. */
-  grad?: string;
-  usesOutput?: boolean;
-}
+export type { UnaryOp } from '../../core/pointwise.js';
 
-const UNARY: Record<string, UnaryDef> = {
-  neg: { fwd: '-in0', grad: '-in0' },
-  exp: { fwd: 'exp(in0)', grad: 'in0 * in1', usesOutput: true },
-  log: { fwd: 'log(in0)', grad: 'in0 / in1' },
-  sqrt: { fwd: 'sqrt(in0)', grad: 'in0 * 0.5 / in1', usesOutput: true },
-  rsqrt: { fwd: 'inverseSqrt(in0)', grad: 'in0 * -0.5 * in1 * in1 * in1', usesOutput: true },
-  abs: { fwd: 'abs(in0)', grad: 'in0 * sign(in1)' },
-  sin: { fwd: 'sin(in0)', grad: 'in0 * cos(in1)' },
-  cos: { fwd: 'cos(in0)', grad: '-in0 * sin(in1)' },
-  tanh: { fwd: 'tanh_safe(in0)', grad: 'in0 * (1.0 - in1 * in1)', usesOutput: true },
-  sigmoid: { fwd: 'sigmoid_f32(in0)', grad: 'in0 * in1 * (1.0 - in1)', usesOutput: true },
-  relu: { fwd: 'max(in0, 0.0)', grad: 'select(0.0, in0, in1 > 0.0)' },
-  silu: { fwd: 'silu_f32(in0)', grad: 'in0 * silu_grad(in1)' },
-  gelu: { fwd: 'gelu_erf(in0)', grad: 'in0 * gelu_erf_grad(in1)' },
-  gelu_tanh: { fwd: 'gelu_tanh(in0)', grad: 'in0 * gelu_tanh_grad(in1)' },
-};
-
-export type UnaryOp = keyof typeof UNARY;
-
+/** A pointwise op of the table in src/core/pointwise.ts; one kernel forward, one fused kernel backward. */
 export function unary(op: UnaryOp, x: Tensor): Tensor {
+  if (!isUnaryOp(op)) throw new TypeError(`unary: unknown op ${JSON.stringify(op)}; expected one of ${UNARY_NAMES.join(', ')}`);
   assertTensor(x, op);
   assertFloat(x, op);
-  const def = UNARY[op];
+  const def: PointwiseDef = UNARY_OPS[op];
   const y = map(op, [x], def.fwd, { helpers: H });
-  return record(op, y, [x], (g, [saved]) => [map(`${op}_grad`, [g, saved], def.grad!, { helpers: H, dtype: g.dtype })], [def.usesOutput ? y : x]);
+  return record(op, y, [x], (g, [saved]) => [map(`${op}_grad`, [g, saved], def.grad, { helpers: H, dtype: g.dtype })], [def.usesOutput ? y : x]);
 }
 
 export function neg(x: Tensor): Tensor {
@@ -99,7 +68,7 @@ function asTensor(v: Scalarish, like: Tensor): Tensor {
   return typeof v === 'number' ? full([], v, { dtype: like.dtype === 'f16' ? 'f32' : like.dtype }) : v;
 }
 
-type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
 const BINARY: Record<BinaryOp, { fwd: string; ga: string; gb: string; saveA: boolean; saveB: boolean }> = {
   // Gradient expressions over in0 = g, in1 = a, in2 = b.
   add: { fwd: 'in0 + in1', ga: 'in0', gb: 'in0', saveA: false, saveB: false },
@@ -130,8 +99,8 @@ export function binary(op: BinaryOp, a: Scalarish, b: Scalarish): Tensor {
     (g, saved) => {
       const ins = needs ? [g, saved[0], saved[1]] : [g];
       return [
-        ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype, shape: g.shape }), ta.shape, true) : null,
-        tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype, shape: g.shape }), tb.shape, true) : null,
+        ta.requiresGrad ? sumToShape(map(`${op}_ga`, ins, def.ga, { dtype: g.dtype, shape: g.shape }), ta.shape) : null,
+        tb.requiresGrad ? sumToShape(map(`${op}_gb`, ins, def.gb, { dtype: g.dtype, shape: g.shape }), tb.shape) : null,
       ];
     },
     needs ? [ta, tb] : [],
@@ -166,30 +135,27 @@ export const div = (a: Scalarish, b: Scalarish) => binary('div', a, b);
 export const maximum = (a: Scalarish, b: Scalarish) => binary('maximum', a, b);
 export const minimum = (a: Scalarish, b: Scalarish) => binary('minimum', a, b);
 
-export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 const CMP: Record<CompareOp, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
 
 /** Comparisons return f32 0/1 masks (the engine has no bool dtype); not differentiable. */
 export function compare(op: CompareOp, a: Scalarish, b: Scalarish): Tensor {
   if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${op}: at least one operand must be a Tensor`);
-  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op);
-  const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op);
-  try {
+  // A number operand becomes a 0-d tensor for the duration of the op.
+  return scope(() => {
+    const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : assertTensor(a, op);
+    const tb = typeof b === 'number' ? asTensor(b, ta) : assertTensor(b, op);
     const ct = computeType(promote(ta.dtype, tb.dtype, op));
     const shape = broadcastShapes(ta.shape, tb.shape, op);
     return map(op, [ta, tb], `select(0.0, 1.0, ${ct}(in0) ${CMP[op]} ${ct}(in1))`, { dtype: 'f32', shape });
-  } finally {
-    if (ta !== a) ta.dispose();
-    if (tb !== b) tb.dispose();
-  }
+  });
 }
 
 /** where(cond, a, b): a where cond ≠ 0, else b; broadcasting; gradients flow to a and b. */
 export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
   assertTensor(cond, 'where', 'condition');
-  const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
-  const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
-  try {
+  return scope(() => {
+    const ta = typeof a === 'number' ? full([], a) : assertTensor(a, 'where');
+    const tb = typeof b === 'number' ? full([], b) : assertTensor(b, 'where');
     const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
     const dtype = promote(ta.dtype, tb.dtype, 'where');
     const y = map('where', [cond, ta, tb], 'select(in2, in1, f32(in0) != 0.0)', { dtype, shape });
@@ -199,15 +165,12 @@ export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
       [null, ta, tb],
       (g, [c]) => [
         null,
-        ta.requiresGrad ? sumToShape(map('where_ga', [g, c], 'select(0.0, in0, f32(in1) != 0.0)', { dtype: g.dtype }), ta.shape, true) : null,
-        tb.requiresGrad ? sumToShape(map('where_gb', [g, c], 'select(in0, 0.0, f32(in1) != 0.0)', { dtype: g.dtype }), tb.shape, true) : null,
+        ta.requiresGrad ? sumToShape(map('where_ga', [g, c], 'select(0.0, in0, f32(in1) != 0.0)', { dtype: g.dtype }), ta.shape) : null,
+        tb.requiresGrad ? sumToShape(map('where_gb', [g, c], 'select(in0, 0.0, f32(in1) != 0.0)', { dtype: g.dtype }), tb.shape) : null,
       ],
       [cond],
     );
-  } finally {
-    if (ta !== a) ta.dispose();
-    if (tb !== b) tb.dispose();
-  }
+  });
 }
 
 /** Converts dtype (f32 ↔ f16, float ↔ int by truncation toward zero). Gradient casts back. */
@@ -237,7 +200,7 @@ export function fused(name: string, inputs: Tensor[], fwd: string, grads: (strin
     y,
     inputs,
     (g, saved) =>
-      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape, true) : null)),
+      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape) : null)),
     inputs,
   );
 }

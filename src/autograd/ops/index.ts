@@ -1,7 +1,9 @@
 /** Every differentiable op. */
+import '../methods.js';
 export * from './attention.js';
 export * from './elementwise.js';
 export * from './indexing.js';
+export * from './map.js';
 export * from './matmul.js';
 export * from './nn.js';
 export * from './reduce.js';

@@ -2,10 +2,12 @@
 import { embeddingBackwardInto, embeddingInto, indexSelectBackwardInto, indexSelectInto } from '../../kernels/gather.js';
 import { interpolateInto, type ResampleMode } from '../../kernels/resample.js';
 import { asShape, bernoulli, contiguousCopy } from '../../tensor/creation.js';
-import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
+import { fmt, normDim, sizeOf } from '../../core/shape.js';
+import { scope } from '../../tensor/scope.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
-import { cast, map } from './elementwise.js';
+import { cast } from './elementwise.js';
+import { map } from './map.js';
 import { permute, reshape } from './shape.js';
 import { assertFloat, assertTensor } from './util.js';
 
@@ -16,33 +18,26 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   if (table.rank !== 2) throw new RangeError(`embedding: table must be [V, D], got ${fmt(table.shape)}`);
   if (ids.dtype !== 'i32') {
     // Integer-valued ids of another dtype (tensor([…]) is f32 by default) are converted.
-    const asInt = cast(ids, 'i32');
-    const r = embedding(asInt, table);
-    asInt.dispose();
-    return r;
+    return scope(() => embedding(cast(ids, 'i32'), table));
   }
   const [, D] = table.shape;
   const n = ids.size;
-  const flat = asShape(ids, [n]);
-  const out2 = empty([n, D], 'f32');
-  embeddingInto(flat, table, out2);
-  const out = asShape(out2, [...ids.shape, D]);
-  out2.dispose();
-  const r = record(
-    'embedding',
-    out,
-    [null, table],
-    (g, [idsSaved]) => {
-      const g2 = asShape(g, [n, D]);
-      const dt = empty(table.shape, 'f32');
-      embeddingBackwardInto(idsSaved, g2, dt);
-      g2.dispose();
-      return [null, dt];
-    },
-    [flat],
-  );
-  flat.dispose();
-  return r;
+  return scope(() => {
+    const flat = asShape(ids, [n]);
+    const out2 = empty([n, D], 'f32');
+    embeddingInto(flat, table, out2);
+    return record(
+      'embedding',
+      asShape(out2, [...ids.shape, D]),
+      [null, table],
+      (g, [idsSaved]) => {
+        const dt = empty(table.shape, 'f32');
+        embeddingBackwardInto(idsSaved, asShape(g, [n, D]), dt);
+        return [null, dt];
+      },
+      [flat],
+    );
+  });
 }
 
 /** x.index_select(dim, idx) with idx an i32 vector. */
@@ -52,12 +47,10 @@ export function indexSelect(x: Tensor, dim: number, idx: Tensor): Tensor {
   if (idx.dtype !== 'i32' || idx.rank !== 1) throw new TypeError(`indexSelect: index must be a 1-D i32 tensor, got ${idx.dtype}${fmt(idx.shape)}`);
   const d = normDim(dim, x.rank, 'indexSelect');
   const layout = { outer: sizeOf(x.shape.slice(0, d)), n: x.shape[d], inner: sizeOf(x.shape.slice(d + 1)) };
-  const xs = x.isContiguous ? x : contiguousCopy(x);
   const shape = [...x.shape];
   shape[d] = idx.shape[0];
   const out = empty(shape, x.dtype);
-  indexSelectInto(xs, layout, idx, out);
-  if (xs !== x) xs.dispose();
+  scope(() => indexSelectInto(x.isContiguous ? x : contiguousCopy(x), layout, idx, out));
   return record(
     'indexSelect',
     out,
@@ -66,7 +59,6 @@ export function indexSelect(x: Tensor, dim: number, idx: Tensor): Tensor {
       const gc = g.isContiguous ? g : contiguousCopy(g);
       const dx = empty(x.shape, 'f32');
       indexSelectBackwardInto(gc, layout, is, dx);
-      if (gc !== g) gc.dispose();
       return [dx, null];
     },
     [idx],
@@ -100,12 +92,7 @@ export function patchify(x: Tensor, p: number): Tensor {
   if (!Number.isInteger(p) || p <= 0 || H % p || W % p) throw new RangeError(`patchify: patch ${p} must divide H=${H} and W=${W}`);
   const h = H / p;
   const w = W / p;
-  const a = reshape(x, [B, C, h, p, w, p]);
-  const b = permute(a, [0, 2, 4, 3, 5, 1]);
-  const r = reshape(b, [B, h * w, p * p * C]);
-  a.dispose();
-  b.dispose();
-  return r;
+  return scope(() => reshape(permute(reshape(x, [B, C, h, p, w, p]), [0, 2, 4, 3, 5, 1]), [B, h * w, p * p * C]));
 }
 
 /** Inverse of patchify: [B, h·w, p·p·C] → [B, C, h·p, w·p]. */
@@ -116,12 +103,7 @@ export function unpatchify(x: Tensor, p: number, C: number, h?: number, w?: numb
   const hh = h ?? Math.round(Math.sqrt(N));
   const ww = w ?? N / hh;
   if (hh * ww !== N) throw new RangeError(`unpatchify: ${N} tokens do not form a ${hh}×${ww} grid`);
-  const a = reshape(x, [B, hh, ww, p, p, C]);
-  const b = permute(a, [0, 5, 1, 3, 2, 4]);
-  const r = reshape(b, [B, C, hh * p, ww * p]);
-  a.dispose();
-  b.dispose();
-  return r;
+  return scope(() => reshape(permute(reshape(x, [B, hh, ww, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, hh * p, ww * p]));
 }
 
 /** Inverted dropout: zero with probability p, scale survivors by 1/(1−p). Identity when !training. */
@@ -129,9 +111,9 @@ export function dropout(x: Tensor, p: number, training = true, seed?: number): T
   assertTensor(x, 'dropout');
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
-  const keep = bernoulli(x.shape, 1 - p, seed === undefined ? {} : { seed });
-  const y = map('dropout', [x, keep], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: x.dtype });
-  const r = record('dropout', y, [x], (g, [m]) => [map('dropout_grad', [g, m], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: g.dtype })], [keep]);
-  keep.dispose();
-  return r;
+  return scope(() => {
+    const keep = bernoulli(x.shape, 1 - p, seed === undefined ? {} : { seed });
+    const y = map('dropout', [x, keep], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: x.dtype });
+    return record('dropout', y, [x], (g, [m]) => [map('dropout_grad', [g, m], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: g.dtype })], [keep]);
+  });
 }

@@ -5,7 +5,8 @@
 import { matmulInto, type MatmulOptions } from '../../kernels/matmul.js';
 import type { View } from '../../kernels/view.js';
 import { asShape } from '../../tensor/creation.js';
-import { broadcastShapes, fmt } from '../../tensor/shape.js';
+import { scope } from '../../tensor/scope.js';
+import { broadcastShapes, fmt } from '../../core/shape.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
 import { unary } from './elementwise.js';
@@ -34,9 +35,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   assertTensor(a, 'matmul', 'first operand');
   assertTensor(b, 'matmul', 'second operand');
   if (a.rank === 0 || b.rank === 0) throw new RangeError(`matmul: operands must have rank ≥ 1, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
-  const a2 = a.rank === 1 ? asShape(a, [1, a.shape[0]]) : a;
-  const b2 = b.rank === 1 ? asShape(b, [b.shape[0], 1]) : b;
-  try {
+  // Temporaries (rank-1 operands seen as matrices) go with the scope.
+  return scope(() => {
+    const a2 = a.rank === 1 ? asShape(a, [1, a.shape[0]]) : a;
+    const b2 = b.rank === 1 ? asShape(b, [b.shape[0], 1]) : b;
     const M = a2.shape[a2.rank - 2];
     const K = a2.shape[a2.rank - 1];
     const K2 = b2.shape[b2.rank - 2];
@@ -44,12 +46,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (K !== K2) throw new RangeError(`matmul: shapes ${fmt(a.shape)} and ${fmt(b.shape)} cannot be multiplied (${K} ≠ ${K2})`);
     const batch = broadcastShapes(a2.shape.slice(0, -2), b2.shape.slice(0, -2), 'matmul');
     const full = mm(a2, b2, [...batch, M, N]);
-    let y = full;
     const finalShape = [...batch, ...(a.rank > 1 ? [M] : []), ...(b.rank > 1 ? [N] : [])];
-    if (a.rank === 1 || b.rank === 1) {
-      y = asShape(full, finalShape);
-      full.dispose();
-    }
+    const y = a.rank === 1 || b.rank === 1 ? asShape(full, finalShape) : full;
     return record(
       'matmul',
       y,
@@ -58,26 +56,13 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
         const g2 = asShape(g, [...batch, M, N]);
         const sa2 = sa.rank === 1 ? asShape(sa, [1, K]) : sa;
         const sb2 = sb.rank === 1 ? asShape(sb, [K, 1]) : sb;
-        const da = a.requiresGrad ? sumToShape(reshapeOwned(mm(g2, tview(sb2), [...batch, M, K]), [...batch, M, K]), a2.shape, true) : null;
-        const db = b.requiresGrad ? sumToShape(mm(tview(sa2), g2, [...batch, K, N]), b2.shape, true) : null;
-        g2.dispose();
-        if (sa2 !== sa) sa2.dispose();
-        if (sb2 !== sb) sb2.dispose();
-        return [da && reshapeOwned(da, a.shape), db && reshapeOwned(db, b.shape)];
+        const da = a.requiresGrad ? sumToShape(mm(g2, tview(sb2), [...batch, M, K]), a2.shape) : null;
+        const db = b.requiresGrad ? sumToShape(mm(tview(sa2), g2, [...batch, K, N]), b2.shape) : null;
+        return [da && asShape(da, a.shape), db && asShape(db, b.shape)];
       },
       [a, b],
     );
-  } finally {
-    if (a2 !== a) a2.dispose();
-    if (b2 !== b) b2.dispose();
-  }
-}
-
-function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
-  if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
-  const r = asShape(t, shape);
-  t.dispose();
-  return r;
+  });
 }
 
 export interface LinearOptions {
@@ -104,36 +89,27 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, opts: LinearOpti
   const needGrad = isGradEnabled() && [x, w, b, opts.residual].some((t) => t?.requiresGrad);
   const act = opts.activation ?? 'none';
   const fuseAct = !needGrad && act !== 'none';
-  const x2 = asShape(x, [M, inF]);
-  const r2 = opts.residual ? asShape(opts.residual, [M, outF]) : undefined;
-  const y2 = mm(x2, tview(w), [M, outF], { bias: b ?? undefined, residual: fuseAct ? undefined : r2, activation: fuseAct ? act : 'none' });
-  const y = asShape(y2, outShape);
-  y2.dispose();
-  if (fuseAct && r2) throw new Error('linear: a fused activation with a residual is not supported');
-  const out = record(
-    'linear',
-    y,
-    [x, w, b ?? null, opts.residual ?? null],
-    (g, [xs, ws]) => {
-      const g2 = asShape(g, [M, outF]);
-      const xs2 = asShape(xs, [M, inF]);
-      const dx = x.requiresGrad ? reshapeOwned(mm(g2, ws, [M, inF]), x.shape) : null;
-      const dw = w.requiresGrad ? mm(tview(g2), xs2, [outF, inF]) : null;
-      const db = b?.requiresGrad ? sum(g2, 0) : null;
-      const dr = opts.residual?.requiresGrad ? asShape(g, outShape) : null;
-      g2.dispose();
-      xs2.dispose();
-      return [dx, dw, db, dr];
-    },
-    [x, w],
-  );
-  x2.dispose();
-  r2?.dispose();
-  if (!fuseAct && act !== 'none') {
-    const z = unary(act, out);
-    // The activation's node holds what it needs; the pre-activation is not the caller's.
-    out.dispose();
-    return z;
-  }
-  return out;
+  if (fuseAct && opts.residual) throw new Error('linear: a fused activation with a residual is not supported');
+  // The [M, ·] views and, with a separate activation, the pre-activation go with the scope.
+  return scope(() => {
+    const x2 = asShape(x, [M, inF]);
+    const r2 = opts.residual ? asShape(opts.residual, [M, outF]) : undefined;
+    const y2 = mm(x2, tview(w), [M, outF], { bias: b ?? undefined, residual: fuseAct ? undefined : r2, activation: fuseAct ? act : 'none' });
+    const out = record(
+      'linear',
+      asShape(y2, outShape),
+      [x, w, b ?? null, opts.residual ?? null],
+      (g, [xs, ws]) => {
+        const g2 = asShape(g, [M, outF]);
+        const xs2 = asShape(xs, [M, inF]);
+        const dx = x.requiresGrad ? asShape(mm(g2, ws, [M, inF]), x.shape) : null;
+        const dw = w.requiresGrad ? mm(tview(g2), xs2, [outF, inF]) : null;
+        const db = b?.requiresGrad ? sum(g2, 0) : null;
+        const dr = opts.residual?.requiresGrad ? asShape(g, outShape) : null;
+        return [dx, dw, db, dr];
+      },
+      [x, w],
+    );
+    return !fuseAct && act !== 'none' ? unary(act, out) : out;
+  });
 }

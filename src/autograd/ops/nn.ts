@@ -9,8 +9,10 @@ import {
   softmaxInto,
 } from '../../kernels/softmax.js';
 import { asShape, tensor } from '../../tensor/creation.js';
-import { cast, map } from './elementwise.js';
-import { fmt, normDim, sizeOf } from '../../tensor/shape.js';
+import { cast } from './elementwise.js';
+import { map } from './map.js';
+import { fmt, normDim, sizeOf } from '../../core/shape.js';
+import { scope } from '../../tensor/scope.js';
 import { empty, Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { mean } from './reduce.js';
@@ -26,12 +28,7 @@ function overLastDim(x: Tensor, dim: number, op: string, fn: (x2: Tensor) => Ten
   perm.push(d);
   const inv = new Array<number>(perm.length);
   perm.forEach((p, i) => (inv[p] = i));
-  const moved = permute(x, perm);
-  const r = fn(moved);
-  moved.dispose();
-  const back = permute(r, inv);
-  r.dispose();
-  return back;
+  return scope(() => permute(fn(permute(x, perm)), inv));
 }
 
 function rows(x: Tensor): [number, number] {
@@ -42,14 +39,11 @@ function rows(x: Tensor): [number, number] {
 function softmaxLike(kind: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
   assertTensor(x, kind);
   assertFloat(x, kind);
-  return overLastDim(x, dim, kind, (xm) => {
+  return overLastDim(x, dim, kind, (xm) => scope(() => {
     const [R, C] = rows(xm);
-    const x2 = asShape(xm, [R, C]);
     const y2 = empty([R, C], 'f32');
-    (kind === 'softmax' ? softmaxInto : logSoftmaxInto)(x2, y2);
-    x2.dispose();
+    (kind === 'softmax' ? softmaxInto : logSoftmaxInto)(asShape(xm, [R, C]), y2);
     const y = asShape(y2, xm.shape);
-    y2.dispose();
     return record(
       kind,
       y,
@@ -59,15 +53,11 @@ function softmaxLike(kind: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Te
         const gv = asShape(g, [R, C]);
         const dx = empty([R, C], 'f32');
         (kind === 'softmax' ? softmaxBackwardInto : logSoftmaxBackwardInto)(yv, gv, dx);
-        yv.dispose();
-        gv.dispose();
-        const r = asShape(dx, xm.shape);
-        dx.dispose();
-        return [r];
+        return [asShape(dx, xm.shape)];
       },
       [y],
     );
-  });
+  }));
 }
 
 export const softmax = (x: Tensor, dim = -1) => softmaxLike('softmax', x, dim);
@@ -82,48 +72,38 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
   assertFloat(logits, 'crossEntropy');
   if (logits.rank !== 2) throw new RangeError(`crossEntropy: logits must be [N, C], got ${fmt(logits.shape)}`);
   const [N, C] = logits.shape;
-  let lab: Tensor;
-  let ownedLabels = false;
-  if (labels instanceof Tensor) {
-    lab = labels;
-    if (lab.dtype !== 'i32') {
+  // Converted labels, the contiguous logits and the per-row losses go with the scope.
+  return scope(() => {
+    let lab: Tensor;
+    if (labels instanceof Tensor) {
       // tensor([0, 2, 1]) is f32 by default: accept integer-valued labels of any dtype.
-      lab = cast(labels, 'i32');
-      ownedLabels = true;
+      lab = labels.dtype === 'i32' ? labels : cast(labels, 'i32');
+    } else {
+      const arr = Int32Array.from(Array.from(labels as ArrayLike<number>));
+      arr.forEach((v, i) => {
+        if (!Number.isInteger(v) || v < 0 || v >= C) throw new RangeError(`crossEntropy: label ${v} at index ${i} is outside [0, ${C})`);
+      });
+      lab = tensorI32(arr);
     }
-  } else {
-    const arr = Int32Array.from(Array.from(labels as ArrayLike<number>));
-    arr.forEach((v, i) => {
-      if (!Number.isInteger(v) || v < 0 || v >= C) throw new RangeError(`crossEntropy: label ${v} at index ${i} is outside [0, ${C})`);
-    });
-    lab = tensorI32(arr);
-    ownedLabels = true;
-  }
-  if (lab.rank !== 1 || lab.shape[0] !== N) throw new RangeError(`crossEntropy: labels ${fmt(lab.shape)} must be [${N}] for logits ${fmt(logits.shape)}`);
-  const lg = logits.isContiguous ? logits : asShape(logits, logits.shape);
-  const perRow = empty([N], 'f32');
-  crossEntropyInto(lg, lab, perRow);
-  const loss = mean(perRow);
-  perRow.dispose();
-  if (lg !== logits) lg.dispose();
-  const out = record(
-    'crossEntropy',
-    loss,
-    [logits],
-    (g, [ls, labs]) => {
-      // g is a scalar on the GPU: scale inside the kernel would need a read-back, so apply it after.
-      const d = empty([N, C], 'f32');
-      const lsc = asShape(ls, [N, C]);
-      crossEntropyBackwardInto(lsc, labs, 1 / N, d);
-      lsc.dispose();
-      const scaled = scaleByScalarTensor(d, g);
-      d.dispose();
-      return [scaled];
-    },
-    [logits, lab],
-  );
-  if (ownedLabels) lab.dispose();
-  return out;
+    if (lab.rank !== 1 || lab.shape[0] !== N) throw new RangeError(`crossEntropy: labels ${fmt(lab.shape)} must be [${N}] for logits ${fmt(logits.shape)}`);
+    const lg = logits.isContiguous ? logits : asShape(logits, logits.shape);
+    const perRow = empty([N], 'f32');
+    crossEntropyInto(lg, lab, perRow);
+    const loss = mean(perRow);
+    return record(
+      'crossEntropy',
+      loss,
+      [logits],
+      (g, [ls, labs]) => {
+        // g is a scalar on the GPU: scale inside the kernel would need a read-back, so apply it after.
+        const d = empty([N, C], 'f32');
+        const lsc = asShape(ls, [N, C]);
+        crossEntropyBackwardInto(lsc, labs, 1 / N, d);
+        return [scaleByScalarTensor(d, g)];
+      },
+      [logits, lab],
+    );
+  });
 }
 
 const tensorI32 = (a: Int32Array) => tensor(a, [a.length], { dtype: 'i32' });
@@ -148,36 +128,30 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const [R, D] = normShape(x, normalizedShape, 'layerNorm');
   checkAffine(weight, D, normalizedShape, 'layerNorm', 'weight');
   checkAffine(bias, D, normalizedShape, 'layerNorm', 'bias');
-  const x2 = asShape(x, [R, D]);
-  const y2 = empty([R, D], 'f32');
-  const mu = empty([R], 'f32');
-  const rstd = empty([R], 'f32');
-  layerNormInto(x2, weight ?? undefined, bias ?? undefined, eps, y2, mu, rstd);
-  const y = asShape(y2, x.shape);
-  y2.dispose();
-  const out = record(
-    'layerNorm',
-    y,
-    [x, weight ?? null, bias ?? null],
-    (g, [xs, m, r, w]) => {
-      const xv = asShape(xs, [R, D]);
-      const gv = asShape(g, [R, D]);
-      const dx = empty([R, D], 'f32');
-      const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
-      const db = bias?.requiresGrad ? empty([D], 'f32') : undefined;
-      layerNormBackwardInto(xv, weight ? w : undefined, m, r, gv, dx, dw, db);
-      xv.dispose();
-      gv.dispose();
-      const dxs = asShape(dx, x.shape);
-      dx.dispose();
-      return [x.requiresGrad ? dxs : (dxs.dispose(), null), dw ? reshapeTo(dw, weight!.shape) : null, db ? reshapeTo(db, bias!.shape) : null];
-    },
-    weight ? [x, mu, rstd, weight] : [x, mu, rstd],
-  );
-  x2.dispose();
-  mu.dispose();
-  rstd.dispose();
-  return out;
+  // The [R, D] views and the row statistics (held by the node when it is recorded) go with the scope.
+  return scope(() => {
+    const x2 = asShape(x, [R, D]);
+    const y2 = empty([R, D], 'f32');
+    const mu = empty([R], 'f32');
+    const rstd = empty([R], 'f32');
+    layerNormInto(x2, weight ?? undefined, bias ?? undefined, eps, y2, mu, rstd);
+    const y = asShape(y2, x.shape);
+    return record(
+      'layerNorm',
+      y,
+      [x, weight ?? null, bias ?? null],
+      (g, [xs, m, r, w]) => {
+        const xv = asShape(xs, [R, D]);
+        const gv = asShape(g, [R, D]);
+        const dx = empty([R, D], 'f32');
+        const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
+        const db = bias?.requiresGrad ? empty([D], 'f32') : undefined;
+        layerNormBackwardInto(xv, weight ? w : undefined, m, r, gv, dx, dw, db);
+        return [x.requiresGrad ? asShape(dx, x.shape) : null, dw ? asShape(dw, weight!.shape) : null, db ? asShape(db, bias!.shape) : null];
+      },
+      weight ? [x, mu, rstd, weight] : [x, mu, rstd],
+    );
+  });
 }
 
 export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, eps = 1e-6): Tensor {
@@ -185,37 +159,25 @@ export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: 
   assertFloat(x, 'rmsNorm');
   const [R, D] = normShape(x, normalizedShape, 'rmsNorm');
   checkAffine(weight, D, normalizedShape, 'rmsNorm', 'weight');
-  const x2 = asShape(x, [R, D]);
-  const y2 = empty([R, D], 'f32');
-  const rstd = empty([R], 'f32');
-  rmsNormInto(x2, weight ?? undefined, eps, y2, rstd);
-  const y = asShape(y2, x.shape);
-  y2.dispose();
-  const out = record(
-    'rmsNorm',
-    y,
-    [x, weight ?? null],
-    (g, [xs, r, w]) => {
-      const xv = asShape(xs, [R, D]);
-      const gv = asShape(g, [R, D]);
-      const dx = empty([R, D], 'f32');
-      const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
-      rmsNormBackwardInto(xv, weight ? w : undefined, r, gv, dx, dw);
-      xv.dispose();
-      gv.dispose();
-      const dxs = asShape(dx, x.shape);
-      dx.dispose();
-      return [x.requiresGrad ? dxs : (dxs.dispose(), null), dw ? reshapeTo(dw, weight!.shape) : null];
-    },
-    weight ? [x, rstd, weight] : [x, rstd],
-  );
-  x2.dispose();
-  rstd.dispose();
-  return out;
-}
-
-function reshapeTo(t: Tensor, shape: readonly number[]): Tensor {
-  const r = asShape(t, shape);
-  t.dispose();
-  return r;
+  return scope(() => {
+    const x2 = asShape(x, [R, D]);
+    const y2 = empty([R, D], 'f32');
+    const rstd = empty([R], 'f32');
+    rmsNormInto(x2, weight ?? undefined, eps, y2, rstd);
+    const y = asShape(y2, x.shape);
+    return record(
+      'rmsNorm',
+      y,
+      [x, weight ?? null],
+      (g, [xs, r, w]) => {
+        const xv = asShape(xs, [R, D]);
+        const gv = asShape(g, [R, D]);
+        const dx = empty([R, D], 'f32');
+        const dw = weight?.requiresGrad ? empty([D], 'f32') : undefined;
+        rmsNormBackwardInto(xv, weight ? w : undefined, r, gv, dx, dw);
+        return [x.requiresGrad ? asShape(dx, x.shape) : null, dw ? asShape(dw, weight!.shape) : null];
+      },
+      weight ? [x, rstd, weight] : [x, rstd],
+    );
+  });
 }

@@ -4,17 +4,14 @@
  */
 import { reduceInto, varianceInto, type ReduceOp } from '../../kernels/reduce.js';
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
-import { normDim, fmt, shapesEqual, sizeOf } from '../../tensor/shape.js';
+import { scope } from '../../tensor/scope.js';
+import { normDim, fmt, shapesEqual, sizeOf, type Dims, type ReduceOptions } from '../../core/shape.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
-import { map } from './elementwise.js';
+import { map } from './map.js';
 import { assertFloat, assertTensor } from './util.js';
 
-export type Dims = number | number[] | undefined;
-
-export interface ReduceOptions {
-  keepdim?: boolean;
-}
+export type { Dims, ReduceOptions } from '../../core/shape.js';
 
 function normDims(x: Tensor, dims: Dims, op: string): number[] {
   if (dims === undefined) return x.shape.map((_, i) => i);
@@ -34,19 +31,19 @@ function keptShape(shape: readonly number[], dims: number[], keepdim: boolean): 
 
 /** Runs a reduce kernel; returns the result shaped [kept dims] (keepdim handled by caller). */
 function runReduce(x: Tensor, dims: number[], op: ReduceOp | { variance: number }, outDtype: 'f32' | 'i32' = 'f32'): Tensor {
+  return scope(() => reduceKernel(x, dims, op, outDtype));
+}
+
+function reduceKernel(x: Tensor, dims: number[], op: ReduceOp | { variance: number }, outDtype: 'f32' | 'i32'): Tensor {
   const rank = x.rank;
   const adjacent = dims.every((d, i) => i === 0 || d === dims[i - 1] + 1);
   let src = x;
-  let owned: Tensor | null = null;
   let first = dims[0] ?? rank;
   let last = dims[dims.length - 1] ?? rank - 1;
   if (!(adjacent && x.isContiguous)) {
     const kept = x.shape.map((_, i) => i).filter((i) => !dims.includes(i));
     const perm = [...kept, ...dims];
-    const permuted = viewOf(x, perm.map((p) => x.shape[p]), perm.map((p) => x.strides[p]), x.offset);
-    owned = contiguousCopy(permuted);
-    permuted.dispose();
-    src = owned;
+    src = contiguousCopy(viewOf(x, perm.map((p) => x.shape[p]), perm.map((p) => x.strides[p]), x.offset));
     first = kept.length;
     last = rank - 1;
   }
@@ -57,24 +54,12 @@ function runReduce(x: Tensor, dims: number[], op: ReduceOp | { variance: number 
   const layout = { outer, R, inner, sOuter: R * inner, sR: inner, sInner: 1 };
   if (typeof op === 'object') varianceInto(src, layout, out, op.variance);
   else reduceInto(src, layout, out, op);
-  owned?.dispose();
-  const shaped = asShape(out, keptShape(x.shape, dims, false));
-  out.dispose();
-  return shaped;
-}
-
-function reshapeView(t: Tensor, shape: number[]): Tensor {
-  const v = asShape(t, shape);
-  t.dispose();
-  return v;
+  return asShape(out, keptShape(x.shape, dims, false));
 }
 
 /** Gradient of a reduction: broadcast g (kept-dims shape) back over the reduced axes. */
 function expandBack(g: Tensor, inShape: readonly number[], dims: number[], expr: string, extra: Tensor[] = [], scalars?: number[]): Tensor {
-  const gk = asShape(g, keptShape(inShape, dims, true));
-  const r = map('reduce_grad', [gk, ...extra], expr, { shape: inShape, dtype: g.dtype, scalars });
-  gk.dispose();
-  return r;
+  return map('reduce_grad', [asShape(g, keptShape(inShape, dims, true)), ...extra], expr, { shape: inShape, dtype: g.dtype, scalars });
 }
 
 function reduceOp(name: 'sum' | 'mean', x: Tensor, dims: Dims, opts: ReduceOptions): Tensor {
@@ -82,8 +67,7 @@ function reduceOp(name: 'sum' | 'mean', x: Tensor, dims: Dims, opts: ReduceOptio
   const d = normDims(x, dims, name);
   const R = sizeOf(d.map((i) => x.shape[i]));
   if (name === 'mean') assertFloat(x, name);
-  let y = runReduce(x, d, name);
-  if (opts.keepdim) y = reshapeView(y, keptShape(x.shape, d, true));
+  const y = scope(() => (opts.keepdim ? asShape(runReduce(x, d, name), keptShape(x.shape, d, true)) : runReduce(x, d, name)));
   return record(name, y, [x], (g) => [expandBack(g, x.shape, d, name === 'mean' ? 'in0 / s0' : 'in0', [], [R])]);
 }
 
@@ -94,10 +78,10 @@ function extremum(name: 'max' | 'min', x: Tensor, dims: Dims, opts: ReduceOption
   assertTensor(x, name);
   const d = normDims(x, dims, name);
   if (x.size === 0) throw new RangeError(`${name}: cannot reduce an empty tensor of shape ${fmt(x.shape)}`);
-  const y = runReduce(x, d, name);
-  const yk = reshapeView(y, keptShape(x.shape, d, true));
-  const out = opts.keepdim ? yk : asShape(yk, keptShape(x.shape, d, false));
-  if (out !== yk) yk.dispose();
+  const out = scope(() => {
+    const y = runReduce(x, d, name);
+    return opts.keepdim ? asShape(y, keptShape(x.shape, d, true)) : y;
+  });
   return record(
     name,
     out,
@@ -106,12 +90,9 @@ function extremum(name: 'max' | 'min', x: Tensor, dims: Dims, opts: ReduceOption
       // Ties share the gradient equally (torch.amax semantics).
       const yb = asShape(ys, keptShape(x.shape, d, true));
       const mask = map(`${name}_mask`, [xs, yb], 'select(0.0, 1.0, in0 == in1)', { shape: x.shape, dtype: 'f32' });
-      const count = runReduce(mask, d, 'sum');
-      const countK = reshapeView(count, keptShape(x.shape, d, true));
+      const countK = asShape(runReduce(mask, d, 'sum'), keptShape(x.shape, d, true));
       const gk = asShape(g, keptShape(x.shape, d, true));
-      const r = map(`${name}_grad`, [gk, mask, countK], 'in0 * in1 / in2', { shape: x.shape, dtype: g.dtype });
-      for (const t of [yb, mask, countK, gk]) t.dispose();
-      return [r];
+      return [map(`${name}_grad`, [gk, mask, countK], 'in0 * in1 / in2', { shape: x.shape, dtype: g.dtype })];
     },
     [x, out],
   );
@@ -127,18 +108,17 @@ export function variance(x: Tensor, dims?: Dims, opts: ReduceOptions & { correct
   const d = normDims(x, dims, 'var');
   const correction = opts.correction ?? 1;
   const R = sizeOf(d.map((i) => x.shape[i]));
-  let y = runReduce(x, d, { variance: correction });
-  if (opts.keepdim) y = reshapeView(y, keptShape(x.shape, d, true));
+  const y = scope(() => {
+    const v = runReduce(x, d, { variance: correction });
+    return opts.keepdim ? asShape(v, keptShape(x.shape, d, true)) : v;
+  });
   return record(
     'var',
     y,
     [x],
     (g, [xs]) => {
-      const m = runReduce(xs, d, 'mean');
-      const mk = reshapeView(m, keptShape(x.shape, d, true));
-      const r = expandBack(g, x.shape, d, 'in0 * 2.0 * (in1 - in2) / s0', [xs, mk], [Math.max(R - correction, 0)]);
-      mk.dispose();
-      return [r];
+      const mk = asShape(runReduce(xs, d, 'mean'), keptShape(x.shape, d, true));
+      return [expandBack(g, x.shape, d, 'in0 * 2.0 * (in1 - in2) / s0', [xs, mk], [Math.max(R - correction, 0)])];
     },
     [x],
   );
@@ -155,31 +135,20 @@ export function argmin(x: Tensor, dim?: number, opts: ReduceOptions = {}): Tenso
 function argExt(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, opts: ReduceOptions): Tensor {
   assertTensor(x, op);
   if (x.size === 0) throw new RangeError(`${op}: cannot reduce an empty tensor`);
-  if (dim === undefined) {
-    const flat = x.isContiguous ? viewOf(x, [x.size], [1], x.offset) : contiguousCopy(x);
-    const r = runReduce(flat, [0], op, 'i32');
-    flat.dispose();
-    return r;
-  }
-  const d = normDim(dim, x.rank, op);
-  let y = runReduce(x, [d], op, 'i32');
-  if (opts.keepdim) y = reshapeView(y, keptShape(x.shape, [d], true));
-  return y;
+  const d = dim === undefined ? undefined : normDim(dim, x.rank, op);
+  return scope(() => {
+    if (d === undefined) return runReduce(x.isContiguous ? viewOf(x, [x.size], [1], x.offset) : contiguousCopy(x), [0], op, 'i32');
+    const y = runReduce(x, [d], op, 'i32');
+    return opts.keepdim ? asShape(y, keptShape(x.shape, [d], true)) : y;
+  });
 }
 
 /** Sums a broadcast gradient back to `shape` (NumPy broadcasting in reverse). */
-export function sumToShape(g: Tensor, shape: readonly number[], disposeInput = false): Tensor {
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
   if (shapesEqual(g.shape, shape)) return g;
   const lead = g.rank - shape.length;
   const dims: number[] = [];
   for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);
-  let r: Tensor;
-  if (dims.length === 0) r = asShape(g, shape);
-  else {
-    const s = runReduce(g, dims, 'sum');
-    r = asShape(s, shape);
-    s.dispose();
-  }
-  if (disposeInput) g.dispose();
-  return r;
+  if (dims.length === 0) return asShape(g, shape);
+  return scope(() => asShape(runReduce(g, dims, 'sum'), shape));
 }

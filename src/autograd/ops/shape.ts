@@ -4,7 +4,8 @@
  */
 import { mapInto } from '../../kernels/elementwise.js';
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
-import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../tensor/shape.js';
+import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../core/shape.js';
+import { scope } from '../../tensor/scope.js';
 import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
 import { record, SliceGrad } from '../tape.js';
 import { sumToShape } from './reduce.js';
@@ -154,11 +155,7 @@ export function cat(xs: readonly Tensor[], dim = 0): Tensor {
   let off = 0;
   for (const t of xs) {
     offsets.push(off);
-    const sub = [...shape];
-    sub[d] = t.shape[d];
-    const dst = viewOf(out, sub, out.strides, off * out.strides[d]);
-    mapInto({ name: 'copy', expr: 'in0', compute: computeType(t.dtype) }, [t], dst);
-    dst.dispose();
+    copyInto(t, out, off * out.strides[d]);
     off += t.shape[d];
   }
   return record('cat', out, xs, (g) =>
@@ -173,10 +170,12 @@ export function cat(xs: readonly Tensor[], dim = 0): Tensor {
 export function stack(xs: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(xs) || xs.length === 0) throw new RangeError('stack: expected a non-empty list of tensors');
   const d = normDim(dim, xs[0].rank + 1, 'stack');
-  const us = xs.map((t) => unsqueeze(t, d));
-  const r = cat(us, d);
-  for (const u of us) u.dispose();
-  return r;
+  return scope(() => cat(xs.map((t) => unsqueeze(t, d)), d));
+}
+
+/** Copies `src` into the window of `out` of `src`'s shape starting at element `offset`. */
+function copyInto(src: Tensor, out: Tensor, offset: number): void {
+  scope(() => mapInto({ name: 'copy', expr: 'in0', compute: computeType(src.dtype) }, [src], viewOf(out, src.shape, out.strides, offset)));
 }
 
 /** Zero padding: pads[i] = [before, after] for the last pads.length dims. */
@@ -189,14 +188,9 @@ export function pad(x: Tensor, pads: readonly [number, number][], value = 0): Te
   const out = empty(shape, x.dtype);
   mapInto({ name: 'fill', expr: 's0', compute: computeType(x.dtype), scalars: [value] }, [], out);
   const offset = x.shape.reduce((o, _, i) => o + (i < lead ? 0 : pads[i - lead][0] * out.strides[i]), 0);
-  const dst = viewOf(out, x.shape, out.strides, offset);
-  mapInto({ name: 'copy', expr: 'in0', compute: computeType(x.dtype) }, [x], dst);
-  dst.dispose();
+  copyInto(x, out, offset);
   return record('pad', out, [x], (g) => {
-    const inner = viewOf(g, x.shape, g.strides, g.offset + offset);
-    const gx = contiguousCopy(inner);
-    inner.dispose();
-    return [gx];
+    return [contiguousCopy(viewOf(g, x.shape, g.strides, g.offset + offset))];
   });
 }
 

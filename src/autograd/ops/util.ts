@@ -1,6 +1,6 @@
 /** Small helpers shared by the differentiable ops. */
-import { isFloat, type DType } from '../../tensor/dtype.js';
-import { fmt } from '../../tensor/shape.js';
+import { isFloat, type DType } from '../../core/dtype.js';
+import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 
 export function assertTensor(x: unknown, op: string, what = 'argument'): Tensor {

@@ -5,9 +5,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { openCheckpoint, openSafetensors, type TensorSource } from '../io/safetensors.js';
+import { openCheckpoint, openSafetensors, type TensorSource } from './safetensors.js';
 import type { Module, StateValue } from '../nn/module.js';
-import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from './dinov2.js';
+import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from '../models/dinov2.js';
 
 /** Reads every tensor of a checkpoint into a state map, optionally stripping a key prefix. */
 export function readState(source: TensorSource, stripPrefix?: string): Map<string, StateValue> {

@@ -2,6 +2,13 @@
 
 export type Shape = readonly number[];
 
+/** Dims a reduction runs over: one, several, or (undefined) all. */
+export type Dims = number | number[] | undefined;
+
+export interface ReduceOptions {
+  keepdim?: boolean;
+}
+
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;

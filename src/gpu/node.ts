@@ -1,0 +1,32 @@
+/**
+ * The Node edge of the runtime: adapters through Dawn's bindings (discovery.ts) and the option
+ * defaults Node users set in the environment. The core never reads `process.env`; init() loads
+ * this module only when no other platform was given and there is no `navigator.gpu`.
+ *
+ *   RAE_ADAPTER=<name substring>   adapter to pick (Dawn's `adapter=` flag)
+ *   RAE_BACKEND=vulkan|metal|…     Dawn backend
+ *   RAE_EXPERIMENTAL=1             subgroup matrices, f16 on NVIDIA (unsafe instance toggles)
+ *   RAE_DEBUG=1                    validate every dispatch synchronously
+ *   RAE_PROFILE=1                  per-dispatch GPU times through timestamp queries
+ */
+import { discoverAdapter } from './discovery.js';
+import type { Platform, PlatformDefaults } from './platform.js';
+
+/** The RAE_* variables as init() options; unset variables give no default. */
+export function envDefaults(env: Record<string, string | undefined> = process.env): PlatformDefaults {
+  const flag = (v: string | undefined) => (v === undefined ? undefined : v === '1');
+  const out: PlatformDefaults = {
+    adapter: env.RAE_ADAPTER || undefined,
+    backend: env.RAE_BACKEND || undefined,
+    experimental: flag(env.RAE_EXPERIMENTAL),
+    debug: flag(env.RAE_DEBUG),
+    profile: flag(env.RAE_PROFILE),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as PlatformDefaults;
+}
+
+export const nodePlatform: Platform = {
+  name: 'node (Dawn)',
+  defaults: () => envDefaults(),
+  discover: (opts) => discoverAdapter(opts),
+};

@@ -1,0 +1,54 @@
+/**
+ * What the runtime needs from its host, so that src/gpu/runtime.ts stays platform-neutral: a way
+ * to find an adapter, and the defaults the host supplies for init()'s options. Node's (Dawn,
+ * RAE_* environment variables) is src/gpu/node.ts; a browser's is `navigator.gpu`.
+ */
+import { NoAdapterError } from './errors.js';
+
+export interface DiscoveryOptions {
+  /** Substring of the adapter name, as Dawn's `adapter=` flag takes it. Node env: RAE_ADAPTER. */
+  adapter?: string;
+  /** Dawn backend: 'vulkan', 'metal', 'd3d12', … Node env: RAE_BACKEND. */
+  backend?: string;
+  powerPreference?: GPUPowerPreference;
+  /** Instance toggles (e.g. allow_unsafe_apis, vulkan_enable_f16_on_nvidia). */
+  enableToggles?: string[];
+}
+
+export interface Discovered {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  /** The backend to report when the adapter's info does not name one. */
+  backend: string;
+  /** What was tried, in order, for the record in `rae info`. */
+  attempts: string[];
+  icd?: string;
+}
+
+export interface Platform {
+  readonly name: string;
+  /** Finds an adapter (the returned `gpu` must outlive the device). */
+  discover(opts: DiscoveryOptions): Promise<Discovered>;
+  /** Option defaults from the host (explicit init() options override them). */
+  defaults(): PlatformDefaults;
+}
+
+/** The init() options a host may default; a subset of InitOptions, named here to keep runtime.ts a leaf of this file. */
+export interface PlatformDefaults extends DiscoveryOptions {
+  experimental?: boolean;
+  debug?: boolean;
+  profile?: boolean;
+}
+
+/** A host that already has a `GPU` object (a browser's `navigator.gpu`, or one a caller made). */
+export function browserPlatform(gpu: GPU): Platform {
+  return {
+    name: 'navigator.gpu',
+    defaults: () => ({}),
+    async discover(opts) {
+      const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+      if (!adapter) throw new NoAdapterError(['navigator.gpu.requestAdapter(): no adapter']);
+      return { gpu, adapter, backend: 'webgpu', attempts: ['navigator.gpu.requestAdapter(): adapter found'] };
+    },
+  };
+}
