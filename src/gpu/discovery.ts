@@ -7,6 +7,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { freemem } from 'node:os';
 import { NoAdapterError } from './errors.js';
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -92,4 +93,9 @@ export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Disc
   }
   delete process.env.VK_ICD_FILENAMES;
   throw new NoAdapterError(attempts);
+}
+
+/** Host memory available now (Linux: MemAvailable), for the software adapter's memory budget. */
+export function hostAvailableMemory(): number {
+  return freemem();
 }
