@@ -5,7 +5,7 @@
 import './autograd/methods.js';
 
 export { init, runtime, shutdown, type InitOptions, type Runtime } from './gpu/runtime.js';
-export { GpuError, NoAdapterError, DeviceLostError } from './gpu/errors.js';
+export { GpuError, NoAdapterError, DeviceLostError, GpuOutOfMemoryError, InFlightLimitError } from './gpu/errors.js';
 export { Tensor } from './tensor/tensor.js';
 export type { DType } from './tensor/dtype.js';
 export {

@@ -164,10 +164,15 @@ export class BufferPool {
 
   /** The request and the state of the pool, for an out-of-memory error. */
   report(requestedBytes: number, label: string | undefined, source: 'budget' | 'device') {
-    const largest: LiveAllocation[] = [...this.live]
-      .sort((a, b) => b.size - a.size)
-      .slice(0, 5)
-      .map((b) => ({ label: b.label ?? 'unlabelled', bytes: b.size }));
+    const groups = new Map<string, LiveAllocation>();
+    for (const b of this.live) {
+      const label = b.label ?? 'unlabelled';
+      const key = `${b.size}:${label}`;
+      const g = groups.get(key);
+      if (g) g.count++;
+      else groups.set(key, { label, bytes: b.size, count: 1 });
+    }
+    const largest = [...groups.values()].sort((a, b) => b.bytes * b.count - a.bytes * a.count).slice(0, 5);
     return {
       requestedBytes,
       label,

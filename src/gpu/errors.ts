@@ -32,10 +32,12 @@ export class DeviceLostError extends GpuError {
   }
 }
 
-/** One live buffer, as named in an out-of-memory report. */
+/** Live buffers of one label and size, as named in an out-of-memory report. */
 export interface LiveAllocation {
   label: string;
+  /** Bytes of each buffer. */
   bytes: number;
+  count: number;
 }
 
 /** What an out-of-memory report names: the request, the budget and where the memory is. */
@@ -49,7 +51,7 @@ export interface OutOfMemoryReport {
   liveBuffers: number;
   /** Free buffers the pool still held when the error was raised (after releasing what it could). */
   cachedBytes: number;
-  /** The largest live allocations, largest first. */
+  /** The largest live allocations (grouped by label and size), most bytes first. */
   largest: LiveAllocation[];
   /** Where the refusal came from: the runtime's budget or the WebGPU device itself. */
   source: 'budget' | 'device';
@@ -82,14 +84,16 @@ export class GpuOutOfMemoryError extends GpuError {
   readonly source: 'budget' | 'device';
 
   constructor(r: OutOfMemoryReport) {
-    const what = `${formatBytes(r.requestedBytes)} (${r.requestedBytes} bytes)${r.label ? ` for '${r.label}'` : ''}`;
-    const why =
+    const budget = Number.isFinite(r.limit) ? `; budget ${formatBytes(r.limit)}` : '';
+    const what =
       r.source === 'budget'
-        ? `would exceed the memory budget of ${formatBytes(r.limit)}`
-        : `was refused by the WebGPU device (out of memory${Number.isFinite(r.limit) ? `; budget ${formatBytes(r.limit)}` : ''})`;
-    const largest = r.largest.length ? `; largest live: ${r.largest.map((a) => `${a.label} ${formatBytes(a.bytes)}`).join(', ')}` : '';
+        ? `allocating ${formatBytes(r.requestedBytes)} (${r.requestedBytes} bytes)${r.label ? ` for '${r.label}'` : ''} would exceed the memory budget of ${formatBytes(r.limit)}`
+        : r.requestedBytes > 0
+          ? `the WebGPU device refused ${formatBytes(r.requestedBytes)} (${r.requestedBytes} bytes)${r.label ? ` for '${r.label}'` : ''}${budget}`
+          : `the WebGPU device reported ${r.label ?? 'an out-of-memory error'}${budget}`;
+    const largest = r.largest.length ? `; largest live: ${r.largest.map((a) => `${a.label} ${formatBytes(a.bytes)}${a.count > 1 ? ` × ${a.count}` : ''}`).join(', ')}` : '';
     super(
-      `out of GPU memory: allocating ${what} ${why}. Live: ${formatBytes(r.liveBytes)} in ${r.liveBuffers} buffers; ` +
+      `out of GPU memory: ${what}. Live: ${formatBytes(r.liveBytes)} in ${r.liveBuffers} buffers; ` +
         `cached free in the pool: ${formatBytes(r.cachedBytes)} (cached buffers were released before failing)${largest}. ` +
         'Dispose tensors you no longer need (or run the work in scope()), use smaller batches, or set the budget with init({ memoryLimit }) / RAE_MEMORY_LIMIT.',
       'allocate',

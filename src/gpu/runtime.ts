@@ -129,7 +129,7 @@ export class Runtime {
       if (err.constructor?.name === 'GPUOutOfMemoryError') {
         // Out of memory outside buffer creation (a submit, a staging copy): the same error type.
         this.pool.trim();
-        this.deviceOom ??= new GpuOutOfMemoryError(this.pool.report(0, `device: ${err.message}`, 'device'));
+        this.deviceOom ??= new GpuOutOfMemoryError(this.pool.report(0, `'${err.message}'`, 'device'));
         return;
       }
       const msg = err.message;
