@@ -139,7 +139,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   encoder.eval().requiresGrad_(false);
   const encInput = inputSize === ds.height ? images : ops.interpolate(images, [inputSize, inputSize], { mode: 'bicubic' }).keep();
   console.log(`encoder: ${note}`);
-  const tokens = encodeAll(encoder, encInput, 64);
+  const tokens = await encodeAll(encoder, encInput, 64);
   const [, T, D] = tokens.shape;
   const grid = Math.round(Math.sqrt(T));
   console.log(`  latent: ${T} tokens × ${D} dims (${grid}×${grid})`);
@@ -204,7 +204,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const v = cfgVelocity((x, t, y, mask) => dit.forward(x, t, y, { dropMask: mask }), labels, { scale: args.cfg });
   const noise = randn([nS, D, grid, grid], { seed: args.seed + 99 });
   let step = 0;
-  const z = eulerSample(v, noise, gridT, { onStep: () => void step++ });
+  const z = await eulerSample(v, noise, gridT, { onStep: () => void step++ });
   const imgs = scope(() => {
     const zz = ops.add(ops.mul(z, stats.std), stats.mean);
     return denormalizeImages(decoder.unpatchify(decoder.forward(latentToTokens(zz))));

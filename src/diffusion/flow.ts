@@ -4,6 +4,7 @@
  */
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
+import { runtime } from '../gpu/runtime.js';
 import { full, randn, tensor, uniform } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -41,9 +42,12 @@ export interface SampleOptions {
   onStep?: (step: number, total: number) => void;
 }
 
-/** Euler integration x ← x + (t_next − t)·v(x, t) over the grid, from noise at grid[0]. */
-export function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[], opts: SampleOptions = {}): Tensor {
-  return noGrad(() => {
+/**
+ * Euler integration x ← x + (t_next − t)·v(x, t) over the grid, from noise at grid[0]. Async so
+ * that it can yield to the GPU runtime between steps (a long loop must, see yieldIfBusy).
+ */
+export async function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[], opts: SampleOptions = {}): Promise<Tensor> {
+  return noGrad(async () => {
     const B = noise.shape[0];
     let x = ops.mul(noise, 1);
     for (let i = 0; i < grid.length - 1; i++) {
@@ -54,6 +58,7 @@ export function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[],
       for (const u of [t, v, dx, x]) u.dispose();
       x = nx;
       opts.onStep?.(i + 1, grid.length - 1);
+      await runtime().yieldIfBusy();
     }
     return x;
   });

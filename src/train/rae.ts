@@ -7,6 +7,7 @@
 import * as ops from '../autograd/ops/index.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import { flowMatchingBatch, shiftAlpha } from '../diffusion/flow.js';
+import { runtime } from '../gpu/runtime.js';
 import type { Dinov2 } from '../models/dinov2.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../models/dinov2.js';
 import type { DiT, DiTDH } from '../models/dit.js';
@@ -50,10 +51,10 @@ export function denormalizeImages(x: Tensor): Tensor {
 }
 
 /** Encodes a data set in batches with the frozen encoder: [N, T, D] latent tokens (kept). */
-export function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Tensor {
+export async function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Promise<Tensor> {
   const N = images.shape[0];
   const parts: Tensor[] = [];
-  noGrad(() => {
+  await noGrad(async () => {
     for (let i = 0; i < N; i += batch) {
       const part = scope(() => {
         const x = ops.narrow(images, 0, i, Math.min(batch, N - i));
@@ -62,6 +63,7 @@ export function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatc
       });
       parts.push(part);
       onBatch?.(Math.min(i + batch, N));
+      await runtime().yieldIfBusy();
     }
   });
   const all = noGrad(() => ops.cat(parts, 0));
@@ -150,6 +152,7 @@ export async function trainDecoder(decoder: RAEDecoder, tokens: Tensor, images: 
       prog.update(step + 1, { l1: v, lr: opt.lr });
     }
     loss.dispose();
+    await runtime().yieldIfBusy();
   }
   opt.dispose();
   decoder.eval();
@@ -198,6 +201,7 @@ export async function trainDiffusion(
       prog.update(step + 1, { mse: v });
     }
     loss.dispose();
+    await runtime().yieldIfBusy();
   }
   opt.dispose();
   model.eval();
