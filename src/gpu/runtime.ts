@@ -24,7 +24,10 @@ export interface InitOptions extends DiscoveryOptions {
    * before recording more throws InFlightLimitError (see yieldIfBusy). Default 32768.
    */
   maxInFlight?: number;
-  /** Upload bytes that may be in flight likewise. Default 512 MiB. */
+  /**
+   * Upload bytes that may be in flight likewise (Dawn stages them in host memory until the queue
+   * passes them). Default: no bound, so that loading a large checkpoint synchronously still works.
+   */
   maxInFlightUploadBytes?: number;
   /**
    * Memory budget in bytes for GPU buffers (live + pooled). Env RAE_MEMORY_LIMIT ('8GiB', 'none').
@@ -37,7 +40,7 @@ export interface InitOptions extends DiscoveryOptions {
 
 /** Default bound on commands in flight: half the ~61,000 dispatches at which lavapipe crashed. */
 export const DEFAULT_MAX_IN_FLIGHT = 32768;
-export const DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES = 512 * 2 ** 20;
+export const DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES = Number.POSITIVE_INFINITY;
 
 export interface AdapterSummary {
   vendor: string;

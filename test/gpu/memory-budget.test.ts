@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryBudget, parseByteSize } from '../../src/gpu/buffer-pool.js';
-import { GpuError, GpuOutOfMemoryError } from '../../src/gpu/errors.js';
+import { GpuError, GpuOutOfMemoryError, InFlightLimitError } from '../../src/gpu/errors.js';
 import { init, runtime } from '../../src/gpu/runtime.js';
 import { toArray, zeros } from '../../src/tensor/creation.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -17,7 +17,7 @@ const LIMIT = 64 * MiB;
 
 beforeAll(async () => {
   process.env.RAE_MEMORY_LIMIT = '64MiB';
-  await init();
+  await init({ maxInFlightUploadBytes: 8 * MiB });
   await settleGarbage();
 });
 
@@ -127,6 +127,31 @@ describe('memory budget', () => {
     const b = rt.allocate(16, 'after-oom');
     rt.release(b);
     await rt.sync();
+  });
+});
+
+describe('upload bytes in flight', () => {
+  it('synchronous uploads beyond init({ maxInFlightUploadBytes }) are refused with advice; one large upload alone is not', async () => {
+    const rt = runtime();
+    await rt.sync();
+    const b = rt.allocate(16 * MiB, 'upload-target');
+    const mib = new Float32Array(MiB / 4).fill(1);
+    let done = 0;
+    const err = caught(() => {
+      for (let i = 0; i < 20; i++) {
+        rt.upload(b, mib);
+        done++;
+      }
+    });
+    expect(err).toBeInstanceOf(InFlightLimitError);
+    expect((err as Error).message).toMatch(/bytes of uploads[\s\S]*yieldIfBusy/);
+    expect(done).toBe(8);
+    await rt.yieldIfBusy();
+    expect(rt.inFlight.bytes).toBeLessThanOrEqual(MiB);
+    await rt.sync();
+    rt.upload(b, new Float32Array((12 * MiB) / 4).fill(2)); // more than the bound, but alone
+    expect(Array.from(new Float32Array(await rt.read(b, 0, 8)))).toEqual([2, 2]);
+    rt.release(b);
   });
 });
 
