@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as ops from '../../src/autograd/ops/index.js';
 import { backward } from '../../src/autograd/tape.js';
 import { flowMatchingBatch } from '../../src/diffusion/flow.js';
-import { GpuError, GpuOutOfMemoryError, InFlightLimitError } from '../../src/gpu/errors.js';
+import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } from '../../src/gpu/errors.js';
 import { init, runtime } from '../../src/gpu/runtime.js';
 import { DiT } from '../../src/models/dit.js';
 import { AdamW } from '../../src/nn/optim.js';
@@ -198,5 +198,24 @@ describe('memory budget default', () => {
     for (const t of kept) t.dispose();
     rt.flush();
     rt.pool.trim();
+  });
+});
+
+describe('device loss with work in flight', () => {
+  // Last in the file: it destroys the device.
+  it('a yieldIfBusy waiting when the device is lost settles, and the next call throws DeviceLostError', async () => {
+    const rt = runtime();
+    await rt.sync();
+    const a = randn([64, 64], { seed: 13 });
+    for (let i = 0; i < BOUND / 4; i++) scope(() => a.add(1)).dispose();
+    const waiting = rt.yieldIfBusy().then(
+      () => 'resolved',
+      (e: unknown) => (e instanceof DeviceLostError ? 'lost' : String(e)),
+    );
+    rt.device.destroy(); // while it waits for the GPU
+    const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('hung'), 10_000))]);
+    expect(['resolved', 'lost']).toContain(outcome);
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(rt.yieldIfBusy()).rejects.toThrow(DeviceLostError);
   });
 });
