@@ -399,6 +399,7 @@ export async function init(opts: InitOptions = {}): Promise<Runtime> {
   if (pendingInit) return pendingInit;
   pendingInit = (async () => {
     const experimental = opts.experimental ?? process.env.RAE_EXPERIMENTAL === '1';
+    const memoryLimit = opts.memoryLimit ?? (process.env.RAE_MEMORY_LIMIT ? parseByteSize(process.env.RAE_MEMORY_LIMIT, 'RAE_MEMORY_LIMIT') : undefined);
     const toggles = [...(opts.enableToggles ?? [])];
     if (experimental) toggles.push('allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia');
     const found = await discoverAdapter({ ...opts, enableToggles: toggles });
@@ -429,7 +430,6 @@ export async function init(opts: InitOptions = {}): Promise<Runtime> {
       icd: found.icd,
       attempts: found.attempts,
     };
-    const memoryLimit = opts.memoryLimit ?? (process.env.RAE_MEMORY_LIMIT ? parseByteSize(process.env.RAE_MEMORY_LIMIT, 'RAE_MEMORY_LIMIT') : undefined);
     current = new Runtime(found.gpu, adapter, device, summary, { hostAvailableMemory: hostAvailableMemory(), ...opts, memoryLimit });
     return current;
   })();
