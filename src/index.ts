@@ -3,7 +3,7 @@
  * built on it. Start with `await init()`.
  */
 export { init, runtime, shutdown, type InitOptions, type Runtime } from './gpu/runtime.js';
-export { GpuError, NoAdapterError, DeviceLostError } from './gpu/errors.js';
+export { GpuError, NoAdapterError, DeviceLostError, GpuOutOfMemoryError, InFlightLimitError } from './gpu/errors.js';
 export { Tensor } from './tensor/tensor.js';
 export type { DType } from './core/dtype.js';
 export {

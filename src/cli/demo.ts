@@ -139,7 +139,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   encoder.eval().requiresGrad_(false);
   const encInput = inputSize === ds.height ? images : ops.interpolate(images, [inputSize, inputSize], { mode: 'bicubic' }).keep();
   console.log(`encoder: ${note}`);
-  const tokens = encodeAll(encoder, encInput, 64);
+  const tokens = await encodeAll(encoder, encInput, 64);
   const [, T, D] = tokens.shape;
   const grid = Math.round(Math.sqrt(T));
   console.log(`  latent: ${T} tokens × ${D} dims (${grid}×${grid})`);
@@ -203,9 +203,10 @@ export async function runDemo(argv: string[]): Promise<number> {
   const labels = tensor(Int32Array.from({ length: nS }, (_, i) => i % ds.classes.length), [nS], { dtype: 'i32' });
   const gridT = samplerGrid(args.sampleSteps + 1, diff.alpha);
   let step = 0;
+  const noise = randn([nS, D, grid, grid], { seed: args.seed + 99 });
+  const z = await eulerSample((x, t) => dit.forwardWithCfg(x, t, labels, args.cfg), noise, gridT, { onStep: () => void step++ });
+  noise.dispose();
   const imgs = scope(() => {
-    const noise = randn([nS, D, grid, grid], { seed: args.seed + 99 });
-    const z = eulerSample((x, t) => dit.forwardWithCfg(x, t, labels, args.cfg), noise, gridT, { onStep: () => void step++ });
     const zz = ops.add(ops.mul(z, stats.std), stats.mean);
     return denormalizeImages(decoder.unpatchify(decoder.forward(latentToTokens(zz))));
   });

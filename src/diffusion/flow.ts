@@ -4,6 +4,7 @@
  */
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
+import { runtime } from '../gpu/runtime.js';
 import { classifierFreeGuidance, guide, type GuidanceOptions, type MaskedForward } from '../models/guidance.js';
 import { full, randn, uniform } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
@@ -43,9 +44,10 @@ export interface SampleOptions {
 /**
  * Euler integration x ← x + (t_next − t)·v(x, t) over the grid, from noise at grid[0]. Each step
  * runs in its own scope: only the new x outlives it, whatever the velocity function allocates.
+ * Async so that it yields to the GPU runtime between steps (a long loop must: see yieldIfBusy).
  */
-export function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[], opts: SampleOptions = {}): Tensor {
-  return noGrad(() => {
+export async function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[], opts: SampleOptions = {}): Promise<Tensor> {
+  return noGrad(async () => {
     const B = noise.shape[0];
     let x = noise;
     for (let i = 0; i < grid.length - 1; i++) {
@@ -53,6 +55,7 @@ export function eulerSample(velocity: VelocityFn, noise: Tensor, grid: number[],
       if (x !== noise) x.dispose();
       x = next;
       opts.onStep?.(i + 1, grid.length - 1);
+      await runtime().yieldIfBusy();
     }
     // The caller owns `noise`; the result is always a tensor of its own.
     return x === noise ? ops.mul(noise, 1) : x;

@@ -7,6 +7,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { freemem } from 'node:os';
 import { NoAdapterError } from './errors.js';
 import type { Discovered, DiscoveryOptions } from './platform.js';
 
@@ -80,4 +81,9 @@ export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Disc
 /** Dawn's default backend on this operating system (reported when the adapter info has none). */
 function platformBackend(): string {
   return process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan';
+}
+
+/** Host memory available now (Linux: MemAvailable), for the software adapter's memory budget. */
+export function hostAvailableMemory(): number {
+  return freemem();
 }

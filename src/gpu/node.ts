@@ -8,8 +8,10 @@
  *   RAE_EXPERIMENTAL=1             subgroup matrices, f16 on NVIDIA (unsafe instance toggles)
  *   RAE_DEBUG=1                    validate every dispatch synchronously
  *   RAE_PROFILE=1                  per-dispatch GPU times through timestamp queries
+ *   RAE_MEMORY_LIMIT=8GiB|none     memory budget (default for software adapters: a share of host memory)
  */
-import { discoverAdapter } from './discovery.js';
+import { parseByteSize } from './buffer-pool.js';
+import { discoverAdapter, hostAvailableMemory } from './discovery.js';
 import type { Platform, PlatformDefaults } from './platform.js';
 
 /** The RAE_* variables as init() options; unset variables give no default. */
@@ -21,12 +23,13 @@ export function envDefaults(env: Record<string, string | undefined> = process.en
     experimental: flag(env.RAE_EXPERIMENTAL),
     debug: flag(env.RAE_DEBUG),
     profile: flag(env.RAE_PROFILE),
+    memoryLimit: env.RAE_MEMORY_LIMIT ? parseByteSize(env.RAE_MEMORY_LIMIT, 'RAE_MEMORY_LIMIT') : undefined,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as PlatformDefaults;
 }
 
 export const nodePlatform: Platform = {
   name: 'node (Dawn)',
-  defaults: () => envDefaults(),
+  defaults: () => ({ hostAvailableMemory: hostAvailableMemory(), ...envDefaults() }),
   discover: (opts) => discoverAdapter(opts),
 };

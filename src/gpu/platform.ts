@@ -38,6 +38,10 @@ export interface PlatformDefaults extends DiscoveryOptions {
   experimental?: boolean;
   debug?: boolean;
   profile?: boolean;
+  /** Memory budget in bytes. Node env: RAE_MEMORY_LIMIT (e.g. 8GiB, or none). */
+  memoryLimit?: number;
+  /** Host memory available at start: the software adapter's default budget is a fraction of it. */
+  hostAvailableMemory?: number;
 }
 
 /** A host that already has a `GPU` object (a browser's `navigator.gpu`, or one a caller made). */

@@ -3,8 +3,9 @@
  * This is the narrow waist between tensors and WebGPU: allocate / release / upload / dispatch /
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
-import { BufferPool, type PooledBuffer, type PoolStats } from './buffer-pool.js';
-import { DeviceLostError, GpuError } from './errors.js';
+import { BufferPool, memoryBudget, type PooledBuffer, type PoolStats } from './buffer-pool.js';
+import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } from './errors.js';
+import { InFlightTracker } from './inflight.js';
 import { numberedSource, PipelineCache, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
 import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
@@ -24,7 +25,28 @@ export interface InitOptions extends DiscoveryOptions {
   debug?: boolean;
   /** Record per-dispatch GPU time with timestamp queries when the adapter has them. Node env: RAE_PROFILE=1. */
   profile?: boolean;
+  /**
+   * GPU commands (dispatches, copies, uploads) that may be submitted but not yet known finished
+   * before recording more throws InFlightLimitError (see yieldIfBusy). Default 32768.
+   */
+  maxInFlight?: number;
+  /**
+   * Upload bytes that may be in flight likewise (Dawn stages them in host memory until the queue
+   * passes them). Default: no bound, so that loading a large checkpoint synchronously still works.
+   */
+  maxInFlightUploadBytes?: number;
+  /**
+   * Memory budget in bytes for GPU buffers (live + pooled). Env RAE_MEMORY_LIMIT ('8GiB', 'none').
+   * Default: half the host's available memory on a software adapter; none on a GPU.
+   */
+  memoryLimit?: number;
+  /** Host memory available now, in bytes (read at the Node edge; sizes the software default). */
+  hostAvailableMemory?: number;
 }
+
+/** Default bound on commands in flight: half the ~61,000 dispatches at which lavapipe crashed. */
+export const DEFAULT_MAX_IN_FLIGHT = 32768;
+export const DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES = Number.POSITIVE_INFINITY;
 
 export interface AdapterSummary {
   vendor: string;
@@ -64,10 +86,17 @@ export class Runtime {
   readonly debug: boolean;
   /** Counts since init, for the dispatch-overhead benchmark and tests. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
+  readonly inFlight: InFlightTracker;
+  /** Why the memory budget is what it is (explicit, software default, or none). */
+  readonly memoryLimitSource: string;
 
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
+  /** Commands and upload bytes recorded in the open batch (not yet submitted). */
+  private commandsInBatch = 0;
+  private uploadBytesInBatch = 0;
+  private deviceOom: GpuOutOfMemoryError | null = null;
   private uniformCpu: Uint8Array;
   private uniformGpu: GPUBuffer;
   private uniformUsed = 0;
@@ -86,7 +115,16 @@ export class Runtime {
     this.limits = device.limits;
     this.debug = opts.debug ?? false;
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 128;
-    this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize));
+    const software = isSoftwareAdapter(adapter);
+    const budget = memoryBudget(opts.memoryLimit, software, opts.hostAvailableMemory);
+    this.memoryLimitSource = budget.source;
+    this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budget.limit, {
+      flush: () => this.flush(),
+      onDeviceOutOfMemory: (e) => {
+        this.deviceOom ??= e;
+      },
+    });
+    this.inFlight = new InFlightTracker(device.queue, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, opts.maxInFlightUploadBytes ?? DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES);
     this.pipelines = new PipelineCache(device);
     this.profiler = opts.profile && this.features.has('timestamp-query') ? new Profiler(device, this.maxDispatchesPerSubmit) : null;
     const slot = Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment);
@@ -96,7 +134,14 @@ export class Runtime {
       if (!this.destroyed) this.lostError = new DeviceLostError(info.reason, info.message);
     });
     device.addEventListener('uncapturederror', (ev) => {
-      const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      if (err.constructor?.name === 'GPUOutOfMemoryError') {
+        // Out of memory outside buffer creation (a submit, a staging copy): the same error type.
+        this.pool.trim();
+        this.deviceOom ??= new GpuOutOfMemoryError(this.pool.report(0, `'${err.message}'`, 'device'));
+        return;
+      }
+      const msg = err.message;
       const k = this.pipelines.sourceForMessage(msg);
       this.pendingErrors.push(k ? `kernel '${k.key}': ${msg}\nkernel '${k.key}' source:\n${numberedSource(k.source)}` : msg);
     });
@@ -109,6 +154,41 @@ export class Runtime {
   private checkAlive(op: string): void {
     if (this.destroyed) throw new GpuError('the GPU runtime was destroyed', op);
     if (this.lostError) throw this.lostError;
+    if (this.deviceOom) {
+      const e = this.deviceOom;
+      this.deviceOom = null;
+      throw e;
+    }
+  }
+
+  /**
+   * Refuses to record beyond the in-flight bound: synchronous code cannot wait for Dawn to
+   * reclaim finished work, and without the bound the process would grow until it crashed.
+   */
+  private admit(op: string, uploadBytes = 0): void {
+    const t = this.inFlight;
+    const commands = t.commands + this.commandsInBatch;
+    if (commands >= t.maxCommands) throw new InFlightLimitError(commands, t.maxCommands, `${commands} GPU commands are`, op);
+    const bytes = t.bytes + this.uploadBytesInBatch;
+    if (uploadBytes > 0 && bytes > 0 && bytes + uploadBytes > t.maxBytes) {
+      throw new InFlightLimitError(bytes, t.maxBytes, `${bytes} bytes of uploads (and ${uploadBytes} more requested) are`, op);
+    }
+  }
+
+  /**
+   * The loop helper: returns at once while little work is in flight; otherwise submits the open
+   * batch and waits — letting the event loop run, so Dawn reclaims finished work — until the
+   * queue is down to a fraction of the bound. Await it once per iteration of any loop that
+   * records GPU work without reading back.
+   */
+  async yieldIfBusy(): Promise<void> {
+    this.checkAlive('yieldIfBusy');
+    const t = this.inFlight;
+    if (t.commands + this.commandsInBatch <= t.maxCommands / 4 && t.bytes + this.uploadBytesInBatch <= t.maxBytes / 4) return;
+    this.flush();
+    await t.drainTo(t.maxCommands / 8, t.maxBytes / 8);
+    this.checkAlive('yieldIfBusy');
+    this.throwPendingErrors('yieldIfBusy');
   }
 
   /** Throws any validation / out-of-memory error Dawn reported since the last check. */
@@ -142,9 +222,12 @@ export class Runtime {
       bytes = padded;
     }
     if (bytes.byteLength === 0) return;
+    this.admit('upload', bytes.byteLength);
     this.counters.uploads++;
     if (!this.encoder) {
       this.device.queue.writeBuffer(b.buffer, byteOffset, bytes);
+      // Dawn stages the bytes until the queue passes this point: count it as submitted work.
+      this.inFlight.onSubmit(1, bytes.byteLength);
       return;
     }
     const staging = this.device.createBuffer({ label: 'upload-staging', size: bytes.byteLength, usage: BufferUsage.COPY_SRC, mappedAtCreation: true });
@@ -153,6 +236,8 @@ export class Runtime {
     this.endPass();
     this.encoder.copyBufferToBuffer(staging, 0, b.buffer, byteOffset, bytes.byteLength);
     this.stagingToDestroy.push(staging);
+    this.commandsInBatch++;
+    this.uploadBytesInBatch += bytes.byteLength;
   }
   private stagingToDestroy: GPUBuffer[] = [];
 
@@ -162,6 +247,7 @@ export class Runtime {
    */
   dispatch(src: KernelSource, buffers: PooledBuffer[], workgroups: [number, number?, number?], params?: ArrayBufferView): void {
     this.checkAlive(src.key);
+    this.admit(src.key);
     const k = this.pipelines.get(src);
     const [x, y = 1, z = 1] = workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
@@ -187,6 +273,7 @@ export class Runtime {
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
     this.dispatchesInBatch++;
+    this.commandsInBatch++;
     this.counters.dispatches++;
     if (this.debug) {
       // Debug mode only: surface the error at the op that caused it.
@@ -201,8 +288,10 @@ export class Runtime {
   /** Copies bytes between buffers inside the open batch (ordered with dispatches). */
   copy(src: PooledBuffer, srcOffset: number, dst: PooledBuffer, dstOffset: number, bytes: number): void {
     this.checkAlive('copy');
+    this.admit('copy');
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
+    this.commandsInBatch++;
   }
 
   private commandEncoder(): GPUCommandEncoder {
@@ -241,6 +330,9 @@ export class Runtime {
     for (const s of this.stagingToDestroy.splice(0)) s.destroy();
     this.uniformUsed = 0;
     this.dispatchesInBatch = 0;
+    this.inFlight.onSubmit(this.commandsInBatch, this.uploadBytesInBatch);
+    this.commandsInBatch = 0;
+    this.uploadBytesInBatch = 0;
     this.counters.submits++;
     this.pool.onSubmitted();
     if (this.profiler) this.profiler.afterSubmit();
@@ -254,11 +346,15 @@ export class Runtime {
     const span = Math.ceil((byteOffset + aligned - start) / 4) * 4;
     const staging = this.pool.acquire(span, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'readback');
     this.endPass();
+    // Not admitted against the in-flight bound: a read-back is how a loop drains the queue.
     this.commandEncoder().copyBufferToBuffer(b.buffer, start, staging.buffer, 0, span);
+    this.commandsInBatch++;
     this.flush();
+    const submitted = this.inFlight.snapshot();
     this.counters.readbacks++;
     try {
       await staging.buffer.mapAsync(GPUMapMode.READ, 0, span);
+      this.inFlight.doneUpTo(submitted);
     } catch (e) {
       this.throwPendingErrors('read');
       if (this.lostError) throw this.lostError;
@@ -274,7 +370,10 @@ export class Runtime {
   /** Waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
     this.flush();
+    const submitted = this.inFlight.snapshot();
     await this.device.queue.onSubmittedWorkDone();
+    this.inFlight.doneUpTo(submitted);
+    this.checkAlive('sync');
     this.throwPendingErrors('sync');
   }
 
@@ -285,9 +384,16 @@ export class Runtime {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.inFlight.stop();
     this.pool.trim();
     this.device.destroy();
   }
+}
+
+/** Lavapipe and SwiftShader: Dawn marks CPU adapters as fallback adapters. */
+function isSoftwareAdapter(adapter: GPUAdapter): boolean {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
 }
 
 let current: Runtime | null = null;

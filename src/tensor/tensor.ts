@@ -369,7 +369,8 @@ for (const op of UNARY_METHODS) {
 /** Allocates an uninitialised contiguous tensor. */
 export function empty(shape: Shape, dtype: DType = 'f32', label?: string): Tensor {
   const bytes = sizeOf(shape) * byteSize(dtype);
-  const buf = runtime().allocate(bytes, label);
+  // The label names the tensor in out-of-memory reports.
+  const buf = runtime().allocate(bytes, label ?? `tensor ${dtype} [${shape.join(', ')}]`);
   return new Tensor(new Storage(buf, bytes), shape, dtype);
 }
 

@@ -7,6 +7,7 @@
 import * as ops from '../autograd/ops/index.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import { flowMatchingBatch, shiftAlpha } from '../diffusion/flow.js';
+import { runtime } from '../gpu/runtime.js';
 import type { Dinov2 } from '../models/dinov2.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../models/dinov2.js';
 import type { DiT, DiTDH } from '../models/dit.js';
@@ -43,19 +44,20 @@ export function denormalizeImages(x: Tensor): Tensor {
 const imagenet = (perChannel: readonly number[]) => tensor(Float32Array.from(perChannel), [1, 3, 1, 1]);
 
 /** Encodes a data set in batches with the frozen encoder: [N, T, D] latent tokens (kept). */
-export function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Tensor {
+export async function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Promise<Tensor> {
   const N = images.shape[0];
-  return noGrad(() =>
-    scope(() => {
-      const parts: Tensor[] = [];
-      for (let i = 0; i < N; i += batch) {
-        // One scope per batch: only its latent outlives it.
-        parts.push(scope(() => encoder.latent(normalizeImages(ops.narrow(images, 0, i, Math.min(batch, N - i))))));
-        onBatch?.(Math.min(i + batch, N));
-      }
-      return ops.cat(parts, 0);
-    }),
-  ).keep();
+  // One scope per batch: only its latent outlives it. Async so the loop yields to the runtime.
+  const parts: Tensor[] = [];
+  await noGrad(async () => {
+    for (let i = 0; i < N; i += batch) {
+      parts.push(scope(() => encoder.latent(normalizeImages(ops.narrow(images, 0, i, Math.min(batch, N - i))))));
+      onBatch?.(Math.min(i + batch, N));
+      await runtime().yieldIfBusy();
+    }
+  });
+  const all = noGrad(() => ops.cat(parts, 0));
+  for (const p of parts) p.dispose();
+  return all.keep();
 }
 
 /** Tokens [B, N, D] ↔ latent images [B, D, h, w] (z[b, c, i, j] = tok[b, h·i + j, c]). */
@@ -129,6 +131,7 @@ export async function trainDecoder(decoder: RAEDecoder, tokens: Tensor, images: 
       prog.update(step + 1, { l1: v, lr: opt.lr });
     }
     loss.dispose();
+    await runtime().yieldIfBusy();
   }
   opt.dispose();
   decoder.eval();
@@ -177,6 +180,7 @@ export async function trainDiffusion(
       prog.update(step + 1, { mse: v });
     }
     loss.dispose();
+    await runtime().yieldIfBusy();
   }
   opt.dispose();
   model.eval();

@@ -65,7 +65,7 @@ describe('DiTDH golden', () => {
       const alpha = g.meta.shift_alpha as number;
       const grid = samplerGrid(g.meta.sampler_steps as number, alpha);
       const y = input('sample_y');
-      const sample = eulerSample((x, t) => m.forward(x, t, y), input('noise'), grid);
+      const sample = await eulerSample((x, t) => m.forward(x, t, y), input('noise'), grid);
       expect(relByMax(await toArray(sample), g.outputs.get('euler_sample')!.data)).toBeLessThan(1e-4);
       const guided = cfgVelocity((x, t, yy, mask) => m.forward(x, t, yy, { dropMask: mask }), y, { scale: 2.5 });
       const noise = input('noise');

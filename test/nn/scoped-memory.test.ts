@@ -87,7 +87,7 @@ describe('the leaks of issue #7 are gone (safety net off)', () => {
     // A velocity that leaves its temporaries (two products and t) to the enclosing scope.
     const velocity = (x: Tensor, t: Tensor) => ops.mul(ops.mul(x, -1), ops.reshape(t, [2, 1, 1, 1]));
     const perStep: number[] = [];
-    const z = eulerSample(velocity, noise, grid, { onStep: () => perStep.push(memoryStats().liveTensors) });
+    const z = await eulerSample(velocity, noise, grid, { onStep: () => perStep.push(memoryStats().liveTensors) });
     // Between steps only the current sample is alive.
     expect(perStep).toEqual(Array(5).fill(before.liveTensors + 1));
     // x ← x + dt·(−t·x) per step, the closed form of this velocity.
@@ -161,7 +161,7 @@ describe('DiT^DH: training step and guided sampling return to the baseline (safe
     const base = live(memoryStats());
     const perStep: number[] = [];
     const onStep = () => perStep.push(memoryStats().liveTensors);
-    const z = eulerSample((x, t) => model.forwardWithCfg(x, t, labels, 2.5), noise, grid, { onStep });
+    const z = await eulerSample((x, t) => model.forwardWithCfg(x, t, labels, 2.5), noise, grid, { onStep });
     expect(perStep).toEqual(Array(20).fill(base.liveTensors + 1));
     const host = await toArray(z);
     expect(host.every(Number.isFinite)).toBe(true);
@@ -173,7 +173,7 @@ describe('DiT^DH: training step and guided sampling return to the baseline (safe
       (x, t) => weak.forward(x, t, labels),
       { scale: 1.5, interval: [0.2, 0.9] },
     );
-    const z2 = eulerSample(guided, noise, samplerGrid(6, 1), {});
+    const z2 = await eulerSample(guided, noise, samplerGrid(6, 1), {});
     await toArray(z2);
     z2.dispose();
     expect(live(memoryStats())).toEqual(base);
