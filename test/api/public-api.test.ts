@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { F, init, noGrad, optim, randn, scope, tensor, zeros } from '../../src/index.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 const nd = (d: Float64Array, s: number[]) => C.nd(d, s);
 

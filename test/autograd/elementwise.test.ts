@@ -10,7 +10,8 @@ import { gradCheck } from '../../src/autograd/gradcheck.js';
 import * as ops from '../../src/autograd/ops/elementwise.js';
 import { transpose } from '../../src/autograd/ops/shape.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
-import { randomData, sizeOf, useGpu } from '../helpers/setup.js';
+import { sizeOf, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 

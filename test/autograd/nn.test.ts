@@ -10,7 +10,8 @@ import * as C from '../../src/cpu/index.js';
 import { gradCheck } from '../../src/autograd/gradcheck.js';
 import { rope2dTables } from '../../src/nn/tables.js';
 import { ones, ops, runtime, tensor, toArray } from '../../src/index.js';
-import { randomData, sizeOf, useGpu } from '../helpers/setup.js';
+import { sizeOf, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 
