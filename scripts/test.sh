@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up (system driver + npm deps), then runs every test on the WebGPU adapter and prints
-# a closing line "N passed, M failed". Exits non-zero on any failure.
+# a closing line "N passed, M failed, K skipped". Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
