@@ -90,6 +90,18 @@ describe('mapInto: the kernel', () => {
     }
   });
 
+  it('rank-1 operands that are not contiguous: a stride-2 view and a broadcast [1]', async () => {
+    const n = 1029;
+    const base = f32(randomData(2 * n + 3, 5, -4, 4));
+    const one = f32([0.625]);
+    const [tBase, tOne] = [tensor(base, [base.length]), tensor(one, [1])];
+    const every2 = viewOf(tBase, [n], [2], 3);
+    const out = empty([n]);
+    mapInto({ name: 'test_mul', expr: 'in0 * in1', compute: 'f32' }, [every2, tOne], out);
+    expectAllclose(await toArray(out), Array.from({ length: n }, (_, i) => Math.fround(base[3 + 2 * i] * 0.625)), TOL.exact, { label: 'stride 2 × broadcast' });
+    [tBase, tOne, out].forEach((t) => t.dispose());
+  });
+
   it('merges dims contiguous in every operand and keeps the others (coalesce)', () => {
     // All contiguous: one dim.
     expect(coalesce([4, 5, 6], [[30, 6, 1], [30, 6, 1]])).toEqual({ shape: [120], strides: [[1], [1]] });
