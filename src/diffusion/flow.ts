@@ -4,9 +4,9 @@
  */
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
-import { runtime } from '../gpu/runtime.js';
 import { classifierFreeGuidance, guide, type GuidanceOptions, type MaskedForward } from '../models/guidance.js';
 import { full, randn, uniform } from '../tensor/creation.js';
+import { yieldIfBusy } from '../tensor/pace.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -55,7 +55,7 @@ export async function eulerSample(velocity: VelocityFn, noise: Tensor, grid: num
       if (x !== noise) x.dispose();
       x = next;
       opts.onStep?.(i + 1, grid.length - 1);
-      await runtime().yieldIfBusy();
+      await yieldIfBusy();
     }
     // The caller owns `noise`; the result is always a tensor of its own.
     return x === noise ? ops.mul(noise, 1) : x;

@@ -6,8 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { F, init, noGrad, optim, randn, scope, tensor, zeros } from '../../src/index.js';
-import { relByMax } from '../helpers/golden.js';
-import { randomData } from '../helpers/setup.js';
+import { expectAllclose, TOL } from '../helpers/compare.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
+
+useGpu();
 
 const nd = (d: Float64Array, s: number[]) => C.nd(d, s);
 
@@ -17,27 +20,25 @@ describe('public API vs float64', () => {
   });
 
   it('matmul + bias, softmax, layerNorm, rmsNorm', async () => {
-    await init();
     const a = randomData(33 * 65, 1);
     const b = randomData(65 * 17, 2);
     const bias = randomData(17, 3);
     const y = tensor(Float32Array.from(a), [33, 65]).matmul(tensor(Float32Array.from(b), [65, 17])).add(tensor(Float32Array.from(bias), [17]));
     const yRef = C.add(C.matmul(nd(a, [33, 65]), nd(b, [65, 17])), nd(bias, [17]));
-    expect(relByMax(await y.toArray(), yRef.data)).toBeLessThan(1e-4);
+    expectAllclose(await y.toArray(), yRef.data, TOL.modelForward);
 
     const x = randomData(7 * 129, 4, -3, 3);
     const xt = tensor(Float32Array.from(x), [7, 129]);
-    expect(relByMax(await F.softmax(xt, -1).toArray(), C.softmax(nd(x, [7, 129]), -1).data)).toBeLessThan(1e-4);
+    expectAllclose(await F.softmax(xt, -1).toArray(), C.softmax(nd(x, [7, 129]), -1).data, TOL.modelForward);
     const w = randomData(129, 5);
     const bb = randomData(129, 6);
     const ln = F.layerNorm(xt, [129], tensor(Float32Array.from(w), [129]), tensor(Float32Array.from(bb), [129]), 1e-5);
-    expect(relByMax(await ln.toArray(), C.layerNorm(nd(x, [7, 129]), [129], nd(w, [129]), nd(bb, [129]), 1e-5).data)).toBeLessThan(1e-4);
+    expectAllclose(await ln.toArray(), C.layerNorm(nd(x, [7, 129]), [129], nd(w, [129]), nd(bb, [129]), 1e-5).data, TOL.modelForward);
     const rms = F.rmsNorm(xt, [129], tensor(Float32Array.from(w), [129]), 1e-6);
-    expect(relByMax(await rms.toArray(), C.rmsNorm(nd(x, [7, 129]), [129], nd(w, [129]), 1e-6).data)).toBeLessThan(1e-4);
+    expectAllclose(await rms.toArray(), C.rmsNorm(nd(x, [7, 129]), [129], nd(w, [129]), 1e-6).data, TOL.modelForward);
   });
 
   it('attention forward and backward', async () => {
-    await init();
     const shape = [2, 3, 37, 16];
     const n = 2 * 3 * 37 * 16;
     const [q, k, v, go] = [11, 12, 13, 14].map((s) => randomData(n, s));
@@ -47,7 +48,7 @@ describe('public API vs float64', () => {
     for (const t of [qt, kt, vt]) t.requiresGrad = true;
     const o = F.scaledDotProductAttention(qt, kt, vt, { scale: 0.3 });
     const oRef = C.scaledDotProductAttention(nd(q, shape), nd(k, shape), nd(v, shape), 0.3);
-    expect(relByMax(await o.toArray(), oRef.data)).toBeLessThan(1e-4);
+    expectAllclose(await o.toArray(), oRef.data, TOL.modelForward);
     o.mul(tensor(Float32Array.from(go), shape)).sum().backward();
     const f = (qq: C.NDArray, kk: C.NDArray, vv: C.NDArray) => {
       const out = C.scaledDotProductAttention(qq, kk, vv, 0.3);
@@ -79,7 +80,6 @@ describe('public API vs float64', () => {
   });
 
   it('AdamW steps agree with a float64 AdamW', async () => {
-    await init();
     const w0 = randomData(5 * 7, 21);
     const x = randomData(3 * 7, 22);
     const w = tensor(Float32Array.from(w0), [5, 7]);
@@ -109,7 +109,7 @@ describe('public API vs float64', () => {
         W[i] -= (0.01 * (m[i] / (1 - 0.9 ** s))) / (Math.sqrt(v[i] / (1 - 0.95 ** s)) + 1e-8);
       }
     }
-    expect(relByMax(await w.toArray(), W)).toBeLessThan(1e-4);
+    expectAllclose(await w.toArray(), W, TOL.modelForward);
     expect(noGrad(() => zeros([2]).add(1)).requiresGrad).toBe(false);
     void randn;
   });
@@ -117,7 +117,6 @@ describe('public API vs float64', () => {
 
 describe('public API conveniences', () => {
   it('crossEntropy and embedding accept integer-valued f32 labels / ids; interpolate takes a number size', async () => {
-    await init();
     const logits = tensor([[1, 2, 3], [0.5, 0.1, -1]]);
     const a = await F.crossEntropy(logits, tensor([2, 0])).item();
     const b = await F.crossEntropy(logits, [2, 0]).item();

@@ -9,8 +9,9 @@ import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { gradCheck } from '../../src/autograd/gradcheck.js';
 import { rope2dTables } from '../../src/nn/tables.js';
-import { ones, ops, runtime, tensor, toArray } from '../../src/index.js';
-import { randomData, sizeOf, useGpu } from '../helpers/setup.js';
+import { ones, ops, tensor, toArray } from '../../src/index.js';
+import { requireFeature, sizeOf, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 
@@ -202,7 +203,7 @@ describe('lookups, layouts, pad, dropout, cast', () => {
   });
 
   it('cast f32 → f16 → f32 (when the adapter has shader-f16)', async (ctx) => {
-    if (!runtime().hasF16) ctx.skip();
+    requireFeature(ctx, 'shader-f16');
     const r = await gradCheck(([x]) => ops.cast(ops.cast(x, 'f16'), 'f32'), ([x]) => x, [inp([7, 9], 65, -2, 2)], TOL);
     expect(r.ok, r.message).toBe(true);
   });

@@ -9,7 +9,8 @@ import * as E from '../../src/autograd/ops/elementwise.js';
 import * as R from '../../src/autograd/ops/reduce.js';
 import * as S from '../../src/autograd/ops/shape.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
-import { randomData, sizeOf, useGpu } from '../helpers/setup.js';
+import { sizeOf, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 

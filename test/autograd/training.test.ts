@@ -17,7 +17,8 @@ import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { F, memoryStats, optim, scope, tensor, toArray, type Tensor } from '../../src/index.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData, sizeOf, useGpu, settleGarbage } from '../helpers/setup.js';
+import { sizeOf, useGpu, settleGarbage } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 

@@ -15,7 +15,8 @@ import { describe, expect, it } from 'vitest';
 import { flowMatchingBatch, shiftAlpha, shiftTime, shiftTimes } from '../../src/diffusion/flow.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 

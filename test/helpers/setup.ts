@@ -1,22 +1,21 @@
 /** Shared test set-up: one runtime per test file (each file runs in its own process). */
-import { beforeAll } from 'vitest';
-import { init } from '../../src/gpu/runtime.js';
+import { beforeAll, type TestContext } from 'vitest';
+import { init, runtime } from '../../src/gpu/runtime.js';
 
+/** The one way a test file sets up the GPU: the runtime is initialised before its first test. */
 export function useGpu(): void {
   beforeAll(async () => {
     await init();
   });
 }
 
-/** Deterministic float64 test data in [-1, 1) (or a custom range). */
-export function randomData(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + (hi - lo) * (s / 2 ** 32);
-  }
-  return out;
+/**
+ * Skips the running test — reported as skipped, not passed — when the adapter lacks a feature
+ * it exercises. Call at the top of the test body (the runtime exists only once tests run).
+ */
+export function requireFeature(ctx: Pick<TestContext, 'skip'>, feature: 'shader-f16' | 'subgroups'): void {
+  const has = feature === 'shader-f16' ? runtime().hasF16 : runtime().features.has('subgroups');
+  ctx.skip(!has, `the adapter lacks ${feature}`);
 }
 
 export function sizeOf(shape: readonly number[]): number {

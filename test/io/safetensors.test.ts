@@ -7,13 +7,13 @@ import {
   openCheckpoint, openSafetensors, openShardedSafetensors, parseSafetensors, saveSafetensors,
   serializeSafetensors, type WriteTensor,
 } from '../../src/io/safetensors.js';
+import { goldenPath } from '../helpers/golden.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rae-safetensors-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let tmpCounter = 0;
 const tmpDir = (): string => fs.mkdtempSync(path.join(tmpRoot, `t${tmpCounter++}-`));
 
-const FIXTURE = path.resolve(import.meta.dirname, '../../../shared/fixtures/golden/rae_decoder_small.safetensors');
 
 /** Builds a file by hand from a header object (or raw header text) and data bytes. */
 function craft(header: unknown, data: Uint8Array = new Uint8Array(0), opts: { pad?: boolean } = {}): Uint8Array {
@@ -371,7 +371,8 @@ describe('sharded checkpoints', () => {
 });
 
 describe('real fixture', () => {
-  it.skipIf(!fs.existsSync(FIXTURE))('reads rae_decoder_small.safetensors', () => {
+  it('reads rae_decoder_small.safetensors', () => {
+    const FIXTURE = goldenPath('rae_decoder_small');
     const file = openSafetensors(FIXTURE);
     try {
       const keys = file.keys();

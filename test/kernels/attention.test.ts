@@ -7,36 +7,17 @@
  * Tolerance for f32: |gpu − ref| ≤ 1e-5 + 1e-4·|ref| per element (f32 accumulation over ≤ 1024
  * keys of O(1) terms); f16 inputs/outputs: 2e-3 + 1e-2·|ref| (f16 output rounding is 5e-4 rel).
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays } from '../../src/cpu/allclose.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { describe, expect, it } from 'vitest';
+import { runtime } from '../../src/gpu/runtime.js';
 import { attentionBackward, attentionForward, type AttentionConfig } from '../../src/kernels/attention.js';
 import type { View } from '../../src/kernels/view.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
-import { settleGarbage } from '../helpers/setup.js';
+import { expectAllclose, TOL } from '../helpers/compare.js';
+import { randn } from '../helpers/random.js';
+import { requireFeature, settleGarbage, useGpu } from '../helpers/setup.js';
 
-const F32 = { atol: 1e-5, rtol: 1e-4 };
-const F16 = { atol: 2e-3, rtol: 1e-2 };
-
-beforeAll(async () => {
-  await init();
-});
-
-/** Deterministic N(0, 1) samples (mulberry32 + Box–Muller), rounded to f32. */
-function randn(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
+useGpu();
 
 interface Ref {
   o: Float64Array;
@@ -101,11 +82,6 @@ function reference(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<numb
   return g ? { o, lse, dq, dk, dv } : { o, lse };
 }
 
-function expectClose(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol = F32, shape?: number[]): void {
-  const r = compareArrays(actual, expected, { ...tol, shape, label: name });
-  expect(r.ok, r.message).toBe(true);
-}
-
 /** q, k, v as [B,H,N,D] views into one fused [B, N, 3, H, D] buffer (as a qkv projection makes it). */
 function fusedQKV(data: Float32Array, b: number, n: number, h: number, d: number): { qkv: Tensor; views: Tensor[] } {
   const qkv = tensor(data, [b, n, 3, h, d]);
@@ -144,8 +120,8 @@ describe('attentionForward', () => {
     const lse = empty([b, h, nq]);
     attentionForward(q, k, v, o, lse, scale);
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale);
-    expectClose('o', await toArray(o), ref.o, F32, [b, h, nq, d]);
-    expectClose('lse', await toArray(lse), ref.lse, F32, [b, h, nq]);
+    expectAllclose(await toArray(o), ref.o, TOL.attention, { label: 'o', shape: [b, h, nq, d] });
+    expectAllclose(await toArray(lse), ref.lse, TOL.attention, { label: 'lse', shape: [b, h, nq] });
     disposeAll(q, k, v, o, lse);
   });
 
@@ -159,8 +135,8 @@ describe('attentionForward', () => {
     attentionForward(views[0], views[1], views[2], o, lse, 0.3);
     const [q, k, v] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(q, k, v, b * h, n, n, d, 0.3);
-    expectClose('o (strided)', await toArray(o), ref.o, F32, [b, h, n, d]);
-    expectClose('lse', await toArray(lse), ref.lse);
+    expectAllclose(await toArray(o), ref.o, TOL.attention, { label: 'o (strided)', shape: [b, h, n, d] });
+    expectAllclose(await toArray(lse), ref.lse, TOL.attention, { label: 'lse' });
     disposeAll(qkv, ...views, oBase, o, lse);
   });
 
@@ -179,8 +155,8 @@ describe('attentionForward', () => {
     expect(runtime().stats().pipelines).toBe(pipelines);
     const ref = reference(qd, kd, vd, b * h, n, n, d, 1);
     // f32 score errors grow with |s| (~1e-5 at 200) and enter p = exp(s − m) directly: atol 1e-4.
-    expectClose('o', await toArray(o), ref.o, { atol: 1e-4, rtol: 1e-4 });
-    expectClose('lse', await toArray(lse), ref.lse, { atol: 1e-4, rtol: 1e-5 });
+    expectAllclose(await toArray(o), ref.o, TOL.attentionLargeScores, { label: 'o' });
+    expectAllclose(await toArray(lse), ref.lse, TOL.attentionLargeScores, { label: 'lse', tighten: { rtol: 1e-5 } });
     disposeAll(q, k, v, o, lse);
   });
 
@@ -236,11 +212,11 @@ describe.each(VARIANTS)('attention variant: %s', (_, config) => {
     const gd = randn(b * h * nq * d, 54);
     const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, config);
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
-    expectClose('o', got.o, ref.o);
-    expectClose('lse', got.lse, ref.lse);
-    expectClose('dq', got.dq, ref.dq!);
-    expectClose('dk', got.dk, ref.dk!);
-    expectClose('dv', got.dv, ref.dv!);
+    expectAllclose(got.o, ref.o, TOL.attention, { label: 'o' });
+    expectAllclose(got.lse, ref.lse, TOL.attention, { label: 'lse' });
+    expectAllclose(got.dq, ref.dq!, TOL.attention, { label: 'dq' });
+    expectAllclose(got.dk, ref.dk!, TOL.attention, { label: 'dk' });
+    expectAllclose(got.dv, ref.dv!, TOL.attention, { label: 'dv' });
   });
 });
 
@@ -258,9 +234,9 @@ describe('attentionBackward', () => {
     const gd = randn(b * h * nq * d, 14);
     const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale);
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
-    expectClose('dq', got.dq, ref.dq!, F32, [b, h, nq, d]);
-    expectClose('dk', got.dk, ref.dk!, F32, [b, h, nk, d]);
-    expectClose('dv', got.dv, ref.dv!, F32, [b, h, nk, d]);
+    expectAllclose(got.dq, ref.dq!, TOL.attention, { label: 'dq', shape: [b, h, nq, d] });
+    expectAllclose(got.dk, ref.dk!, TOL.attention, { label: 'dk', shape: [b, h, nk, d] });
+    expectAllclose(got.dv, ref.dv!, TOL.attention, { label: 'dv', shape: [b, h, nk, d] });
   });
 
   it('agrees with central finite differences of L = Σ O∘G (float64) on sampled entries', async () => {
@@ -295,7 +271,7 @@ describe('attentionBackward', () => {
         numeric.push((up - down) / (2 * eps));
         analytic.push(grads[w][idx]);
       }
-      expectClose(['dq', 'dk', 'dv'][w] + ' vs finite differences', analytic, numeric, { atol: 1e-5, rtol: 1e-4 });
+      expectAllclose(analytic, numeric, TOL.attention, { label: ['dq', 'dk', 'dv'][w] + ' vs finite differences' });
     }
   });
 
@@ -316,9 +292,9 @@ describe('attentionBackward', () => {
     const second = await Promise.all(grads.map((t) => toArray(t)));
     const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(qr, kr, vr, b * h, n, n, d, 0.25, gd);
-    expectClose('dq', first[0], ref.dq!);
-    expectClose('dk', first[1], ref.dk!);
-    expectClose('dv', first[2], ref.dv!);
+    expectAllclose(first[0], ref.dq!, TOL.attention, { label: 'dq' });
+    expectAllclose(first[1], ref.dk!, TOL.attention, { label: 'dk' });
+    expectAllclose(first[2], ref.dv!, TOL.attention, { label: 'dv' });
     for (let w = 0; w < 3; w++) expect(Array.from(second[w])).toEqual(Array.from(first[w]));
     disposeAll(qkv, ...views, g, o, lse, ...grads);
   });
@@ -338,16 +314,16 @@ describe('attentionBackward', () => {
     attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.5);
     const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(qr, kr, vr, b * h, n, n, d, 0.5, gd);
-    expectClose('dq', await toArray(grads[0]), ref.dq!);
-    expectClose('dk', await toArray(grads[1]), ref.dk!);
-    expectClose('dv', await toArray(grads[2]), ref.dv!);
+    expectAllclose(await toArray(grads[0]), ref.dq!, TOL.attention, { label: 'dq' });
+    expectAllclose(await toArray(grads[1]), ref.dk!, TOL.attention, { label: 'dk' });
+    expectAllclose(await toArray(grads[2]), ref.dv!, TOL.attention, { label: 'dv' });
     expect(() => attentionForward(q, k, v, q, lse, 0.5)).toThrow(/o shares its buffer with q/);
     expect(() => attentionBackward(q, k, v, o, lse, g, grads[0], views[1], grads[2], 0.5)).toThrow(/dk shares its buffer/);
     disposeAll(qkv, ...views, g, o, lse, dqkv, ...grads);
   });
 
   it('f16 inputs and outputs (f32 accumulation) match float64 within atol 2e-3, rtol 1e-2', async ({ skip }) => {
-    if (!runtime().hasF16) skip();
+    requireFeature({ skip }, 'shader-f16');
     const [b, h, nq, nk, d] = [1, 2, 37, 29, 16];
     const scale = 0.25;
     const half = { dtype: 'f16' as const };
@@ -363,10 +339,10 @@ describe('attentionBackward', () => {
     // The reference sees the f16-rounded inputs.
     const [qd, kd, vd, gd] = await Promise.all([q, k, v, g].map((t) => toArray(t)));
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
-    expectClose('o', await toArray(o), ref.o, F16);
-    expectClose('dq', await toArray(grads[0]), ref.dq!, F16);
-    expectClose('dk', await toArray(grads[1]), ref.dk!, F16);
-    expectClose('dv', await toArray(grads[2]), ref.dv!, F16);
+    expectAllclose(await toArray(o), ref.o, TOL.f16, { label: 'o' });
+    expectAllclose(await toArray(grads[0]), ref.dq!, TOL.f16, { label: 'dq' });
+    expectAllclose(await toArray(grads[1]), ref.dk!, TOL.f16, { label: 'dk' });
+    expectAllclose(await toArray(grads[2]), ref.dv!, TOL.f16, { label: 'dv' });
     disposeAll(q, k, v, g, o, lse, ...grads);
   });
 });
@@ -418,11 +394,11 @@ describe('attention memory', () => {
     const pick = (a: ArrayLike<number>) => rows.flatMap((r) => Array.from({ length: d }, (_, c) => a[r * d + c]));
     const got = await Promise.all([o, ...grads].map((t) => toArray(t)));
     const lseGot = await toArray(lse);
-    expectClose('o rows', pick(got[0]), pick(ref.o));
-    expectClose('lse rows', rows.map((r) => lseGot[r]), rows.map((r) => ref.lse[r]));
-    expectClose('dq rows', pick(got[1]), pick(ref.dq!));
-    expectClose('dk rows', pick(got[2]), pick(ref.dk!));
-    expectClose('dv rows', pick(got[3]), pick(ref.dv!));
+    expectAllclose(pick(got[0]), pick(ref.o), TOL.attention, { label: 'o rows' });
+    expectAllclose(rows.map((r) => lseGot[r]), rows.map((r) => ref.lse[r]), TOL.attention, { label: 'lse rows' });
+    expectAllclose(pick(got[1]), pick(ref.dq!), TOL.attention, { label: 'dq rows' });
+    expectAllclose(pick(got[2]), pick(ref.dk!), TOL.attention, { label: 'dk rows' });
+    expectAllclose(pick(got[3]), pick(ref.dv!), TOL.attention, { label: 'dv rows' });
     disposeAll(q, k, v, g, o, lse, ...grads);
   });
 });

@@ -4,41 +4,24 @@
  * index-add there). Gathers are exact copies; backward sums are f32 sums of a few terms in a
  * fixed order, so the tolerance is 1e-6 relative-by-element plus 1e-6 absolute.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays } from '../../src/cpu/index.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { describe, expect, it } from 'vitest';
+import { runtime } from '../../src/gpu/runtime.js';
 import { embeddingBackwardInto, embeddingInto, indexSelectBackwardInto, indexSelectInto } from '../../src/kernels/gather.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, viewOf } from '../../src/tensor/tensor.js';
-import { settleGarbage } from '../helpers/setup.js';
+import { expectAllclose, TOL } from '../helpers/compare.js';
+import { randomInts, uniformF32 } from '../helpers/random.js';
+import { settleGarbage, useGpu } from '../helpers/setup.js';
 
-const TOL = { atol: 1e-6, rtol: 1e-6 };
+useGpu();
 
-function pseudoRandom(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 4 - 2;
-  }
-  return out;
-}
+const pseudoRandom = (n: number, seed: number) => uniformF32(n, seed, 2);
 
 /** ids in [0, v) with repeats; some rows never hit. */
 function someIds(n: number, v: number, seed: number): Int32Array {
-  const ids = new Int32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 22695477) + 1) >>> 0;
-    ids[i] = (s >>> 16) % Math.max(1, v - 2); // rows v-2, v-1 are never used
-  }
+  const ids = randomInts(n, seed, Math.max(1, v - 2)); // rows v-2, v-1 are never used
   if (n > 3) ids[1] = ids[0] = ids[3]; // guaranteed repeats
   return ids;
-}
-
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, shape?: number[]): void {
-  const r = compareArrays(actual, expected, { ...TOL, label, shape });
-  expect(r.ok, r.message).toBe(true);
 }
 
 /** out[i, d] = table[ids[i], d], NaN rows for out-of-range ids. */
@@ -60,9 +43,6 @@ function embeddingBackwardRef(ids: Int32Array, dout: Float32Array, v: number, d:
   return out;
 }
 
-beforeAll(async () => {
-  await init();
-});
 
 describe('embedding', () => {
   const [V, N, D] = [13, 37, 65];
@@ -74,7 +54,7 @@ describe('embedding', () => {
     const idT = tensor(ids, [N]);
     const out = empty([N, D]);
     embeddingInto(idT, table, out);
-    expectClose(await toArray(out), embeddingRef(ids, tableData, V, D), 'embedding', [N, D]);
+    expectAllclose(await toArray(out), embeddingRef(ids, tableData, V, D), TOL.gather, { label: 'embedding', shape: [N, D] });
     for (const t of [table, idT, out]) t.dispose();
   });
 
@@ -91,7 +71,7 @@ describe('embedding', () => {
     const outStore = empty([D, N]);
     const out = viewOf(outStore, [N, D], [1, N], 0);
     embeddingInto(idT, table, out);
-    expectClose(await toArray(out), embeddingRef(ids, tableData, V, D), 'embedding strided', [N, D]);
+    expectAllclose(await toArray(out), embeddingRef(ids, tableData, V, D), TOL.gather, { label: 'embedding strided', shape: [N, D] });
     for (const t of [tStore, table, idStore, idT, outStore, out]) t.dispose();
   });
 
@@ -103,7 +83,7 @@ describe('embedding', () => {
     const out = empty([ids.length, D]);
     embeddingInto(idT, table, out);
     const got = await toArray(out);
-    expectClose(got, embeddingRef(ids, tableData, V, D), 'embedding NaN', [ids.length, D]);
+    expectAllclose(got, embeddingRef(ids, tableData, V, D), TOL.gather, { label: 'embedding NaN', shape: [ids.length, D] });
     expect(Number.isNaN(got[D])).toBe(true);
     for (const t of [table, idT, out]) t.dispose();
   });
@@ -118,7 +98,7 @@ describe('embedding', () => {
     const dtable = tensor(new Float32Array(V * D).fill(123), [V, D]); // garbage to be overwritten
     embeddingBackwardInto(idT, dout, dtable);
     const first = await toArray(dtable);
-    expectClose(first, embeddingBackwardRef(ids, doutData, V, D), 'embedding backward', [V, D]);
+    expectAllclose(first, embeddingBackwardRef(ids, doutData, V, D), TOL.gather, { label: 'embedding backward', shape: [V, D] });
     for (let k = 0; k < D; k++) expect(first[(V - 1) * D + k]).toBe(0);
     embeddingBackwardInto(idT, dout, dtable);
     expect(Array.from(await toArray(dtable))).toEqual(Array.from(first));
@@ -136,7 +116,7 @@ describe('embedding', () => {
     const dtable = viewOf(tStore, [V, D], [1, V], 0);
     const idT = tensor(ids, [N]);
     embeddingBackwardInto(idT, dout, dtable);
-    expectClose(await toArray(dtable), embeddingBackwardRef(ids, doutData, V, D), 'embedding backward strided', [V, D]);
+    expectAllclose(await toArray(dtable), embeddingBackwardRef(ids, doutData, V, D), TOL.gather, { label: 'embedding backward strided', shape: [V, D] });
     // No ids at all: dtable becomes zeros.
     const none = empty([0], 'i32');
     const dnone = empty([0, D]);
@@ -194,7 +174,7 @@ describe('index_select', () => {
     const idT = tensor(idx, [M]);
     const out = empty([3, M, 7]);
     indexSelectInto(x, layout, idT, out);
-    expectClose(await toArray(out), selectRef(xData, idx), 'index_select', [3, M, 7]);
+    expectAllclose(await toArray(out), selectRef(xData, idx), TOL.gather, { label: 'index_select', shape: [3, M, 7] });
     for (const t of [x, idT, out]) t.dispose();
   });
 
@@ -207,7 +187,7 @@ describe('index_select', () => {
     const dx = tensor(new Float32Array(3 * 11 * 7).fill(-5), [3, 11, 7]);
     indexSelectBackwardInto(g, layout, idT, dx);
     const first = await toArray(dx);
-    expectClose(first, selectBackwardRef(gData, idx), 'index_select backward', [3, 11, 7]);
+    expectAllclose(first, selectBackwardRef(gData, idx), TOL.gather, { label: 'index_select backward', shape: [3, 11, 7] });
     indexSelectBackwardInto(g, layout, idT, dx);
     expect(Array.from(await toArray(dx))).toEqual(Array.from(first));
     for (const t of [g, idT, dx]) t.dispose();
@@ -235,8 +215,8 @@ describe('index_select', () => {
             wantDx[(o * l.n + j) * l.inner + k] += v;
           }
         });
-      expectClose(got, want, `index_select ${JSON.stringify(l)}`);
-      expectClose(gotDx, wantDx, `index_select backward ${JSON.stringify(l)}`);
+      expectAllclose(got, want, TOL.gather, { label: `index_select ${JSON.stringify(l)}` });
+      expectAllclose(gotDx, wantDx, TOL.gather, { label: `index_select backward ${JSON.stringify(l)}` });
       for (const t of [x, idT, out, dx]) t.dispose();
     }
   });

@@ -12,22 +12,21 @@
  *  - exact GELU on K = 1 (the product is exact): |gpu − ref| ≤ 1e-7·|x| + 2⁻²³·|ref|, i.e. an
  *    erf good to 1e-7 plus the rounding of the two multiplications in 0.5·x·(1 + erf(x/√2)).
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays } from '../../src/cpu/allclose.js';
+import { describe, expect, it } from 'vitest';
 import { geluScalar, geluTanhScalar, sigmoidScalar } from '../../src/cpu/elementwise.js';
 import { matmul as matmulRef } from '../../src/cpu/linalg.js';
 import { broadcastTo, nd, type NDArray } from '../../src/cpu/ndarray.js';
 import { ndRandn } from '../../src/cpu/random.js';
 import { transpose } from '../../src/cpu/shape.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { chooseMatmulConfig, matmulInto, type MatmulActivation, type MatmulConfig, type MatmulOptions } from '../../src/kernels/matmul.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import type { DType } from '../../src/core/dtype.js';
 import { empty, viewOf, type Tensor } from '../../src/tensor/tensor.js';
+import { derived, expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
-beforeAll(async () => {
-  await init();
-});
+useGpu();
 
 /**
  * Configurations under test. Shader compilation on lavapipe costs 0.3–3 s per specialisation, so
@@ -152,12 +151,14 @@ async function check(c: Case, config?: MatmulConfig): Promise<string> {
     if (init) v += init.data[i];
     want[i] = v;
   }
-  let scale = 0;
-  for (const v of want) scale = Math.max(scale, Math.abs(v));
-  const rtol = oDt === 'f16' ? 1e-3 : 1e-5;
-  const r = compareArrays(got, want, { atol: 1e-6 * Math.sqrt(Math.max(K, 1)) * scale, rtol, shape: outShape, label: JSON.stringify(c) });
+  const scale = Math.sqrt(Math.max(K, 1)) * maxAbs(want);
   for (const t of [a.t, b.t, bias?.t, res?.t, out]) t?.dispose();
-  expect(r.ok, r.message).toBe(true);
+  const label = JSON.stringify(c);
+  // f16 out: the f32 bound plus one f16 rounding (rtol 1e-3), written out in the header.
+  const r =
+    oDt === 'f16'
+      ? expectAllclose(got, want, derived({ atol: 1e-6 * scale, rtol: 1e-3 }), { shape: outShape, label })
+      : expectAllclose(got, want, TOL.matmul, { shape: outShape, label, scale });
   return r.message;
 }
 
@@ -232,9 +233,12 @@ describe('matmulInto', () => {
         return;
       }
       if (level === 'nt') {
-        it('K-contiguous operands (x·Wᵀ), ragged K, batches, epilogue, f16', async () => {
+        it('K-contiguous operands (x·Wᵀ), ragged K, batches, epilogue', async () => {
           for (const c of NT) await check(c, cfg);
-          if (runtime().hasF16) await check({ M: 65, K: 127, N: 33, dtype: 'f16', transB: true }, cfg);
+        });
+        it('K-contiguous f16 operands', async (ctx) => {
+          requireFeature(ctx, 'shader-f16');
+          await check({ M: 65, K: 127, N: 33, dtype: 'f16', transB: true }, cfg);
         });
         return;
       }
@@ -243,7 +247,7 @@ describe('matmulInto', () => {
           for (const c of CORE) await check(c, cfg);
         });
         it('f16 inputs', async (ctx) => {
-          if (!runtime().hasF16) ctx.skip();
+          requireFeature(ctx, 'shader-f16');
           await check({ M: 36, K: 64, N: 40, dtype: 'f16', transB: true }, cfg);
         });
         return;
@@ -269,7 +273,7 @@ describe('matmulInto', () => {
         await check({ M: 19, K: 32, N: 36, bias: true, activation: 'silu', residual: 'full', alpha: 2, accumulate: true }, cfg);
       });
       it('f16 inputs and outputs (f32 accumulation)', async (ctx) => {
-        if (!runtime().hasF16) ctx.skip();
+        requireFeature(ctx, 'shader-f16');
         await check({ M: 33, K: 64, N: 36, dtype: 'f16' }, cfg);
         await check({ M: 65, K: 127, N: 33, dtype: 'f16', transB: true }, cfg);
         await check({ M: 36, K: 64, N: 40, dtype: 'f16', transA: true, bias: true, activation: 'gelu' }, cfg);

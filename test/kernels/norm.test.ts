@@ -10,30 +10,18 @@
  * 65 rows): atol 2e-5·Σ_rows|term| per column; finite differences atol 1e-6 on float64 only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays, layerNorm, nd, numericalVjp, rmsNorm, type NDArray } from '../../src/cpu/index.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { layerNorm, nd, numericalVjp, rmsNorm, type NDArray } from '../../src/cpu/index.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto } from '../../src/kernels/norm.js';
 import { setReductionMode } from '../../src/kernels/reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
-import { makeRng } from '../../src/cpu/random.js';
+import { derived, expectAllclose, TOL } from '../helpers/compare.js';
+import { randn } from '../helpers/random.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
-/** Seeded host RNG (mulberry32), shared with the float64 reference. */
-const rng = makeRng;
-function randn(n: number, seed: number, scale = 1, shift = 0): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = shift + scale * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  return out;
-}
 const f64 = (a: ArrayLike<number>, shape: number[]): NDArray => nd(Float64Array.from(a), shape);
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, label: string, shape?: number[]): void {
-  const res = compareArrays(got, want, { atol, rtol, label, shape });
-  if (process.env.SHOW_ERR) console.log(res.message);
-  expect(res.ok, res.message).toBe(true);
-}
 
 async function read(t: Tensor): Promise<Float32Array> {
   const a = (await toArray(t)) as Float32Array;
@@ -105,9 +93,7 @@ function grads(x: ArrayLike<number>, w: ArrayLike<number> | null, dy: ArrayLike<
   return { dx, dw, db, dwScale, dbScale, dxScale };
 }
 
-beforeAll(async () => {
-  await init();
-});
+useGpu();
 afterAll(() => setReductionMode('auto'));
 
 const ROWS = [1, 7, 65];
@@ -115,13 +101,12 @@ const DS = [1, 7, 64, 257, 1000];
 const cases = ROWS.flatMap((r) => DS.flatMap((d) => [true, false].map((affine) => [r, d, affine] as [number, number, boolean])));
 
 describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s reductions)', (mode) => {
-  const skip = () => mode !== 'tree' && !runtime().features.has('subgroups');
   beforeAll(() => {
-    if (!skip()) setReductionMode(mode);
+    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
-  it.each(cases)('layerNorm rows = %i, D = %i, affine = %s', async (rows, D, affine) => {
-    if (skip()) return;
+  it.for(cases)('layerNorm rows = %i, D = %i, affine = %s', async ([rows, D, affine], ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const eps = 1e-5;
     const xh = randn(rows * D, rows * 31 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 37 + D);
@@ -142,20 +127,20 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s red
 
     const wantY = layerNorm(f64(xh, [rows, D]), [D], affine ? f64(wh, [D]) : undefined, affine ? f64(bh, [D]) : undefined, eps).data;
     const st = stats(xh, rows, D, eps, false);
-    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'layerNorm y', [rows, D]);
-    expectClose(await read(mean), st.mu, 1e-5 * maxAbs(xh), 1e-5, 'layerNorm mean');
-    expectClose(await read(rstd), st.rstd, 0, D === 1 ? 2e-5 : 1e-5, 'layerNorm rstd');
+    expectAllclose(await read(y), wantY, TOL.norm, { label: 'layerNorm y', shape: [rows, D] });
+    expectAllclose(await read(mean), st.mu, derived({ atol: 1e-5 * maxAbs(xh), rtol: 1e-5 }), { label: 'layerNorm mean' });
+    expectAllclose(await read(rstd), st.rstd, derived({ atol: 0, rtol: D === 1 ? 2e-5 : 1e-5 }), { label: 'layerNorm rstd' });
     const ref = grads(xh, affine ? wh : null, dyh, rows, D, eps, false);
-    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'layerNorm dx', [rows, D]);
+    expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: 'layerNorm dx', shape: [rows, D] });
     if (dw && db) {
-      expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, 'layerNorm dweight');
-      expectClose(await read(db), ref.db, 2e-5 * ref.dbScale, 0, 'layerNorm dbias');
+      expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 0 }), { label: 'layerNorm dweight' });
+      expectAllclose(await read(db), ref.db, derived({ atol: 2e-5 * ref.dbScale, rtol: 0 }), { label: 'layerNorm dbias' });
     }
     [x, dy, w, b].forEach((t) => t?.dispose());
   });
 
-  it.each(cases)('rmsNorm rows = %i, D = %i, weight = %s', async (rows, D, affine) => {
-    if (skip()) return;
+  it.for(cases)('rmsNorm rows = %i, D = %i, weight = %s', async ([rows, D, affine], ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const eps = 1e-6;
     const xh = randn(rows * D, rows * 41 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 43 + D);
@@ -172,11 +157,11 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s red
 
     const wantY = rmsNorm(f64(xh, [rows, D]), [D], affine ? f64(wh, [D]) : undefined, eps).data;
     const st = stats(xh, rows, D, eps, true);
-    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'rmsNorm y', [rows, D]);
-    expectClose(await read(rstd), st.rstd, 0, 1e-5, 'rmsNorm rstd');
+    expectAllclose(await read(y), wantY, TOL.norm, { label: 'rmsNorm y', shape: [rows, D] });
+    expectAllclose(await read(rstd), st.rstd, derived({ atol: 0, rtol: 1e-5 }), { label: 'rmsNorm rstd' });
     const ref = grads(xh, affine ? wh : null, dyh, rows, D, eps, true);
-    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'rmsNorm dx', [rows, D]);
-    if (dw) expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, 'rmsNorm dweight');
+    expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: 'rmsNorm dx', shape: [rows, D] });
+    if (dw) expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 0 }), { label: 'rmsNorm dweight' });
     [x, dy, w].forEach((t) => t?.dispose());
   });
 });
@@ -200,9 +185,9 @@ describe('norm gradients and numerics', () => {
       const fb = (a: NDArray) => layerNorm(X, [D], W, a, eps);
       const ref = grads(xh, wh, dyh, rows, D, eps, rms);
       const name = rms ? 'rmsNorm' : 'layerNorm';
-      expectClose(ref.dx, numericalVjp(fx, X, up).data, 1e-6, 0, `${name} analytic dx vs finite differences`);
-      expectClose(ref.dw, numericalVjp(fw, W, up).data, 1e-6, 0, `${name} analytic dweight vs finite differences`);
-      if (!rms) expectClose(ref.db, numericalVjp(fb, B, up).data, 1e-6, 0, `${name} analytic dbias vs finite differences`);
+      expectAllclose(ref.dx, numericalVjp(fx, X, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dx vs finite differences` });
+      expectAllclose(ref.dw, numericalVjp(fw, W, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dweight vs finite differences` });
+      if (!rms) expectAllclose(ref.db, numericalVjp(fb, B, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dbias vs finite differences` });
 
       // The kernels against the finite differences directly.
       const x = tensor(xh, [rows, D]);
@@ -222,10 +207,10 @@ describe('norm gradients and numerics', () => {
         layerNormInto(x, w, b, eps, y, mean, rstd);
         layerNormBackwardInto(x, w, mean, rstd, dy, dx, dw, db);
       }
-      expectClose(await read(dx), numericalVjp(fx, X, up).data, 2e-5, 0, `${name} kernel dx vs finite differences`);
-      expectClose(await read(dw), numericalVjp(fw, W, up).data, 2e-5, 0, `${name} kernel dweight vs finite differences`);
+      expectAllclose(await read(dx), numericalVjp(fx, X, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dx vs finite differences` });
+      expectAllclose(await read(dw), numericalVjp(fw, W, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dweight vs finite differences` });
       const dbGot = await read(db);
-      if (!rms) expectClose(dbGot, numericalVjp(fb, B, up).data, 2e-5, 0, `${name} kernel dbias vs finite differences`);
+      if (!rms) expectAllclose(dbGot, numericalVjp(fb, B, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dbias vs finite differences` });
       [x, w, b, dy, y, mean, rstd].forEach((t) => t.dispose());
     }
   });
@@ -241,14 +226,14 @@ describe('norm gradients and numerics', () => {
     layerNormInto(x, undefined, undefined, 1e-5, y, mean, rstd);
     const st = stats(xh, rows, D, 1e-5, false);
     // f32 rounding of the mean (~1000·2^-24 ≈ 6e-5 absolute) shifts every deviation alike: rstd to ~1e-4.
-    expectClose(await read(rstd), st.rstd, 0, 1e-4, 'rstd at mean 1000');
+    expectAllclose(await read(rstd), st.rstd, derived({ atol: 0, rtol: 1e-4 }), { label: 'rstd at mean 1000' });
     const wantY = layerNorm(f64(xh, [rows, D]), [D], undefined, undefined, 1e-5).data;
-    expectClose(await read(y), wantY, 5e-4, 1e-4, 'y at mean 1000');
+    expectAllclose(await read(y), wantY, derived({ atol: 5e-4, rtol: 1e-4 }), { label: 'y at mean 1000' });
     [x, mean].forEach((t) => t.dispose());
   });
 
-  it('f16 operands, offsets, chunked column sums and no leaks', async () => {
-    if (!runtime().hasF16) return;
+  it('f16 operands, offsets, chunked column sums and no leaks', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
     const rows = 65;
     const D = 257;
     const x = tensor(randn(rows * D, 6, 1, 0.2), [rows, D], { dtype: 'f16' });
@@ -270,10 +255,10 @@ describe('norm gradients and numerics', () => {
     // ≤: a finalizer may return a dropped tensor's buffer meanwhile; a leak would raise the count.
     expect(runtime().stats().liveBuffers, 'scratch partials returned').toBeLessThanOrEqual(live);
     const wantY = rmsNorm(f64(xh, [rows, D]), [D], f64(wh, [D]), 1e-6).data;
-    expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, 'rmsNorm f16 in');
+    expectAllclose(await read(y), wantY, TOL.norm, { label: 'rmsNorm f16 in' });
     const ref = grads(xh, wh, dyh, rows, D, 1e-6, true);
-    expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, 'rmsNorm f16 dx');
-    expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 1e-3, 'rmsNorm f16 dweight (f16 output)');
+    expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: 'rmsNorm f16 dx' });
+    expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 1e-3 }), { label: 'rmsNorm f16 dweight (f16 output)' });
     [x, w, dy, rstdBig].forEach((t) => t.dispose());
   });
 
@@ -301,10 +286,10 @@ describe('norm gradients and numerics', () => {
       const wantY = layerNorm(f64(xh, [rows, D]), [D], useW ? f64(wh, [D]) : undefined, useB ? f64(bh, [D]) : undefined, eps).data;
       const ref = grads(xh, useW ? wh : null, dyh, rows, D, eps, false);
       const label = useW ? 'weight only' : 'bias only';
-      expectClose(await read(y), wantY, 1e-5 * maxAbs(wantY), 1e-5, `layerNorm y, ${label}`);
-      expectClose(await read(dx), ref.dx, 2e-5 * ref.dxScale, 0, `layerNorm dx, ${label}`);
-      if (dw) expectClose(await read(dw), ref.dw, 2e-5 * ref.dwScale, 0, `layerNorm dweight, ${label}`);
-      if (db) expectClose(await read(db), ref.db, 2e-5 * ref.dbScale, 0, `layerNorm dbias, ${label}`);
+      expectAllclose(await read(y), wantY, TOL.norm, { label: `layerNorm y, ${label}` });
+      expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: `layerNorm dx, ${label}` });
+      if (dw) expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 0 }), { label: `layerNorm dweight, ${label}` });
+      if (db) expectAllclose(await read(db), ref.db, derived({ atol: 2e-5 * ref.dbScale, rtol: 0 }), { label: `layerNorm dbias, ${label}` });
       [w, b, mean, rstd].forEach((t) => t?.dispose());
     }
     [x, dy].forEach((t) => t.dispose());
@@ -319,7 +304,7 @@ describe('norm gradients and numerics', () => {
     const rstd = empty([rows]);
     rmsNormInto(x, undefined, 1e-6, y, rstd);
     const want = rmsNorm(f64(xh, [rows, D]), [D], undefined, 1e-6).data;
-    expectClose(await read(y), want, 1e-5 * maxAbs(want), 1e-5, 'rmsNorm 70000 rows');
+    expectAllclose(await read(y), want, TOL.norm, { label: 'rmsNorm 70000 rows' });
     [x, rstd].forEach((t) => t.dispose());
   });
 

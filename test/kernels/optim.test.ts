@@ -1,42 +1,19 @@
 /**
  * Fused multi-tensor optimizer kernels against float64 loops written out here.
- * Tolerances: f32 state vs float64 reference, |gpu − ref| ≤ atol + rtol·|ref| with rtol 1e-5
+ * Tolerances (TOL.optimizer, test/helpers/compare.ts): f32 state vs float64 reference,
+ * |gpu − ref| ≤ atol + rtol·|ref| with rtol 1e-5
  * (atol 1e-7 absorbs elements that pass near zero).
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { init, runtime } from '../../src/gpu/runtime.js';
-import { compareArrays } from '../../src/cpu/allclose.js';
+import { describe, expect, it } from 'vitest';
+import { runtime } from '../../src/gpu/runtime.js';
 import { adamwStep, clipScale, emaUpdate, groupsPerDispatch, sgdStep, sumOfSquares, type AdamWHyper } from '../../src/kernels/optim.js';
 import { tensor, toArray, zeros } from '../../src/tensor/creation.js';
 import { viewOf, type Tensor } from '../../src/tensor/tensor.js';
-import { settleGarbage } from '../helpers/setup.js';
+import { expectTensorAllclose, TOL } from '../helpers/compare.js';
+import { uniformF32 } from '../helpers/random.js';
+import { settleGarbage, useGpu } from '../helpers/setup.js';
 
-const RTOL = 1e-5;
-const ATOL = 1e-7;
-
-beforeAll(async () => {
-  await init();
-});
-
-/** Seeded uniform(-1, 1) host data (mulberry32), rounded to f32. */
-function hostRandom(n: number, seed: number, scale = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
-}
-
-async function expectClose(t: Tensor, ref: ArrayLike<number>, label: string, rtol = RTOL, atol = ATOL): Promise<void> {
-  const got = await toArray(t);
-  const r = compareArrays(got, ref, { rtol, atol, label });
-  expect(r.ok, r.message).toBe(true);
-}
+useGpu();
 
 const SIZES = [1, 7, 1000];
 
@@ -63,7 +40,7 @@ describe('adamwStep', () => {
   for (const maxPerDispatch of [undefined, 2, 1]) {
     it(`matches float64 AdamW over 5 steps on sizes ${SIZES.join(', ')} (maxPerDispatch ${maxPerDispatch ?? 'auto'})`, async () => {
       const rt = runtime();
-      const init0 = SIZES.map((n, j) => hostRandom(n, 10 + j));
+      const init0 = SIZES.map((n, j) => uniformF32(n, 10 + j));
       const params = init0.map((d) => tensor(d, [d.length]));
       const ms = SIZES.map((n) => zeros([n]));
       const vs = SIZES.map((n) => zeros([n]));
@@ -72,7 +49,7 @@ describe('adamwStep', () => {
       const compiledBefore = rt.pipelines.compiled;
       for (let step = 1; step <= 5; step++) {
         const h: AdamWHyper = { lr: 1e-2 * step, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step, gradScale: step === 3 ? 0.25 : undefined };
-        const gHost = SIZES.map((n, j) => hostRandom(n, 100 * step + j, 2));
+        const gHost = SIZES.map((n, j) => uniformF32(n, 100 * step + j, 2));
         const grads = gHost.map((d) => tensor(d, [d.length]));
         const before = rt.counters.dispatches;
         adamwStep(SIZES.map((_, j) => ({ param: params[j], grad: grads[j], m: ms[j], v: vs[j] })), h, { maxPerDispatch });
@@ -83,9 +60,9 @@ describe('adamwStep', () => {
       // One pipeline per distinct group count, however lr / step change.
       expect(rt.pipelines.compiled - compiledBefore).toBeLessThanOrEqual(2);
       for (let j = 0; j < SIZES.length; j++) {
-        await expectClose(params[j], ref[j].p, `param ${j}`);
-        await expectClose(ms[j], ref[j].m, `m ${j}`);
-        await expectClose(vs[j], ref[j].v, `v ${j}`);
+        await expectTensorAllclose(params[j], ref[j].p, TOL.optimizer, { label: `param ${j}` });
+        await expectTensorAllclose(ms[j], ref[j].m, TOL.optimizer, { label: `m ${j}` });
+        await expectTensorAllclose(vs[j], ref[j].v, TOL.optimizer, { label: `v ${j}` });
       }
       [...params, ...ms, ...vs].forEach((t) => t.dispose());
     });
@@ -94,13 +71,13 @@ describe('adamwStep', () => {
   it('handles params that are views into one shared buffer (offsets, aliasing split)', async () => {
     const sizes = [5, 1300, 3];
     const total = sizes.reduce((a, b) => a + b, 0);
-    const flatHost = hostRandom(total, 7);
+    const flatHost = uniformF32(total, 7);
     const flat = tensor(flatHost, [total]);
     const mFlat = zeros([total]);
     const vFlat = zeros([total]);
     let off = 0;
     const groups = sizes.map((n, j) => {
-      const g = { param: viewOf(flat, [n], [1], off), grad: tensor(hostRandom(n, 50 + j), [n]), m: viewOf(mFlat, [n], [1], off), v: viewOf(vFlat, [n], [1], off) };
+      const g = { param: viewOf(flat, [n], [1], off), grad: tensor(uniformF32(n, 50 + j), [n]), m: viewOf(mFlat, [n], [1], off), v: viewOf(vFlat, [n], [1], off) };
       off += n;
       return g;
     });
@@ -113,11 +90,11 @@ describe('adamwStep', () => {
     off = 0;
     sizes.forEach((n, j) => {
       const s: AdamState = { p: Float64Array.from(flatHost.subarray(off, off + n)), m: new Float64Array(n), v: new Float64Array(n) };
-      adamwRef(s, hostRandom(n, 50 + j), h);
+      adamwRef(s, uniformF32(n, 50 + j), h);
       refP.set(s.p, off);
       off += n;
     });
-    await expectClose(flat, refP, 'flat params');
+    await expectTensorAllclose(flat, refP, TOL.optimizer, { label: 'flat params' });
   });
 
   it('rejects mismatched sizes and a grad sharing the param buffer', () => {
@@ -145,14 +122,14 @@ describe('sgdStep', () => {
   ];
   for (const c of cases) {
     it(`matches float64 SGD (${c.name}) over 4 steps`, async () => {
-      const init0 = SIZES.map((n, j) => hostRandom(n, 20 + j));
+      const init0 = SIZES.map((n, j) => uniformF32(n, 20 + j));
       const params = init0.map((d) => tensor(d, [d.length]));
       const bufs = SIZES.map((n) => zeros([n]));
       const refP = init0.map((d) => Float64Array.from(d));
       const refB = SIZES.map((n) => new Float64Array(n));
       for (let step = 1; step <= 4; step++) {
         const lr = 0.05 / step;
-        const gHost = SIZES.map((n, j) => hostRandom(n, 300 + 10 * step + j));
+        const gHost = SIZES.map((n, j) => uniformF32(n, 300 + 10 * step + j));
         const grads = gHost.map((d) => tensor(d, [d.length]));
         sgdStep(
           SIZES.map((_, j) => ({ param: params[j], grad: grads[j], momentum: bufs[j] })),
@@ -174,8 +151,8 @@ describe('sgdStep', () => {
         grads.forEach((g) => g.dispose());
       }
       for (let j = 0; j < SIZES.length; j++) {
-        await expectClose(params[j], refP[j], `param ${j}`);
-        if (c.momentum !== 0) await expectClose(bufs[j], refB[j], `momentum ${j}`);
+        await expectTensorAllclose(params[j], refP[j], TOL.optimizer, { label: `param ${j}` });
+        if (c.momentum !== 0) await expectTensorAllclose(bufs[j], refB[j], TOL.optimizer, { label: `momentum ${j}` });
         else expect(Array.from(await toArray(bufs[j])).every((x) => x === 0)).toBe(true);
       }
       [...params, ...bufs].forEach((t) => t.dispose());
@@ -189,12 +166,12 @@ describe('sgdStep', () => {
 
 describe('emaUpdate', () => {
   it('matches float64 over 6 updates on three pairs, several per dispatch', async () => {
-    const emaHost = SIZES.map((n, j) => hostRandom(n, 40 + j));
+    const emaHost = SIZES.map((n, j) => uniformF32(n, 40 + j));
     const emas = emaHost.map((d) => tensor(d, [d.length]));
     const ref = emaHost.map((d) => Float64Array.from(d));
     const decay = 0.9;
     for (let s = 0; s < 6; s++) {
-      const pHost = SIZES.map((n, j) => hostRandom(n, 500 + 10 * s + j));
+      const pHost = SIZES.map((n, j) => uniformF32(n, 500 + 10 * s + j));
       const ps = pHost.map((d) => tensor(d, [d.length]));
       const before = runtime().counters.dispatches;
       emaUpdate(SIZES.map((_, j) => ({ ema: emas[j], param: ps[j] })), decay);
@@ -204,7 +181,7 @@ describe('emaUpdate', () => {
       });
       ps.forEach((t) => t.dispose());
     }
-    for (let j = 0; j < SIZES.length; j++) await expectClose(emas[j], ref[j], `ema ${j}`);
+    for (let j = 0; j < SIZES.length; j++) await expectTensorAllclose(emas[j], ref[j], TOL.optimizer, { label: `ema ${j}` });
     emas.forEach((t) => t.dispose());
   });
 });
@@ -219,14 +196,14 @@ describe('sumOfSquares', () => {
   const SQ_SIZES = [1, 7, 1000, 1024, 1025, 5000, 3, 2048, 333, 12345];
 
   it('sums 10 tensors with 4 per dispatch (3 partial dispatches + 1 final), deterministically', async () => {
-    const hosts = SQ_SIZES.map((n, j) => hostRandom(n, 60 + j));
+    const hosts = SQ_SIZES.map((n, j) => uniformF32(n, 60 + j));
     const ts = hosts.map((d) => tensor(d, [d.length]));
     const out = zeros([1]);
     const before = runtime().counters.dispatches;
     sumOfSquares(ts, out, { maxPerDispatch: 4 });
     expect(runtime().counters.dispatches - before).toBe(4);
     const first = await toArray(out);
-    await expectClose(out, [sumsqRef(hosts)], 'sumsq');
+    await expectTensorAllclose(out, [sumsqRef(hosts)], TOL.optimizer, { label: 'sumsq' });
     sumOfSquares(ts, out, { maxPerDispatch: 4 });
     expect(Array.from(await toArray(out))).toEqual(Array.from(first));
     [...ts, out].forEach((t) => t.dispose());
@@ -235,7 +212,7 @@ describe('sumOfSquares', () => {
   it('returns its partials buffer to the pool', async () => {
     await settleGarbage();
     const base = runtime().stats();
-    const ts = [tensor(hostRandom(3000, 1), [3000]), tensor(hostRandom(5, 2), [5])];
+    const ts = [tensor(uniformF32(3000, 1), [3000]), tensor(uniformF32(5, 2), [5])];
     const out = zeros([1]);
     sumOfSquares(ts, out);
     clipScale(out, 1, out);
@@ -249,16 +226,16 @@ describe('sumOfSquares', () => {
   it('uses the adapter k by default and writes at an offset', async () => {
     const k = groupsPerDispatch(1, 1);
     const n = k + 5;
-    const hosts = Array.from({ length: n }, (_, j) => hostRandom(17 * j + 1, 80 + j, 3));
+    const hosts = Array.from({ length: n }, (_, j) => uniformF32(17 * j + 1, 80 + j, 3));
     const ts = hosts.map((d) => tensor(d, [d.length]));
     const outBase = zeros([3]);
     const out = viewOf(outBase, [1], [1], 2);
     const before = runtime().counters.dispatches;
     sumOfSquares(ts, out);
     expect(runtime().counters.dispatches - before).toBe(Math.ceil(n / k) + 1);
-    await expectClose(outBase, [0, 0, sumsqRef(hosts)], 'sumsq at offset 2');
+    await expectTensorAllclose(outBase, [0, 0, sumsqRef(hosts)], TOL.optimizer, { label: 'sumsq at offset 2' });
     sumOfSquares([], out);
-    await expectClose(outBase, [0, 0, 0], 'empty sum');
+    await expectTensorAllclose(outBase, [0, 0, 0], TOL.optimizer, { label: 'empty sum' });
     [...ts, out, outBase].forEach((t) => t.dispose());
   });
 });
@@ -267,8 +244,8 @@ describe('clipping through the GPU scale buffer', () => {
   for (const maxNorm of [1.5, 1e6]) {
     it(`AdamW and SGD with clipScale equal host clipping (maxNorm ${maxNorm}), no read-back`, async () => {
       const rt = runtime();
-      const gHost = SIZES.map((n, j) => hostRandom(n, 90 + j));
-      const pHost = SIZES.map((n, j) => hostRandom(n, 95 + j));
+      const gHost = SIZES.map((n, j) => uniformF32(n, 90 + j));
+      const pHost = SIZES.map((n, j) => uniformF32(n, 95 + j));
       const norm = Math.sqrt(sumsqRef(gHost));
       const hostScale = Math.min(1, maxNorm / (norm + 1e-6));
       if (maxNorm < norm) expect(hostScale).toBeLessThan(0.5);
@@ -289,13 +266,13 @@ describe('clipping through the GPU scale buffer', () => {
         adamwStep(SIZES.map((_, j) => ({ param: host.p[j], grad: grads[j], m: host.m[j], v: host.v[j] })), { ...h, step, gradScale: hostScale });
       }
       expect(rt.counters.readbacks).toBe(readbacks);
-      await expectClose(scale, [hostScale], 'scale', 1e-6);
+      await expectTensorAllclose(scale, [hostScale], TOL.optimizer, { label: 'scale', tighten: { rtol: 1e-6 } });
       const ref: AdamState[] = pHost.map((d) => ({ p: Float64Array.from(d), m: new Float64Array(d.length), v: new Float64Array(d.length) }));
       for (let step = 1; step <= 3; step++) ref.forEach((s, j) => adamwRef(s, gHost[j], { ...h, step, gradScale: hostScale }));
       for (let j = 0; j < SIZES.length; j++) {
         const hostP = await toArray(host.p[j]);
-        await expectClose(gpu.p[j], hostP, `gpu-clipped vs host-clipped param ${j}`);
-        await expectClose(gpu.p[j], ref[j].p, `gpu-clipped vs float64 param ${j}`);
+        await expectTensorAllclose(gpu.p[j], hostP, TOL.optimizer, { label: `gpu-clipped vs host-clipped param ${j}` });
+        await expectTensorAllclose(gpu.p[j], ref[j].p, TOL.optimizer, { label: `gpu-clipped vs float64 param ${j}` });
       }
 
       // SGD with momentum through the same buffer, plus a host gradScale on top.
@@ -304,7 +281,7 @@ describe('clipping through the GPU scale buffer', () => {
       sgdStep(SIZES.map((_, j) => ({ param: sp[j], grad: grads[j], momentum: sb[j] })), { lr: 0.1, momentum: 0.9, firstStep: true, gradScale: 0.5, gradScaleBuffer: scale });
       for (let j = 0; j < SIZES.length; j++) {
         const r = Array.from(pHost[j], (p, i) => p - 0.1 * gHost[j][i] * 0.5 * hostScale);
-        await expectClose(sp[j], r, `sgd clipped param ${j}`);
+        await expectTensorAllclose(sp[j], r, TOL.optimizer, { label: `sgd clipped param ${j}` });
       }
       [...grads, ...gpu.p, ...gpu.m, ...gpu.v, ...host.p, ...host.m, ...host.v, ...sp, ...sb, sumsq, scale].forEach((t) => t.dispose());
     });
@@ -313,7 +290,7 @@ describe('clipping through the GPU scale buffer', () => {
   it('clipScale reads and writes one buffer at two offsets', async () => {
     const both = tensor(new Float32Array([0, 16]), [2]);
     clipScale(viewOf(both, [1], [1], 1), 2, viewOf(both, [1], [1], 0));
-    await expectClose(both, [2 / (4 + 1e-6), 16], 'aliased clipScale', 1e-6);
+    await expectTensorAllclose(both, [2 / (4 + 1e-6), 16], TOL.optimizer, { label: 'aliased clipScale', tighten: { rtol: 1e-6 } });
     both.dispose();
   });
 });

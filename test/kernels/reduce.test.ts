@@ -8,22 +8,15 @@
  * atol 1e-6 · max x²; the 10^6-element full sum within 1e-5 relative, as briefed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { argmax, compareArrays, max, mean, min, nd, sum, variance, type NDArray } from '../../src/cpu/index.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { argmax, max, mean, min, nd, sum, variance, type NDArray } from '../../src/cpu/index.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { reduceInto, setReductionMode, varianceInto, type ReduceLayout, type ReduceOp } from '../../src/kernels/reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, Tensor, viewOf } from '../../src/tensor/tensor.js';
 import type { View } from '../../src/kernels/view.js';
-import { makeRng } from '../../src/cpu/random.js';
-
-/** Seeded host RNG (mulberry32), shared with the float64 reference. */
-const rng = makeRng;
-function randn(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  return out;
-}
+import { derived, expectAllclose, TOL } from '../helpers/compare.js';
+import { randn, randomData } from '../helpers/random.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
 interface StridedLayout extends ReduceLayout {
   offset: number;
@@ -99,36 +92,30 @@ async function checkAll(t: Tensor, host: ArrayLike<number>, L: StridedLayout, la
     const got = await toArray(outs[k]);
     outs[k].dispose();
     const want = reference(g, op);
-    let tol: { atol: number; rtol: number };
+    const opts = { label: `${label} ${op} [${L.outer},${L.R},${L.inner}]` };
     if (op === 'sum' || op === 'sumsq' || op === 'mean') {
       const scale = absScale(g, op === 'sumsq') / (op === 'mean' ? Math.max(1, L.R) : 1);
-      tol = { atol: 2e-6 * scale, rtol: 1e-6 };
+      expectAllclose(got, want, TOL.f32Reduction, { ...opts, scale });
     } else if (op.startsWith('var')) {
-      tol = { atol: 1e-6 * (absScale(g, true) / Math.max(1, L.R)), rtol: 1e-5 };
+      expectAllclose(got, want, derived({ atol: 1e-6 * (absScale(g, true) / Math.max(1, L.R)), rtol: 1e-5 }), opts);
     } else {
-      tol = { atol: 0, rtol: 0 };
+      expectAllclose(got, want, TOL.exact, opts);
     }
-    const res = compareArrays(got, want, { ...tol, label: `${label} ${op} [${L.outer},${L.R},${L.inner}]` });
-    expect(res.ok, res.message).toBe(true);
   }
 }
 
-beforeAll(async () => {
-  await init();
-});
+useGpu();
 afterAll(() => setReductionMode('auto'));
 
 const modes = ['tree', 'subgroup', 'subgroup-fallback'] as const;
 
 describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
   beforeAll(() => {
-    if (mode !== 'tree' && !runtime().features.has('subgroups')) return;
-    setReductionMode(mode);
+    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
-  const skip = () => mode !== 'tree' && !runtime().features.has('subgroups');
 
-  it.each([1, 7, 65, 257, 1000, 5000])('inner == 1 (rows strategy, chunked when long), R = %i', async (R) => {
-    if (skip()) return;
+  it.for([1, 7, 65, 257, 1000, 5000])('inner == 1 (rows strategy, chunked when long), R = %i', async (R, ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const outer = 7;
     const host = randn(outer * R, R);
     const x = tensor(host, [outer, R]);
@@ -136,7 +123,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     x.dispose();
   });
 
-  it.each([
+  it.for([
     [3, 1, 5],
     [3, 7, 5],
     [3, 65, 5],
@@ -144,16 +131,16 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     [2, 7, 65],
     [2, 257, 65],
     [1, 1000, 127],
-  ])('inner > 1, [outer, R, inner] = [%i, %i, %i]', async (outer, R, inner) => {
-    if (skip()) return;
+  ])('inner > 1, [outer, R, inner] = [%i, %i, %i]', async ([outer, R, inner], ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const host = randn(outer * R * inner, outer * 1000 + R + inner);
     const x = tensor(host, [outer, R, inner]);
     await checkAll(x, host, { outer, R, inner, sOuter: R * inner, sR: inner, sInner: 1, offset: 0 }, 'inner>1');
     x.dispose();
   });
 
-  it('strided inputs: transposed views, an offset slice, a negative stride', async () => {
-    if (skip()) return;
+  it('strided inputs: transposed views, an offset slice, a negative stride', async (ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const A = 65;
     const B = 37;
     const host = randn(A * B + 11, 99);
@@ -169,8 +156,8 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     x.dispose();
   });
 
-  it('a view through Tensor metadata (viewOf) reduces the same way', async () => {
-    if (skip()) return;
+  it('a view through Tensor metadata (viewOf) reduces the same way', async (ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const host = randn(7 * 65, 5);
     const base = tensor(host, [7, 65]);
     const t = viewOf(base, [65, 7], [1, 65], 0); // transpose
@@ -178,17 +165,16 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     reduceInto(t, { outer: 65, R: 7, inner: 1, sOuter: 1, sR: 65, sInner: 1 }, out, 'sum');
     const got = await toArray(out);
     const want = sum(gather(host, { outer: 65, R: 7, inner: 1, sOuter: 1, sR: 65, sInner: 1, offset: 0 }), 1).data;
-    const res = compareArrays(got, want, { atol: 1e-5, rtol: 1e-6 });
-    expect(res.ok, res.message).toBe(true);
+    expectAllclose(got, want, derived({ atol: 1e-5, rtol: 1e-6 }), { label: 'transposed view sum' });
     [base, t, out].forEach((v) => v.dispose());
   });
 
-  it('10^6-element full sum is two-pass and within 1e-5 relative of float64', async () => {
-    if (skip()) return;
+  it('10^6-element full sum is two-pass and within 1e-5 relative of float64', async (ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const N = 1_000_000;
     for (const [name, host] of [
       ['normal', randn(N, 1234)],
-      ['uniform', (() => { const r = rng(77); return Float32Array.from({ length: N }, () => r()); })()],
+      ['uniform', Float32Array.from(randomData(N, 77, 0, 1))],
     ] as const) {
       const x = tensor(host, [N]);
       const outs = (['sum', 'mean', 'sumsq', 'max', 'argmax'] as const).map((op) => [op, empty([1], op === 'argmax' ? 'i32' : 'f32')] as const);
@@ -214,8 +200,8 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     }
   });
 
-  it('ties go to the first index; NaN propagates through max/min and wins argmax/argmin', async () => {
-    if (skip()) return;
+  it('ties go to the first index; NaN propagates through max/min and wins argmax/argmin', async (ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const R = 300;
     const rows = 4;
     const host = new Float32Array(rows * R);
@@ -253,8 +239,8 @@ describe('reduce edge cases', () => {
     [x, v, v1, ...outs].forEach((t) => t.dispose());
   });
 
-  it('f16 input (computed in f32) and f16 output', async () => {
-    if (!runtime().hasF16) return;
+  it('f16 input (computed in f32) and f16 output', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
     const R = 1000;
     const host = randn(3 * R, 3);
     const x = tensor(host, [3, R], { dtype: 'f16' });
@@ -264,8 +250,8 @@ describe('reduce edge cases', () => {
     reduceInto(x, { outer: 3, R, inner: 1, sOuter: R, sR: 1, sInner: 1 }, out16, 'mean');
     const got = await toArray(out16);
     const want = mean(gather(rounded, { outer: 3, R, inner: 1, sOuter: R, sR: 1, sInner: 1, offset: 0 }), 1).data;
-    const res = compareArrays(got, want, { atol: 1e-4, rtol: 1e-3 }); // f16 output rounding: 2^-11 relative
-    expect(res.ok, res.message).toBe(true);
+    // f16 output rounding: 2^-11 relative.
+    expectAllclose(got, want, TOL.f16, { label: 'f16 out mean', tighten: { atol: 1e-4, rtol: 1e-3 } });
     x.dispose();
     out16.dispose();
   });

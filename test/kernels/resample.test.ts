@@ -4,35 +4,24 @@
  * weights, float64 sums), so the only difference left is the GPU's f32 accumulation: tolerance
  * 1e-5 relative to the largest |expected| (the worst element is reported).
  */
-import { existsSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays, interpolate, nd, relErrorByMax, type NDArray } from '../../src/cpu/index.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { describe, expect, it } from 'vitest';
+import { interpolate, nd } from '../../src/cpu/index.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { axisTaps, interpolateInto, releaseResampleTables, resampleTableCount, type ResampleMode, type ResampleOptions } from '../../src/kernels/resample.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, viewOf, type Tensor } from '../../src/tensor/tensor.js';
-import { settleGarbage } from '../helpers/setup.js';
+import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
+import { goldenPath } from '../helpers/golden.js';
+import { randomData } from '../helpers/random.js';
+import { requireFeature, settleGarbage, useGpu } from '../helpers/setup.js';
 
-const FIXTURE = '/work/shared/fixtures/golden/dinov2_reg_small.safetensors';
-const TOL = 1e-5;
+useGpu();
 
 /** Deterministic values in [-1, 1) with some smooth structure plus noise. */
 function pseudoRandom(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = 0.5 * Math.sin(i * 0.37 + seed) + 0.5 * ((s / 2 ** 32) * 2 - 1);
-  }
-  return out;
-}
-
-function expectClose(actual: ArrayLike<number>, expected: NDArray, label: string, tol = TOL): void {
-  let maxRef = 0;
-  for (const v of expected.data) maxRef = Math.max(maxRef, Math.abs(v));
-  const r = compareArrays(actual, expected.data, { atol: tol * maxRef, rtol: 0, shape: expected.shape, label });
-  expect(r.ok, r.message).toBe(true);
+  const noise = randomData(n, seed);
+  return Float32Array.from(noise, (u, i) => 0.5 * Math.sin(i * 0.37 + seed) + 0.5 * u);
 }
 
 async function gpuInterpolate(x: Tensor, size: [number, number], mode: ResampleMode, opts: ResampleOptions = {}): Promise<Float32Array> {
@@ -49,12 +38,8 @@ async function check(shape: [number, number, number, number], size: [number, num
   const got = await gpuInterpolate(x, size, mode, opts);
   x.dispose();
   const want = interpolate(nd(data, shape), size, mode, { ...opts, float32Coords: true });
-  expectClose(got, want, `${mode} [${shape.join(',')}] -> [${size.join(',')}] ${JSON.stringify(opts)}`);
+  expectAllclose(got, want.data, TOL.resample, { shape: want.shape, label: `${mode} [${shape.join(',')}] -> [${size.join(',')}] ${JSON.stringify(opts)}` });
 }
-
-beforeAll(async () => {
-  await init();
-});
 
 describe('resample taps', () => {
   it('plain taps sum to 1 and stay in range', () => {
@@ -115,7 +100,7 @@ describe('interpolateInto (antialias)', () => {
     const nchw = new Float64Array(d * s * s);
     for (let c = 0; c < d; c++) for (let h = 0; h < s; h++) for (let w = 0; w < s; w++) nchw[(c * s + h) * s + w] = data[(h * s + w) * d + c];
     const want = interpolate(nd(nchw, [1, d, s, s]), [16, 16], 'bicubic', { antialias: true, float32Coords: true });
-    expectClose(got, want, 'aa bicubic 37->16');
+    expectAllclose(got, want.data, TOL.resample, { shape: want.shape, label: 'aa bicubic 37->16' });
     x.dispose();
     base.dispose();
   });
@@ -163,12 +148,12 @@ describe('interpolateInto (runtime behaviour)', () => {
     interpolateInto(x, out, 'bilinear');
     const got = await toArray(out);
     const want = interpolate(nd(data, [2, 2, 9, 7]), [5, 4], 'bilinear', { float32Coords: true });
-    expectClose(got, want, 'strided out');
+    expectAllclose(got, want.data, TOL.resample, { shape: want.shape, label: 'strided out' });
     for (const t of [x, out, store]) t.dispose();
   });
 
-  it('f16 input and output (when the adapter has shader-f16)', async () => {
-    if (!runtime().hasF16) return;
+  it('f16 input and output (when the adapter has shader-f16)', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
     const data = pseudoRandom(1 * 2 * 12 * 10, 6);
     const x = tensor(data, [1, 2, 12, 10], { dtype: 'f16' });
     const out = empty([1, 2, 7, 15], 'f16');
@@ -176,7 +161,8 @@ describe('interpolateInto (runtime behaviour)', () => {
     const got = await toArray(out);
     const rounded = Float64Array.from(await toArray(x));
     const want = interpolate(nd(rounded, [1, 2, 12, 10]), [7, 15], 'bicubic', { float32Coords: true });
-    expectClose(got, want, 'f16', 2e-3);
+    // One f16 rounding of the output: 2e-3 of the largest value (never more than TOL.f16's atol).
+    expectAllclose(got, want.data, TOL.f16, { shape: want.shape, label: 'f16', tighten: { atol: 2e-3 * Math.min(1, maxAbs(want.data)), rtol: 0 } });
     x.dispose();
     out.dispose();
   });
@@ -197,9 +183,9 @@ describe('interpolateInto (runtime behaviour)', () => {
   });
 });
 
-describe.skipIf(!existsSync(FIXTURE))('golden: PyTorch bicubic 256 -> 224', () => {
+describe('golden: PyTorch bicubic 256 -> 224', () => {
   it('input.image256 -> output.resized224 to 1e-5 relative-by-max', async () => {
-    const st = openSafetensors(FIXTURE);
+    const st = openSafetensors(goldenPath('dinov2_reg_small'));
     const img = st.read('input.image256');
     const ref = st.read('output.resized224');
     st.close();
@@ -208,8 +194,7 @@ describe.skipIf(!existsSync(FIXTURE))('golden: PyTorch bicubic 256 -> 224', () =
     const got = await gpuInterpolate(x, [224, 224], 'bicubic');
     x.dispose();
     expect([b, c, 224, 224]).toEqual(ref.shape);
-    const err = relErrorByMax(got, ref.data as ArrayLike<number>);
-    console.log(`GPU resized224 rel err by max vs PyTorch: ${err.toExponential(3)}`);
-    expect(err).toBeLessThan(1e-5);
+    const r = expectAllclose(got, ref.data as ArrayLike<number>, TOL.resample, { shape: ref.shape, label: 'resized224 vs PyTorch' });
+    console.log(r.message);
   });
 });

@@ -1,32 +1,21 @@
 /**
  * RoPE kernel (src/kernels/rope.ts) against float64: the forward map vs src/cpu's rope, strided
  * inputs (q/k views into a fused qkv buffer), the transpose as the exact backward for any tables,
- * and the inverse property with rotation tables. Tolerance f32: atol 1e-6, rtol 1e-5 (one product
- * and one add of O(1) values per element); f16: atol 2e-3, rtol 1e-2.
+ * and the inverse property with rotation tables. Tolerance f32: TOL.f32Elementwise, atol 1e-6, rtol 1e-5
+ * (one product and one add of O(1) values per element); f16: TOL.f16, atol 2e-3, rtol 1e-2.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays } from '../../src/cpu/allclose.js';
+import { describe, expect, it } from 'vitest';
 import { rope as ropeRef } from '../../src/cpu/attention.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
 import { ropeInto } from '../../src/kernels/rope.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
+import { derived, expectAllclose, TOL } from '../helpers/compare.js';
+import { uniformF32 } from '../helpers/random.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
-const F32 = { atol: 1e-6, rtol: 1e-5 };
+useGpu();
 
-beforeAll(async () => {
-  await init();
-});
-
-function uniform(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = 2 * (s / 2 ** 32) - 1;
-  }
-  return out;
-}
+const uniform = (n: number, seed: number) => uniformF32(n, seed);
 
 /** Rotation tables: angle n·θ_i with θ_i = 10000^(−2i/D), repeated on both members of a pair. */
 function tables(n: number, d: number): { cos: Float32Array; sin: Float32Array } {
@@ -56,11 +45,6 @@ function transposeRef(g: ArrayLike<number>, cos: ArrayLike<number>, sin: ArrayLi
   return out;
 }
 
-function check(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol = F32): void {
-  const r = compareArrays(actual, expected, { ...tol, label: name });
-  expect(r.ok, r.message).toBe(true);
-}
-
 const f64 = (a: ArrayLike<number>) => ({ data: Float64Array.from(a), shape: [] as number[] });
 
 describe('ropeInto', () => {
@@ -78,7 +62,7 @@ describe('ropeInto', () => {
     const y = empty(shape);
     ropeInto(x, c, s, y);
     const want = ropeRef({ ...f64(xd), shape }, { ...f64(cos), shape: [n, d] }, { ...f64(sin), shape: [n, d] });
-    check('rope', await toArray(y), want.data);
+    expectAllclose(await toArray(y), want.data, TOL.f32Elementwise, { label: 'rope' });
     for (const t of [x, c, s, y]) t.dispose();
   });
 
@@ -98,7 +82,7 @@ describe('ropeInto', () => {
           for (let i = 0; i < n; i++)
             for (let e = 0; e < d; e++) dense[((bi * h + hi) * n + i) * d + e] = data[(((bi * n + i) * 3 + w) * h + hi) * d + e];
       const want = ropeRef({ data: dense, shape: [b, h, n, d] }, { ...f64(cos), shape: [n, d] }, { ...f64(sin), shape: [n, d] });
-      check(w === 0 ? 'q' : 'k', await toArray(y), want.data);
+      expectAllclose(await toArray(y), want.data, TOL.f32Elementwise, { label: w === 0 ? 'q' : 'k' });
       view.dispose();
       y.dispose();
     }
@@ -114,7 +98,8 @@ describe('ropeInto', () => {
     const back = empty(shape);
     ropeInto(x, c, s, y);
     ropeInto(y, c, s, back, true);
-    check('rope⁻¹(rope(x))', await toArray(back), xd, { atol: 2e-6, rtol: 1e-5 });
+    // Two maps in a row: twice the single map's atol.
+    expectAllclose(await toArray(back), xd, derived({ atol: 2e-6, rtol: 1e-5 }), { label: 'rope⁻¹(rope(x))' });
     for (const t of [x, c, s, y, back]) t.dispose();
   });
 
@@ -130,7 +115,7 @@ describe('ropeInto', () => {
     ropeInto(x, c, s, y);
     ropeInto(g, c, s, dx, true);
     const dxGot = await toArray(dx);
-    check('transpose', dxGot, transposeRef(gd, cos, sin, n, d));
+    expectAllclose(dxGot, transposeRef(gd, cos, sin, n, d), TOL.f32Elementwise, { label: 'transpose' });
     // Adjoint identity <rope(x), g> = <x, ropeᵀ(g)> on the GPU results.
     const yGot = await toArray(y);
     let lhs = 0;
@@ -152,7 +137,7 @@ describe('ropeInto', () => {
     const out = viewOf(base, [b, h, n, d], [n * 2 * h * d, d, 2 * h * d, 1], h * d);
     ropeInto(x, c, s, out);
     const want = ropeRef({ ...f64(xd), shape: [b, h, n, d] }, { ...f64(cos), shape: [n, d] }, { ...f64(sin), shape: [n, d] });
-    check('strided out', await toArray(out), want.data);
+    expectAllclose(await toArray(out), want.data, TOL.f32Elementwise, { label: 'strided out' });
     const all = await toArray(base);
     let untouched = 0;
     for (let i = 0; i < all.length; i++) if (Math.floor(i / (h * d)) % 2 === 0 && all[i] === 7) untouched++;
@@ -161,7 +146,7 @@ describe('ropeInto', () => {
   });
 
   it('f16 input and output match within atol 2e-3, rtol 1e-2', async ({ skip }) => {
-    if (!runtime().hasF16) skip();
+    requireFeature({ skip }, 'shader-f16');
     const shape = [2, 9, 8];
     const xd = uniform(2 * 9 * 8, 31);
     const { cos, sin } = tables(9, 8);
@@ -171,7 +156,7 @@ describe('ropeInto', () => {
     ropeInto(x, c, s, y);
     const xr = await toArray(x);
     const want = ropeRef({ ...f64(xr), shape }, { ...f64(cos), shape: [9, 8] }, { ...f64(sin), shape: [9, 8] });
-    check('f16', await toArray(y), want.data, { atol: 2e-3, rtol: 1e-2 });
+    expectAllclose(await toArray(y), want.data, TOL.f16, { label: 'f16' });
     for (const t of [x, c, s, y]) t.dispose();
   });
 

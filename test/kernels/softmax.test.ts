@@ -9,8 +9,8 @@
  * f32 kernel) atol 2e-5.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareArrays, crossEntropy, logSoftmax, nd, numericalGradient, numericalVjp, softmax, type NDArray } from '../../src/cpu/index.js';
-import { init, runtime } from '../../src/gpu/runtime.js';
+import { crossEntropy, logSoftmax, nd, numericalGradient, numericalVjp, softmax, type NDArray } from '../../src/cpu/index.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { setReductionMode } from '../../src/kernels/reduce.js';
 import {
   crossEntropyBackwardInto,
@@ -22,22 +22,12 @@ import {
 } from '../../src/kernels/softmax.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
-import { makeRng } from '../../src/cpu/random.js';
+import { derived, expectAllclose, TOL } from '../helpers/compare.js';
+import { randn, randomInts } from '../helpers/random.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
-/** Seeded host RNG (mulberry32), shared with the float64 reference. */
-const rng = makeRng;
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  return out;
-}
 const f64 = (a: ArrayLike<number>, shape: number[]): NDArray => nd(Float64Array.from(a), shape);
 
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, label: string, shape?: number[]): void {
-  const res = compareArrays(got, want, { atol, rtol, label, shape });
-  expect(res.ok, res.message).toBe(true);
-}
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
 
 async function read(t: Tensor): Promise<Float32Array> {
@@ -80,9 +70,7 @@ function crossEntropyRef(x: ArrayLike<number>, labels: ArrayLike<number>, rows: 
   return { loss, grad, lp };
 }
 
-beforeAll(async () => {
-  await init();
-});
+useGpu();
 afterAll(() => setReductionMode('auto'));
 
 const ROWS = [1, 7, 65];
@@ -90,13 +78,12 @@ const COLS = [1, 7, 64, 257, 1000];
 const cases = ROWS.flatMap((r) => COLS.map((c) => [r, c] as [number, number]));
 
 describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax family (%s reductions)', (mode) => {
-  const skip = () => mode !== 'tree' && !runtime().features.has('subgroups');
   beforeAll(() => {
-    if (!skip()) setReductionMode(mode);
+    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
-  it.each(cases)('forward and backward, rows = %i, C = %i', async (rows, C) => {
-    if (skip()) return;
+  it.for(cases)('forward and backward, rows = %i, C = %i', async ([rows, C], ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const n = rows * C;
     const xh = randn(n, rows * 7 + C, 3);
     const dyh = randn(n, rows * 11 + C + 1);
@@ -114,29 +101,28 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax famil
     const lpGot = await read(lp);
     const wantP = softmax(f64(xh, [rows, C]), 1).data;
     const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
-    expectClose(pGot, wantP, 1e-7, 2e-5, 'softmax', [rows, C]);
-    expectClose(lpGot, wantLp, 2e-6 * (1 + maxAbs(wantLp)), 0, 'logSoftmax', [rows, C]);
+    expectAllclose(pGot, wantP, TOL.softmax, { label: 'softmax', shape: [rows, C] });
+    expectAllclose(lpGot, wantLp, derived({ atol: 2e-6 * (1 + maxAbs(wantLp)), rtol: 0 }), { label: 'logSoftmax', shape: [rows, C] });
     // Backward from the kernel's own (f32) y, against the float64 formula on the same y.
     const ws = softmaxGrad(pGot, dyh, rows, C);
     const wl = logSoftmaxGrad(lpGot, dyh, rows, C);
     const gotS = await read(dxs);
     const gotL = await read(dxl);
-    expectClose(gotS, ws, 1e-6 * maxAbs(ws) + 1e-7, 1e-4, 'softmaxBackward', [rows, C]);
-    expectClose(gotL, wl, 1e-6 * maxAbs(wl) + 1e-7, 1e-4, 'logSoftmaxBackward', [rows, C]);
+    expectAllclose(gotS, ws, derived({ atol: 1e-6 * maxAbs(ws) + 1e-7, rtol: 1e-4 }), { label: 'softmaxBackward', shape: [rows, C] });
+    expectAllclose(gotL, wl, derived({ atol: 1e-6 * maxAbs(wl) + 1e-7, rtol: 1e-4 }), { label: 'logSoftmaxBackward', shape: [rows, C] });
     // And against the exact float64 gradient at x (the kernel's y carries f32 rounding).
     const es = softmaxGrad(wantP, dyh, rows, C);
     const el = logSoftmaxGrad(wantLp, dyh, rows, C);
-    expectClose(gotS, es, 2e-6 * maxAbs(es) + 1e-7, 1e-4, 'softmaxBackward vs exact', [rows, C]);
-    expectClose(gotL, el, 2e-6 * maxAbs(el) + 1e-7, 1e-4, 'logSoftmaxBackward vs exact', [rows, C]);
+    expectAllclose(gotS, es, derived({ atol: 2e-6 * maxAbs(es) + 1e-7, rtol: 1e-4 }), { label: 'softmaxBackward vs exact', shape: [rows, C] });
+    expectAllclose(gotL, el, derived({ atol: 2e-6 * maxAbs(el) + 1e-7, rtol: 1e-4 }), { label: 'logSoftmaxBackward vs exact', shape: [rows, C] });
     x.dispose();
     dy.dispose();
   });
 
-  it.each(cases)('cross entropy forward and backward, rows = %i, C = %i', async (rows, C) => {
-    if (skip()) return;
+  it.for(cases)('cross entropy forward and backward, rows = %i, C = %i', async ([rows, C], ctx) => {
+    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
     const xh = randn(rows * C, rows * 13 + C, 4);
-    const r = rng(rows + C);
-    const lab = Int32Array.from({ length: rows }, () => Math.floor(r() * C));
+    const lab = randomInts(rows, rows + C, C);
     const x = tensor(xh, [rows, C]);
     const labels = tensor(lab, [rows]);
     const loss = empty([rows]);
@@ -148,10 +134,10 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax famil
     crossEntropyBackwardInto(x, labels, 1 / rows, grad);
     const ref = crossEntropyRef(xh, lab, rows, C, 1 / rows);
     const lossTol = 2e-6 * (1 + maxAbs(ref.lp));
-    expectClose(await read(loss), ref.loss, lossTol, 0, 'crossEntropy loss');
-    expectClose(await read(loss2), ref.loss, lossTol, 0, 'crossEntropy loss (no logProbs)');
-    expectClose(await read(logp), ref.lp, lossTol, 0, 'crossEntropy logProbs', [rows, C]);
-    expectClose(await read(grad), ref.grad, 1e-7 / rows, 2e-5, 'crossEntropyBackward', [rows, C]);
+    expectAllclose(await read(loss), ref.loss, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy loss' });
+    expectAllclose(await read(loss2), ref.loss, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy loss (no logProbs)' });
+    expectAllclose(await read(logp), ref.lp, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy logProbs', shape: [rows, C] });
+    expectAllclose(await read(grad), ref.grad, derived({ atol: 1e-7 / rows, rtol: 2e-5 }), { label: 'crossEntropyBackward', shape: [rows, C] });
     x.dispose();
     labels.dispose();
   });
@@ -176,7 +162,7 @@ describe('softmax numerics and gradients', () => {
       fwd(x, y);
       bwd(y, dy, dx);
       y.dispose();
-      expectClose(await read(dx), numericalVjp(oracle, xs, up).data, 2e-5, 0, `${kind} vs finite differences`);
+      expectAllclose(await read(dx), numericalVjp(oracle, xs, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${kind} vs finite differences` });
     }
     // Cross entropy: d(mean loss)/dlogits.
     const lab = Int32Array.of(3, 0);
@@ -184,7 +170,7 @@ describe('softmax numerics and gradients', () => {
     const grad = empty([rows, C]);
     crossEntropyBackwardInto(x, labels, 1 / rows, grad);
     const fd = numericalGradient((a) => crossEntropy(a, lab).data[0], xs);
-    expectClose(await read(grad), fd.data, 2e-5, 0, 'crossEntropy vs finite differences');
+    expectAllclose(await read(grad), fd.data, derived({ atol: 2e-5, rtol: 0 }), { label: 'crossEntropy vs finite differences' });
     [x, dy, labels].forEach((t) => t.dispose());
   });
 
@@ -200,11 +186,11 @@ describe('softmax numerics and gradients', () => {
     logSoftmaxInto(x, lp);
     const got = await read(p);
     const want = softmax(f64(xh, [rows, C]), 1).data;
-    expectClose(got, want, 1e-7, 2e-5, 'softmax huge');
+    expectAllclose(got, want, TOL.softmax, { label: 'softmax huge' });
     for (let j = 0; j < C; j += 3) expect(got[C + j]).toBe(0);
     const gotLp = await read(lp);
     const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
-    expectClose(gotLp, wantLp, 2e-6 * maxAbs(wantLp), 0, 'logSoftmax huge');
+    expectAllclose(gotLp, wantLp, derived({ atol: 2e-6 * maxAbs(wantLp), rtol: 0 }), { label: 'logSoftmax huge' });
     x.dispose();
   });
 
@@ -222,13 +208,13 @@ describe('softmax numerics and gradients', () => {
     const ref = crossEntropyRef(xh, lab, rows, C, 0.5);
     const l = await read(loss);
     expect(Number.isNaN(l[1]) && Number.isNaN(l[2])).toBe(true);
-    expectClose(l, ref.loss, 1e-5, 0, 'loss with bad labels');
-    expectClose(await read(grad), ref.grad, 1e-7, 2e-5, 'grad with bad labels');
+    expectAllclose(l, ref.loss, derived({ atol: 1e-5, rtol: 0 }), { label: 'loss with bad labels' });
+    expectAllclose(await read(grad), ref.grad, TOL.softmax, { label: 'grad with bad labels' });
     [x, labels].forEach((t) => t.dispose());
   });
 
-  it('f16 inputs are read as f32; f16 outputs round once', async () => {
-    if (!runtime().hasF16) return;
+  it('f16 inputs are read as f32; f16 outputs round once', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
     const rows = 7;
     const C = 257;
     const x = tensor(randn(rows * C, 3, 3), [rows, C], { dtype: 'f16' });
@@ -238,8 +224,8 @@ describe('softmax numerics and gradients', () => {
     softmaxInto(x, p);
     softmaxInto(x, p16);
     const want = softmax(f64(xh, [rows, C]), 1).data;
-    expectClose(await read(p), want, 1e-7, 2e-5, 'softmax f16 in');
-    expectClose(await read(p16), want, 1e-7, 1e-3, 'softmax f16 out'); // f16: 2^-11 relative
+    expectAllclose(await read(p), want, TOL.softmax, { label: 'softmax f16 in' });
+    expectAllclose(await read(p16), want, TOL.f16, { label: 'softmax f16 out', tighten: { atol: 1e-7, rtol: 1e-3 } }); // f16: 2^-11 relative
     x.dispose();
   });
 
@@ -247,17 +233,16 @@ describe('softmax numerics and gradients', () => {
     const rows = 70_000;
     const C = 3;
     const xh = randn(rows * C, 21, 2);
-    const r = rng(22);
-    const lab = Int32Array.from({ length: rows }, () => Math.floor(r() * C));
+    const lab = randomInts(rows, 22, C);
     const x = tensor(xh, [rows, C]);
     const labels = tensor(lab, [rows]);
     const p = empty([rows, C]);
     const loss = empty([rows]);
     softmaxInto(x, p);
     crossEntropyInto(x, labels, loss);
-    expectClose(await read(p), softmax(f64(xh, [rows, C]), 1).data, 1e-7, 2e-5, 'softmax 70000 rows');
+    expectAllclose(await read(p), softmax(f64(xh, [rows, C]), 1).data, TOL.softmax, { label: 'softmax 70000 rows' });
     const ref = crossEntropyRef(xh, lab, rows, C, 1);
-    expectClose(await read(loss), ref.loss, 2e-6 * (1 + maxAbs(ref.lp)), 0, 'crossEntropy 70000 rows');
+    expectAllclose(await read(loss), ref.loss, derived({ atol: 2e-6 * (1 + maxAbs(ref.lp)), rtol: 0 }), { label: 'crossEntropy 70000 rows' });
     [x, labels].forEach((t) => t.dispose());
   });
 
@@ -274,7 +259,7 @@ describe('softmax numerics and gradients', () => {
     softmaxInto(xv, ov);
     const got = (await toArray(outBig)).subarray(3);
     expect(runtime().stats().liveBuffers).toBeLessThanOrEqual(live); // ≤: finalizers may free dropped tensors meanwhile
-    expectClose(got, softmax(f64(xh, [rows, C]), 1).data, 1e-7, 2e-5, 'softmax with offsets');
+    expectAllclose(got, softmax(f64(xh, [rows, C]), 1).data, TOL.softmax, { label: 'softmax with offsets' });
     expect(() => softmaxInto(xv, { ...ov, shape: [rows + 1, C] })).toThrow(/match/);
     [big, outBig].forEach((t) => t.dispose());
   });

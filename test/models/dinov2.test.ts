@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from '../../src/models/dinov2.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
-import { loadGolden, relByMax } from '../helpers/golden.js';
+import { expectAllclose, TOL } from '../helpers/compare.js';
+import { loadGolden } from '../helpers/golden.js';
 import { useGpu } from '../helpers/setup.js';
 
 useGpu();
@@ -21,9 +22,9 @@ describe('Dinov2WithRegisters golden', () => {
       const px = g.inputs.get('pixel_values')!;
       const x = tensor(px.data, px.shape);
       const out = await toArray(model.forward(x));
-      expect(relByMax(out, g.outputs.get('last_hidden_state')!.data)).toBeLessThan(1e-4);
+      expectAllclose(out, g.outputs.get('last_hidden_state')!.data, TOL.modelForward);
       const lat = await toArray(model.latent(x));
-      expect(relByMax(lat, g.outputs.get('rae_latent')!.data)).toBeLessThan(1e-4);
+      expectAllclose(lat, g.outputs.get('rae_latent')!.data, TOL.modelForward);
       model.dispose();
     }));
 
@@ -34,7 +35,7 @@ describe('Dinov2WithRegisters golden', () => {
       const im = g.inputs.get('image256')!;
       const px = model.encodeImage(tensor(im.data, im.shape), 224);
       const lat = await toArray(model.latent(px));
-      expect(relByMax(lat, g.outputs.get('rae_latent_from_image256')!.data)).toBeLessThan(1e-4);
+      expectAllclose(lat, g.outputs.get('rae_latent_from_image256')!.data, TOL.modelForward);
       model.dispose();
     }));
 });
@@ -47,8 +48,8 @@ describe('Dinov2 (no registers) golden', () => {
       model.loadStateDict(g.params);
       const px = g.inputs.get('pixel_values')!;
       const x = tensor(px.data, px.shape);
-      expect(relByMax(await toArray(model.forward(x)), g.outputs.get('last_hidden_state')!.data)).toBeLessThan(1e-4);
-      expect(relByMax(await toArray(model.latent(x)), g.outputs.get('rae_latent')!.data)).toBeLessThan(1e-4);
+      expectAllclose(await toArray(model.forward(x)), g.outputs.get('last_hidden_state')!.data, TOL.modelForward);
+      expectAllclose(await toArray(model.latent(x)), g.outputs.get('rae_latent')!.data, TOL.modelForward);
       model.dispose();
     }));
 

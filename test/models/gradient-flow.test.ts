@@ -13,7 +13,8 @@ import type { Module } from '../../src/nn/module.js';
 import { full, randint, randn, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
 
 useGpu();
 

@@ -7,7 +7,8 @@ import { saveSafetensors } from '../../src/io/safetensors.js';
 import { loadDinov2 } from '../../src/io/pretrained.js';
 import { Dinov2WithRegisters } from '../../src/models/dinov2.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
-import { loadGolden, relByMax } from '../helpers/golden.js';
+import { expectAllclose, TOL } from '../helpers/compare.js';
+import { loadGolden } from '../helpers/golden.js';
 import { useGpu } from '../helpers/setup.js';
 
 useGpu();
@@ -46,7 +47,7 @@ describe('loadDinov2 from a Hugging Face snapshot directory', () => {
       expect(model).toBeInstanceOf(Dinov2WithRegisters);
       const px = g.inputs.get('pixel_values')!;
       const out = await toArray(model.forward(tensor(px.data, px.shape)));
-      expect(relByMax(out, g.outputs.get('last_hidden_state')!.data)).toBeLessThan(1e-4);
+      expectAllclose(out, g.outputs.get('last_hidden_state')!.data, TOL.modelForward);
       model.dispose();
     });
   }

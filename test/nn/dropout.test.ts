@@ -16,7 +16,8 @@ import { backward } from '../../src/autograd/tape.js';
 import { LabelEmbedder } from '../../src/nn/layers.js';
 import { bernoulli, manualSeed, tensor, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 

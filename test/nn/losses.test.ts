@@ -13,7 +13,8 @@ import { l1Loss, mseLoss } from '../../src/nn/functional.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 

@@ -4,7 +4,7 @@ import '../../src/autograd/methods.js';
 import { runtime } from '../../src/gpu/runtime.js';
 import { arange, full, ones, rand, randint, randn, tensor, toArray, zeros, manualSeed } from '../../src/tensor/creation.js';
 import { memoryStats, scope } from '../../src/tensor/scope.js';
-import { settleGarbage, useGpu } from '../helpers/setup.js';
+import { requireFeature, settleGarbage, useGpu } from '../helpers/setup.js';
 
 useGpu();
 
@@ -30,11 +30,13 @@ describe('creation and read-back', () => {
     expect(Array.from(await arange(10, 0, -3).toArray())).toEqual([10, 7, 4, 1]);
   });
 
-  it('f16 tensors round-trip through casts when the adapter has shader-f16', async () => {
-    if (!runtime().hasF16) {
-      expect(() => tensor([1, 2], [2], { dtype: 'f16' })).toThrow(/shader-f16/);
-      return;
-    }
+  it('f16 tensors are refused with a clear error when the adapter lacks shader-f16', (ctx) => {
+    ctx.skip(runtime().hasF16, 'the adapter has shader-f16');
+    expect(() => tensor([1, 2], [2], { dtype: 'f16' })).toThrow(/shader-f16/);
+  });
+
+  it('f16 tensors round-trip through casts when the adapter has shader-f16', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
     const h = tensor([1, -2.5, 65504, 0.1], [4], { dtype: 'f16' });
     expect(h.dtype).toBe('f16');
     const back = await h.toArray();

@@ -19,7 +19,8 @@ import { tensor, toArray } from '../../src/tensor/creation.js';
 import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 

@@ -27,7 +27,8 @@ import { scopeAsync } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { denormalizeImages, latentStats, latentToTokens, normalizeImages, tokensToLatent, trainDecoder, trainDiffusion } from '../../src/train/rae.js';
 import { relByMax } from '../helpers/golden.js';
-import { randomData, useGpu } from '../helpers/setup.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 
