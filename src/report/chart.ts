@@ -72,7 +72,9 @@ export function logTicks(lo: number, hi: number): { ticks: number[]; lo: number;
     if (ticks.length >= 3 && ticks.length <= 10) return { ticks, lo: dLo, hi: dHi };
   }
   // Less than a decade with few round mantissas inside: linear round numbers, placed on the log scale.
-  const lin = linearTicks(dLo, dHi, 4).ticks.filter((t) => t >= dLo && t <= dHi && t > 0);
+  let lin: number[] = [];
+  for (let target = 4; lin.length < 3 && target <= 32; target *= 2)
+    lin = linearTicks(dLo, dHi, target).ticks.filter((t) => t >= dLo && t <= dHi);
   return { ticks: lin, lo: dLo, hi: dHi };
 }
 
