@@ -47,6 +47,12 @@ function inspectCharts(page: Page): Promise<ChartCheck[]> {
   );
 }
 
+/** The text as rendered (what a reader sees), not the DOM's raw text content. */
+function shownText(page: Page): Promise<string> {
+  // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is the point of the check
+  return page.innerText('body');
+}
+
 describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () => {
   let browser: Browser;
   const root = mkdtempSync(path.join(tmpdir(), 'rae-report-chromium-'));
@@ -119,7 +125,7 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     // 4 reconstructions (latest + 3 older), the sample grid, 10 class grids.
     expect(images.length).toBe(15);
     for (const i of images) expect(i, i.alt).toEqual({ ok: true, data: true, alt: i.alt });
-    const text = await page.innerText('body');
+    const text = await shownText(page);
     for (const name of ['airplane', 'truck', 'llvmpipe', 'a1b2c3d4', 'train-decoder', 'PSNR 24.00 dB']) expect(text).toContain(name);
 
     await page.screenshot({ path: path.join(tmpdir(), 'rae-report-screenshot.png'), fullPage: true });
@@ -131,7 +137,7 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     const dir = path.join(root, 'stage1');
     writeRunFolder(dir, { stages: ['decoder'], steps: 100 });
     const { page, errors } = await open(await writeReport(dir));
-    const text = await page.innerText('body');
+    const text = await shownText(page);
     expect(text).toMatch(/Stage 2 — diffusion transformer — not trained yet: rae train-dit --run /);
     expect(text).toMatch(/Samples — none yet: rae sample --run /);
     const charts = await inspectCharts(page);
@@ -169,7 +175,7 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
       title: document.title,
     }));
     expect(dom).toEqual({ scripts: 0, handlers: [], bold: 0, foreignImages: 0, title: `RAE run ${EVIL_DIR} — report` });
-    const text = await page.innerText('body');
+    const text = await shownText(page);
     for (const literal of [EVIL_CLASS, EVIL_DIR, EVIL_TAG, '"><script>alert(5)</script>', 'Stage “<b onmouseover=alert(6)>x”'])
       expect(text).toContain(literal);
     expect(dialogs).toEqual([]);
