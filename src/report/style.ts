@@ -48,8 +48,7 @@ svg.chart .empty-note { fill: var(--muted); font-size: 13px; }
 img { max-width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 4px; }
 img.pixelated { image-rendering: pixelated; }
 .gallery { display:flex; flex-wrap:wrap; gap: 16px; align-items:flex-end; }
-.classes { display:grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 14px; margin-top: 14px; }
-.classes img { width: 100%; }
+.classes { display:grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 14px 24px; margin-top: 14px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 5px 10px 5px 0; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
 th { color: var(--muted); font-weight: 600; }

@@ -25,26 +25,51 @@ interface ChartCheck {
   yTicks: number;
 }
 
+/** The little of the DOM the checks use (the project's TypeScript has no DOM library). */
+interface DomEl {
+  tagName: string;
+  textContent: string | null;
+  attributes: Iterable<{ name: string }>;
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): DomEl | null;
+  querySelectorAll(selector: string): Iterable<DomEl> & { length: number };
+  ownerDocument: { title: string };
+}
+
+interface RawChart {
+  box: number[];
+  paths: { cls: string; d: string }[];
+  axisLabels: string[];
+  xTicks: number;
+  yTicks: number;
+}
+
 /** Every chart's series paths (points parsed from `d`) against its plot-area rectangle. */
-function inspectCharts(page: Page): Promise<ChartCheck[]> {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('svg.chart:not(.empty)')].map((svg) => {
+async function inspectCharts(page: Page): Promise<ChartCheck[]> {
+  const raw: RawChart[] = await page.$$eval('svg.chart:not(.empty)', (svgs) =>
+    (svgs as unknown as DomEl[]).map((svg) => {
       const box = svg.querySelector('rect.plot-area')!;
-      const [x, y, w, h] = ['x', 'y', 'width', 'height'].map((a) => Number(box.getAttribute(a)));
-      const paths = [...svg.querySelectorAll(':scope > path.series')].map((p) => {
-        const nums = (p.getAttribute('d') ?? '').match(/[ML][^MLh]+/g) ?? [];
-        const pts = nums.map((c) => c.slice(1).trim().split(/\s+/).map(Number));
-        const outside = pts.filter(([px, py]) => !(px >= x - 0.5 && px <= x + w + 0.5 && py >= y - 0.5 && py <= y + h + 0.5)).length;
-        return { cls: p.getAttribute('class') ?? '', points: pts.length, outside };
-      });
       return {
-        paths,
+        box: ['x', 'y', 'width', 'height'].map((a) => Number(box.getAttribute(a))),
+        paths: [...svg.querySelectorAll(':scope > path.series')].map((p) => ({
+          cls: p.getAttribute('class') ?? '',
+          d: p.getAttribute('d') ?? '',
+        })),
         axisLabels: [...svg.querySelectorAll('text.axis-label')].map((t) => t.textContent ?? ''),
         xTicks: svg.querySelectorAll('text.tick.x').length,
         yTicks: svg.querySelectorAll('text.tick.y').length,
       };
     }),
   );
+  return raw.map(({ box: [x, y, w, h], paths, ...rest }) => ({
+    ...rest,
+    paths: paths.map(({ cls, d }) => {
+      // Absolute M/L commands with "x y" pairs (dots are "M x y h0").
+      const pts = (d.match(/[ML][^MLh]+/g) ?? []).map((c) => c.slice(1).trim().split(/\s+/).map(Number));
+      const outside = pts.filter(([px, py]) => !(px >= x - 0.5 && px <= x + w + 0.5 && py >= y - 0.5 && py <= y + h + 0.5)).length;
+      return { cls, points: pts.length, outside };
+    }),
+  }));
 }
 
 /** The text as rendered (what a reader sees), not the DOM's raw text content. */
@@ -126,7 +151,10 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     expect(images.length).toBe(15);
     for (const i of images) expect(i, i.alt).toEqual({ ok: true, data: true, alt: i.alt });
     const text = await shownText(page);
-    for (const name of ['airplane', 'truck', 'llvmpipe', 'a1b2c3d4', 'train-decoder', 'PSNR 24.00 dB']) expect(text).toContain(name);
+    for (const name of ['airplane', 'truck', 'llvmpipe', 'a1b2c3d4', 'train-decoder', 'PSNR 24.00 dB', 'dinov2-with-registers-small'])
+      expect(text).toContain(name);
+    expect(text).toContain('5 min 0 s of training in 2 sessions (resumed)');
+    expect(text).toContain('DiT at step 200 · EMA weights · heun, 25 steps · CFG scale 1.5 on t ∈ [0.1, 1] · 40 images');
 
     await page.screenshot({ path: path.join(tmpdir(), 'rae-report-screenshot.png'), fullPage: true });
     expect(errors).toEqual([]);
@@ -165,15 +193,18 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     });
     const { page, errors, dialogs } = await open(await writeReport(dir));
 
-    const dom = await page.evaluate(() => ({
-      scripts: document.querySelectorAll('script').length,
-      handlers: [...document.querySelectorAll('*')].flatMap((e) =>
-        [...e.attributes].filter((a) => a.name.startsWith('on')).map((a) => `${e.tagName} ${a.name}`),
-      ),
-      bold: document.querySelectorAll('b[onmouseover]').length,
-      foreignImages: [...document.querySelectorAll('img')].filter((i) => !i.src.startsWith('data:')).length,
-      title: document.title,
-    }));
+    const dom = await page.$eval('html', (el) => {
+      const root = el as unknown as DomEl;
+      return {
+        scripts: root.querySelectorAll('script').length,
+        handlers: [...root.querySelectorAll('*')].flatMap((e) =>
+          [...e.attributes].filter((a) => a.name.startsWith('on')).map((a) => `${e.tagName} ${a.name}`),
+        ),
+        bold: root.querySelectorAll('b[onmouseover]').length,
+        foreignImages: [...root.querySelectorAll('img')].filter((i) => !(i.getAttribute('src') ?? '').startsWith('data:')).length,
+        title: root.ownerDocument.title,
+      };
+    });
     expect(dom).toEqual({ scripts: 0, handlers: [], bold: 0, foreignImages: 0, title: `RAE run ${EVIL_DIR} — report` });
     const text = await shownText(page);
     for (const literal of [EVIL_CLASS, EVIL_DIR, EVIL_TAG, '"><script>alert(5)</script>', 'Stage “<b onmouseover=alert(6)>x”'])
