@@ -7,6 +7,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+/** A user error (the run folder is not there): the CLI prints the message, without a stack. */
+export class ReportError extends Error {
+  override name = 'ReportError';
+}
+
 export interface MetricRow {
   stage: string;
   step: number;
@@ -219,8 +224,8 @@ function readCommands(v: unknown): CommandTiming[] {
 
 export function readRunFolder(dir: string): RunFolder {
   const abs = path.resolve(dir);
-  if (!existsSync(abs)) throw new Error(`run folder ${abs} does not exist`);
-  if (!statSync(abs).isDirectory()) throw new Error(`run folder ${abs} is not a directory`);
+  if (!existsSync(abs)) throw new ReportError(`run folder ${abs} does not exist`);
+  if (!statSync(abs).isDirectory()) throw new ReportError(`run folder ${abs} is not a directory`);
   const problems: string[] = [];
   const config = readJson(path.join(abs, 'config.json'), problems);
   const run = readJson(path.join(abs, 'run.json'), problems);

@@ -160,10 +160,10 @@ async function figureOf(
   alt: string,
   caption: Html | string,
   maxDisplay: number,
-  maxWidth = 1024,
 ): Promise<Html> {
   if (!file) return html`<figure><p class="missing-text">image missing</p><figcaption>${caption}</figcaption></figure>`;
-  const img = await inlinePng(file, budget, { maxWidth, maxBytes: 400_000 });
+  // Twice the shown width keeps detail on dense screens; thumbnails get a smaller share of bytes.
+  const img = await inlinePng(file, budget, { maxWidth: Math.min(1024, 2 * maxDisplay), maxBytes: maxDisplay >= 700 ? 500_000 : 200_000 });
   if ('error' in img) return html`<figure><p class="missing-text">${img.error}</p><figcaption>${caption}</figcaption></figure>`;
   return html`<figure>${imgTag(img, alt, maxDisplay)}<figcaption>${caption}${img.downscaled ? ' (downscaled)' : ''}</figcaption></figure>`;
 }
@@ -264,7 +264,6 @@ export async function samplesSection(run: RunFolder, budget: ImageBudget): Promi
         `samples of class ${name ?? k}`,
         name !== undefined ? html`<b>${name}</b> · class ${k}` : `class ${k}`,
         540,
-        1024,
       ),
     );
   }

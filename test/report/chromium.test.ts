@@ -113,8 +113,9 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     const { page, errors } = await open(file);
 
     const charts = await inspectCharts(page);
-    // Per stage: loss (linear + log views), learning rate, throughput; then PSNR and SSIM.
-    expect(charts.length).toBe(2 * 4 + 2);
+    // Stage 1: loss and gradient norm (linear + log views each), learning rate, throughput;
+    // stage 2: the same without gradient norm; then PSNR and SSIM.
+    expect(charts.length).toBe(6 + 4 + 2);
     for (const c of charts) {
       expect(c.paths.length).toBeGreaterThan(0);
       for (const p of c.paths) {
@@ -130,11 +131,12 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     const lossDots = charts.flatMap((c) => c.paths).filter((p) => p.cls === 'series dots');
     expect(lossDots.some((p) => p.points === 200)).toBe(true);
     const labels = charts.flatMap((c) => c.axisLabels);
-    for (const l of ['loss', 'loss (log scale)', 'learning rate', 'PSNR (dB)', 'SSIM']) expect(labels).toContain(l);
+    for (const l of ['loss', 'loss (log scale)', 'learning rate', 'gradient norm', 'images / s', 'PSNR (dB)', 'SSIM'])
+      expect(labels).toContain(l);
 
     // Drawn, not just present: the visible charts take up room on the page.
     const visible = await page.$$eval('svg.chart', (els) => els.filter((e) => e.getBoundingClientRect().width > 300).length);
-    expect(visible).toBe(2 * 3 + 2); // one view of each loss chart is hidden
+    expect(visible).toBe(4 + 3 + 2); // one view of each linear/log pair is hidden
 
     // The CSS-only linear/log switch (the page has no script).
     const firstLoss = page.locator('.scale-toggle').first();
@@ -169,7 +171,7 @@ describe.skipIf(!existsSync(CHROMIUM))('report.html in headless Chromium', () =>
     expect(text).toMatch(/Stage 2 — diffusion transformer — not trained yet: rae train-dit --run /);
     expect(text).toMatch(/Samples — none yet: rae sample --run /);
     const charts = await inspectCharts(page);
-    expect(charts.length).toBe(4 + 2);
+    expect(charts.length).toBe(6 + 2);
     for (const c of charts) for (const p of c.paths) expect(p.outside).toBe(0);
     const loaded = await page.$$eval('img', (els) => els.map((i) => i.naturalWidth > 0));
     expect(loaded).toEqual([true, true]);

@@ -78,6 +78,7 @@ export function writeRunFolder(dir: string, opts: FixtureOptions = {}): void {
       const seconds = stage === 'dit' && step > steps / 2 ? (step - steps / 2) * 1.5 : step * 1.5;
       const row: Record<string, unknown> = { stage, step, loss, lr, seconds, imagesPerSecond: 40 + 5 * Math.sin(step) };
       if (stage === 'decoder' && step % 50 === 0) Object.assign(row, { psnr: 14 + step / 20, ssim: 0.3 + step / 1000 });
+      if (stage === 'decoder') row.gradNorm = 3 * Math.exp(-step / steps) * (1 + 0.5 * Math.abs(Math.sin(step * 7.1)));
       lines.push(JSON.stringify(row));
     }
   writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n`);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { formatNumber, lineChart, linearTicks, logTicks, prefersLog, smooth } from '../../src/report/chart.js';
 import { escapeHtml, html } from '../../src/report/html.js';
 import { ImageBudget, inlinePng } from '../../src/report/images.js';
-import { writeReport } from '../../src/report/report.js';
+import { ReportError, writeReport } from '../../src/report/report.js';
 import { readRunFolder } from '../../src/report/run-folder.js';
 import { pickHistory } from '../../src/report/sections.js';
 import { patternPng, writeRunFolder } from './fixture.js';
@@ -110,6 +110,7 @@ describe('run folder reader', () => {
 
   it('a missing run folder is a clear error', async () => {
     await expect(writeReport('/nonexistent/run')).rejects.toThrow(/run folder \/nonexistent\/run does not exist/);
+    await expect(writeReport('/nonexistent/run')).rejects.toBeInstanceOf(ReportError);
   });
 
   it('an empty folder gives a report that lists what is missing', async () => {
