@@ -150,7 +150,7 @@ function qualityPoints(run: RunFolder, key: 'psnr' | 'ssim'): [number, number][]
 
 function imgTag(img: InlineImage, alt: string, maxDisplay: number): Html {
   // Small tiles (32-pixel images) are shown enlarged by a whole factor, without blurring.
-  const k = Math.max(1, Math.min(4, Math.floor(maxDisplay / img.width)));
+  const k = Math.max(1, Math.min(8, Math.floor(maxDisplay / img.width)));
   return html`<img src="${img.uri}" width="${img.width * k}" height="${img.height * k}" alt="${alt}"${k > 1 ? html` class="pixelated"` : ''}>`;
 }
 

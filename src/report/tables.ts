@@ -73,7 +73,7 @@ export function timingsSection(run: RunFolder): Html {
   const commands = run.commands.length
     ? html`<h3>Commands</h3><table><thead><tr><th>command</th><th>started</th><th>duration</th><th>steps</th><th>images/s</th>${hasExit ? html`<th>ended</th>` : ''}<th>arguments</th></tr></thead><tbody>${run.commands.map(
         (c) =>
-          html`<tr><td class="mono">${c.command}</td><td class="num">${c.startedAt ?? '—'}</td><td class="num">${duration(c.seconds)}</td><td class="num">${fmt(c.steps, 8)}</td><td class="num">${fmt(c.imagesPerSecond, 3)}</td>${hasExit ? html`<td>${c.exit ?? (c.endedAt ? 'normally' : 'no end recorded')}</td>` : ''}<td class="mono">${c.argv?.join(' ') ?? ''}</td></tr>`,
+          html`<tr><td class="mono">${c.command}</td><td class="num">${c.startedAt ? c.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '—'}</td><td class="num">${duration(c.seconds)}</td><td class="num">${fmt(c.steps, 8)}</td><td class="num">${fmt(c.imagesPerSecond, 3)}</td>${hasExit ? html`<td>${c.exit ?? (c.endedAt ? 'normally' : 'no end recorded')}</td>` : ''}<td class="mono">${c.argv?.join(' ') ?? ''}</td></tr>`,
       )}</tbody></table>`
     : html`<p class="missing-text">No commands recorded (run.json has no "commands").</p>`;
   return html`<div class="card">${stageTable}${commands}</div>`;

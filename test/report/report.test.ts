@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { formatNumber, lineChart, linearTicks, logTicks, prefersLog, smooth } from '../../src/report/chart.js';
+import { axisLabels, formatNumber, lineChart, linearTicks, logTicks, prefersLog, smooth } from '../../src/report/chart.js';
 import { escapeHtml, html } from '../../src/report/html.js';
 import { ImageBudget, inlinePng } from '../../src/report/images.js';
 import { ReportError, writeReport } from '../../src/report/report.js';
@@ -35,6 +35,12 @@ describe('chart axes', () => {
     expect(narrow.ticks.length).toBeGreaterThanOrEqual(3);
     for (const v of narrow.ticks) expect(v >= narrow.lo && v <= narrow.hi).toBe(true);
     expect(() => logTicks(0, 1)).toThrow(/positive/);
+  });
+
+  it('step axes tick whole numbers; an axis uses one notation', () => {
+    expect(linearTicks(3, 6, 6, 1).ticks).toEqual([3, 4, 5, 6]);
+    expect(axisLabels([0, 2e-4, 4e-4, 6e-4, 8e-4, 0.001], 2e-4)).toEqual(['0', '2e-4', '4e-4', '6e-4', '8e-4', '1e-3']);
+    expect(axisLabels([0, 0.25, 0.5], 0.25)).toEqual(['0', '0.25', '0.50']);
   });
 
   it('formats numbers briefly', () => {
