@@ -84,6 +84,7 @@ function seriesOf(rows: readonly MetricRow[], key: keyof MetricRow): [number, nu
 }
 
 export function trainingSection(run: RunFolder): Html {
+  toggleId = 0; // ids unique within the page, and the same page for the same run folder
   const stages = stagesOf(run.metrics);
   if (stages.length === 0) return html`<p class="missing-text">No training metrics yet (metrics.jsonl is missing or empty).</p>`;
   return html`${stages.map((stage, i) => {

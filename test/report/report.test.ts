@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { axisLabels, formatNumber, lineChart, linearTicks, logTicks, prefersLog, smooth } from '../../src/report/chart.js';
 import { escapeHtml, html } from '../../src/report/html.js';
 import { ImageBudget, inlinePng } from '../../src/report/images.js';
-import { ReportError, writeReport } from '../../src/report/report.js';
+import { ReportError, renderReport, writeReport } from '../../src/report/report.js';
 import { readRunFolder } from '../../src/report/run-folder.js';
-import { pickHistory } from '../../src/report/sections.js';
+import { pickHistory, stageSeconds } from '../../src/report/sections.js';
 import { patternPng, writeRunFolder } from './fixture.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'rae-report-'));
@@ -128,6 +128,13 @@ describe('run folder reader', () => {
     expect(text).not.toMatch(/<img/);
   });
 
+  it('the same run folder gives the same page', async () => {
+    const dir = tmp();
+    writeRunFolder(dir, { steps: 40 });
+    const at = new Date('2026-12-01T00:00:00Z');
+    expect(await renderReport(readRunFolder(dir), at)).toBe(await renderReport(readRunFolder(dir), at));
+  });
+
   it('a damaged PNG is named in the report instead of being inlined', async () => {
     const dir = tmp();
     writeRunFolder(dir, { stages: ['decoder'], steps: 100 });
@@ -164,6 +171,12 @@ describe('images', () => {
     writeFileSync(small, patternPng(40, 20, 1));
     const refused = await inlinePng(small, new ImageBudget(10), { maxWidth: 1024, maxBytes: 400_000 });
     expect(refused).toEqual({ error: "small.png left out: the report's image budget is spent" });
+  });
+
+  it('adds up the training time of a resumed stage (each command restarts its clock)', () => {
+    const rows = [1, 2, 3, 4, 5].map((step, i) => ({ stage: 'dit', step, loss: 1, seconds: [10, 20, 5, 15, 25][i] }));
+    expect(stageSeconds(rows)).toEqual({ seconds: 20 + 25, sessions: 2 });
+    expect(stageSeconds([{ stage: 'dit', step: 1, loss: 1 }])).toEqual({ sessions: 0 });
   });
 
   it('picks the latest and older evaluations spread over the run', () => {
