@@ -50,6 +50,14 @@ describe('nsfwjs InceptionV3 weights', () => {
     for (const l of layers.filter((x) => x.className === 'BatchNormalization')) {
       expect([l.config.epsilon, l.config.center, l.config.scale, l.config.axis]).toEqual([0.001, true, false, 3]);
     }
+    // Every convolution feeds exactly one batch norm, which feeds exactly one ReLU.
+    const consumers = (name: string) => layers.filter((l) => l.inbound.includes(name));
+    for (const conv of layers.filter((x) => x.className === 'Conv2D')) {
+      const [bn, ...rest] = consumers(conv.name);
+      expect([bn?.className, rest.length]).toEqual(['BatchNormalization', 0]);
+      const relu = consumers(bn.name);
+      expect(relu.map((l) => [l.className, l.config.activation])).toEqual([['Activation', 'relu']]);
+    }
     const mixed10 = layers.find((l) => l.name === 'mixed10');
     expect(mixed10?.inbound).toEqual(['activation_86', 'mixed9_1', 'concatenate_2', 'activation_94']);
   });
