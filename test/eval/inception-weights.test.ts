@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InceptionWeightsError, loadNsfwjsInception, locateNsfwjs, type NsfwjsInception } from '../../src/eval/inception-weights.js';
+import { openSafetensors } from '../../src/io/index.js';
 import { loadWithTfjs } from './tfjs-reference.js';
 
 let cached: NsfwjsInception | undefined;
@@ -60,6 +61,20 @@ describe('nsfwjs InceptionV3 weights', () => {
     }
     const mixed10 = layers.find((l) => l.name === 'mixed10');
     expect(mixed10?.inbound).toEqual(['activation_86', 'mixed9_1', 'concatenate_2', 'activation_94']);
+  });
+
+  it('has golden features made from these very weights', () => {
+    // test/fixtures/inception: tfjs CPU features of two images (make-inception-fixture.ts).
+    const file = openSafetensors(path.resolve(__dirname, '../fixtures/inception/nsfwjs_inception_features.safetensors'));
+    try {
+      expect(file.metadata.network).toContain(ours().weightsSha256);
+      expect(file.metadata.preprocessing).toMatch(/halfPixelCenters=true/);
+      expect([file.info('image0').shape, file.info('image1').shape, file.info('features').shape]).toEqual([[23, 17, 3], [31, 40, 3], [2, 2048]]);
+      const features = file.read('features').data as Float32Array;
+      expect(features.every((v) => Number.isFinite(v) && v >= 0)).toBe(true); // means of ReLU outputs
+    } finally {
+      file.close();
+    }
   });
 
   it('explains a missing package, a missing file or a damaged bundle', () => {

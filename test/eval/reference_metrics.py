@@ -1,9 +1,14 @@
 """Float64 NumPy/SciPy reference for test/eval/metrics.test.ts.
 
 Reads row-major float64 feature files written by the test and prints one JSON object:
-  fid   <a.bin> <b.bin> <d>                 mean/cov (numpy), FID with scipy.linalg.sqrtm of Σ1·Σ2
-                                            (the pytorch-fid formula) and with eigvalsh of
-                                            Σ1^½ Σ2 Σ1^½ (a second, symmetric route)
+  fid   <a.bin> <b.bin> <d>                 mean/cov (numpy), FID three ways: scipy.linalg.sqrtm of
+                                            Σ1·Σ2 (the pytorch-fid formula); eigvalsh of
+                                            Σ1^½ Σ2 Σ1^½; and the sample-space form
+                                            tr(Σ1^½ Σ2 Σ1^½)^½ = ‖X1c·X2cᵀ‖_* / √((n1−1)(n2−1))
+                                            (nuclear norm of the centred cross-Gram matrix: the
+                                            non-zero eigenvalues of Σ1·Σ2 are the squared singular
+                                            values of X1c·X2cᵀ over (n1−1)(n2−1)), which has no
+                                            square roots of round-off-sized eigenvalues when n < d
   kid   <a.bin> <b.bin> <d> <idx.bin> <m> <subsets>   MMD²_u per subset, direct kernel matrices
   pr    <a.bin> <b.bin> <d> <k>             k-NN precision/recall with full distance matrices
 """
@@ -32,7 +37,11 @@ def fid(a, b):
     mid = root1 @ s2 @ root1
     ev = np.linalg.eigvalsh((mid + mid.T) / 2)
     fid_eigh = diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(ev, 0, None)).sum()
+    x1, x2 = a - mu1, b - mu2
+    nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
+    fid_nuclear = diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * nuclear
     return {
+        'fid_nuclear': float(fid_nuclear),
         'fid_sqrtm': float(fid_sqrtm), 'fid_eigh': float(fid_eigh), 'mean_term': float(diff.dot(diff)),
         'mu1': mu1.tolist(), 'sigma1_diag': np.diag(s1).tolist(), 'sigma1_row0': s1[0].tolist(),
         'sigma1_max': float(np.abs(s1).max()),
