@@ -12,7 +12,7 @@
  * positive semi-definite) are clamped to 0; rows of B with λ = 0 are dropped, which also makes
  * the product cheaper when there are fewer samples than features.
  */
-import { type GaussianStats } from './feature-stats.js';
+import type { GaussianStats } from './feature-stats.js';
 import { MetricInputError } from './features.js';
 import { symmetricEigen } from './symmetric-eigen.js';
 

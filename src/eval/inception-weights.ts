@@ -135,7 +135,7 @@ export function loadNsfwjsInception(packageDir?: string): NsfwjsInception {
   const modelDir = path.join(located.dir, 'dist', 'models', 'inception_v3');
   const model = modelLiteral(path.join(modelDir, 'model.min.js'));
   const { layers, inputs, outputs } = layersOf(model.modelTopology as Record<string, JsValue>);
-  const groups = model.weightsManifest as Array<{ paths: string[]; weights: WeightSpec[] }>;
+  const groups = manifestOf(model.weightsManifest);
   const hash = createHash('sha256');
   hash.update(JSON.stringify(groups));
   const weights = new Map<string, NamedTensor>();
@@ -166,6 +166,25 @@ export function loadNsfwjsInception(packageDir?: string): NsfwjsInception {
     if (offset !== bytes.length) throw new InceptionWeightsError(`nsfwjs model: the manifest accounts for ${offset} bytes but the shards hold ${bytes.length}`);
   }
   return { packageDir: located.dir, version: located.version, layers, inputLayers: inputs, outputLayers: outputs, weights, weightsSha256: hash.digest('hex') };
+}
+
+/** The weight manifest, its structure checked (names, shapes) before any byte is read by it. */
+function manifestOf(value: JsValue): Array<{ paths: string[]; weights: WeightSpec[] }> {
+  const bad = (what: string): never => {
+    throw new InceptionWeightsError(`nsfwjs model: weightsManifest ${what}`);
+  };
+  if (!Array.isArray(value)) return bad('is not an array');
+  return value.map((g, i) => {
+    const group = g as { paths?: unknown; weights?: unknown };
+    if (!Array.isArray(group.paths) || !group.paths.every((p) => typeof p === 'string' && /^[\w.-]+$/.test(p))) bad(`group ${i}: paths must be plain file names`);
+    if (!Array.isArray(group.weights)) return bad(`group ${i}: weights is not an array`);
+    for (const w of group.weights as WeightSpec[]) {
+      if (typeof w?.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        bad(`group ${i}: entry ${JSON.stringify(w).slice(0, 80)} needs a name and a shape of non-negative integers`);
+      }
+    }
+    return { paths: group.paths as string[], weights: group.weights as WeightSpec[] };
+  });
 }
 
 function readPackageVersion(dir: string): string {

@@ -67,7 +67,7 @@ function tridiagonalize(m: Float64Array, n: number, d: Float64Array, e: Float64A
           h += m[ri + k] * m[ri + k];
         }
         let f = m[ri + l];
-        let g = f >= 0 ? -Math.sqrt(h) : Math.sqrt(h);
+        const g = f >= 0 ? -Math.sqrt(h) : Math.sqrt(h);
         e[i] = scale * g;
         h -= f * g;
         m[ri + l] = f - g;
