@@ -50,7 +50,8 @@ export interface ImageOps {
 }
 
 export function makeImageOps(): ImageOps {
-  const box = (x: number) => (x >= -0.5 && x < 0.5 ? 1 : 0);
+  // PIL's box is (−0.5, 0.5]: on odd halvings a tap exactly at the box's right edge counts.
+  const box = (x: number) => (x > -0.5 && x <= 0.5 ? 1 : 0);
   const bicubic = (x: number) => {
     const a = -0.5;
     const t = Math.abs(x);
@@ -60,7 +61,19 @@ export function makeImageOps(): ImageOps {
   };
 
   /** For each output index: first input index and normalised weights (PIL's precompute_coeffs). */
+  const cache = new Map<string, { starts: Int32Array; weights: Float64Array[] }>();
   function coefficients(inSize: number, outSize: number, filter: 'box' | 'bicubic') {
+    const key = `${inSize}:${outSize}:${filter}`;
+    let c = cache.get(key);
+    if (!c) {
+      if (cache.size > 256) cache.clear();
+      c = computeCoefficients(inSize, outSize, filter);
+      cache.set(key, c);
+    }
+    return c;
+  }
+
+  function computeCoefficients(inSize: number, outSize: number, filter: 'box' | 'bicubic') {
     const kernel = filter === 'box' ? box : bicubic;
     const baseSupport = filter === 'box' ? 0.5 : 2;
     const scale = inSize / outSize;

@@ -56,8 +56,8 @@ parentPort.on('message', async (job) => {
   const per = 3 * job.size * job.size;
   const out = new Uint8Array(job.items.length * per);
   const errors = [];
-  for (let i = 0; i < job.items.length; i++) {
-    const it = job.items[i];
+  // All items at once: sharp's per-call latency overlaps on libuv's threads.
+  await Promise.all(job.items.map(async (it, i) => {
     const bytes = job.data.subarray(it.offset, it.offset + it.length);
     const raw = it.kind === 'encoded' ? { kind: 'encoded', bytes } : { kind: 'pixels', bytes, width: it.width, height: it.height, channels: it.channels, planar: it.planar };
     try {
@@ -65,7 +65,8 @@ parentPort.on('message', async (job) => {
     } catch (e) {
       errors.push({ index: i, message: String((e && e.message) || e) });
     }
-  }
+  }));
+  errors.sort((a, b) => a.index - b.index);
   parentPort.postMessage({ id: job.id, out, errors }, [out.buffer]);
 });
 `;
@@ -77,13 +78,16 @@ export async function decodeOnMainThread(images: RawImage[], size: number): Prom
   const per = 3 * size * size;
   const out = new Uint8Array(images.length * per);
   const errors: DecodeResult['errors'] = [];
-  for (let i = 0; i < images.length; i++) {
-    try {
-      out.set(await mainOps.toCHW(sharp as unknown as SharpLike, images[i], size), i * per);
-    } catch (e) {
-      errors.push({ index: i, message: (e as Error).message ?? String(e) });
-    }
-  }
+  await Promise.all(
+    images.map(async (im, i) => {
+      try {
+        out.set(await mainOps.toCHW(sharp as unknown as SharpLike, im, size), i * per);
+      } catch (e) {
+        errors.push({ index: i, message: (e as Error).message ?? String(e) });
+      }
+    }),
+  );
+  errors.sort((a, b) => a.index - b.index);
   return { out, errors };
 }
 
