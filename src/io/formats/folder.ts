@@ -23,7 +23,7 @@ interface Classified {
 
 /** Assigns each image path (relative, '/'-separated) of the split to a class, per the layouts above. */
 export function classifyPaths(paths: string[], split: string, rootName: string, where: string): Classified {
-  const parts = paths.map((p) => p.split('/').filter(Boolean));
+  const parts = paths.map((p) => p.split('/').filter((s) => s && s !== '.'));
   const hasSplit = parts.some((s) => s.slice(0, -1).includes(split));
   if (!hasSplit && split !== 'train') throw new DataError(`${where}: no '${split}' folder`);
   const entries: { i: number; cls: string; rel: string }[] = [];
