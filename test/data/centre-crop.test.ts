@@ -55,7 +55,8 @@ function refResize(img: number[][], outW: number, outH: number, filter: 'box' | 
 
 function refCentreCrop(img: number[][], size: number): number[][] {
   let cur = img;
-  while (Math.min(cur.length, cur[0].length) >= 2 * size) cur = refResize(cur, Math.floor(cur[0].length / 2), Math.floor(cur.length / 2), 'box');
+  while (Math.min(cur.length, cur[0].length) >= 2 * size)
+    cur = refResize(cur, Math.floor(cur[0].length / 2), Math.floor(cur.length / 2), 'box');
   const scale = size / Math.min(cur.length, cur[0].length);
   const nw = Math.round(cur[0].length * scale);
   const nh = Math.round(cur.length * scale);
@@ -97,7 +98,8 @@ describe('ADM centre crop', () => {
     const hwc = new Uint8Array(w * h * 3);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) hwc[(y * w + x) * 3 + c] = planes[c][y][x];
     const got = ops.centreCrop(hwc, w, h, 3, size);
-    for (let c = 0; c < 3; c++) expect(Array.from(got.subarray(c * size * size, (c + 1) * size * size))).toEqual(refCentreCrop(planes[c], size).flat());
+    for (let c = 0; c < 3; c++)
+      expect(Array.from(got.subarray(c * size * size, (c + 1) * size * size))).toEqual(refCentreCrop(planes[c], size).flat());
   });
 
   it('BOX halving of a 4×4 image to 2 is the 2×2 block mean, rounded half up per pass (by hand)', () => {
@@ -163,7 +165,12 @@ describe.skipIf(!hasPil)('ADM centre crop against PIL', () => {
       [57, 43, 16],
       [120, 75, 32],
       [13, 9, 4],
-    ].map(([w, h, size], k) => ({ w, h, size, pixels: Array.from({ length: w * h * 3 }, (_, i) => (Math.imul(i + k, 2654435761) >>> 24) & 255) }));
+    ].map(([w, h, size], k) => ({
+      w,
+      h,
+      size,
+      pixels: Array.from({ length: w * h * 3 }, (_, i) => (Math.imul(i + k, 2654435761) >>> 24) & 255),
+    }));
     const run = spawnSync(PYTHON, ['-c', PIL_CROP], { input: JSON.stringify(cases), encoding: 'utf8', maxBuffer: 1 << 26 });
     expect(run.status, run.stderr).toBe(0);
     const want: number[][] = JSON.parse(run.stdout);

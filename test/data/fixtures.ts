@@ -1,13 +1,22 @@
 /** Small data sets written by the tests themselves (sharp-written PNG/JPEG, CIFAR-10 binary, IDX). */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import * as tar from 'tar';
 
+const made: string[] = [];
+
 export function tempDir(tag: string): string {
-  return mkdtempSync(path.join(tmpdir(), `rae-data-${tag}-`));
+  const dir = mkdtempSync(path.join(tmpdir(), `rae-data-${tag}-`));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes the folders tempDir made (call from afterAll). */
+export function removeTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
 /** Deterministic pseudo-random HWC uint8 pixels. */
@@ -37,7 +46,12 @@ export interface FolderImage {
 }
 
 /** Writes `<root>/<split>/<class>/<k>.png|jpg` for counts[class] images of assorted sizes. */
-export async function writeFolder(root: string, split: string, counts: Record<string, number>, format: 'png' | 'jpeg' = 'png'): Promise<FolderImage[]> {
+export async function writeFolder(
+  root: string,
+  split: string,
+  counts: Record<string, number>,
+  format: 'png' | 'jpeg' = 'png',
+): Promise<FolderImage[]> {
   const written: FolderImage[] = [];
   let seed = 1;
   for (const [cls, n] of Object.entries(counts)) {

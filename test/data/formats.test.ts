@@ -5,13 +5,16 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeImageOps } from '../../src/io/formats/image-ops.js';
 import { closeSharedDecodePools, openDataset } from '../../src/train/data/index.js';
-import { tempDir, writeCifarBatch, writeFolder, writeIdx, writeTarGz } from './fixtures.js';
+import { tempDir, writeCifarBatch, writeFolder, writeIdx, writeTarGz, removeTempDirs } from './fixtures.js';
 
 const ops = makeImageOps();
 const plane = (img: Uint8Array, i: number, size: number) => img.subarray(i * 3 * size * size, (i + 1) * 3 * size * size);
 const all = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-afterAll(() => closeSharedDecodePools());
+afterAll(async () => {
+  await closeSharedDecodePools();
+  removeTempDirs();
+});
 
 describe('image folders and archives', () => {
   it('a <split>/<class>/<file> folder of PNGs: classes sorted, pixels = centre crop of what was written', async () => {

@@ -9,9 +9,12 @@ import { type ImageDataset, BatchLoader, closeSharedDecodePools, openDataset } f
 import type { RecordDataset } from '../../src/train/data/dataset.js';
 import { mirrorInPlace } from '../../src/train/data/loader.js';
 import { flipOf } from '../../src/train/data/random.js';
-import { tempDir, writeCifarBatch, writeFolder } from './fixtures.js';
+import { tempDir, writeCifarBatch, writeFolder, removeTempDirs } from './fixtures.js';
 
-afterAll(() => closeSharedDecodePools());
+afterAll(async () => {
+  await closeSharedDecodePools();
+  removeTempDirs();
+});
 
 /** An in-memory data set whose image i is filled with a pattern identifying i (and its columns). */
 function fakeDataset(n: number, size = 4, classes = 3): ImageDataset {
@@ -145,7 +148,14 @@ describe('held-out split and subsets', () => {
   });
 
   it('maxImages caps training images with a stratified subset of what is not held out', async () => {
-    const { train, heldOut } = await openDataset({ source: unbalancedCifar(), imageSize: 32, heldOut: 6, maxImages: 18, seed: 1, workers: 0 });
+    const { train, heldOut } = await openDataset({
+      source: unbalancedCifar(),
+      imageSize: 32,
+      heldOut: 6,
+      maxImages: 18,
+      seed: 1,
+      workers: 0,
+    });
     expect(heldOut.size).toBe(6);
     expect(train.size).toBe(18);
     expect([0, 1, 2].map((k) => train.labels.filter((l) => l === k).length)).toEqual([9, 6, 3]);
@@ -184,12 +194,7 @@ describe('restore and decoding paths', () => {
 
   it('worker decoding gives the same bytes as main-thread decoding, streaming the same as in memory', async () => {
     const root = await folderSet();
-    const variants = [
-      { workers: 0 },
-      { workers: 2 },
-      { workers: 1, memoryBudget: 0 },
-      { workers: 0, memoryBudget: 0 },
-    ];
+    const variants = [{ workers: 0 }, { workers: 2 }, { workers: 1, memoryBudget: 0 }, { workers: 0, memoryBudget: 0 }];
     const results = [];
     for (const v of variants) {
       const { train, heldOut } = await openDataset({ source: root, imageSize: 12, heldOut: 3, seed: 2, ...v });

@@ -36,7 +36,10 @@ export function classifyPaths(paths: string[], split: string, rootName: string, 
     }
     entries.push({ i, cls: rel.length >= 2 ? rel[0] : rootName, rel: rel.join('/') });
   });
-  if (entries.length === 0) throw new DataError(`${where}: no images found${hasSplit ? ` under '${split}'` : ''} (looked for .jpg/.png/.webp/.gif/.tiff/.avif files)`);
+  if (entries.length === 0)
+    throw new DataError(
+      `${where}: no images found${hasSplit ? ` under '${split}'` : ''} (looked for .jpg/.png/.webp/.gif/.tiff/.avif files)`,
+    );
   const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   entries.sort((a, b) => byName(a.cls, b.cls) || byName(a.rel, b.rel));
   const classes = [...new Set(entries.map((e) => e.cls))];
@@ -105,7 +108,12 @@ export async function openImageArchive(file: string, split: string): Promise<Rec
       onReadEntry: (entry) => {
         const p = entry.path;
         // Keep only images that can be in the split (classifyPaths decides for sure).
-        if (entry.type !== 'File' || !IMAGE_FILE.test(p) || path.posix.basename(p).startsWith('.') || (split !== 'train' && !p.split('/').includes(split))) {
+        if (
+          entry.type !== 'File' ||
+          !IMAGE_FILE.test(p) ||
+          path.posix.basename(p).startsWith('.') ||
+          (split !== 'train' && !p.split('/').includes(split))
+        ) {
           entry.resume();
           return;
         }

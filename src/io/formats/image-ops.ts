@@ -33,7 +33,10 @@ export interface PixelImage {
 export type RawImage = EncodedImage | PixelImage;
 
 /** The subset of sharp's API we use (kept structural so the worker can pass its own instance). */
-export type SharpLike = (input: Uint8Array, opts: { failOn: 'warning' }) => {
+export type SharpLike = (
+  input: Uint8Array,
+  opts: { failOn: 'warning' },
+) => {
   removeAlpha(): ReturnType<SharpLike>;
   toColourspace(c: string): ReturnType<SharpLike>;
   raw(opts: { depth: 'uchar' }): ReturnType<SharpLike>;
@@ -44,7 +47,15 @@ export interface ImageOps {
   /** HWC uint8 image with `channels` 1 or 3 → ADM centre crop → CHW uint8 RGB [3, size, size]. */
   centreCrop(hwc: Uint8Array, width: number, height: number, channels: number, size: number): Uint8Array;
   /** PIL-style separable resize of an HWC uint8 image (exported for tests). */
-  resize(hwc: Uint8Array, width: number, height: number, channels: number, outW: number, outH: number, filter: 'box' | 'bicubic'): Uint8Array;
+  resize(
+    hwc: Uint8Array,
+    width: number,
+    height: number,
+    channels: number,
+    outW: number,
+    outH: number,
+    filter: 'box' | 'bicubic',
+  ): Uint8Array;
   /** Decodes (if needed) and centre-crops one raw image. */
   toCHW(sharp: SharpLike, img: RawImage, size: number): Promise<Uint8Array>;
 }

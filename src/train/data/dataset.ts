@@ -63,7 +63,9 @@ export class RecordDecoder {
     }
     const { out, errors } = await this.decodeRaw(raw);
     const bad = new Set<number>();
-    for (const { index, message } of errors) {
+    for (const { index, message: raw } of errors) {
+      // libvips reports over several lines; the CLI prints one.
+      const message = raw.trim().replace(/\s*\n\s*/g, '; ');
       const record = records[index];
       const file = this.source.describe(record);
       if (!this.skipBad) throw new DataError(`${file}: cannot decode image (${message}); pass skipBad to skip bad files`);
@@ -145,7 +147,8 @@ export class RecordDataset implements ImageDataset {
 
   async read(indices: ArrayLike<number>): Promise<Uint8Array> {
     const recs = Array.from(indices, (i) => {
-      if (!Number.isInteger(i) || i < 0 || i >= this.records.length) throw new RangeError(`index ${i} out of range [0, ${this.records.length})`);
+      if (!Number.isInteger(i) || i < 0 || i >= this.records.length)
+        throw new RangeError(`index ${i} out of range [0, ${this.records.length})`);
       return this.records[i];
     });
     if (this.memory) return this.memory.gather(recs);

@@ -95,7 +95,8 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   const all = Int32Array.from({ length: n }, (_, i) => i);
   const held = stratifiedPick(all, source.labels, heldOut, new Rng(seed, STREAM.heldOut));
   let train = held.rest;
-  if (maxImages !== undefined && maxImages < train.length) train = stratifiedPick(train, source.labels, maxImages, new Rng(seed, STREAM.subset)).picked;
+  if (maxImages !== undefined && maxImages < train.length)
+    train = stratifiedPick(train, source.labels, maxImages, new Rng(seed, STREAM.subset)).picked;
 
   const pool = workers > 0 ? sharedDecodePool(workers) : null;
   const decoder = new RecordDecoder(source, size, pool, spec.skipBad ?? false);
@@ -140,5 +141,7 @@ export function defaultDataSource(): { source: string; name: string } {
   const cifar = path.resolve(packageRoot(), '..', 'shared', 'datasets', 'cifar10-jpeg.tar.gz');
   if (existsSync(cifar)) return { source: cifar, name: 'cifar10' };
   if (existsSync(FASHION_MNIST_DIR)) return { source: FASHION_MNIST_DIR, name: 'fashion-mnist' };
-  throw new DataError(`no default data: neither ${cifar} nor ${FASHION_MNIST_DIR} (install Debian's dataset-fashion-mnist: scripts/setup-system.sh) exists; pass --data`);
+  throw new DataError(
+    `no default data: neither ${cifar} nor ${FASHION_MNIST_DIR} (install Debian's dataset-fashion-mnist: scripts/setup-system.sh) exists; pass --data`,
+  );
 }

@@ -66,7 +66,8 @@ export class BatchLoader {
     this.flip = opts.flip;
     this.dropLast = opts.dropLast ?? true;
     if (ds.size === 0) throw new DataError(`data set ${ds.name} is empty`);
-    if (this.dropLast && ds.size < this.batch) throw new DataError(`batch size ${this.batch} is larger than the data set (${ds.size} images of ${ds.name}); lower the batch size`);
+    if (this.dropLast && ds.size < this.batch)
+      throw new DataError(`batch size ${this.batch} is larger than the data set (${ds.size} images of ${ds.name}); lower the batch size`);
   }
 
   /** Images per epoch actually visited. */
@@ -115,8 +116,14 @@ export class BatchLoader {
   }
 
   restore(s: LoaderState): void {
-    if ((s.seed >>> 0) !== this.seed) throw new DataError(`loader state was saved with data seed ${s.seed}, this run uses ${this.seed}`);
-    if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.position) || s.position < 0 || s.position >= Math.max(1, this.epochLength))
+    if (s.seed >>> 0 !== this.seed) throw new DataError(`loader state was saved with data seed ${s.seed}, this run uses ${this.seed}`);
+    if (
+      !Number.isInteger(s.epoch) ||
+      s.epoch < 0 ||
+      !Number.isInteger(s.position) ||
+      s.position < 0 ||
+      s.position >= Math.max(1, this.epochLength)
+    )
       throw new DataError(`loader state ${JSON.stringify(s)} does not fit this data set (${this.ds.size} images, batch ${this.batch})`);
     this.epoch = s.epoch;
     this.position = s.position;

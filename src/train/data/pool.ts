@@ -150,7 +150,7 @@ export class DecodePool {
       slot.worker.postMessage(q.job, [q.job.data.buffer as ArrayBuffer]);
     }
     // Busy workers hold the process (a batch is awaited); idle ones must not.
-    for (const slot of this.slots) (slot.busy ? slot.worker.ref() : slot.worker.unref());
+    for (const slot of this.slots) slot.busy ? slot.worker.ref() : slot.worker.unref();
   }
 
   private run(images: RawImage[], size: number): Promise<DecodeResult> {
