@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeImageOps } from '../../src/io/formats/image-ops.js';
-import { closeSharedDecodePools, openDataset } from '../../src/train/data/index.js';
+import { closeSharedDecodePools, defaultDataSource, FASHION_MNIST_DIR, openDataset } from '../../src/train/data/index.js';
 import { tempDir, writeCifarBatch, writeFolder, writeIdx, writeTarGz, removeTempDirs } from './fixtures.js';
 
 const ops = makeImageOps();
@@ -120,4 +120,37 @@ describe.skipIf(!existsSync(realArchive))('the real CIFAR-10 archive (../shared/
     const first = plane(img, 0, 32);
     expect(Math.max(...first) - Math.min(...first)).toBeGreaterThan(30); // a photo, not a blank
   });
+});
+
+describe('default demo data', () => {
+  it('is the CIFAR-10 archive next to the package when present, else Debian Fashion-MNIST', () => {
+    const d = defaultDataSource();
+    if (existsSync(realArchive)) expect(d).toEqual({ source: realArchive, name: 'cifar10' });
+    else expect(d).toEqual({ source: FASHION_MNIST_DIR, name: 'fashion-mnist' });
+  });
+
+  it.skipIf(!existsSync(path.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')))(
+    'Debian’s Fashion-MNIST opens (both splits): 10 named classes, grey as three equal channels',
+    async () => {
+      const { train, heldOut } = await openDataset({ source: FASHION_MNIST_DIR, imageSize: 32, heldOut: 10, maxImages: 30, workers: 0 });
+      expect(train.name).toBe('fashion-mnist');
+      expect(train.classes).toEqual([
+        'T-shirt/top',
+        'Trouser',
+        'Pullover',
+        'Dress',
+        'Coat',
+        'Sandal',
+        'Shirt',
+        'Sneaker',
+        'Bag',
+        'Ankle boot',
+      ]);
+      expect([train.size, heldOut.size]).toEqual([30, 10]);
+      const img = await train.read([0]);
+      expect(img.subarray(0, 1024)).toEqual(img.subarray(1024, 2048)); // grey: equal channels
+      const test = await openDataset({ source: FASHION_MNIST_DIR, imageSize: 28, split: 'test', maxImages: 5, workers: 0 });
+      expect(test.train.size).toBe(5);
+    },
+  );
 });
