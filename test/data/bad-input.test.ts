@@ -64,11 +64,18 @@ describe('unreadable or truncated images', () => {
     const err = await rejection(openDataset({ source: root, imageSize: 8, ...opts }));
     expect(err.message).toContain(bad);
     expect(err.message).toContain('skipBad');
-    const { train } = await openDataset({ source: root, imageSize: 8, skipBad: true, ...opts });
+    const { train, heldOut } = await openDataset({ source: root, imageSize: 8, skipBad: true, ...opts });
     expect(train.size).toBe(6);
     expect(train.skipped.length).toBe(1);
+    expect(heldOut.skipped.length).toBe(0); // counted once, by the set it belonged to
     expect(train.skipped[0].file).toBe(bad);
     expect(Array.from(train.labels)).toEqual([0, 0, 0, 1, 1, 1]);
+    // Wherever the bad file falls, train + held-out count it once and keep the six good images.
+    for (const seed of [0, 1, 2, 3]) {
+      const split = await openDataset({ source: root, imageSize: 8, skipBad: true, heldOut: 3, seed, ...opts });
+      expect(split.train.size + split.heldOut.size).toBe(6);
+      expect([...split.train.skipped, ...split.heldOut.skipped].map((s) => s.file)).toEqual([bad]);
+    }
   });
 
   it('a file that is not an image (garbage bytes under .png) is named too', async () => {
@@ -85,11 +92,13 @@ describe('unreadable or truncated images', () => {
     expect(strict.size).toBe(7); // not decoded yet
     const everything = [...Array(7).keys()];
     expect((await rejection(strict.read(everything))).message).toContain(bad);
-    const lenient = (await openDataset({ source: root, imageSize: 8, memoryBudget: 0, workers: 1, skipBad: true })).train;
+    const sets = await openDataset({ source: root, imageSize: 8, memoryBudget: 0, workers: 1, skipBad: true });
+    const lenient = sets.train;
     const loader = new BatchLoader(lenient, { batch: 7, seed: 0, flip: false });
     const batch = await loader.next();
     expect(batch.count).toBe(7);
     expect(lenient.skipped.map((s) => s.file)).toEqual([bad]);
+    expect(sets.heldOut.skipped).toEqual([]);
     const per = 3 * 64;
     const badIndex = 4; // sorted: a/000..002, b/000, b/001 (bad), b/002, b/003
     const slot = Array.from(batch.indices).indexOf(badIndex);

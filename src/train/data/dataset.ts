@@ -26,7 +26,8 @@ export interface ImageDataset {
 
 /** Decoding of source records through the pool (or the main thread), with bad-file policy. */
 export class RecordDecoder {
-  readonly skipped: Skipped[] = [];
+  /** Bad records met so far (each once), across the data sets sharing this decoder. */
+  readonly skipped: (Skipped & { record: number })[] = [];
   private skippedRecords = new Set<number>();
   constructor(
     readonly source: RecordSource,
@@ -72,7 +73,7 @@ export class RecordDecoder {
       bad.add(index);
       if (!this.skippedRecords.has(record)) {
         this.skippedRecords.add(record);
-        this.skipped.push({ file, reason: message });
+        this.skipped.push({ record, file, reason: message });
       }
     }
     return { out, bad };
@@ -123,10 +124,16 @@ export class RecordDataset implements ImageDataset {
   readonly classes: string[];
   readonly name: string;
   readonly imageSize: number;
+  /**
+   * @param records the source records of this set (bad ones already dropped when in memory)
+   * @param members every record assigned to this set, bad or not: train and held-out sets share
+   *   one decoder, and each reports only its own skipped files (so their counts add up).
+   */
   constructor(
     readonly records: Int32Array,
     private decoder: RecordDecoder,
     private memory: MemoryStore | null,
+    private members: Int32Array = records,
   ) {
     const src = decoder.source;
     this.labels = Int32Array.from(records, (r) => src.labels[r]);
@@ -138,7 +145,9 @@ export class RecordDataset implements ImageDataset {
     return this.records.length;
   }
   get skipped(): Skipped[] {
-    return this.decoder.skipped;
+    if (this.decoder.skipped.length === 0) return [];
+    const mine = new Set(this.members);
+    return this.decoder.skipped.filter((s) => mine.has(s.record)).map(({ file, reason }) => ({ file, reason }));
   }
   /** True when the crops are held in memory rather than decoded per read. */
   get inMemory(): boolean {

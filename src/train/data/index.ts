@@ -110,7 +110,10 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   const keep = (recs: Int32Array) => (bad.size ? recs.filter((r) => !bad.has(r)) : recs);
   const trainKept = keep(train);
   if (trainKept.length === 0) throw new DataError(`${spec.source}: no decodable training images`);
-  return { train: new RecordDataset(trainKept, decoder, store), heldOut: new RecordDataset(keep(held.picked), decoder, store) };
+  return {
+    train: new RecordDataset(trainKept, decoder, store, train),
+    heldOut: new RecordDataset(keep(held.picked), decoder, store, held.picked),
+  };
 }
 
 /** uint8 [n, 3, S, S] → f32 tensor in [0, 1] of that shape (converted on the host, uploaded once). */
