@@ -97,12 +97,33 @@ describe('flips', () => {
       const epoch = plain.state().epoch;
       const [p, f] = [await plain.next(), await flip.next()];
       expect(f.indices).toEqual(p.indices);
+      expect(Array.from(f.flips)).toEqual(Array.from(f.indices, (i) => (flipOf(2, epoch, i) ? 1 : 0)));
+      expect(p.flips.every((v) => v === 0)).toBe(true);
       p.indices.forEach((idx, i) => {
         const want = p.images.slice(i * per, (i + 1) * per);
         if (flipOf(2, epoch, idx)) mirrorInPlace(want, 0, 5);
         expect(f.images.subarray(i * per, (i + 1) * per)).toEqual(want);
       });
     }
+  });
+
+  it('images: false yields the same indices, labels and flips without decoding', async () => {
+    const ds = fakeDataset(9);
+    let reads = 0;
+    const counting: ImageDataset = {
+      ...ds,
+      read: (i) => {
+        reads++;
+        return ds.read(i);
+      },
+    };
+    const withImages = await take(new BatchLoader(ds, { batch: 4, seed: 8, flip: true }), 5);
+    const without = await take(new BatchLoader(counting, { batch: 4, seed: 8, flip: true, images: false }), 5);
+    expect(reads).toBe(0);
+    without.forEach((b, i) => {
+      expect(b.images.length).toBe(0);
+      expect([b.indices, b.labels, b.flips]).toEqual([withImages[i].indices, withImages[i].labels, withImages[i].flips]);
+    });
   });
 
   it('mirrorInPlace reverses each row of each channel', () => {

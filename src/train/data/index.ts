@@ -20,6 +20,7 @@ export { DataError } from '../../io/formats/errors.js';
 export type { ImageDataset, Skipped } from './dataset.js';
 export { BatchLoader, type Batch, type LoaderOptions, type LoaderState } from './loader.js';
 export { closeSharedDecodePools } from './pool.js';
+export { TokenCache, type TokenCacheOptions, type TokenEncoder } from './token-cache.js';
 
 export type DatasetFormat = 'auto' | 'folder' | 'archive' | 'cifar10-bin' | 'idx';
 
