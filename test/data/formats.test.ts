@@ -1,7 +1,8 @@
 /** Each file format on small files written here, and a few images of the real CIFAR-10 archive. */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeImageOps } from '../../src/io/formats/image-ops.js';
 import { closeSharedDecodePools, defaultDataSource, FASHION_MNIST_DIR, openDataset } from '../../src/train/data/index.js';
@@ -153,4 +154,26 @@ describe('default demo data', () => {
       expect(test.train.size).toBe(5);
     },
   );
+});
+
+describe('PNG colour types', () => {
+  it('grey PNGs become three equal channels; RGBA PNGs drop alpha (as PIL convert("RGB"))', async () => {
+    const root = tempDir('colour');
+    const [w, h] = [9, 7];
+    const grey = Uint8Array.from({ length: w * h }, (_, i) => (i * 29) & 255);
+    const rgba = Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 41 + 3) & 255);
+    mkdirSync(path.join(root, 'train', 'g'), { recursive: true });
+    mkdirSync(path.join(root, 'train', 'r'), { recursive: true });
+    await sharp(grey, { raw: { width: w, height: h, channels: 1 } })
+      .png()
+      .toFile(path.join(root, 'train', 'g', 'grey.png'));
+    await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+      .png()
+      .toFile(path.join(root, 'train', 'r', 'alpha.png'));
+    const { train } = await openDataset({ source: root, imageSize: 5, workers: 1 });
+    const got = await train.read([0, 1]);
+    expect(got.subarray(0, 75)).toEqual(ops.centreCrop(grey, w, h, 1, 5));
+    const rgb = Uint8Array.from({ length: w * h * 3 }, (_, i) => rgba[Math.floor(i / 3) * 4 + (i % 3)]);
+    expect(got.subarray(75, 150)).toEqual(ops.centreCrop(rgb, w, h, 3, 5));
+  });
 });

@@ -68,7 +68,6 @@ export function openCifar10Binary(dir: string, split: string): RecordSource {
     source: dir,
     classes,
     labels,
-    bytesPerRecord: RECORD,
     describe: (i) => `${path.join(root, files[fileOf[i]])} record ${offsetOf[i] / RECORD}`,
     load: async (indices) =>
       Array.from(indices, (i): RawImage => {

@@ -72,14 +72,11 @@ export function openImageFolder(root: string, split: string): RecordSource {
   walk(root, '', files);
   const { classes, picked, labels } = classifyPaths(files, split, baseName(path.resolve(root)), root);
   const paths = picked.map((i) => path.join(root, files[i]));
-  let total = 0;
-  for (const p of paths.slice(0, 64)) total += statSync(p).size;
   return {
     name: baseName(path.resolve(root)),
     source: root,
     classes,
     labels,
-    bytesPerRecord: total / Math.min(paths.length, 64),
     describe: (i) => paths[i],
     load: (indices) =>
       Promise.all(
@@ -132,13 +129,11 @@ export async function openImageArchive(file: string, split: string): Promise<Rec
   // A train split without split folders must not pick up test images: classifyPaths handles it.
   const kept = picked.map((i) => bytes[i]);
   const keptNames = picked.map((i) => names[i]);
-  const total = kept.reduce((s, b) => s + b.length, 0);
   return {
     name: baseName(file),
     source: file,
     classes,
     labels,
-    bytesPerRecord: total / kept.length,
     describe: (i) => `${file}:${keptNames[i]}`,
     load: async (indices) => Array.from(indices, (i): RawImage => ({ kind: 'encoded', bytes: kept[i] })),
     close: async () => {},

@@ -72,7 +72,6 @@ export function openIdx(source: string, split: string): RecordSource {
     source,
     classes,
     labels,
-    bytesPerRecord: per,
     describe: (i) => `${imagesFile} image ${i}`,
     load: async (indices) =>
       Array.from(
