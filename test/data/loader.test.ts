@@ -6,7 +6,9 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ImageDataset, BatchLoader, closeSharedDecodePools, openDataset } from '../../src/train/data/index.js';
-import type { RecordDataset } from '../../src/train/data/dataset.js';
+import { openImageFolder } from '../../src/io/formats/folder.js';
+import { type RecordDataset, RecordDecoder } from '../../src/train/data/dataset.js';
+import { DecodePool } from '../../src/train/data/pool.js';
 import { mirrorInPlace } from '../../src/train/data/loader.js';
 import { flipOf } from '../../src/train/data/random.js';
 import { tempDir, writeCifarBatch, writeFolder, removeTempDirs } from './fixtures.js';
@@ -226,5 +228,24 @@ describe('restore and decoding paths', () => {
       await loader.close();
     }
     for (const r of results.slice(1)) expect(r).toEqual(results[0]);
+  });
+});
+
+describe('decode pool failure', () => {
+  it('a pool whose workers cannot start falls back to main-thread decoding with the same bytes', async () => {
+    const root = tempDir('broken-pool');
+    await writeFolder(root, 'train', { a: 3 }, 'png');
+    const source = openImageFolder(root, 'train');
+    const broken = new DecodePool(1, 'throw new ReferenceError("__name is not defined")');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const viaBroken = await new RecordDecoder(source, 6, broken, false).decode([0, 1, 2]);
+    const direct = await new RecordDecoder(source, 6, null, false).decode([0, 1, 2]);
+    await new Promise((r) => setTimeout(r, 10));
+    process.off('warning', onWarning);
+    expect(viaBroken.out).toEqual(direct.out);
+    expect(warnings.some((w) => w.includes('decoding on the main thread'))).toBe(true);
+    await broken.close();
   });
 });

@@ -5,7 +5,7 @@
  */
 import { DataError } from '../../io/formats/errors.js';
 import type { RecordSource } from '../../io/formats/source.js';
-import { type DecodePool, type DecodeResult, decodeOnMainThread } from './pool.js';
+import { type DecodePool, DecodePoolError, type DecodeResult, decodeOnMainThread } from './pool.js';
 import type { RawImage } from '../../io/formats/image-ops.js';
 
 export interface Skipped {
@@ -37,7 +37,18 @@ export class RecordDecoder {
   ) {}
 
   private async decodeRaw(raw: RawImage[]): Promise<DecodeResult> {
-    return this.pool ? this.pool.decode(raw, this.size) : decodeOnMainThread(raw, this.size);
+    if (this.pool) {
+      try {
+        return await this.pool.decode(raw, this.size);
+      } catch (e) {
+        if (!(e instanceof DecodePoolError)) throw e;
+        // Same code on the main thread gives the same bytes: slower, never wrong. (A bundler that
+        // injects helpers into makeImageOps, e.g. esbuild's keepNames, breaks the workers.)
+        process.emitWarning(`${e.message}; decoding on the main thread from now on`);
+        this.pool = null;
+      }
+    }
+    return decodeOnMainThread(raw, this.size);
   }
 
   /** Decodes records; failures throw a DataError naming the file, or (skipBad) are recorded and

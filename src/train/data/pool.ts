@@ -91,6 +91,11 @@ export async function decodeOnMainThread(images: RawImage[], size: number): Prom
   return { out, errors };
 }
 
+/** The pool itself failed (a worker died or could not start), not an image. */
+export class DecodePoolError extends Error {
+  override name = 'DecodePoolError';
+}
+
 export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(8, availableParallelism() - 1));
 }
@@ -107,10 +112,14 @@ export class DecodePool {
   private nextId = 0;
   private closed = false;
 
-  constructor(readonly workers: number) {
+  /** @param source the worker's code (tests substitute a broken one) */
+  constructor(
+    readonly workers: number,
+    source = WORKER_SOURCE,
+  ) {
     const sharpPath = createRequire(import.meta.url).resolve('sharp');
     for (let w = 0; w < workers; w++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sharpPath } });
+      const worker = new Worker(source, { eval: true, workerData: { sharpPath } });
       const slot: Slot = { worker, busy: false };
       worker.unref();
       worker.on('message', (m: { id: number; out: Uint8Array; errors: DecodeResult['errors'] }) => {
@@ -121,15 +130,15 @@ export class DecodePool {
         p.resolve({ out: m.out, errors: m.errors });
         this.pump();
       });
-      worker.on('error', (e) => this.fail(slot, e));
+      worker.on('error', (e) => this.fail(slot, new DecodePoolError(`decode worker failed: ${e.message}`)));
       worker.on('exit', (code) => {
-        if (!this.closed) this.fail(slot, new Error(`decode worker exited with code ${code}`));
+        if (!this.closed) this.fail(slot, new DecodePoolError(`decode worker exited with code ${code}`));
       });
       this.slots.push(slot);
     }
   }
 
-  private fail(slot: Slot, e: Error): void {
+  private fail(slot: Slot, e: DecodePoolError): void {
     for (const [id, p] of this.pending) {
       if (p.slot === slot) {
         this.pending.delete(id);
@@ -154,8 +163,8 @@ export class DecodePool {
   }
 
   private run(images: RawImage[], size: number): Promise<DecodeResult> {
-    if (this.closed) return Promise.reject(new Error('decode pool is closed'));
-    if (this.slots.length === 0) return Promise.reject(new Error('decode pool has no live workers'));
+    if (this.closed) return Promise.reject(new DecodePoolError('decode pool is closed'));
+    if (this.slots.length === 0) return Promise.reject(new DecodePoolError('decode pool has no live workers'));
     const job = pack(this.nextId++, images, size);
     return new Promise((resolve, reject) => {
       this.queue.push({ job, resolve, reject });
