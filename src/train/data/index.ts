@@ -1,6 +1,15 @@
 /**
  * The data pipeline: open a data set in any supported format, hold out a class-stratified
  * evaluation split, keep crops as uint8 in memory or stream them from disk, and batch them.
+ *
+ * Memory: when the crops of the used images (train + held out, 3·S² bytes each) fit
+ * `memoryBudget`, they are decoded once at open (so a bad file is reported before training) and
+ * held as uint8. Otherwise each read decodes its images again: image folders are then read from
+ * disk per batch; CIFAR-10 batches and IDX files are held as their raw bytes (uint8 at native
+ * size); archives keep the split's encoded (compressed) files in memory, a fraction of the
+ * decoded size; a data set too big even for that should be unpacked to a folder.
+ * Decoding (sharp + the ADM crop) runs in worker threads; results are identical to the main
+ * thread's, which is the fallback.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
