@@ -9,10 +9,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tar from 'tar';
 import { DataError } from './errors.js';
 import type { RawImage } from './image-ops.js';
 import { IMAGE_FILE, type RecordSource } from './source.js';
+import { scanTar } from './tar.js';
 
 interface Classified {
   classes: string[];
@@ -98,29 +98,12 @@ export async function openImageArchive(file: string, split: string): Promise<Rec
   const names: string[] = [];
   const bytes: Buffer[] = [];
   try {
-    // strict: a truncated or corrupt archive is an error, not a warning and a shorter data set.
-    await tar.t({
-      file,
-      strict: true,
-      onReadEntry: (entry) => {
-        const p = entry.path;
-        // Keep only images that can be in the split (classifyPaths decides for sure).
-        if (
-          entry.type !== 'File' ||
-          !IMAGE_FILE.test(p) ||
-          path.posix.basename(p).startsWith('.') ||
-          (split !== 'train' && !p.split('/').includes(split))
-        ) {
-          entry.resume();
-          return;
-        }
-        const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        entry.on('end', () => {
-          names.push(p);
-          bytes.push(Buffer.concat(chunks));
-        });
-      },
+    // Keep only images that can be in the split (classifyPaths decides for sure).
+    const want = (p: string) =>
+      IMAGE_FILE.test(p) && !path.posix.basename(p).startsWith('.') && (split === 'train' || p.split('/').includes(split));
+    await scanTar(file, want, (p, data) => {
+      names.push(p);
+      bytes.push(data);
     });
   } catch (e) {
     throw new DataError(`${file}: cannot read archive (${(e as Error).message})`);
