@@ -64,12 +64,14 @@ export async function scanTar(file: string, want: (name: string) => boolean, onF
   const input = createReadStream(file, { highWaterMark: 1 << 20 });
   const stream = isGzip(file) ? input.pipe(createGunzip({ chunkSize: 1 << 18 })) : input;
   input.on('error', (e) => stream.destroy(e));
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   // Current entry's data: how much is left, and where it goes.
-  let remaining = 0;
-  let padding = 0;
-  let collect: Buffer[] | null = null;
-  let finish: ((data: Buffer) => void) | null = null;
+  const entry: { remaining: number; padding: number; collect: Buffer[] | null; finish: ((data: Buffer) => void) | null } = {
+    remaining: 0,
+    padding: 0,
+    collect: null,
+    finish: null,
+  };
   let longName: string | null = null;
   let ended = false;
 
@@ -91,19 +93,19 @@ export async function scanTar(file: string, want: (name: string) => boolean, onF
       name = longName;
       longName = null;
     }
-    remaining = size;
-    padding = (BLOCK - (size % BLOCK)) % BLOCK;
-    collect = null;
-    finish = null;
+    entry.remaining = size;
+    entry.padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    entry.collect = null;
+    entry.finish = null;
     if (type === 0x4c /* L: GNU long name of the next entry */) {
-      collect = [];
-      finish = (d) => (longName = text(d));
+      entry.collect = [];
+      entry.finish = (d) => (longName = text(d));
     } else if (type === 0x78 /* x: pax header of the next entry */) {
-      collect = [];
-      finish = (d) => (longName = paxPath(d) ?? longName);
+      entry.collect = [];
+      entry.finish = (d) => (longName = paxPath(d) ?? longName);
     } else if ((type === 0x30 || type === 0 || type === 0x37) && want(name)) {
-      collect = [];
-      finish = (d) => onFile(name, d);
+      entry.collect = [];
+      entry.finish = (d) => onFile(name, d);
     }
   };
 
@@ -111,25 +113,26 @@ export async function scanTar(file: string, want: (name: string) => boolean, onF
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let at = 0;
     while (!ended) {
-      if (remaining > 0) {
-        const n = Math.min(remaining, pending.length - at);
+      if (entry.remaining > 0) {
+        const n = Math.min(entry.remaining, pending.length - at);
         if (n === 0) break;
         // Copies: a view would pin the whole decompressed chunk behind each small file.
-        if (collect) collect.push(Buffer.from(pending.subarray(at, at + n)));
+        if (entry.collect) entry.collect.push(Buffer.from(pending.subarray(at, at + n)));
         at += n;
-        remaining -= n;
-        if (remaining > 0) break;
+        entry.remaining -= n;
+        if (entry.remaining > 0) break;
       }
-      if (finish) {
-        finish(collect!.length === 1 ? collect![0] : Buffer.concat(collect!));
-        finish = null;
-        collect = null;
+      if (entry.finish) {
+        const parts = entry.collect ?? [];
+        entry.finish(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        entry.finish = null;
+        entry.collect = null;
       }
-      if (padding > 0) {
-        const n = Math.min(padding, pending.length - at);
+      if (entry.padding > 0) {
+        const n = Math.min(entry.padding, pending.length - at);
         at += n;
-        padding -= n;
-        if (padding > 0) break;
+        entry.padding -= n;
+        if (entry.padding > 0) break;
       }
       if (pending.length - at < BLOCK) break;
       header(pending.subarray(at, at + BLOCK));
@@ -142,6 +145,6 @@ export async function scanTar(file: string, want: (name: string) => boolean, onF
       return;
     }
   }
-  if (remaining > 0 || finish) throw new Error('truncated archive (cut inside a file)');
+  if (entry.remaining > 0 || entry.finish) throw new Error('truncated archive (cut inside a file)');
   throw new Error('truncated archive (no end-of-archive marker)');
 }
