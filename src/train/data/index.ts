@@ -95,6 +95,7 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   if (!Number.isInteger(size) || size < 1) throw new DataError(`imageSize must be a positive integer, got ${size}`);
   const heldOut = checkCount('heldOut', spec.heldOut) ?? 0;
   const maxImages = checkCount('maxImages', spec.maxImages);
+  if (maxImages === 0) throw new DataError('maxImages must be at least 1');
   const workers = checkCount('workers', spec.workers) ?? defaultWorkerCount();
   const seed = (spec.seed ?? 0) >>> 0;
   const split = spec.split ?? 'train';
