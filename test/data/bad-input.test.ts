@@ -52,6 +52,10 @@ describe('missing or empty data', () => {
     expect((await rejection(openDataset({ source: root, imageSize: 8, heldOut: 2 }))).message).toMatch(
       /heldOut 2 leaves no training images/,
     );
+    expect((await rejection(openDataset({ source: root, imageSize: 8, maxImages: 0 }))).message).toMatch(/maxImages must be at least 1/);
+    expect((await rejection(openDataset({ source: root, imageSize: 8, heldOut: -1 }))).message).toMatch(
+      /heldOut must be a non-negative integer/,
+    );
   });
 });
 
