@@ -4,9 +4,11 @@
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
 import { BufferPool, type PooledBuffer, type PoolStats } from './buffer-pool.js';
+import { readCaps, type AdapterCaps } from './caps.js';
 import { discoverAdapter, type DiscoveryOptions } from './discovery.js';
 import { DeviceLostError, GpuError } from './errors.js';
-import { numberedSource, PipelineCache, type KernelSource } from './pipeline-cache.js';
+import { kernelHooksFromEnv } from './kernel-dump.js';
+import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
 
 export interface InitOptions extends DiscoveryOptions {
@@ -18,6 +20,8 @@ export interface InitOptions extends DiscoveryOptions {
   debug?: boolean;
   /** Record per-dispatch GPU time with timestamp queries when the adapter has them. */
   profile?: boolean;
+  /** Called with each kernel's cache key and WGSL when it compiles (env RAE_DUMP_WGSL / RAE_LOG_COMPILES install one). */
+  onKernelCompiled?: KernelCompiledHook;
 }
 
 export interface AdapterSummary {
@@ -53,6 +57,8 @@ export class Runtime {
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   readonly features: Set<string>;
+  /** What the adapter can do and what it is, read once (kernels and the tuning table use it). */
+  readonly caps: AdapterCaps;
   readonly limits: GPUSupportedLimits;
   readonly maxDispatchesPerSubmit: number;
   readonly debug: boolean;
@@ -76,12 +82,13 @@ export class Runtime {
     readonly adapterSummary: AdapterSummary,
     opts: InitOptions,
   ) {
-    this.features = new Set(device.features as unknown as Iterable<string>);
+    this.features = new Set(device.features);
+    this.caps = readCaps(adapter.info, this.features);
     this.limits = device.limits;
     this.debug = opts.debug ?? process.env.RAE_DEBUG === '1';
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 128;
     this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize));
-    this.pipelines = new PipelineCache(device);
+    this.pipelines = new PipelineCache(device, { onKernelCompiled: opts.onKernelCompiled, checkKeys: this.debug });
     this.profiler = opts.profile && this.features.has('timestamp-query') ? new Profiler(device, this.maxDispatchesPerSubmit) : null;
     const slot = Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment);
     this.uniformCpu = new Uint8Array(slot * this.maxDispatchesPerSubmit);
@@ -97,7 +104,7 @@ export class Runtime {
   }
 
   get hasF16(): boolean {
-    return this.features.has('shader-f16');
+    return this.caps.f16;
   }
 
   private checkAlive(op: string): void {
@@ -323,7 +330,7 @@ export async function init(opts: InitOptions = {}): Promise<Runtime> {
       icd: found.icd,
       attempts: found.attempts,
     };
-    current = new Runtime(found.gpu, adapter, device, summary, opts);
+    current = new Runtime(found.gpu, adapter, device, summary, { ...opts, onKernelCompiled: opts.onKernelCompiled ?? kernelHooksFromEnv() });
     return current;
   })();
   try {

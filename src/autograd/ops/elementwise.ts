@@ -3,7 +3,7 @@
  * input gradient (e.g. d tanh = g·(1−y²) is a single map over g and y).
  */
 import { mapInto, type MapSpec } from '../../kernels/elementwise.js';
-import { ERF_WGSL } from '../../kernels/wgsl-math.js';
+import { MATH_WGSL } from '../../kernels/wgsl-math.js';
 import { full } from '../../tensor/creation.js';
 import type { DType } from '../../tensor/dtype.js';
 import { broadcastShapes } from '../../tensor/shape.js';
@@ -25,7 +25,7 @@ export function map(name: string, inputs: Tensor[], expr: string, opts: { dtype?
   return out;
 }
 
-const H = ERF_WGSL;
+const H = MATH_WGSL;
 
 interface UnaryDef {
   fwd: string;
