@@ -16,7 +16,6 @@
  *   dweight = Σ_rows dy·x̂,  dbias = Σ_rows dy.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../tensor/dtype.js';
 import { sizeOf } from '../tensor/shape.js';
 import { enables, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';

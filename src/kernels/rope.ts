@@ -14,7 +14,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../tensor/dtype.js';
 import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { coalesce } from './elementwise.js';
-import { uniforms, type UniformLayout } from './uniforms.js';
+import { uniforms } from './uniforms.js';
 import type { View } from './view.js';
 
 /** Leading dims (after merging the ones contiguous in both x and out) the kernel decodes. */

@@ -4,7 +4,7 @@
  */
 import type { DType } from '../../tensor/dtype.js';
 import { enables } from '../common.js';
-import { uniforms, type UniformLayout } from '../uniforms.js';
+import { uniforms } from '../uniforms.js';
 import { MATH_WGSL } from '../wgsl-math.js';
 import type { MatmulConfig } from './configs.js';
 
