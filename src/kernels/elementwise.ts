@@ -79,7 +79,7 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   const rank = c.shape.length;
   if (rank > MAX_RANK) throw new RangeError(`${spec.name}: rank ${rank} after merging dims exceeds ${MAX_RANK}`);
   const dtypes = all.map((v) => v.dtype);
-  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}`;
+  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
   const nIn = inputs.length;
   const layout = mapUniforms(rank, nIn);
   const values: Record<string, number | number[]> = { n, out_offset: out.offset, out_stride: c.strides[0], scalar: [0, 0, 0, 0] };
@@ -99,6 +99,18 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
     grid1d(Math.ceil(n / PER_THREAD)),
     layout.pack(values),
   );
+}
+
+/**
+ * The helpers are part of the source, so they are part of the key: each distinct helper text
+ * gets a small id (the library's text is one string object, so the lookup is cheap per dispatch).
+ */
+const helperIds = new Map<string, number>();
+function helpersKey(helpers: string | undefined): string {
+  if (!helpers) return '';
+  let id = helperIds.get(helpers);
+  if (id === undefined) helperIds.set(helpers, (id = helperIds.size));
+  return `|h${id}`;
 }
 
 const layouts = new Map<string, UniformLayout>();
