@@ -37,10 +37,7 @@ struct Params {
 fn mm_act(x: f32) -> f32 { return x; }
 fn mm_store(acc: f32, col: u32, ridx: u32, oidx: u32) {
   var v = acc * params.alpha;
-  
   v = mm_act(v);
-  
-  
   O[oidx] = f32(v);
 }
 @compute @workgroup_size(8, 8, 1)

@@ -95,8 +95,6 @@ fn mm_store(acc: f32, col: u32, ridx: u32, oidx: u32) {
   var v = acc * params.alpha;
   v += f32(BIAS[params.bias_offset + col * params.bias_sn]);
   v = mm_act(v);
-  
-  
   O[oidx] = f32(v);
 }
 @compute @workgroup_size(8, 4, 1)

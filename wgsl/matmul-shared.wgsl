@@ -33,10 +33,8 @@ struct Params {
 fn mm_act(x: f32) -> f32 { return x; }
 fn mm_store(acc: f32, col: u32, ridx: u32, oidx: u32) {
   var v = acc * params.alpha;
-  
   v = mm_act(v);
   v += f32(RES[ridx]);
-  
   O[oidx] = f32(v);
 }
 var<workgroup> As: array<vec4<f32>, 512>;

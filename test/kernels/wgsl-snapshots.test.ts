@@ -32,8 +32,11 @@ describe('wgsl/ snapshots', () => {
 
   it('every snapshot is valid WGSL (shader modules compile without errors)', async () => {
     const device = runtime().device;
-    for (const s of snapshots) {
-      if (/enable (f16|subgroups)/.test(s.source) && !runtime().caps.subgroups) continue;
+    const caps = runtime().caps;
+    // A kernel that enables a feature this adapter lacks cannot be checked here (none today on lavapipe).
+    const checkable = snapshots.filter((s) => (caps.f16 || !/enable f16;/.test(s.source)) && (caps.subgroups || !/enable subgroups;/.test(s.source)));
+    expect(checkable.length).toBeGreaterThan(snapshots.length / 2);
+    for (const s of checkable) {
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ label: s.file, code: s.source });
       const info = await module.getCompilationInfo();

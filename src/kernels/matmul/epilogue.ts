@@ -70,17 +70,20 @@ export function preamble(s: KernelSpec): string {
   if (s.biasT) lines.push(decl('BIAS', s.biasT));
   if (s.resT) lines.push(decl('RES', s.resT));
   lines.push(decl('O', s.oT, true));
+  const epilogue = [
+    'var v = acc * params.alpha;',
+    s.biasT ? 'v += f32(BIAS[params.bias_offset + col * params.bias_sn]);' : '',
+    'v = mm_act(v);',
+    s.resT ? 'v += f32(RES[ridx]);' : '',
+    s.accumulate ? 'v += f32(O[oidx]);' : '',
+    `O[oidx] = ${s.oT}(v);`,
+  ].filter((l) => l !== '');
   return `${enables(dtypes)}${lines.join('\n')}
 ${matmulUniforms(s.batchRank).wgsl(bind)}
 ${s.act === 'none' ? '' : MATH_WGSL}
 fn mm_act(x: f32) -> f32 { return ${ACT_FN[s.act]}; }
 fn mm_store(acc: f32, col: u32, ridx: u32, oidx: u32) {
-  var v = acc * params.alpha;
-  ${s.biasT ? 'v += f32(BIAS[params.bias_offset + col * params.bias_sn]);' : ''}
-  v = mm_act(v);
-  ${s.resT ? 'v += f32(RES[ridx]);' : ''}
-  ${s.accumulate ? 'v += f32(O[oidx]);' : ''}
-  O[oidx] = ${s.oT}(v);
+  ${epilogue.join('\n  ')}
 }`;
 }
 
