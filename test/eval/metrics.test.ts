@@ -4,14 +4,17 @@
  * random features this test writes. Skipped (and reported as skipped) where that Python cannot
  * import numpy and scipy.
  *
- * Tolerances (relative to the reference figure):
- * - statistics: 1e-12 of max|Σ| — both are float64 sums of the same products, in another order;
- * - FID against the symmetric (eigh) route: 1e-9 — the same mathematics, rounding only;
- * - FID against scipy.linalg.sqrtm(Σ1·Σ2) (the pytorch-fid formula): 1e-7 at 64-d, where sqrtm
- *   of a non-symmetric product is itself accurate to ~1e-10; at 2048-d with 500 samples
- *   (singular covariances) sqrtm's Schur route loses digits on the zero eigenvalues, so there
- *   the bound is 1e-5 (see the README for the measured differences);
- * - KID: 1e-10 per subset estimate (sums of ~10⁶ kernel values near 1 in another order);
+ * Tolerances (relative to the reference figure unless said otherwise; measured in brackets):
+ * - statistics: 1e-12 of max|Σ| (and of the 1000 offset for μ) — float64 sums of the same
+ *   products in another order;
+ * - FID vs the sample-space form ‖X1c·X2cᵀ‖_* (exact even with singular covariances): 1e-11
+ *   [1.2e-14 at 300×64];
+ * - FID vs the eigh route and scipy.linalg.sqrtm(Σ1·Σ2) (the pytorch-fid formula): 1e-11 and
+ *   1e-10 at 300×64 [1.2e-14, 1.3e-14]; with singular covariances (400×1024) 1e-6 and 1e-5:
+ *   both take square roots of round-off-sized eigenvalues in the null space, which ours drops
+ *   [at 500×2048: 2.6e-8 vs eigh];
+ * - KID: 1e-12 absolute per subset estimate [9e-15], 1e-12 on the mean [1.7e-14], 1e-11 on the
+ *   std [1.9e-14];
  * - precision and recall: exactly equal (counts; no sample sits within round-off of a boundary
  *   in these draws — a draw that did would show up as a 1/n difference, not a silent pass).
  */
