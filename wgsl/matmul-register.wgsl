@@ -59,8 +59,11 @@ fn gelu_erf(x: f32) -> f32 {
   let z = x * 0.7071067811865476;
   let h = 0.5 * x;
   if (abs(z) < 0.84375) { return h + h * erf_small(z); }
-  let hc = h * erfc_big(z);
-  return select(hc, x - hc, z > 0.0);
+  // erfc underflows to 0 before h overflows except at x = ±Inf, where h·0 would be NaN: for
+  // x = +Inf that gives +Inf (as PyTorch); x = −Inf stays NaN (−Inf·0), as PyTorch.
+  let ec = erfc_big(z);
+  let hc = h * ec;
+  return select(hc, x - select(hc, 0.0, ec == 0.0), z > 0.0);
 }
 fn gelu_erf_grad(x: f32) -> f32 {
   let cdf = 0.5 * (1.0 + erf_f32(x * 0.7071067811865476));
