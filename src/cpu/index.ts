@@ -11,6 +11,7 @@ export * from './nn.js';
 export * from './attention.js';
 export * from './resample.js';
 export * from './patch.js';
+export * from './conv.js';
 export * from './random.js';
 export * from './finite-diff.js';
 export * from './allclose.js';

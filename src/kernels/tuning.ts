@@ -18,6 +18,7 @@
 import { adapterName, type AdapterCaps } from '../gpu/caps.js';
 import { runtime } from '../gpu/runtime.js';
 import type { AttentionConfig } from './attention/codegen.js';
+import type { ConvConfig } from './conv-config.js';
 import type { AdapterMatmulConfigs } from './matmul/configs.js';
 
 export interface AdapterTuning {
@@ -36,6 +37,8 @@ export interface AdapterTuning {
    */
   rowWorkgroups: readonly (readonly [n: number, workgroup: number])[];
   rowWorkgroupMax: number;
+  /** Implicit-GEMM convolution tile (conv.ts), forward and both gradients. */
+  conv: ConvConfig;
 }
 
 type AdapterNames = Partial<Pick<AdapterCaps, 'vendor' | 'architecture' | 'device' | 'description'>>;
@@ -49,6 +52,9 @@ const GPU_ATTENTION = {
   forward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
   backward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
 };
+// Not yet measured against alternatives: 8×8 outputs per thread halve the loads per FMA of 4×4.
+const CPU_CONV = { wgX: 8, wgY: 4, rm: 8, rn: 8 } as const;
+const GPU_CONV = { wgX: 16, wgY: 8, rm: 4, rn: 4 } as const;
 const CPU_MATMUL = { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } as const;
 
 const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
@@ -60,11 +66,12 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
       attention: CPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
+      conv: CPU_CONV,
     },
   },
   {
     match: /swiftshader/,
-    tuning: { name: 'swiftshader', matmul: { general: CPU_MATMUL }, attention: CPU_ATTENTION, rowWorkgroups: ROW_WORKGROUPS, rowWorkgroupMax: 256 },
+    tuning: { name: 'swiftshader', matmul: { general: CPU_MATMUL }, attention: CPU_ATTENTION, rowWorkgroups: ROW_WORKGROUPS, rowWorkgroupMax: 256, conv: CPU_CONV },
   },
   {
     match: /nvidia|geforce|rtx|h100|h200|a100/,
@@ -75,6 +82,7 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
       attention: GPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
+      conv: GPU_CONV,
     },
   },
 ];
@@ -84,6 +92,7 @@ const DEFAULT_TUNING: AdapterTuning = {
   attention: GPU_ATTENTION,
   rowWorkgroups: ROW_WORKGROUPS,
   rowWorkgroupMax: 256,
+  conv: GPU_CONV,
 };
 
 /** The tuning row for an adapter (names may be partial: tests and benchmarks ask about others). */

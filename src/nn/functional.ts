@@ -18,6 +18,7 @@ export const dropout = ops.dropout;
 export const patchify = ops.patchify;
 export const unpatchify = ops.unpatchify;
 export const pad = ops.pad;
+export const conv2d = ops.conv2d;
 
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
   return ops.unary(opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
@@ -58,6 +59,7 @@ export const F = Object.freeze({
   patchify,
   unpatchify,
   pad,
+  conv2d,
   gelu,
   mseLoss,
   l1Loss,

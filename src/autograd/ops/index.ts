@@ -1,6 +1,7 @@
 /** Every differentiable op. */
 import '../methods.js';
 export * from './attention.js';
+export * from './conv.js';
 export * from './elementwise.js';
 export * from './indexing.js';
 export * from './map.js';

@@ -1,0 +1,96 @@
+/**
+ * conv2d forward and its gradients against float64. Forward: the direct-loop reference
+ * (src/cpu/conv.ts), tolerance family `matmul` with scale √K·max|y| (K = Cin/groups·KH·KW terms
+ * per output). Gradients: dx and dw compared with float64 gradients of L = Σ y·r (r fixed random),
+ * computed exactly by the reference's adjoint loops written here from the definition (dx[x] =
+ * Σ r·w over every tap that reads x, dw = Σ r·x), also `matmul` with √K of each gradient's own
+ * reduction length. Shapes are not tile multiples (the tile is rm×rn per thread, 8×8 on lavapipe).
+ */
+import { describe, expect, it } from 'vitest';
+import { conv2dRef } from '../../src/cpu/conv.js';
+import { ops, tensor, toArray, backward } from '../../src/index.js';
+import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
+import { randomData } from '../helpers/random.js';
+import { useGpu } from '../helpers/setup.js';
+
+useGpu();
+
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  stride?: [number, number];
+  padding?: [number, number];
+  dilation?: [number, number];
+  groups?: number;
+  bias?: boolean;
+}
+
+const CASES: Case[] = [
+  { name: '3×3 pad 1, odd sizes', x: [2, 5, 11, 13], w: [7, 5, 3, 3], padding: [1, 1], bias: true },
+  { name: 'stride 2, valid', x: [1, 3, 17, 15], w: [9, 3, 3, 3], stride: [2, 2] },
+  { name: 'stride 2 pad 1 (right edge unused: asymmetric in effect)', x: [2, 4, 10, 12], w: [6, 4, 3, 3], stride: [2, 2], padding: [1, 1], bias: true },
+  { name: 'dilation 2, pad (2, 1)', x: [1, 3, 13, 9], w: [5, 3, 3, 2], dilation: [2, 2], padding: [2, 1] },
+  { name: 'groups 2, 1×7 pad (0, 3)', x: [2, 6, 9, 10], w: [10, 3, 1, 7], padding: [0, 3], groups: 2, bias: true },
+  { name: 'depthwise 5×5 stride (2, 1)', x: [1, 8, 12, 11], w: [8, 1, 5, 5], stride: [2, 1], padding: [2, 2], groups: 8 },
+  { name: '1×1, many channels', x: [2, 37, 5, 6], w: [70, 37, 1, 1], bias: true },
+];
+
+/** Float64 gradients of L = Σ y·r by the adjoint of the reference's loops. */
+function adjoint(c: Case, x: Float64Array, w: Float64Array, r: Float64Array, OH: number, OW: number) {
+  const [N, C, H, W] = c.x;
+  const [Co, Cig, KH, KW] = c.w;
+  const [sh, sw] = c.stride ?? [1, 1];
+  const [ph, pw] = c.padding ?? [0, 0];
+  const [dh, dw] = c.dilation ?? [1, 1];
+  const Cog = Co / (c.groups ?? 1);
+  const dx = new Float64Array(x.length);
+  const dW = new Float64Array(w.length);
+  const db = new Float64Array(Co);
+  for (let n = 0; n < N; n++) for (let co = 0; co < Co; co++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
+    const g = ((n * Co + co) * OH + oh) * OW + ow;
+    db[co] += r[g];
+    const grp = Math.floor(co / Cog);
+    for (let ci = 0; ci < Cig; ci++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
+      const ih = oh * sh - ph + kh * dh;
+      const iw = ow * sw - pw + kw * dw;
+      if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+      const xi = ((n * C + grp * Cig + ci) * H + ih) * W + iw;
+      const wi = ((co * Cig + ci) * KH + kh) * KW + kw;
+      dx[xi] += r[g] * w[wi];
+      dW[wi] += r[g] * x[xi];
+    }
+  }
+  return { dx, dW, db };
+}
+
+describe('conv2d (implicit GEMM) vs float64', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const f32 = (n: number, seed: number) => Float64Array.from(Float32Array.from(randomData(n, seed)));
+      const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+      const x = f32(size(c.x), 1);
+      const w = f32(size(c.w), 2);
+      const b = c.bias ? f32(c.w[0], 3) : null;
+      const want = conv2dRef({ data: x, shape: c.x }, { data: w, shape: c.w }, b ? { data: b, shape: [c.w[0]] } : null, c);
+      const [, , OH, OW] = want.shape;
+      const r = f32(want.data.length, 4);
+      const xt = tensor(Float32Array.from(x), c.x, { requiresGrad: true });
+      const wt = tensor(Float32Array.from(w), c.w, { requiresGrad: true });
+      const bt = b ? tensor(Float32Array.from(b), [c.w[0]], { requiresGrad: true }) : null;
+      const y = ops.conv2d(xt, wt, bt, c);
+      expect(y.shape).toEqual(want.shape);
+      const K = c.w[1] * c.w[2] * c.w[3];
+      expectAllclose(await toArray(y), want.data, TOL.matmul, { label: 'y', shape: want.shape, scale: Math.sqrt(K) * maxAbs(want.data) });
+      const loss = ops.sum(ops.mul(y, tensor(Float32Array.from(r), want.shape)));
+      await backward(loss);
+      const g = adjoint(c, x, w, r, OH, OW);
+      const Cog = c.w[0] / (c.groups ?? 1);
+      const kX = Cog * c.w[2] * c.w[3];
+      const kW = c.x[0] * OH * OW;
+      expectAllclose(await toArray(xt.grad!), g.dx, TOL.matmul, { label: 'dx', shape: c.x, scale: Math.sqrt(kX) * maxAbs(g.dx) });
+      expectAllclose(await toArray(wt.grad!), g.dW, TOL.matmul, { label: 'dw', shape: c.w, scale: Math.sqrt(kW) * maxAbs(g.dW) });
+      if (bt) expectAllclose(await toArray(bt.grad!), g.db, TOL.matmul, { label: 'db', scale: Math.sqrt(kW) * maxAbs(g.db) });
+    });
+  }
+});
