@@ -19,6 +19,9 @@ export const patchify = ops.patchify;
 export const unpatchify = ops.unpatchify;
 export const pad = ops.pad;
 export const conv2d = ops.conv2d;
+export const maxPool2d = ops.maxPool2d;
+export const avgPool2d = ops.avgPool2d;
+export const batchNorm = ops.batchNorm;
 
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
   return ops.unary(opts.approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
@@ -60,6 +63,9 @@ export const F = Object.freeze({
   unpatchify,
   pad,
   conv2d,
+  maxPool2d,
+  avgPool2d,
+  batchNorm,
   gelu,
   mseLoss,
   l1Loss,

@@ -2,6 +2,7 @@
 import '../methods.js';
 export * from './attention.js';
 export * from './conv.js';
+export * from './pool.js';
 export * from './elementwise.js';
 export * from './indexing.js';
 export * from './map.js';
