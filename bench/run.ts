@@ -9,12 +9,14 @@ import { printRuntimeBench } from './runtime.js';
 import { benchTrainStep } from './train-step.js';
 import { printMatmulBench } from './matmul.js';
 import { printAttentionBench } from './attention.js';
+import { printConvBench } from './conv.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   runtime: printRuntimeBench,
   'train-step': benchTrainStep,
   matmul: printMatmulBench,
   attention: printAttentionBench,
+  conv: printConvBench,
 };
 
 async function main(): Promise<void> {
