@@ -75,27 +75,27 @@ const wShape = (g: ConvGeometry) => [g.Co, g.C / g.groups, g.KH, g.KW];
 const yShape = (g: ConvGeometry) => [g.N, g.Co, g.OH, g.OW];
 
 /** y = conv(x, w) + bias. x [N, C, H, W], w [Co, C/groups, KH, KW], bias [Co], y [N, Co, OH, OW] f32. */
-export function conv2dInto(x: View, w: View, bias: View | undefined, y: View, g: ConvGeometry): void {
+export function conv2dInto(x: View, w: View, bias: View | undefined, y: View, g: ConvGeometry, config?: ConvConfig): void {
   checkGeometry(g, 'conv2d');
   checkView(x, xShape(g), 'conv2d', 'x');
   checkView(w, wShape(g), 'conv2d', 'weight');
   if (bias) checkView(bias, [g.Co], 'conv2d', 'bias');
   checkView(y, yShape(g), 'conv2d', 'out', true);
-  launch('forward', g, bias ? [x, w, bias] : [x, w], y, 1);
+  launch('forward', g, bias ? [x, w, bias] : [x, w], y, 1, config);
 }
 
 /** dx = the gradient of conv2d with respect to its input, from dy [N, Co, OH, OW] and w. */
-export function conv2dInputGradInto(dy: View, w: View, dx: View, g: ConvGeometry): void {
+export function conv2dInputGradInto(dy: View, w: View, dx: View, g: ConvGeometry, config?: ConvConfig): void {
   checkGeometry(g, 'conv2dInputGrad');
   checkView(dy, yShape(g), 'conv2dInputGrad', 'dy');
   checkView(w, wShape(g), 'conv2dInputGrad', 'weight');
   checkView(dx, xShape(g), 'conv2dInputGrad', 'dx', true);
-  launch('dinput', g, [dy, w], dx, 1);
+  launch('dinput', g, [dy, w], dx, 1, config);
 }
 
 /** How many K ranges the weight gradient is split into (see the header), for `partial`'s shape. */
-export function conv2dWeightGradSplits(g: ConvGeometry): number {
-  const c = adapterTuning().conv;
+export function conv2dWeightGradSplits(g: ConvGeometry, config?: ConvConfig): number {
+  const c = config ?? adapterTuning().conv;
   const tiles = Math.ceil(g.Co / g.groups / (c.wgY * c.rm)) * Math.ceil((g.C / g.groups) * g.KH * g.KW / (c.wgX * c.rn)) * g.groups;
   const rows = g.N * g.OH;
   // Enough workgroups to fill the adapter, but ≥ 4 (n, oh) rows of work per split.
@@ -106,18 +106,18 @@ export function conv2dWeightGradSplits(g: ConvGeometry): number {
  * partial[s] = the weight gradient's share of (n, oh) rows range s, for s < splits
  * (conv2dWeightGradSplits); their sum over s is dW. partial: [splits, Co, C/groups, KH, KW] f32.
  */
-export function conv2dWeightGradInto(x: View, dy: View, partial: View, g: ConvGeometry, splits: number): void {
+export function conv2dWeightGradInto(x: View, dy: View, partial: View, g: ConvGeometry, splits: number, config?: ConvConfig): void {
   checkGeometry(g, 'conv2dWeightGrad');
   checkView(x, xShape(g), 'conv2dWeightGrad', 'x');
   checkView(dy, yShape(g), 'conv2dWeightGrad', 'dy');
   if (!Number.isInteger(splits) || splits < 1) throw new RangeError(`conv2dWeightGrad: splits must be a positive integer, got ${splits}`);
   checkView(partial, [splits, ...wShape(g)], 'conv2dWeightGrad', 'partial', true);
-  launch('dweight', g, [x, dy], partial, splits);
+  launch('dweight', g, [x, dy], partial, splits, config);
 }
 
-function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits: number): void {
+function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits: number, config?: ConvConfig): void {
   if (sizeOf(out.shape) === 0) return;
-  const c = adapterTuning().conv;
+  const c = config ?? adapterTuning().conv;
   const Cig = g.C / g.groups;
   const Cog = g.Co / g.groups;
   // Rows × columns of the GEMM each kind computes per group.
@@ -126,7 +126,9 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   if (K === 0) throw new RangeError(`conv2d (${kind}): empty reduction (K = 0) is not supported`);
   const hasBias = kind === 'forward' && ins.length === 3;
   const dtypes = ins.map((v) => v.dtype);
-  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|${dtypes.join(',')}`;
+  // The input gradient at stride 1 needs no divisibility test or division per tap.
+  const unitStride = kind === 'dinput' && g.stride[0] === 1 && g.stride[1] === 1;
+  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|unit${unitStride}|${dtypes.join(',')}`;
   const rowsPerSplit = Math.ceil((g.N * g.OH) / splits);
   const params = CONV_UNIFORMS.pack({
     N: g.N, C: g.C, H: g.H, W: g.W, Co: g.Co, OH: g.OH, OW: g.OW, KH: g.KH, KW: g.KW,
@@ -140,7 +142,7 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
     {
       key,
       bindings: [...ins.map(() => 'read' as const), 'write', 'uniform'],
-      wgsl: () => convSource(kind, c, hasBias, dtypes),
+      wgsl: () => convSource(kind, c, hasBias, dtypes, unitStride),
     },
     [...ins.map((v) => v.buffer), out.buffer],
     [gridX, gridY, g.groups * splits],
@@ -148,8 +150,8 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   );
 }
 
-/** The WGSL of one kernel kind and tile (cache key: kind, tile, bias, input dtypes). */
-export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT: DType[]): string {
+/** The WGSL of one kernel kind and tile (cache key: kind, tile, bias, unit stride, input dtypes). */
+export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT: DType[], unitStride = false): string {
   const { wgX: WX, wgY: WY, rm: RM, rn: RN } = c;
   const I = [...Array(RM).keys()];
   const J = [...Array(RN).keys()];
@@ -221,14 +223,16 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
     for (var kh = 0u; kh < params.KH; kh++) {
       ${J.map((j) => `let t${j} = ih${j} - i32(kh * params.dh);
       let tu${j} = u32(max(t${j}, 0));
-      let oh${j} = tu${j} / params.sh;
-      let hv${j} = t${j} >= 0 && tu${j} % params.sh == 0u && oh${j} < params.OH;
+      ${unitStride ? `let oh${j} = tu${j};
+      let hv${j} = t${j} >= 0 && oh${j} < params.OH;` : `let oh${j} = tu${j} / params.sh;
+      let hv${j} = t${j} >= 0 && tu${j} % params.sh == 0u && oh${j} < params.OH;`}
       let yr${j} = yb${j} + yc + oh${j} * params.OW;`).join('\n      ')}
       for (var kw = 0u; kw < params.KW; kw++) {
       ${J.map((j) => `let s${j} = iw${j} - i32(kw * params.dw);
       let su${j} = u32(max(s${j}, 0));
-      let ow${j} = su${j} / params.sw;
-      let v${j} = hv${j} && s${j} >= 0 && su${j} % params.sw == 0u && ow${j} < params.OW;
+      ${unitStride ? `let ow${j} = su${j};
+      let v${j} = hv${j} && s${j} >= 0 && ow${j} < params.OW;` : `let ow${j} = su${j} / params.sw;
+      let v${j} = hv${j} && s${j} >= 0 && su${j} % params.sw == 0u && ow${j} < params.OW;`}
       let b${j} = select(0.0, f32(A[select(0u, yr${j} + ow${j}, v${j})]), v${j});`).join('\n      ')}
       let wk = wc + kh * params.KW + kw;
       ${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n      ')}

@@ -52,7 +52,8 @@ const GPU_ATTENTION = {
   forward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
   backward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
 };
-// Not yet measured against alternatives: 8×8 outputs per thread halve the loads per FMA of 4×4.
+// 8×8 outputs per thread: a first sweep under heavy load (bench/results/*-conv.md) put 8×8 and
+// 4×8 ahead of 4×4, 8×4 and 12×8 (the last also compiles ≈ 20 s); not yet measured on a quiet machine.
 const CPU_CONV = { wgX: 8, wgY: 4, rm: 8, rn: 8 } as const;
 const GPU_CONV = { wgX: 16, wgY: 8, rm: 4, rn: 4 } as const;
 const CPU_MATMUL = { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } as const;

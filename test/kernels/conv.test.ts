@@ -8,6 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { conv2dRef } from '../../src/cpu/conv.js';
+import { conv2dInputGradInto, conv2dInto, conv2dWeightGradInto, type ConvGeometry } from '../../src/kernels/conv.js';
+import { empty } from '../../src/tensor/tensor.js';
 import { ops, tensor, toArray, backward } from '../../src/index.js';
 import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
 import { randomData } from '../helpers/random.js';
@@ -91,6 +93,40 @@ describe('conv2d (implicit GEMM) vs float64', () => {
       expectAllclose(await toArray(xt.grad!), g.dx, TOL.matmul, { label: 'dx', shape: c.x, scale: Math.sqrt(kX) * maxAbs(g.dx) });
       expectAllclose(await toArray(wt.grad!), g.dW, TOL.matmul, { label: 'dw', shape: c.w, scale: Math.sqrt(kW) * maxAbs(g.dW) });
       if (bt) expectAllclose(await toArray(bt.grad!), g.db, TOL.matmul, { label: 'db', scale: Math.sqrt(kW) * maxAbs(g.db) });
+    });
+  }
+});
+
+describe('conv2d kernels with the other tuning rows\' tiles', () => {
+  // The NVIDIA/default row's tile (16×8 threads, 4×4 each) and a 4×8 one, run here on lavapipe so
+  // every tile in the table is checked on some adapter.
+  const tiles = [{ wgX: 16, wgY: 8, rm: 4, rn: 4 }, { wgX: 8, wgY: 4, rm: 4, rn: 8 }];
+  const c = CASES[2];
+  for (const tile of tiles) {
+    it(`${tile.rm}×${tile.rn} per thread, ${tile.wgX}×${tile.wgY} threads: ${c.name}`, async () => {
+      const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+      const x = Float64Array.from(Float32Array.from(randomData(size(c.x), 1)));
+      const w = Float64Array.from(Float32Array.from(randomData(size(c.w), 2)));
+      const b = Float64Array.from(Float32Array.from(randomData(c.w[0], 3)));
+      const want = conv2dRef({ data: x, shape: c.x }, { data: w, shape: c.w }, { data: b, shape: [c.w[0]] }, c);
+      const [N, C, H, W] = c.x;
+      const [Co, , KH, KW] = c.w;
+      const [, , OH, OW] = want.shape;
+      const r = Float64Array.from(Float32Array.from(randomData(want.data.length, 4)));
+      const g = { N, C, H, W, Co, OH, OW, KH, KW, stride: c.stride ?? [1, 1], padding: c.padding ?? [0, 0], dilation: c.dilation ?? [1, 1], groups: c.groups ?? 1 } as ConvGeometry;
+      const t = (d: Float64Array, s: number[]) => tensor(Float32Array.from(d), s);
+      const y = empty(want.shape, 'f32');
+      conv2dInto(t(x, c.x), t(w, c.w), t(b, [Co]), y, g, tile);
+      expectAllclose(await toArray(y), want.data, TOL.matmul, { label: 'y', scale: Math.sqrt(C * KH * KW) * maxAbs(want.data) });
+      const adj = adjoint(c, x, w, r, OH, OW);
+      const dx = empty(c.x, 'f32');
+      conv2dInputGradInto(t(r, want.shape), t(w, c.w), dx, g, tile);
+      expectAllclose(await toArray(dx), adj.dx, TOL.matmul, { label: 'dx', scale: Math.sqrt(Co * KH * KW) * maxAbs(adj.dx) });
+      const splits = 3;
+      const partial = empty([splits, ...c.w], 'f32');
+      conv2dWeightGradInto(t(x, c.x), t(r, want.shape), partial, g, splits, tile);
+      const dw = await toArray(ops.sum(partial, 0));
+      expectAllclose(dw, adj.dW, TOL.matmul, { label: 'dw', scale: Math.sqrt(N * OH * OW) * maxAbs(adj.dW) });
     });
   }
 });
