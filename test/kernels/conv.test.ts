@@ -13,7 +13,7 @@ import { empty } from '../../src/tensor/tensor.js';
 import { ops, tensor, toArray, backward } from '../../src/index.js';
 import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
 import { randomData } from '../helpers/random.js';
-import { useGpu } from '../helpers/setup.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
 useGpu();
 
@@ -129,4 +129,20 @@ describe('conv2d kernels with the other tuning rows\' tiles', () => {
       expectAllclose(dw, adj.dW, TOL.matmul, { label: 'dw', scale: Math.sqrt(N * OH * OW) * maxAbs(adj.dW) });
     });
   }
+});
+
+describe('conv2d with f16 operands', () => {
+  it('f16 x and weight, f32 accumulation and output (oracle on the f16-rounded inputs)', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
+    const c = CASES[0];
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    const xt = tensor(Float32Array.from(randomData(size(c.x), 1)), c.x, { dtype: 'f16' });
+    const wt = tensor(Float32Array.from(randomData(size(c.w), 2)), c.w, { dtype: 'f16' });
+    const x = Float64Array.from(await toArray(xt));
+    const w = Float64Array.from(await toArray(wt));
+    const want = conv2dRef({ data: x, shape: c.x }, { data: w, shape: c.w }, null, c);
+    const y = ops.conv2d(xt, wt, null, c);
+    expect(y.dtype).toBe('f32');
+    expectAllclose(await toArray(y), want.data, TOL.matmul, { label: 'y f16 in', scale: Math.sqrt(c.w[1] * 9) * maxAbs(want.data) });
+  });
 });
