@@ -13,6 +13,7 @@ interface Args {
   minutes: number;
   json?: string;
   every: number;
+  maxInFlight?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -27,12 +28,17 @@ function parseArgs(argv: string[]): Args {
     if (a === '--minutes') args.minutes = Number(value());
     else if (a === '--json') args.json = value();
     else if (a === '--every') args.every = Number(value());
+    else if (a === '--max-in-flight') args.maxInFlight = Number(value());
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run soak -- [--minutes N (default 2)] [--json FILE] [--every SECONDS between progress lines (default 10)]');
+      console.log(
+        'usage: npm run soak -- [--minutes N (default 2)] [--json FILE] [--every SECONDS between progress lines (default 10)] [--max-in-flight COMMANDS (init option; default 32768)]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument '${a}' (try --help)`);
   }
   if (!(args.minutes > 0)) throw new Error(`--minutes must be a positive number, got ${args.minutes}`);
+  if (args.maxInFlight !== undefined && !(Number.isInteger(args.maxInFlight) && args.maxInFlight > 0))
+    throw new Error(`--max-in-flight must be a positive integer, got ${args.maxInFlight}`);
   if (!(args.every > 0)) throw new Error(`--every must be a positive number of seconds, got ${args.every}`);
   return args;
 }
@@ -52,8 +58,10 @@ function progressLine(s: SoakSample, dps: number): string {
 }
 
 function table(r: SoakResult): string {
-  if (r.baseline < 0) return '(no sample after warm-up)';
-  const after = r.samples.slice(r.baseline);
+  if (!r.samples.length) return '(no cycle finished)';
+  // Interrupted during warm-up: show the whole series so far.
+  const from = r.baseline < 0 ? 0 : r.baseline;
+  const after = r.samples.slice(from);
   const b = after[0];
   const e = after[after.length - 1];
   const rows: [string, (s: SoakSample) => number, (v: number) => string][] = [
@@ -63,16 +71,18 @@ function table(r: SoakResult): string {
     ['pool cached (MB)', (s) => s.pooledBytes, mb],
     ['buffers created', (s) => s.buffersCreated, String],
   ];
-  const cells = [['', 'after warm-up', 'end', 'max', 'end - start']];
+  const cells = [['', r.baseline < 0 ? 'first (warm-up)' : 'after warm-up', 'end', 'max', 'end - start']];
   for (const [name, get, fmt] of rows) {
     const max = Math.max(...after.map(get));
     cells.push([name, fmt(get(b)), fmt(get(e)), fmt(max), fmt(get(e) - get(b))]);
   }
   const widths = cells[0].map((_, j) => Math.max(...cells.map((row) => row[j].length)));
   const lines = cells.map((row) => row.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  '));
-  lines.push(
-    `cycles ${r.cycles} (${after.length} after warm-up at ${b.seconds.toFixed(0)} s), ${r.dispatchesPerSecond.toFixed(0)} dispatches/s after warm-up`,
-  );
+  const warm =
+    r.baseline < 0
+      ? 'still warming up'
+      : `${after.length} after warm-up at ${b.seconds.toFixed(0)} s, ${r.dispatchesPerSecond.toFixed(0)} dispatches/s since`;
+  lines.push(`cycles ${r.cycles} (${warm})`);
   return lines.join('\n');
 }
 
@@ -90,7 +100,7 @@ async function main(): Promise<number> {
     interrupted = true;
     console.log('\nsoak: interrupted; stopping after this cycle (Ctrl-C again to quit at once)');
   });
-  await init();
+  await init(args.maxInFlight ? { maxInFlight: args.maxInFlight } : {});
   const rt = runtime();
   const s = rt.adapterSummary;
   console.log(
