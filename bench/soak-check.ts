@@ -11,6 +11,9 @@ export interface SoakSample {
   dispatches: number;
   /** Resident memory after a full garbage collection. */
   rssBytes: number;
+  /** JavaScript heap in use and memory of ArrayBuffers etc. (reported, not checked: part of RSS). */
+  heapBytes: number;
+  externalBytes: number;
   liveBytes: number;
   liveTensors: number;
   /** The pool's cached free buffers (including those released in the open batch). */

@@ -156,6 +156,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     saveSafetensors(file, state, { step: String(n) });
     loadWeights(sampler, file);
     rmSync(file);
+    // The round trip must be exact: a soak that passed while corrupting checkpoints would mislead.
+    for (const [k, t] of sampler.stateDict()) {
+      const got = await toArray(t);
+      const want = state.get(k)!.data;
+      if (got.length !== want.length || got.some((v, i) => !Object.is(v, want[i])))
+        throw new Error(`soak: checkpoint round trip changed '${k}'`);
+    }
   };
 
   const sample = async () => {
@@ -184,11 +191,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       // The same point of every cycle: everything the cycle made is disposed (or leaked).
       await settle();
       const m = memoryStats();
+      const mem = process.memoryUsage();
       const s: SoakSample = {
         cycle,
         seconds: elapsed(),
         dispatches: rt.counters.dispatches - d0,
-        rssBytes: process.memoryUsage().rss,
+        rssBytes: mem.rss,
+        heapBytes: mem.heapUsed,
+        externalBytes: mem.external,
         liveBytes: m.liveBytes,
         liveTensors: m.liveTensors,
         pooledBytes: m.pooledBytes,

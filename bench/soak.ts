@@ -49,7 +49,7 @@ function progressLine(s: SoakSample, dps: number): string {
   return [
     `${s.seconds.toFixed(0).padStart(5)} s`,
     `cycle ${String(s.cycle).padStart(5)}`,
-    `rss ${mb(s.rssBytes).padStart(7)} MB`,
+    `rss ${mb(s.rssBytes).padStart(7)} MB (js ${mb(s.heapBytes)})`,
     `live ${mb(s.liveBytes).padStart(6)} MB / ${s.liveTensors} tensors`,
     `pool ${mb(s.pooledBytes).padStart(6)} MB`,
     `${dps.toFixed(0)} dispatches/s`,
@@ -66,6 +66,7 @@ function table(r: SoakResult): string {
   const e = after[after.length - 1];
   const rows: [string, (s: SoakSample) => number, (v: number) => string][] = [
     ['RSS (MB)', (s) => s.rssBytes, mb],
+    ['JS heap (MB)', (s) => s.heapBytes, mb],
     ['live GPU (MB)', (s) => s.liveBytes, mb],
     ['live tensors', (s) => s.liveTensors, String],
     ['pool cached (MB)', (s) => s.pooledBytes, mb],

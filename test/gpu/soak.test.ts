@@ -81,6 +81,8 @@ function series(n: number, warm: number, f: (i: number) => Partial<SoakSample> =
     seconds: 3 * (i + 1),
     dispatches: 8000 * (i + 1),
     rssBytes: RSS,
+    heapBytes: 40 * MiB,
+    externalBytes: 10 * MiB,
     liveBytes: 2 * MiB,
     liveTensors: 275,
     pooledBytes: POOL,
