@@ -105,7 +105,7 @@ async function main(): Promise<number> {
   const rt = runtime();
   const s = rt.adapterSummary;
   console.log(
-    `soak: ${args.minutes} min on ${s.description || s.device} (${s.backend}); memory budget ${rt.pool.limit === Infinity ? 'none' : `${mb(rt.pool.limit)} MB`}`,
+    `soak: ${args.minutes} min on ${s.description || s.device} (${s.backend}); memory budget ${rt.pool.limit === Infinity ? 'none' : `${mb(rt.pool.limit)} MB`}, in-flight bound ${rt.inFlight.maxCommands} commands`,
   );
   const tty = process.stdout.isTTY;
   let lastPrint = -Infinity;
