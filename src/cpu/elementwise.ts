@@ -69,6 +69,9 @@ function erfcContinuedFraction(x: number): number {
 
 export function erfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
+  // The continued fraction would compute Inf/Inf at the infinities.
+  if (x === Infinity) return 0;
+  if (x === -Infinity) return 2;
   if (x >= 3) return erfcContinuedFraction(x);
   if (x <= -3) return 2 - erfcContinuedFraction(-x);
   return 1 - erfSeries(x);

@@ -9,9 +9,11 @@
  *   RAE_DEBUG=1                    validate every dispatch synchronously
  *   RAE_PROFILE=1                  per-dispatch GPU times through timestamp queries
  *   RAE_MEMORY_LIMIT=8GiB|none     memory budget (default for software adapters: a share of host memory)
+ *   RAE_DUMP_WGSL=dir              write every compiled kernel there; RAE_LOG_COMPILES=1 logs compiles
  */
 import { parseByteSize } from './buffer-pool.js';
 import { discoverAdapter, hostAvailableMemory } from './discovery.js';
+import { kernelHooksFromEnv } from './kernel-dump.js';
 import type { Platform, PlatformDefaults } from './platform.js';
 
 /** The RAE_* variables as init() options; unset variables give no default. */
@@ -24,6 +26,7 @@ export function envDefaults(env: Record<string, string | undefined> = process.en
     debug: flag(env.RAE_DEBUG),
     profile: flag(env.RAE_PROFILE),
     memoryLimit: env.RAE_MEMORY_LIMIT ? parseByteSize(env.RAE_MEMORY_LIMIT, 'RAE_MEMORY_LIMIT') : undefined,
+    onKernelCompiled: kernelHooksFromEnv(env),
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as PlatformDefaults;
 }

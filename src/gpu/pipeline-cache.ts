@@ -22,6 +22,18 @@ export interface CompiledKernel {
   source: string;
 }
 
+/** Called once per compiled kernel (RAE_DUMP_WGSL writes files through it; see kernel-dump.ts). */
+export type KernelCompiledHook = (kernel: { key: string; source: string; compileMs: number }) => void;
+
+export interface PipelineCacheOptions {
+  onKernelCompiled?: KernelCompiledHook;
+  /**
+   * Regenerate the source on every cache hit and throw when it differs from the compiled one: a
+   * key that maps to two sources means the key misses something the generator depends on.
+   */
+  checkKeys?: boolean;
+}
+
 export function numberedSource(src: string): string {
   return src
     .split('\n')
@@ -36,7 +48,10 @@ export class PipelineCache {
   /** Wall time spent creating pipelines (shader compilation), milliseconds. */
   compileMs = 0;
 
-  constructor(private device: GPUDevice) {}
+  constructor(
+    private device: GPUDevice,
+    private readonly opts: PipelineCacheOptions = {},
+  ) {}
 
   get size(): number {
     return this.pipelines.size;
@@ -53,7 +68,10 @@ export class PipelineCache {
 
   get(src: KernelSource): CompiledKernel {
     let k = this.pipelines.get(src.key);
-    if (k) return k;
+    if (k) {
+      if (this.opts.checkKeys) this.checkSameSource(k, src);
+      return k;
+    }
     const layoutKey = src.bindings.join(',');
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
@@ -79,8 +97,22 @@ export class PipelineCache {
     k = { key: src.key, pipeline, layout, source };
     this.pipelines.set(src.key, k);
     this.compiled++;
-    this.compileMs += performance.now() - t0;
-    if (process.env.RAE_LOG_COMPILES === '1') console.error(`compiled ${src.key} in ${(performance.now() - t0).toFixed(0)} ms`);
+    const ms = performance.now() - t0;
+    this.compileMs += ms;
+    this.opts.onKernelCompiled?.({ key: src.key, source, compileMs: ms });
     return k;
+  }
+
+  private checkSameSource(k: CompiledKernel, src: KernelSource): void {
+    const again = src.wgsl();
+    if (again === k.source) return;
+    const a = k.source.split('\n');
+    const b = again.split('\n');
+    let line = 0;
+    while (line < a.length && a[line] === b[line]) line++;
+    throw new Error(
+      `pipeline cache: key '${src.key}' maps to two different WGSL sources (first difference at line ${line + 1}:\n` +
+        `  compiled: ${a[line] ?? '<end>'}\n  now:      ${b[line] ?? '<end>'}); the key must name everything the generator depends on`,
+    );
   }
 }

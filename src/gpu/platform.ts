@@ -4,6 +4,7 @@
  * RAE_* environment variables) is src/gpu/node.ts; a browser's is `navigator.gpu`.
  */
 import { NoAdapterError } from './errors.js';
+import type { KernelCompiledHook } from './pipeline-cache.js';
 
 export interface DiscoveryOptions {
   /** Substring of the adapter name, as Dawn's `adapter=` flag takes it. Node env: RAE_ADAPTER. */
@@ -42,6 +43,8 @@ export interface PlatformDefaults extends DiscoveryOptions {
   memoryLimit?: number;
   /** Host memory available at start: the software adapter's default budget is a fraction of it. */
   hostAvailableMemory?: number;
+  /** Called as each kernel compiles. Node env: RAE_DUMP_WGSL=dir, RAE_LOG_COMPILES=1. */
+  onKernelCompiled?: KernelCompiledHook;
 }
 
 /** A host that already has a `GPU` object (a browser's `navigator.gpu`, or one a caller made). */

@@ -4,9 +4,10 @@
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
 import { BufferPool, memoryBudget, type PooledBuffer, type PoolStats } from './buffer-pool.js';
+import { readCaps, type AdapterCaps } from './caps.js';
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } from './errors.js';
 import { InFlightTracker } from './inflight.js';
-import { numberedSource, PipelineCache, type KernelSource } from './pipeline-cache.js';
+import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
 import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
 
@@ -42,6 +43,8 @@ export interface InitOptions extends DiscoveryOptions {
   memoryLimit?: number;
   /** Host memory available now, in bytes (read at the Node edge; sizes the software default). */
   hostAvailableMemory?: number;
+  /** Called with each kernel's cache key and WGSL when it compiles (env RAE_DUMP_WGSL / RAE_LOG_COMPILES install one). */
+  onKernelCompiled?: KernelCompiledHook;
 }
 
 /** Default bound on commands in flight: half the ~61,000 dispatches at which lavapipe crashed. */
@@ -81,6 +84,8 @@ export class Runtime {
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   readonly features: Set<string>;
+  /** What the adapter can do and what it is, read once (kernels and the tuning table use it). */
+  readonly caps: AdapterCaps;
   readonly limits: GPUSupportedLimits;
   readonly maxDispatchesPerSubmit: number;
   readonly debug: boolean;
@@ -111,11 +116,12 @@ export class Runtime {
     readonly adapterSummary: AdapterSummary,
     opts: InitOptions,
   ) {
-    this.features = new Set(device.features as unknown as Iterable<string>);
+    this.features = new Set(device.features);
+    this.caps = readCaps(adapter.info, this.features);
     this.limits = device.limits;
     this.debug = opts.debug ?? false;
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 128;
-    const software = isSoftwareAdapter(adapter);
+    const software = this.caps.software !== null;
     const budget = memoryBudget(opts.memoryLimit, software, opts.hostAvailableMemory);
     this.memoryLimitSource = budget.source;
     this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budget.limit, {
@@ -125,7 +131,7 @@ export class Runtime {
       },
     });
     this.inFlight = new InFlightTracker(device.queue, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, opts.maxInFlightUploadBytes ?? DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES);
-    this.pipelines = new PipelineCache(device);
+    this.pipelines = new PipelineCache(device, { onKernelCompiled: opts.onKernelCompiled, checkKeys: this.debug });
     this.profiler = opts.profile && this.features.has('timestamp-query') ? new Profiler(device, this.maxDispatchesPerSubmit) : null;
     const slot = Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment);
     this.uniformCpu = new Uint8Array(slot * this.maxDispatchesPerSubmit);
@@ -148,7 +154,7 @@ export class Runtime {
   }
 
   get hasF16(): boolean {
-    return this.features.has('shader-f16');
+    return this.caps.f16;
   }
 
   private checkAlive(op: string): void {
@@ -388,12 +394,6 @@ export class Runtime {
     this.pool.trim();
     this.device.destroy();
   }
-}
-
-/** Lavapipe and SwiftShader: Dawn marks CPU adapters as fallback adapters. */
-function isSoftwareAdapter(adapter: GPUAdapter): boolean {
-  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
 }
 
 let current: Runtime | null = null;

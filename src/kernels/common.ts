@@ -1,52 +1,15 @@
-/** Helpers shared by kernel generators: parameter packing, launch geometry, WGSL snippets. */
+/** Helpers shared by kernel generators: operands, launch geometry, WGSL snippets. */
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
+import type { View } from './view.js';
 
 export const WG = 256;
 
-/** Packs u32 / i32 / f32 values for a kernel's uniform block (array<vec4<u32>, n>). */
-export class Params {
-  private words: number[] = [];
-  private f32 = new Float32Array(1);
-  private u32 = new Uint32Array(this.f32.buffer);
-  u(...v: number[]): this {
-    for (const x of v) this.words.push(x >>> 0);
-    return this;
-  }
-  i(...v: number[]): this {
-    for (const x of v) this.words.push(x | 0);
-    return this;
-  }
-  f(...v: number[]): this {
-    for (const x of v) {
-      this.f32[0] = x;
-      this.words.push(this.u32[0]);
-    }
-    return this;
-  }
-  /** Pads to `n` words (n multiple of 4). */
-  pad(n: number): this {
-    while (this.words.length < n) this.words.push(0);
-    return this;
-  }
-  get length(): number {
-    return this.words.length;
-  }
-  build(): Uint32Array {
-    const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
-    const out = new Uint32Array(n);
-    out.set(this.words.map((w) => w >>> 0));
-    return out;
-  }
-}
-
-/** WGSL declaration of the params uniform with `vec4s` vec4<u32> entries and accessors. */
-export function paramsDecl(binding: number, vec4s: number): string {
-  return `struct Params { v: array<vec4<u32>, ${vec4s}> }
-@group(0) @binding(${binding}) var<uniform> P: Params;
-fn pu(i: u32) -> u32 { return P.v[i / 4u][i % 4u]; }
-fn pi(i: u32) -> i32 { return bitcast<i32>(P.v[i / 4u][i % 4u]); }
-fn pf(i: u32) -> f32 { return bitcast<f32>(P.v[i / 4u][i % 4u]); }`;
+/** A kernel operand: the name its WGSL uses, the view it reads or writes, and which of the two. */
+export interface Operand {
+  name: string;
+  view: View;
+  access: 'read' | 'write';
 }
 
 /** `enable f16;` when any operand is f16. */

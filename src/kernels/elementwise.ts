@@ -7,7 +7,8 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
+import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
+import { uniforms, type UniformLayout } from './uniforms.js';
 import type { View } from './view.js';
 
 export const MAX_RANK = 8;
@@ -78,8 +79,16 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   const rank = c.shape.length;
   if (rank > MAX_RANK) throw new RangeError(`${spec.name}: rank ${rank} after merging dims exceeds ${MAX_RANK}`);
   const dtypes = all.map((v) => v.dtype);
-  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}`;
+  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
   const nIn = inputs.length;
+  const layout = mapUniforms(rank, nIn);
+  const values: Record<string, number | number[]> = { n, out_offset: out.offset, out_stride: c.strides[0], scalar: [0, 0, 0, 0] };
+  if (rank > 1) values.shape = c.shape;
+  for (let k = 0; k < nIn; k++) {
+    values[`in${k}_offset`] = inputs[k].offset;
+    values[`in${k}_stride`] = c.strides[k + 1];
+  }
+  (spec.scalars ?? []).forEach((x, i) => ((values.scalar as number[])[i] = x));
   runtime().dispatch(
     {
       key,
@@ -88,55 +97,79 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
     },
     [...inputs.map((v) => v.buffer), out.buffer],
     grid1d(Math.ceil(n / PER_THREAD)),
-    packMapParams(n, c.shape, c.strides, all.map((v) => v.offset), spec.scalars ?? []),
+    layout.pack(values),
   );
 }
 
-function packMapParams(n: number, shape: number[], strides: number[][], offsets: number[], scalars: number[]): Uint32Array {
-  const p = new Params().u(n, shape.length, 0, 0);
-  p.u(...shape).pad(4 + MAX_RANK);
-  for (let k = 0; k < MAX_INPUTS + 1; k++) p.u(...(strides[k] ?? [])).pad(4 + MAX_RANK * (k + 2));
-  p.u(...offsets).pad(4 + MAX_RANK * (MAX_INPUTS + 2) + 8);
-  p.f(...scalars).pad(4 + MAX_RANK * (MAX_INPUTS + 2) + 12);
-  return p.build();
+/**
+ * The helpers are part of the source, so they are part of the key: each distinct helper text
+ * gets a small id (the library's text is one string object, so the lookup is cheap per dispatch).
+ */
+const helperIds = new Map<string, number>();
+function helpersKey(helpers: string | undefined): string {
+  if (!helpers) return '';
+  let id = helperIds.get(helpers);
+  if (id === undefined) helperIds.set(helpers, (id = helperIds.size));
+  return `|h${id}`;
 }
 
-const SHAPE_AT = 4;
-const STRIDE_AT = (k: number) => 4 + MAX_RANK * (k + 1);
-const OFFSET_AT = 4 + MAX_RANK * (MAX_INPUTS + 2);
-const SCALAR_AT = OFFSET_AT + 8;
-const PARAM_VEC4S = (SCALAR_AT + 4) / 4;
+const layouts = new Map<string, UniformLayout>();
 
-function mapSource(spec: MapSpec, dtypes: DType[], rank: number, nIn: number): string {
+/**
+ * Parameters of a map over `nIn` inputs and `rank` merged dims: the element count, each
+ * operand's offset and strides, the dims (rank > 1 only) and the expression's scalars s0..s3.
+ */
+function mapUniforms(rank: number, nIn: number): UniformLayout {
+  const key = `${rank}|${nIn}`;
+  let l = layouts.get(key);
+  if (!l) {
+    const fields: Record<string, 'u32' | readonly ['u32' | 'f32', number]> = { n: 'u32' };
+    if (rank > 1) fields.shape = ['u32', rank];
+    fields.out_offset = 'u32';
+    fields.out_stride = ['u32', rank];
+    for (let k = 0; k < nIn; k++) {
+      fields[`in${k}_offset`] = 'u32';
+      fields[`in${k}_stride`] = ['u32', rank];
+    }
+    fields.scalar = ['f32', 4];
+    l = uniforms(fields);
+    layouts.set(key, l);
+  }
+  return l;
+}
+
+export function mapSource(spec: MapSpec, dtypes: DType[], rank: number, nIn: number): string {
   const [outT, ...inT] = dtypes;
   const decls = inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${t}>;`).join('\n');
   // Operand k's element offset: unrolled over the merged dims.
+  // Operand 0 is the output, k > 0 input k − 1.
+  const name = (k: number) => (k === 0 ? 'out' : `in${k - 1}`);
   const idx: string[] = [];
-  for (let k = 0; k <= nIn; k++) idx.push(`var o${k} = pu(${OFFSET_AT + k}u);`);
+  for (let k = 0; k <= nIn; k++) idx.push(`var o${k} = params.${name(k)}_offset;`);
   const walk: string[] = [];
   if (rank === 1) {
     // No index arithmetic beyond one multiply per operand (the common, contiguous case).
-    for (let k = 0; k <= nIn; k++) walk.push(`o${k} += i * pu(${STRIDE_AT(k)}u);`);
+    for (let k = 0; k <= nIn; k++) walk.push(`o${k} += i * params.${name(k)}_stride_0;`);
   } else {
     walk.push('var rem = i;');
     for (let d = rank - 1; d >= 0; d--) {
-      walk.push(`{ let sz = pu(${SHAPE_AT + d}u); let c = rem % sz; rem = rem / sz;`);
-      for (let k = 0; k <= nIn; k++) walk.push(`  o${k} += c * pu(${STRIDE_AT(k) + d}u);`);
+      walk.push(`{ let sz = params.shape_${d}; let c = rem % sz; rem = rem / sz;`);
+      for (let k = 0; k <= nIn; k++) walk.push(`  o${k} += c * params.${name(k)}_stride_${d};`);
       walk.push('}');
     }
   }
   const loads = inT.map((_, k) => `  let in${k} = ${spec.compute}(in${k}_buf[o${k + 1}]);`).join('\n');
-  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = pf(${SCALAR_AT + i}u);`).join('\n');
+  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = params.scalar_${i};`).join('\n');
   return `${enables(dtypes)}${decls}
 @group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<${outT}>;
-${paramsDecl(nIn + 1, PARAM_VEC4S)}
+${mapUniforms(rank, nIn).wgsl(nIn + 1)}
 const WG = ${WG}u;
 ${spec.helpers ?? ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let first = ${FLAT_INDEX};
   let threads = nwg.x * nwg.y * WG;
-  let n = pu(0u);
+  let n = params.n;
 ${scalars}
   for (var e = 0u; e < ${PER_THREAD}u; e++) {
   let i = first + e * threads;

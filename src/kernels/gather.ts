@@ -17,7 +17,8 @@
  * dsrc is overwritten (rows no index hits become 0), not accumulated.
  */
 import { runtime } from '../gpu/runtime.js';
-import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
+import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
+import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
 export interface RowLayout {
@@ -69,19 +70,32 @@ function rows2(v: View, rows: number, cols: number, op: string, name: string): S
 
 // ---- forward gather ----
 
+/**
+ * total = outer·M·inner outputs; src and out as [outer, rows, inner] strides and an offset; the
+ * index view's offset; `nan_bits`: NaN in the output's type (f16: two halves in one word).
+ */
+const GATHER_UNIFORMS = uniforms({
+  total: 'u32', M: 'u32', inner: 'u32', n: 'u32',
+  src_stride: ['u32', 3], src_offset: 'u32', out_stride: ['u32', 3], out_offset: 'u32',
+  idx_offset: 'u32', nan_bits: 'u32',
+});
+const SEGMENT_UNIFORMS = uniforms({ n: 'u32', M: 'u32', idx_offset: 'u32' });
+const INDEX_ADD_UNIFORMS = uniforms({
+  total: 'u32', n: 'u32', inner: 'u32', dout_stride: ['u32', 3], dout_offset: 'u32', dsrc_stride: ['u32', 3], dsrc_offset: 'u32',
+});
+
 function gather(src: Strided3, idx: View, out: Strided3, l: RowLayout, m: number): void {
   const total = l.outer * m * l.inner;
   if (total === 0) return;
   if (total > 0xffffffff) throw new RangeError(`gather: ${total} outputs exceed the u32 index range`);
   const sT = src.view.dtype;
   const oT = out.view.dtype;
-  const params = new Params()
-    .u(total, m, l.inner, l.n)
-    .u(...src.strides, src.view.offset)
-    .u(...out.strides, out.view.offset)
-    .u(idx.offset, oT === 'f16' ? NAN_F16X2 : NAN_F32)
-    .build();
-  const nan = oT === 'f16' ? 'bitcast<vec2<f16>>(pu(13u)).x' : 'bitcast<f32>(pu(13u))';
+  const params = GATHER_UNIFORMS.pack({
+    total, M: m, inner: l.inner, n: l.n,
+    src_stride: src.strides, src_offset: src.view.offset, out_stride: out.strides, out_offset: out.view.offset,
+    idx_offset: idx.offset, nan_bits: oT === 'f16' ? NAN_F16X2 : NAN_F32,
+  });
+  const nan = oT === 'f16' ? 'bitcast<vec2<f16>>(params.nan_bits).x' : 'bitcast<f32>(params.nan_bits)';
   runtime().dispatch(
     {
       key: `gather|${idx.dtype}|${sT}>${oT}`,
@@ -89,25 +103,25 @@ function gather(src: Strided3, idx: View, out: Strided3, l: RowLayout, m: number
       wgsl: () => `${enables([sT, oT])}@group(0) @binding(0) var<storage, read> src_buf: array<${sT}>;
 @group(0) @binding(1) var<storage, read> idx_buf: array<${idx.dtype}>;
 @group(0) @binding(2) var<storage, read_write> out_buf: array<${oT}>;
-${paramsDecl(3, 4)}
+${GATHER_UNIFORMS.wgsl(3)}
 const WG = ${WG}u;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
-  if (i >= pu(0u)) { return; }
-  let M = pu(1u);
-  let inner = pu(2u);
+  if (i >= params.total) { return; }
+  let M = params.M;
+  let inner = params.inner;
   let k = i % inner;
   let t = i / inner;
   let m = t % M;
   let o = t / M;
-  let row = i32(idx_buf[pu(12u) + m]);
-  let dst = pu(11u) + o * pu(8u) + m * pu(9u) + k * pu(10u);
-  if (row < 0 || row >= i32(pu(3u))) {
+  let row = i32(idx_buf[params.idx_offset + m]);
+  let dst = params.out_offset + o * params.out_stride_0 + m * params.out_stride_1 + k * params.out_stride_2;
+  if (row < 0 || row >= i32(params.n)) {
     out_buf[dst] = ${nan};
     return;
   }
-  out_buf[dst] = ${oT}(src_buf[pu(7u) + o * pu(4u) + u32(row) * pu(5u) + k * pu(6u)]);
+  out_buf[dst] = ${oT}(src_buf[params.src_offset + o * params.src_stride_0 + u32(row) * params.src_stride_1 + k * params.src_stride_2]);
 }`,
     },
     [src.view.buffer, idx.buffer, out.view.buffer],
@@ -131,15 +145,15 @@ function scatterAdd(dout: Strided3, idx: View, dsrc: Strided3, l: RowLayout, m: 
       bindings: ['read', 'write', 'uniform'],
       wgsl: () => `@group(0) @binding(0) var<storage, read> idx_buf: array<${idx.dtype}>;
 @group(0) @binding(1) var<storage, read_write> seg: array<u32>;
-${paramsDecl(2, 1)}
+${SEGMENT_UNIFORMS.wgsl(2)}
 const WG = ${WG}u;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = ${FLAT_INDEX};
-  let n = pu(0u);
+  let n = params.n;
   if (j >= n) { return; }
-  let M = pu(1u);
-  let base = pu(2u);
+  let M = params.M;
+  let base = params.idx_offset;
   let row = i32(j);
   var start = 0u;
   var count = 0u;
@@ -162,7 +176,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     },
     [idx.buffer, scratch],
     grid1d(l.n),
-    new Params().u(l.n, m, idx.offset).build(),
+    SEGMENT_UNIFORMS.pack({ n: l.n, M: m, idx_offset: idx.offset }),
   );
   const gT = dout.view.dtype;
   const oT = dsrc.view.dtype;
@@ -173,35 +187,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       wgsl: () => `${enables([gT, oT])}@group(0) @binding(0) var<storage, read> g_buf: array<${gT}>;
 @group(0) @binding(1) var<storage, read> seg: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out_buf: array<${oT}>;
-${paramsDecl(3, 3)}
+${INDEX_ADD_UNIFORMS.wgsl(3)}
 const WG = ${WG}u;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
-  if (i >= pu(0u)) { return; }
-  let n = pu(1u);
-  let inner = pu(2u);
+  if (i >= params.total) { return; }
+  let n = params.n;
+  let inner = params.inner;
   let k = i % inner;
   let t = i / inner;
   let j = t % n;
   let o = t / n;
   let start = seg[2u * j];
   let count = seg[2u * j + 1u];
-  let src = pu(7u) + o * pu(4u) + k * pu(6u);
+  let src = params.dout_offset + o * params.dout_stride_0 + k * params.dout_stride_2;
   var acc = 0.0;
   for (var q = 0u; q < count; q++) {
-    acc += f32(g_buf[src + seg[2u * n + start + q] * pu(5u)]);
+    acc += f32(g_buf[src + seg[2u * n + start + q] * params.dout_stride_1]);
   }
-  out_buf[pu(11u) + o * pu(8u) + j * pu(9u) + k * pu(10u)] = ${oT}(acc);
+  out_buf[params.dsrc_offset + o * params.dsrc_stride_0 + j * params.dsrc_stride_1 + k * params.dsrc_stride_2] = ${oT}(acc);
 }`,
     },
     [dout.view.buffer, scratch, dsrc.view.buffer],
     grid1d(total),
-    new Params()
-      .u(total, l.n, l.inner, 0)
-      .u(...dout.strides, dout.view.offset)
-      .u(...dsrc.strides, dsrc.view.offset)
-      .build(),
+    INDEX_ADD_UNIFORMS.pack({
+      total, n: l.n, inner: l.inner,
+      dout_stride: dout.strides, dout_offset: dout.view.offset, dsrc_stride: dsrc.strides, dsrc_offset: dsrc.view.offset,
+    }),
   );
   // Safe: the pool reuses a released buffer only after the batch that reads it is submitted.
   rt.release(scratch);

@@ -2,7 +2,7 @@
  * LayerNorm and RMSNorm over the last D elements of contiguous [rows, D] views.
  *
  * Forward and the input gradient are row kernels (one workgroup per row, workgroup reductions
- * from reduce.ts). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
+ * from row-reduce.ts). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
  * float64 reference rather than the cancellation-prone E[x²] − E[x]².
  *
  * dweight/dbias are column sums over rows, done deterministically without atomics: a column
@@ -16,27 +16,16 @@
  *   dweight = Σ_rows dy·x̂,  dbias = Σ_rows dy.
  */
 import { runtime } from '../gpu/runtime.js';
-import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { enables, grid1d, Params, paramsDecl } from './common.js';
-import { redArgs, reduceInto, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, useSubgroups } from './reduce.js';
+import { enables, grid1d, type Operand } from './common.js';
+import { reduceInto } from './reduce.js';
+import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowsOf, useSubgroups, type SubgroupFlavour } from './row-reduce.js';
+import { rowWorkgroupSize } from './tuning.js';
+import { uniforms, type FieldType, type UniformLayout } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
 const ROWS_PER_CHUNK = 32;
 const COLUMN_WG = 64;
-
-interface Operand {
-  name: string;
-  view: View;
-  write: boolean;
-}
-
-/** rows × D of a contiguous float view. */
-function rowsOf(v: View, op: string): [number, number] {
-  if (!isContiguous(v)) throw new RangeError(`${op}: x must be contiguous, got strides [${v.strides.join(', ')}] for shape [${v.shape.join(', ')}]`);
-  const D = v.shape.length ? v.shape[v.shape.length - 1] : 1;
-  return [D === 0 ? 0 : sizeOf(v.shape) / D, D];
-}
 
 function checkOperand(v: View | undefined, n: number, op: string, what: string): void {
   if (!v) return;
@@ -45,7 +34,7 @@ function checkOperand(v: View | undefined, n: number, op: string, what: string):
 }
 
 function checkAll(op: string, x: View, list: [View | undefined, 'row' | 'col' | 'all', string][]): [number, number] {
-  const [rows, D] = rowsOf(x, op);
+  const [rows, D] = rowsOf(x, op, 'x');
   checkOperand(x, rows * D, op, 'x');
   for (const [v, kind, what] of list) checkOperand(v, kind === 'row' ? rows : kind === 'col' ? D : rows * D, op, what);
   return [rows, D];
@@ -55,30 +44,14 @@ function checkAll(op: string, x: View, list: [View | undefined, 'row' | 'col' | 
 export function layerNormInto(x: View, weight: View | undefined, bias: View | undefined, eps: number, y: View, mean: View, rstd: View): void {
   const op = 'layerNorm';
   const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [bias, 'col', 'bias'], [y, 'all', 'y'], [mean, 'row', 'mean'], [rstd, 'row', 'rstd']]);
-  const ops = operands({ x }, { w: weight, b: bias }, { y, mean, rstd });
-  const L = (n: string, i: string) => load(n, i);
-  const affine = `${weight ? ` * ${L('w', 'j')}` : ''}${bias ? ` + ${L('b', 'j')}` : ''}`;
-  launchRows(op, ops, rows, D, eps, (args) => `var s_t = 0.0;
-  for (var j = lid; j < D; j += WG) { s_t += ${L('x', 'rb + j')}; }
-  let mu = wg_sum(s_t, ${args}) / f32(D);
-  var q_t = 0.0;
-  for (var j = lid; j < D; j += WG) { let d = ${L('x', 'rb + j')} - mu; q_t += d * d; }
-  let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + pf(2u));
-  if (lid == 0u) { ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')} }
-  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `(${L('x', 'rb + j')} - mu) * r${affine}`)} }`);
+  launchRows(op, operands({ x }, { w: weight, b: bias }, { y, mean, rstd }), rows, D, eps, layerNormSource);
 }
 
 /** y = x·rstd·w with rstd = 1/sqrt(mean(x²) + eps); writes rstd per row. */
 export function rmsNormInto(x: View, weight: View | undefined, eps: number, y: View, rstd: View): void {
   const op = 'rmsNorm';
   const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [y, 'all', 'y'], [rstd, 'row', 'rstd']]);
-  const ops = operands({ x }, { w: weight }, { y, rstd });
-  const L = (n: string, i: string) => load(n, i);
-  launchRows(op, ops, rows, D, eps, (args) => `var q_t = 0.0;
-  for (var j = lid; j < D; j += WG) { let v = ${L('x', 'rb + j')}; q_t += v * v; }
-  let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + pf(2u));
-  if (lid == 0u) { ${store(ops, 'rstd', 'row', 'r')} }
-  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `${L('x', 'rb + j')} * r${weight ? ` * ${L('w', 'j')}` : ''}`)} }`);
+  launchRows(op, operands({ x }, { w: weight }, { y, rstd }), rows, D, eps, rmsNormSource);
 }
 
 /** dx (and optionally dweight, dbias) of layerNormInto, from the saved mean and rstd. */
@@ -107,19 +80,7 @@ export function rmsNormBackwardInto(x: View, weight: View | undefined, rstd: Vie
 }
 
 function inputGradient(op: string, ln: boolean, x: View, weight: View | undefined, mean: View | undefined, rstd: View, dy: View, dx: View, rows: number, D: number): void {
-  const ops = operands({ x, dy, rstd }, { w: weight, mean }, { dx });
-  const L = (n: string, i: string) => load(n, i);
-  const g = `${L('dy', 'rb + j')}${weight ? ` * ${L('w', 'j')}` : ''}`;
-  const xh = `(${L('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
-  launchRows(op, ops, rows, D, 0, (args) => `let r = ${L('rstd', 'row')};
-  ${ln ? `let mu = ${L('mean', 'row')};` : ''}
-  var acc = vec2<f32>(0.0);
-  for (var j = lid; j < D; j += WG) { let g = ${g}; acc += vec2<f32>(g, g * ${xh}); }
-  let sums = wg_sum2(acc, ${args}) / f32(D);
-  for (var j = lid; j < D; j += WG) {
-    let g = ${g};
-    ${store(ops, 'dx', 'rb + j', `r * (g${ln ? ' - sums.x' : ''} - ${xh} * sums.y)`)}
-  }`);
+  launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, wg, sg) => normGradSource(ln, ops, wg, sg));
 }
 
 /** dweight = Σ_rows dy·x̂ and dbias = Σ_rows dy (either may be absent). */
@@ -134,30 +95,9 @@ function columnSums(op: string, ln: boolean, x: View, mean: View | undefined, rs
   const pb = scratch(dbias);
   const ops = operands({ x, dy, rstd }, { mean: ln ? mean : undefined }, { dw: pw, db: pb });
   const key = `norm-columns|${op}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
-  const L = (n: string, i: string) => load(n, i);
-  const wgsl = () => `${enables(ops.map((o) => o.view.dtype))}${declare(ops)}
-const WG = ${COLUMN_WG}u;
-@compute @workgroup_size(${COLUMN_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.x + gid.y * (nwg.x * WG);
-  let D = pu(1u);
-  if (t >= pu(3u) * D) { return; }
-  let j = t % D;
-  let c = t / D;
-  let r0 = c * pu(0u);
-  let r1 = min(pu(2u), r0 + pu(0u));
-  var sw = 0.0;
-  var sb = 0.0;
-  for (var row = r0; row < r1; row++) {
-    let g = ${L('dy', 'row * D + j')};
-    sw += g * (${L('x', 'row * D + j')}${ln ? ` - ${L('mean', 'row')}` : ''}) * ${L('rstd', 'row')};
-    sb += g;
-  }
-  ${pw ? store(ops, 'dw', 't', 'sw') : ''}
-  ${pb ? store(ops, 'db', 't', 'sb') : ''}
-}`;
-  const params = new Params().u(chunkLen, D, rows, chunks).u(...ops.map((o) => o.view.offset)).build();
-  rt.dispatch({ key, bindings: [...ops.map((o) => (o.write ? 'write' : 'read') as 'write' | 'read'), 'uniform'], wgsl }, ops.map((o) => o.view.buffer), grid1d(chunks * D, COLUMN_WG), params);
+  const wgsl = () => columnSumsSource(ln, ops);
+  const params = packParams(COLUMN_HEADER, { chunk_len: chunkLen, D, rows, chunks }, ops);
+  rt.dispatch({ key, bindings: [...ops.map((o) => o.access), 'uniform'], wgsl }, ops.map((o) => o.view.buffer), grid1d(chunks * D, COLUMN_WG), params);
   if (chunks === 1) return;
   const layout = { outer: 1, R: chunks, inner: D, sOuter: chunks * D, sR: D, sInner: 1 };
   for (const [p, out] of [[pw, dweight], [pb, dbias]] as const) {
@@ -168,22 +108,46 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // ----------------------------------------------------------------------------------------------
-// Generation helpers: operands bind in order (reads, optional reads, writes) and their element
-// offsets sit in the uniform at word 4 + binding.
+// Generation helpers: operands bind in order (reads, optional reads, writes); the parameters
+// are a kernel header and each operand's element offset (`<name>_offset`).
 
-function operands(reads: Record<string, View>, optional: Record<string, View | undefined>, writes: Record<string, View | undefined>): Operand[] {
+type Header = Record<string, FieldType>;
+/** Row kernels: rows, row length, eps (forward only). */
+const ROW_HEADER = { rows: 'u32', D: 'u32', eps: 'f32' } as const satisfies Header;
+/** Column sums: rows per chunk, row length, rows, chunks. */
+const COLUMN_HEADER = { chunk_len: 'u32', D: 'u32', rows: 'u32', chunks: 'u32' } as const satisfies Header;
+
+export function operands(reads: Record<string, View>, optional: Record<string, View | undefined>, writes: Record<string, View | undefined>): Operand[] {
   const out: Operand[] = [];
-  for (const [name, view] of Object.entries(reads)) out.push({ name, view, write: false });
-  for (const [name, view] of Object.entries(optional)) if (view) out.push({ name, view, write: false });
-  for (const [name, view] of Object.entries(writes)) if (view) out.push({ name, view, write: true });
+  for (const [name, view] of Object.entries(reads)) out.push({ name, view, access: 'read' });
+  for (const [name, view] of Object.entries(optional)) if (view) out.push({ name, view, access: 'read' });
+  for (const [name, view] of Object.entries(writes)) if (view) out.push({ name, view, access: 'write' });
   return out;
 }
 
-function declare(ops: Operand[]): string {
+const layouts = new Map<string, UniformLayout>();
+function normUniforms(header: Header, ops: Operand[]): UniformLayout {
+  const key = `${Object.keys(header).join(',')}|${ops.map((o) => o.name).join(',')}`;
+  let l = layouts.get(key);
+  if (!l) {
+    const fields: Header = { ...header };
+    for (const o of ops) fields[`${o.name}_offset`] = 'u32';
+    layouts.set(key, (l = uniforms(fields)));
+  }
+  return l;
+}
+
+function packParams(header: Header, values: Record<string, number>, ops: Operand[]): Uint32Array {
+  const all: Record<string, number> = { ...values };
+  for (const o of ops) all[`${o.name}_offset`] = o.view.offset;
+  return normUniforms(header, ops).pack(all);
+}
+
+function declare(ops: Operand[], header: Header): string {
   return [
-    ...ops.map((o, k) => `@group(0) @binding(${k}) var<storage, ${o.write ? 'read_write' : 'read'}> ${o.name}_buf: array<${o.view.dtype}>;`),
-    paramsDecl(ops.length, 1 + Math.ceil(ops.length / 4)),
-    ...ops.map((o, k) => `fn ${o.name}_at(i: u32) -> u32 { return pu(${4 + k}u) + i; }`),
+    ...ops.map((o, k) => `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${o.view.dtype}>;`),
+    normUniforms(header, ops).wgsl(ops.length),
+    ...ops.map((o) => `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`),
   ].join('\n');
 }
 
@@ -197,31 +161,102 @@ function store(ops: Operand[], name: string, index: string, value: string): stri
   return `${name}_buf[${name}_at(${index})] = ${o.view.dtype}(${value});`;
 }
 
-function launchRows(op: string, ops: Operand[], rows: number, D: number, eps: number, body: (args: string) => string): void {
+function launchRows(op: string, ops: Operand[], rows: number, D: number, eps: number, source: (ops: Operand[], wg: number, sg: SubgroupFlavour) => string): void {
   if (rows === 0 || D === 0) return;
   const wg = rowWorkgroupSize(D);
   const sg = useSubgroups();
-  const dtypes: DType[] = ops.map((o) => o.view.dtype);
   const key = `norm|${op}|wg${wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
-  const params = new Params().u(rows, D).f(eps).u(0).u(...ops.map((o) => o.view.offset)).build();
+  const params = packParams(ROW_HEADER, { rows, D, eps }, ops);
   runtime().dispatch(
     {
       key,
-      bindings: [...ops.map((o) => (o.write ? 'write' : 'read') as 'write' | 'read'), 'uniform'],
-      wgsl: () => `${rowEnables(dtypes, sg)}${declare(ops)}
-${reductionLibrary(wg, sg)}
-@compute @workgroup_size(${wg})
-fn main(${rowEntryArgs(sg)}) {
-  let row = ${ROW_INDEX};
-  if (row >= pu(0u)) { return; }
-  ${rowSetup(sg)}
-  let D = pu(1u);
-  let rb = row * D;
-  ${body(redArgs(sg))}
-}`,
+      bindings: [...ops.map((o) => o.access), 'uniform'],
+      wgsl: () => source(ops, wg, sg),
     },
     ops.map((o) => o.view.buffer),
     rowGrid(rows),
     params,
   );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Sources (pure: also used by the WGSL snapshots in wgsl/)
+
+const has = (ops: Operand[], name: string) => ops.some((o) => o.name === name);
+
+/** A row kernel: one workgroup per row `row` (elements rb..rb + D), `body` given the wg_* arguments. */
+function rowKernel(ops: Operand[], wg: number, sg: SubgroupFlavour, body: (args: string) => string): string {
+  return `${rowEnables(ops.map((o) => o.view.dtype), sg)}${declare(ops, ROW_HEADER)}
+${reductionLibrary(wg, sg)}
+@compute @workgroup_size(${wg})
+fn main(${rowEntryArgs(sg)}) {
+  let row = ${ROW_INDEX};
+  if (row >= params.rows) { return; }
+  ${rowSetup(sg)}
+  let D = params.D;
+  let rb = row * D;
+  ${body(redArgs(sg))}
+}`;
+}
+
+/** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
+export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+  const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
+  return rowKernel(ops, wg, sg, (args) => `var s_t = 0.0;
+  for (var j = lid; j < D; j += WG) { s_t += ${load('x', 'rb + j')}; }
+  let mu = wg_sum(s_t, ${args}) / f32(D);
+  var q_t = 0.0;
+  for (var j = lid; j < D; j += WG) { let d = ${load('x', 'rb + j')} - mu; q_t += d * d; }
+  let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + params.eps);
+  if (lid == 0u) { ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')} }
+  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`);
+}
+
+/** RMSNorm forward over operands x, [w], y, rstd. */
+export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+  return rowKernel(ops, wg, sg, (args) => `var q_t = 0.0;
+  for (var j = lid; j < D; j += WG) { let v = ${load('x', 'rb + j')}; q_t += v * v; }
+  let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + params.eps);
+  if (lid == 0u) { ${store(ops, 'rstd', 'row', 'r')} }
+  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `${load('x', 'rb + j')} * r${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`)} }`);
+}
+
+/** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
+export function normGradSource(ln: boolean, ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+  const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;
+  const xh = `(${load('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
+  return rowKernel(ops, wg, sg, (args) => `let r = ${load('rstd', 'row')};
+  ${ln ? `let mu = ${load('mean', 'row')};` : ''}
+  var acc = vec2<f32>(0.0);
+  for (var j = lid; j < D; j += WG) { let g = ${g}; acc += vec2<f32>(g, g * ${xh}); }
+  let sums = wg_sum2(acc, ${args}) / f32(D);
+  for (var j = lid; j < D; j += WG) {
+    let g = ${g};
+    ${store(ops, 'dx', 'rb + j', `r * (g${ln ? ' - sums.x' : ''} - ${xh} * sums.y)`)}
+  }`);
+}
+
+/** Column partial sums of dy·x̂ (dw) and dy (db) over one chunk of rows per thread. */
+export function columnSumsSource(ln: boolean, ops: Operand[]): string {
+  return `${enables(ops.map((o) => o.view.dtype))}${declare(ops, COLUMN_HEADER)}
+const WG = ${COLUMN_WG}u;
+@compute @workgroup_size(${COLUMN_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * (nwg.x * WG);
+  let D = params.D;
+  if (t >= params.chunks * D) { return; }
+  let j = t % D;
+  let c = t / D;
+  let r0 = c * params.chunk_len;
+  let r1 = min(params.rows, r0 + params.chunk_len);
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var row = r0; row < r1; row++) {
+    let g = ${load('dy', 'row * D + j')};
+    sw += g * (${load('x', 'row * D + j')}${ln ? ` - ${load('mean', 'row')}` : ''}) * ${load('rstd', 'row')};
+    sb += g;
+  }
+  ${has(ops, 'dw') ? store(ops, 'dw', 't', 'sw') : ''}
+  ${has(ops, 'db') ? store(ops, 'db', 't', 'sb') : ''}
+}`;
 }

@@ -5,39 +5,29 @@
  * Every parameter lives in its own buffer, so one dispatch binds up to k groups of operands
  * (param, grad, m, v, …) at once, k chosen from maxStorageBuffersPerShaderStage and the 256-byte
  * uniform. Each group owns a run of whole workgroups, so a workgroup finds its group with an
- * unrolled, workgroup-uniform compare chain and then touches one buffer set only:
- *
- *   uniform words  0..9   per-kernel hyper-parameters (lr, bias corrections, …; change per step)
- *                  10     host grad scale          11  element offset into the grad-scale buffer
- *                  12+    per group: [first workgroup, element count, offset of each operand]
+ * unrolled, workgroup-uniform compare chain and then touches one buffer set only. Parameters:
+ * the update's named hyper-parameters (lr, bias corrections, …; they change per step), the host
+ * grad scale and the element offset into the grad-scale buffer, then per group j
+ * `group<j>_first` (its first workgroup), `group<j>_n` (elements) and `group<j>_<operand>_offset`.
  *
  * Kernels are specialised on the group count of the dispatch (≤ k), the operand layout, the
  * workgroup shape and whether a GPU grad-scale buffer is bound; all of that is in the key.
  * Per-step values are uniforms only, so a training loop compiles each pipeline once.
  *
+ * The gradient's global norm (sumOfSquares, clipScale) lives in grad-norm.ts; both use the
+ * machinery in multi-tensor.ts.
+ *
  * WebGPU forbids a writable binding that aliases another binding in the same dispatch, so groups
  * are packed greedily into dispatches in which no written buffer appears twice.
  */
-import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
-import { Params, paramsDecl } from './common.js';
-import { isContiguous, type View } from './view.js';
+import { CHUNK, checkF32, groupChain, groupsPerDispatch, launch, layoutFor, packDispatches, packTable, PER_THREAD, tableFields, WG, type MultiTensorOptions, type Slot } from './multi-tensor.js';
+import type { FieldType, UniformLayout } from './uniforms.js';
+import type { View } from './view.js';
 
-const WG = 256;
-/** Elements per thread (strided by WG, so loads stay coalesced); one workgroup covers CHUNK. */
-const PER_THREAD = 4;
-const CHUNK = WG * PER_THREAD;
-/** Uniform words (the runtime's slot is 256 bytes). */
-const UNIFORM_WORDS = 64;
-const HEADER_WORDS = 12;
-const GRAD_SCALE_AT = 10;
-const SCALE_OFFSET_AT = 11;
-
-export interface MultiTensorOptions {
-  /** Upper bound on groups per dispatch (below the adapter-derived k); for tests and tuning. */
-  maxPerDispatch?: number;
-}
+export { groupsPerDispatch, type MultiTensorOptions } from './multi-tensor.js';
+export { clipScale, sumOfSquares } from './grad-norm.js';
 
 export interface AdamWHyper {
   lr: number;
@@ -65,109 +55,23 @@ export interface SgdHyper {
   gradScaleBuffer?: View;
 }
 
-type Access = 'read' | 'write';
-interface Operand {
-  name: string;
-  access: Access;
-}
-
-/**
- * How many groups of `operandsPerGroup` storage buffers one dispatch binds on this adapter,
- * given `extraBindings` other storage buffers (grad-scale buffer, partial sums).
- */
-export function groupsPerDispatch(operandsPerGroup: number, extraBindings: number, opts: MultiTensorOptions = {}): number {
-  const byStorage = Math.floor((runtime().limits.maxStorageBuffersPerShaderStage - extraBindings) / operandsPerGroup);
-  const byUniform = Math.floor((UNIFORM_WORDS - HEADER_WORDS) / (2 + operandsPerGroup));
-  const k = Math.min(byStorage, byUniform, opts.maxPerDispatch ?? Infinity);
-  if (!(k >= 1)) throw new RangeError(`optim: cannot bind even one group of ${operandsPerGroup} buffers (limit ${runtime().limits.maxStorageBuffersPerShaderStage}, maxPerDispatch ${opts.maxPerDispatch})`);
-  return Math.floor(k);
-}
-
-function checkF32(op: string, what: string, v: View, n?: number): void {
-  if (v.dtype !== 'f32') throw new TypeError(`${op}: ${what} must be f32, got ${v.dtype}`);
-  if (!isContiguous(v)) throw new TypeError(`${op}: ${what} must be contiguous (shape [${v.shape.join(', ')}], strides [${v.strides.join(', ')}])`);
-  if (n !== undefined && sizeOf(v.shape) !== n) throw new RangeError(`${op}: ${what} has ${sizeOf(v.shape)} elements, expected ${n} (shape [${v.shape.join(', ')}])`);
-}
-
-/**
- * Splits groups into dispatches of at most k groups such that no buffer written in a dispatch is
- * bound there twice. `fixed` are buffers bound to every dispatch (read-only).
- */
-function packDispatches(op: string, groups: View[][], operands: readonly Operand[], k: number, fixed: PooledBuffer[]): View[][][] {
-  const out: View[][][] = [];
-  let cur: View[][] = [];
-  const fresh = (): Map<PooledBuffer, Access> => new Map(fixed.map((b) => [b, 'read' as Access]));
-  const fits = (into: Map<PooledBuffer, Access>, g: View[]): boolean => {
-    const trial = new Map(into);
-    for (let i = 0; i < g.length; i++) {
-      const a = operands[i].access;
-      const prev = trial.get(g[i].buffer);
-      if (prev && (prev === 'write' || a === 'write')) return false;
-      trial.set(g[i].buffer, a);
-    }
-    return true;
-  };
-  let used = fresh();
-  groups.forEach((g, gi) => {
-    if (sizeOf(g[0].shape) === 0) return;
-    if (cur.length < k && fits(used, g)) {
-      cur.push(g);
-    } else {
-      if (cur.length) out.push(cur);
-      cur = [];
-      used = fresh();
-      if (!fits(used, g)) throw new RangeError(`${op}: group ${gi} binds one buffer twice with a write (operands ${operands.map((o) => o.name).join(', ')} and any grad-scale buffer must be distinct buffers)`);
-      cur.push(g);
-    }
-    for (let i = 0; i < g.length; i++) if (used.get(g[i].buffer) !== 'write') used.set(g[i].buffer, operands[i].access);
-  });
-  if (cur.length) out.push(cur);
-  return out;
-}
-
-/** Appends the per-group table; returns the total workgroups the dispatch needs. */
-function packTable(p: Params, groups: View[][]): number {
-  let wg = 0;
-  for (const g of groups) {
-    const n = sizeOf(g[0].shape);
-    p.u(wg, n, ...g.map((v) => v.offset));
-    wg += Math.ceil(n / CHUNK);
-  }
-  return wg;
-}
-
-function tableAt(group: number, stride: number): number {
-  return HEADER_WORDS + group * stride;
-}
-
-/** Workgroup index of a 2-D launch, and the compare chain that picks this workgroup's group. */
-function groupChain(count: number, stride: number, body: (j: number, t: number) => string): string {
-  const arms: string[] = [];
-  for (let j = count - 1; j >= 0; j--) {
-    const t = tableAt(j, stride);
-    arms.push(`${j === count - 1 ? '' : 'else '}if (w >= pu(${t}u)) {\n${body(j, t)}\n  }`);
-  }
-  return arms.join(' ');
-}
-
-/** 2-D launch covering `workgroups` workgroups (grid1d's rule, counted in workgroups). */
-function launch(workgroups: number): [number, number] {
-  const max = runtime().limits.maxComputeWorkgroupsPerDimension;
-  const y = Math.ceil(workgroups / max);
-  return [Math.max(1, Math.ceil(workgroups / y)), Math.max(1, y)];
-}
 
 interface ElementwiseUpdate {
   /** Key part; includes every variant that changes the WGSL. */
   name: string;
-  operands: readonly Operand[];
-  /** WGSL statements over `var`s named after the operands, header accessors pf/pu and `gs`. */
+  operands: readonly Slot[];
+  /** Named hyper-parameters (at most HEADER_WORDS − 2 words), read as `params.<name>`. */
+  hyper: Record<string, FieldType>;
+  /** WGSL statements over `var`s named after the operands, `params.<hyper>` and the grad scale `gs`. */
   body: string;
+}
+
+function updateUniforms(spec: ElementwiseUpdate, count: number): UniformLayout {
+  return layoutFor(`${spec.name}|${count}`, () => tableFields({ ...spec.hyper, grad_scale: 'f32', grad_scale_offset: 'u32' }, count, spec.operands));
 }
 
 function updateSource(spec: ElementwiseUpdate, count: number, scaled: boolean): string {
   const a = spec.operands.length;
-  const stride = 2 + a;
   const decls: string[] = [];
   for (let j = 0; j < count; j++) {
     spec.operands.forEach((o, i) => {
@@ -177,17 +81,16 @@ function updateSource(spec: ElementwiseUpdate, count: number, scaled: boolean): 
   }
   let binding = count * a;
   if (scaled) decls.push(`@group(0) @binding(${binding++}) var<storage, read> scale_buf: array<f32>;`);
-  const words = HEADER_WORDS + count * stride;
-  const gs = scaled ? `pf(${GRAD_SCALE_AT}u) * scale_buf[pu(${SCALE_OFFSET_AT}u)]` : `pf(${GRAD_SCALE_AT}u)`;
-  const chain = groupChain(count, stride, (j, t) => {
-    const offs = spec.operands.map((o, i) => `let o_${o.name} = pu(${t + 2 + i}u);`).join(' ');
+  const gs = scaled ? 'params.grad_scale * scale_buf[params.grad_scale_offset]' : 'params.grad_scale';
+  const chain = groupChain(count, (j) => {
+    const offs = spec.operands.map((o) => `let o_${o.name} = params.group${j}_${o.name}_offset;`).join(' ');
     const loads = spec.operands.map((o) => `var ${o.name} = b${j}_${o.name}[o_${o.name} + i];`).join(' ');
     const stores = spec.operands
       .filter((o) => o.access === 'write')
       .map((o) => `b${j}_${o.name}[o_${o.name} + i] = ${o.name};`)
       .join(' ');
-    return `    let n = pu(${t + 1}u); ${offs}
-    let base = (w - pu(${t}u)) * CHUNK + lid;
+    return `    let n = params.group${j}_n; ${offs}
+    let base = (w - params.group${j}_first) * CHUNK + lid;
     for (var e = 0u; e < PER_THREAD; e++) {
       let i = base + e * WG;
       if (i < n) {
@@ -198,7 +101,7 @@ function updateSource(spec: ElementwiseUpdate, count: number, scaled: boolean): 
     }`;
   });
   return `${decls.join('\n')}
-${paramsDecl(binding, Math.ceil(words / 4))}
+${updateUniforms(spec, count).wgsl(binding)}
 const WG = ${WG}u;
 const PER_THREAD = ${PER_THREAD}u;
 const CHUNK = ${CHUNK}u;
@@ -210,17 +113,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
-/** Runs `spec` over all groups: one dispatch per k groups. `header` fills words 0..9. */
-function runUpdate(op: string, spec: ElementwiseUpdate, groups: View[][], header: Params, gradScale: number, scaleBuf: View | undefined, opts: MultiTensorOptions): void {
+/** Runs `spec` over all groups: one dispatch per k groups. `hyper` gives spec.hyper's values. */
+function runUpdate(op: string, spec: ElementwiseUpdate, groups: View[][], hyper: Record<string, number>, gradScale: number, scaleBuf: View | undefined, opts: MultiTensorOptions): void {
   if (scaleBuf) checkF32(op, 'gradScaleBuffer', scaleBuf, 1);
   const k = groupsPerDispatch(spec.operands.length, scaleBuf ? 1 : 0, opts);
-  if (header.length > GRAD_SCALE_AT) throw new Error(`${op}: header of ${header.length} words overlaps the grad scale`);
-  const head = Array.from(header.pad(GRAD_SCALE_AT).f(gradScale).u(scaleBuf?.offset ?? 0).build());
   const rt = runtime();
   for (const chunk of packDispatches(op, groups, spec.operands, k, scaleBuf ? [scaleBuf.buffer] : [])) {
     const count = chunk.length;
-    const p = new Params().u(...head);
-    const workgroups = packTable(p, chunk);
+    const values: Record<string, number> = { ...hyper, grad_scale: gradScale, grad_scale_offset: scaleBuf?.offset ?? 0 };
+    const workgroups = packTable(values, chunk, spec.operands);
     const buffers = chunk.flatMap((g) => g.map((v) => v.buffer));
     if (scaleBuf) buffers.push(scaleBuf.buffer);
     const key = `optim|${spec.name}|${spec.operands.map((o) => `${o.name}:${o.access[0]}`).join(',')}|g${count}|s${scaleBuf ? 1 : 0}|wg${WG}x${PER_THREAD}`;
@@ -232,7 +133,7 @@ function runUpdate(op: string, spec: ElementwiseUpdate, groups: View[][], header
       },
       buffers,
       launch(workgroups),
-      p.build(),
+      updateUniforms(spec, count).pack(values),
     );
   }
 }
@@ -245,13 +146,26 @@ const ADAMW: ElementwiseUpdate = {
     { name: 'm', access: 'write' },
     { name: 'v', access: 'write' },
   ],
-  // 0: 1 − lr·wd, 1: β1, 2: 1 − β1, 3: β2, 4: 1 − β2, 5: eps, 6: lr / (1 − β1^t), 7: 1 / sqrt(1 − β2^t)
+  hyper: {
+    /** 1 − lr·wd (decoupled weight decay). */
+    decay: 'f32',
+    beta1: 'f32', one_minus_beta1: 'f32', beta2: 'f32', one_minus_beta2: 'f32', eps: 'f32',
+    /** lr / (1 − β1^t): the first moment's bias correction folded into the step. */
+    step_size: 'f32',
+    /** 1 / sqrt(1 − β2^t). */
+    inv_sqrt_bc2: 'f32',
+  },
   body: `g = g * gs;
-        p = p * pf(0u);
-        m = pf(1u) * m + pf(2u) * g;
-        v = pf(3u) * v + pf(4u) * g * g;
-        p = p - pf(6u) * m / (sqrt(v) * pf(7u) + pf(5u));`,
+        p = p * params.decay;
+        m = params.beta1 * m + params.one_minus_beta1 * g;
+        v = params.beta2 * v + params.one_minus_beta2 * g * g;
+        p = p - params.step_size * m / (sqrt(v) * params.inv_sqrt_bc2 + params.eps);`,
 };
+
+/** The AdamW kernel for `count` groups, with or without a GPU grad-scale buffer. */
+export function adamwSource(count: number, scaled: boolean): string {
+  return updateSource(ADAMW, count, scaled);
+}
 
 /**
  * PyTorch AdamW: p ← p − lr·wd·p; m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
@@ -271,20 +185,25 @@ export function adamwStep(groups: { param: View; grad: View; m: View; v: View }[
   });
   const bc1 = 1 - h.beta1 ** h.step;
   const bc2 = 1 - h.beta2 ** h.step;
-  const header = new Params().f(1 - h.lr * h.weightDecay, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.eps, h.lr / bc1, 1 / Math.sqrt(bc2));
-  runUpdate(op, ADAMW, packed, header, h.gradScale ?? 1, h.gradScaleBuffer, opts);
+  const hyper = {
+    decay: 1 - h.lr * h.weightDecay, beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2,
+    eps: h.eps, step_size: h.lr / bc1, inv_sqrt_bc2: 1 / Math.sqrt(bc2),
+  };
+  runUpdate(op, ADAMW, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts);
 }
 
-// 0: lr, 1: μ, 2: 1 − dampening, 3: weight decay, 6: first step (u32), 7: nesterov (u32)
-const SGD_GRAD = `g = g * gs + pf(3u) * p;`;
+/** first_step: the momentum buffer starts as the gradient; nesterov: the Nesterov form (both 0/1). */
+const SGD_HYPER = { lr: 'f32', momentum: 'f32', one_minus_dampening: 'f32', weight_decay: 'f32', first_step: 'u32', nesterov: 'u32' } as const;
+const SGD_GRAD = `g = g * gs + params.weight_decay * p;`;
 const SGD_PLAIN: ElementwiseUpdate = {
   name: 'sgd',
   operands: [
     { name: 'p', access: 'write' },
     { name: 'g', access: 'read' },
   ],
+  hyper: SGD_HYPER,
   body: `${SGD_GRAD}
-        p = p - pf(0u) * g;`,
+        p = p - params.lr * g;`,
 };
 const SGD_MOMENTUM: ElementwiseUpdate = {
   name: 'sgd-momentum',
@@ -293,10 +212,11 @@ const SGD_MOMENTUM: ElementwiseUpdate = {
     { name: 'g', access: 'read' },
     { name: 'b', access: 'write' },
   ],
+  hyper: SGD_HYPER,
   body: `${SGD_GRAD}
-        if (pu(6u) != 0u) { b = g; } else { b = pf(1u) * b + pf(2u) * g; }
-        if (pu(7u) != 0u) { g = g + pf(1u) * b; } else { g = b; }
-        p = p - pf(0u) * g;`,
+        if (params.first_step != 0u) { b = g; } else { b = params.momentum * b + params.one_minus_dampening * g; }
+        if (params.nesterov != 0u) { g = g + params.momentum * b; } else { g = b; }
+        p = p - params.lr * g;`,
 };
 
 /**
@@ -317,8 +237,11 @@ export function sgdStep(groups: { param: View; grad: View; momentum?: View }[], 
     checkF32(op, `groups[${i}].momentum`, g.momentum, n);
     return [g.param, g.grad, g.momentum];
   });
-  const header = new Params().f(h.lr, h.momentum, 1 - (h.dampening ?? 0), h.weightDecay ?? 0, 0, 0).u(h.firstStep ? 1 : 0, h.nesterov ? 1 : 0);
-  runUpdate(op, useMomentum ? SGD_MOMENTUM : SGD_PLAIN, packed, header, h.gradScale ?? 1, h.gradScaleBuffer, opts);
+  const hyper = {
+    lr: h.lr, momentum: h.momentum, one_minus_dampening: 1 - (h.dampening ?? 0), weight_decay: h.weightDecay ?? 0,
+    first_step: h.firstStep ? 1 : 0, nesterov: h.nesterov ? 1 : 0,
+  };
+  runUpdate(op, useMomentum ? SGD_MOMENTUM : SGD_PLAIN, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts);
 }
 
 const EMA: ElementwiseUpdate = {
@@ -327,7 +250,8 @@ const EMA: ElementwiseUpdate = {
     { name: 'e', access: 'write' },
     { name: 'p', access: 'read' },
   ],
-  body: `e = pf(0u) * e + pf(1u) * p;`,
+  hyper: { decay: 'f32', one_minus_decay: 'f32' },
+  body: `e = params.decay * e + params.one_minus_decay * p;`,
 };
 
 /** ema ← d·ema + (1−d)·θ for each pair. */
@@ -338,115 +262,6 @@ export function emaUpdate(pairs: { ema: View; param: View }[], decay: number, op
     checkF32(op, `pairs[${i}].param`, q.param, sizeOf(q.ema.shape));
     return [q.ema, q.param];
   });
-  runUpdate(op, EMA, packed, new Params().f(decay, 1 - decay), 1, undefined, opts);
+  runUpdate(op, EMA, packed, { decay, one_minus_decay: 1 - decay }, 1, undefined, opts);
 }
 
-const SUMSQ_OPERANDS: readonly Operand[] = [{ name: 'x', access: 'read' }];
-
-/** Tree reduction of `red` (WG values) into red[0]; needs uniform control flow. */
-const TREE_REDUCE = `  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    workgroupBarrier();
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-  }
-  workgroupBarrier();`;
-
-function partialSource(count: number): string {
-  const stride = 3;
-  const decls = Array.from({ length: count }, (_, j) => `@group(0) @binding(${j}) var<storage, read> x${j}: array<f32>;`);
-  const chain = groupChain(count, stride, (j, t) => `    let n = pu(${t + 1}u); let o = pu(${t + 2}u);
-    let base = (w - pu(${t}u)) * CHUNK + lid;
-    for (var e = 0u; e < PER_THREAD; e++) {
-      let i = base + e * WG;
-      if (i < n) { let a = x${j}[o + i]; acc = acc + a * a; }
-    }`);
-  return `${decls.join('\n')}
-@group(0) @binding(${count}) var<storage, read_write> partials: array<f32>;
-${paramsDecl(count + 1, Math.ceil((HEADER_WORDS + count * stride) / 4))}
-const WG = ${WG}u;
-const PER_THREAD = ${PER_THREAD}u;
-const CHUNK = ${CHUNK}u;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let w = wid.x + wid.y * nwg.x;
-  var acc = 0.0;
-  ${chain}
-  red[lid] = acc;
-${TREE_REDUCE}
-  // 0: first partial of this dispatch, 1: workgroups with work
-  if (lid == 0u && w < pu(1u)) { partials[pu(0u) + w] = red[0]; }
-}`;
-}
-
-const FINAL_SOURCE = `@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${paramsDecl(2, 1)}
-const WG = ${WG}u;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32) {
-  // 0: partial count, 1: output offset. Fixed order: thread lid sums lid, lid + WG, …
-  var acc = 0.0;
-  for (var i = lid; i < pu(0u); i += WG) { acc = acc + partials[i]; }
-  red[lid] = acc;
-${TREE_REDUCE}
-  if (lid == 0u) { out[pu(1u)] = red[0]; }
-}`;
-
-/**
- * Σ x² over all tensors into the 1-element f32 View `out`: one dispatch per k tensors writing a
- * partial per workgroup, then one workgroup adds the partials in a fixed order (deterministic).
- */
-export function sumOfSquares(tensors: View[], out: View, opts: MultiTensorOptions = {}): void {
-  const op = 'sumOfSquares';
-  tensors.forEach((t, i) => checkF32(op, `tensors[${i}]`, t));
-  checkF32(op, 'out', out, 1);
-  const rt = runtime();
-  const k = groupsPerDispatch(1, 1, opts);
-  const chunks = packDispatches(op, tensors.map((t) => [t]), SUMSQ_OPERANDS, k, []);
-  const total = tensors.reduce((s, t) => s + Math.ceil(sizeOf(t.shape) / CHUNK), 0);
-  const partials = rt.allocate(Math.max(total, 1) * 4, 'sumsq-partials');
-  let first = 0;
-  for (const chunk of chunks) {
-    const p = new Params().u(first, 0).pad(HEADER_WORDS);
-    const workgroups = packTable(p, chunk);
-    const words = p.build();
-    words[1] = workgroups;
-    const count = chunk.length;
-    rt.dispatch(
-      { key: `optim|sumsq-partial|g${count}|wg${WG}x${PER_THREAD}`, bindings: [...chunk.map(() => 'read' as const), 'write', 'uniform'], wgsl: () => partialSource(count) },
-      [...chunk.map((g) => g[0].buffer), partials],
-      launch(workgroups),
-      words,
-    );
-    first += workgroups;
-  }
-  rt.dispatch({ key: `optim|sumsq-final|wg${WG}`, bindings: ['read', 'write', 'uniform'], wgsl: () => FINAL_SOURCE }, [partials, out.buffer], [1], new Params().u(first, out.offset).build());
-  // Safe while the batch is pending: the pool reuses a buffer only after the submit that used it.
-  rt.release(partials);
-}
-
-/**
- * scale = min(1, maxNorm / (sqrt(sumsq) + 1e-6)) into `scaleOut` [1], on the GPU (no read-back);
- * pass scaleOut as gradScaleBuffer to adamwStep / sgdStep to clip by the global norm.
- */
-export function clipScale(sumsq: View, maxNorm: number, scaleOut: View): void {
-  const op = 'clipScale';
-  checkF32(op, 'sumsq', sumsq, 1);
-  checkF32(op, 'scaleOut', scaleOut, 1);
-  const same = sumsq.buffer === scaleOut.buffer;
-  const src = same ? 'io' : 'src';
-  const wgsl = () => `${same ? '' : '@group(0) @binding(0) var<storage, read> src: array<f32>;\n'}@group(0) @binding(${same ? 0 : 1}) var<storage, read_write> io: array<f32>;
-${paramsDecl(same ? 1 : 2, 1)}
-@compute @workgroup_size(1)
-fn main() {
-  // 0: max norm, 1: sumsq offset, 2: output offset
-  io[pu(2u)] = min(1.0, pf(0u) / (sqrt(${src}[pu(1u)]) + 1e-6));
-}`;
-  runtime().dispatch(
-    { key: `optim|clip-scale|${same ? 'aliased' : 'split'}`, bindings: same ? ['write', 'uniform'] : ['read', 'write', 'uniform'], wgsl },
-    same ? [scaleOut.buffer] : [sumsq.buffer, scaleOut.buffer],
-    [1],
-    new Params().f(maxNorm).u(sumsq.offset, scaleOut.offset).build(),
-  );
-}

@@ -6,7 +6,8 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
-import { FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
+import { FLAT_INDEX, grid1d, WG } from './common.js';
+import { uniforms } from './uniforms.js';
 import type { View } from './view.js';
 
 export type RandomKind = 'uniform' | 'normal' | 'randint' | 'bernoulli';
@@ -33,6 +34,20 @@ fn unit_closed_open(x: u32) -> f32 { return f32(x >> 8u) * (1.0 / 16777216.0); }
 `;
 
 /**
+ * n elements from the stream `stream` of the seed (seed_lo, seed_hi); s0, s1: the draw's two
+ * parameters; lo/span: randint's range [lo, lo + span); out_offset: where the view starts.
+ */
+const RANDOM_UNIFORMS = uniforms({
+  n: 'u32', seed_lo: 'u32', seed_hi: 'u32', stream: 'u32', s0: 'f32', s1: 'f32', lo: 'i32', span: 'u32', out_offset: 'u32',
+});
+
+/** randint's [lo, lo + span); other draws do not read them. */
+function randintRange(kind: RandomKind, a: number, b: number): { lo: number; span: number } {
+  if (kind !== 'randint') return { lo: 0, span: 0 };
+  return { lo: Math.floor(a), span: Math.max(0, Math.floor(b) - Math.floor(a)) };
+}
+
+/**
  * Fills the contiguous view `out` with random numbers. `a`, `b`: uniform range [a, b), normal
  * mean/std, randint [a, b), bernoulli probability a.
  */
@@ -54,27 +69,29 @@ export function randomFill(out: View, kind: RandomKind, seedLo: number, seedHi: 
       key,
       bindings: ['write', 'uniform'],
       wgsl: () => `${t === 'f16' ? 'enable f16;\n' : ''}@group(0) @binding(0) var<storage, read_write> out_buf: array<${t}>;
-${paramsDecl(1, 3)}
+${RANDOM_UNIFORMS.wgsl(1)}
 const WG = ${WG}u;
 ${THREEFRY_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
-  if (i >= pu(0u)) { return; }
-  let pair = threefry2x32(i / 2u, pu(3u), pu(1u), pu(2u));
+  if (i >= params.n) { return; }
+  let pair = threefry2x32(i / 2u, params.stream, params.seed_lo, params.seed_hi);
   let w = select(pair.y, pair.x, (i & 1u) == 0u);
-  let s0 = pf(4u);
-  let s1 = pf(5u);
-  let lo = pi(6u);
-  let span = pu(7u);
+  let s0 = params.s0;
+  let s1 = params.s1;
+  let lo = params.lo;
+  let span = params.span;
   let radius = sqrt(-2.0 * log(unit_open_closed(pair.x)));
   let angle = 6.283185307179586 * unit_closed_open(pair.y);
   let z = select(radius * sin(angle), radius * cos(angle), (i & 1u) == 0u);
-  out_buf[pu(8u) + i] = ${value};
+  out_buf[params.out_offset + i] = ${value};
 }`,
     },
     [out.buffer],
     grid1d(n),
-    new Params().u(n, seedLo, seedHi, stream).f(a, b).i(Math.floor(a)).u(Math.max(0, Math.floor(b) - Math.floor(a))).u(out.offset).build(),
+    RANDOM_UNIFORMS.pack({
+      n, seed_lo: seedLo, seed_hi: seedHi, stream, s0: a, s1: b, ...randintRange(kind, a, b), out_offset: out.offset,
+    }),
   );
 }

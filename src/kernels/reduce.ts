@@ -1,6 +1,6 @@
 /**
- * Reductions over one axis of a strided view, x seen as [outer, R, inner], plus the WGSL
- * workgroup-reduction library that the row kernels (softmax.ts, norm.ts) share.
+ * Reductions over one axis of a strided view, x seen as [outer, R, inner]. The workgroup
+ * reductions of the "rows" strategy come from row-reduce.ts (shared with softmax.ts, norm.ts).
  *
  * Strategy (chosen per call, part of the cache key):
  *  - "rows": one workgroup per output, its WG threads stride through R and combine by a
@@ -25,153 +25,13 @@ import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { enables, grid1d, Params, paramsDecl } from './common.js';
+import { grid1d } from './common.js';
+import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, useSubgroups, type SubgroupFlavour } from './row-reduce.js';
+import { rowWorkgroupSize } from './tuning.js';
+import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
-// ----------------------------------------------------------------------------------------------
-// Workgroup-reduction library (shared with softmax.ts and norm.ts)
-
-export type ReductionMode = 'auto' | 'tree' | 'subgroup' | 'subgroup-fallback';
-let reductionMode: ReductionMode = 'auto';
-
-/**
- * Forces the flavour of workgroup reduction (for tests and benchmarks): 'tree' = shared-memory
- * tree only; 'subgroup' = subgroup ops (throws without the feature); 'subgroup-fallback' =
- * subgroup kernels whose layout check is forced to fail, to exercise their tree fallback;
- * 'auto' = subgroups when the device has them.
- */
-export function setReductionMode(mode: ReductionMode): void {
-  reductionMode = mode;
-}
-
-/** Subgroup flavour for the next kernel: false (tree), 'sg', or 'sgfb' (forced fallback). Goes into keys. */
-export type SubgroupFlavour = false | 'sg' | 'sgfb';
-
-export function useSubgroups(): SubgroupFlavour {
-  const has = runtime().features.has('subgroups');
-  if (reductionMode !== 'auto' && reductionMode !== 'tree' && !has) throw new Error(`reduction mode '${reductionMode}' needs the device feature 'subgroups'`);
-  if (reductionMode === 'tree' || !has) return false;
-  return reductionMode === 'subgroup-fallback' ? 'sgfb' : 'sg';
-}
-
-/**
- * Workgroup size of a row kernel for rows of length n: small rows get a small workgroup, never
- * below one subgroup. On lavapipe (subgroups of 8), rows of 96 with 16 threads instead of 64:
- * RMSNorm forward+backward over [1024, 96] 6.7 → 2.9 ms, softmax 4.1 → 1.4 ms.
- */
-export function rowWorkgroupSize(n: number): number {
-  const sub = (runtime().adapter.info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 32;
-  if (n <= 128) return Math.max(16, sub);
-  if (n <= 256) return Math.max(32, sub);
-  return n <= 512 ? 64 : 256;
-}
-
-/** Launch of `n` workgroups, 2-D when n exceeds the per-dimension limit; see ROW_INDEX. */
-export function rowGrid(n: number): [number, number] {
-  return grid1d(n, 1);
-}
-/** WGSL for the workgroup's flat index under rowGrid (uniform across the workgroup). */
-export const ROW_INDEX = 'wid.x + wid.y * nwg.x';
-
-/** Entry-point builtins a row kernel declares. */
-export function rowEntryArgs(sg: SubgroupFlavour): string {
-  const base = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32';
-  return sg ? `${base}, @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32` : base;
-}
-/** First statement of a row kernel after its uniform early return: sets up `sg_ok`. */
-export function rowSetup(sg: SubgroupFlavour): string {
-  return sg ? 'let sg_ok = sg_layout_ok(lid, sg_lane, sg_size);' : '';
-}
-/** Trailing arguments every wg_* call takes. */
-export function redArgs(sg: SubgroupFlavour): string {
-  return sg ? 'lid, sg_lane, sg_size, sg_ok' : 'lid';
-}
-
-/** `enable` lines for a row kernel over these dtypes. */
-export function rowEnables(dtypes: DType[], sg: SubgroupFlavour): string {
-  return enables(dtypes) + (sg ? 'enable subgroups;\n' : '');
-}
-
-/**
- * WGSL helpers: f_nan(), f_inf(), is_nan(), NaN-propagating c_max/c_min, and workgroup
- * reductions wg_sum (f32), wg_sum2 (vec2<f32>), wg_max, wg_min. Every invocation must call them
- * in uniform control flow; each returns the result to all invocations and leaves shared memory
- * free for the next call.
- *
- * The subgroup flavour reduces within subgroups, then across the per-subgroup partials. It needs
- * subgroups to be aligned runs of local_invocation_index, which WGSL does not promise; the kernel
- * checks this once per workgroup (sg_layout_ok) and falls back to the tree when it fails.
- */
-export function reductionLibrary(wg: number, sg: SubgroupFlavour): string {
-  const common = `const WG = ${wg}u;
-fn f_nan() -> f32 { var b = 0x7fc00000u; return bitcast<f32>(b); }
-fn f_inf() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn c_max(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, is_nan(b)), a, is_nan(a)); }
-fn c_min(a: f32, b: f32) -> f32 { return select(select(min(a, b), b, is_nan(b)), a, is_nan(a)); }
-fn c_add(a: f32, b: f32) -> f32 { return a + b; }
-fn c_add2(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return a + b; }
-fn sg_max(v: f32) -> f32 { return select(subgroupMax(v), f_nan(), subgroupAny(is_nan(v))); }
-fn sg_min(v: f32) -> f32 { return select(subgroupMin(v), f_nan(), subgroupAny(is_nan(v))); }
-var<workgroup> red_f: array<f32, ${wg}>;
-var<workgroup> red_v2: array<vec2<f32>, ${wg}>;
-`;
-  const fns: [string, string, string, string, string, string][] = [
-    // name, type, shared array, combiner, subgroup reduction, identity
-    ['wg_sum', 'f32', 'red_f', 'c_add', 'subgroupAdd', '0.0'],
-    ['wg_sum2', 'vec2<f32>', 'red_v2', 'c_add2', 'subgroupAdd', 'vec2<f32>(0.0)'],
-    ['wg_max', 'f32', 'red_f', 'c_max', 'sg_max', '-f_inf()'],
-    ['wg_min', 'f32', 'red_f', 'c_min', 'sg_min', 'f_inf()'],
-  ];
-  const out = [sg ? common : common.replace(/^fn sg_.*\n/gm, '')];
-  if (sg) {
-    out.push(`var<workgroup> sg_bad_atomic: atomic<u32>;
-var<workgroup> sg_bad: u32;
-fn sg_layout_ok(lid: u32, lane: u32, size: u32) -> bool {
-  let first = subgroupMin(lid);
-  if (first + lane != lid || first % size != 0u) { atomicStore(&sg_bad_atomic, 1u); }
-  workgroupBarrier();
-  if (lid == 0u) { sg_bad = atomicLoad(&sg_bad_atomic); }
-  return workgroupUniformLoad(&sg_bad) == ${sg === 'sgfb' ? '2u' : '0u'};
-}`);
-  }
-  for (const [name, T, arr, comb, sgop, ident] of fns) {
-    const tree = `${arr}[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { ${arr}[lid] = ${comb}(${arr}[lid], ${arr}[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = ${arr}[0];
-  workgroupBarrier();
-  return r;`;
-    if (!sg) {
-      out.push(`fn ${name}(v: ${T}, lid: u32) -> ${T} {\n  ${tree}\n}`);
-      continue;
-    }
-    out.push(`fn ${name}(v: ${T}, lid: u32, lane: u32, size: u32, ok: bool) -> ${T} {
-  if (ok) {
-    let part = ${sgop}(v);
-    if (lane == 0u) { ${arr}[lid / size] = part; }
-    workgroupBarrier();
-    // Every subgroup folds the per-subgroup partials the same way, so all get the same value.
-    let n = (WG + size - 1u) / size;
-    var acc = ${ident};
-    for (var k = 0u; k < n; k += size) {
-      if (k + lane < n) { acc = ${comb}(acc, ${arr}[k + lane]); }
-    }
-    let r = ${sgop}(acc);
-    workgroupBarrier();
-    return r;
-  }
-  ${tree}
-}`);
-  }
-  return out.join('\n');
-}
-
-// ----------------------------------------------------------------------------------------------
-// reduceInto / varianceInto
+export { setReductionMode, type ReductionMode } from './row-reduce.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin' | 'sumsq';
 
@@ -321,15 +181,23 @@ function dispatchReduce(
   if (iOut) (bindings.push('write'), buffers.push(iOut.buffer));
   bindings.push('uniform');
   const total = L.outer * chunks * L.inner;
-  const params = new Params()
-    .u(total, L.outer, L.R, L.inner)
-    .u(L.sOuter, L.sR, L.sInner, src.offset)
-    .u(chunkLen, chunks, vOut?.offset ?? 0, iOut?.offset ?? 0)
-    .f(stage.scale)
-    .u(stage.nanFlag ? 1 : 0)
-    .build();
+  const params = REDUCE_UNIFORMS.pack({
+    outputs: total, R: L.R, inner: L.inner, s_outer: L.sOuter, s_r: L.sR, s_inner: L.sInner, x_offset: src.offset,
+    chunk_len: chunkLen, chunks, v_offset: vOut?.offset ?? 0, i_offset: iOut?.offset ?? 0,
+    scale: stage.scale, nan_flag: stage.nanFlag ? 1 : 0,
+  });
   runtime().dispatch({ key, bindings, wgsl: () => reduceSource(spec) }, buffers, rows ? rowGrid(total) : grid1d(total, wg), params);
 }
+
+/**
+ * Parameters: `outputs` = outer·chunks·inner threads or workgroups; x's strides and offset; the
+ * chunk of R each output covers; the output offsets (values, indices); the final stage's scale,
+ * and `nan_flag` (a zero divisor: NaN where the sum is 0, inf elsewhere).
+ */
+const REDUCE_UNIFORMS = uniforms({
+  outputs: 'u32', R: 'u32', inner: 'u32', s_outer: 'u32', s_r: 'u32', s_inner: 'u32', x_offset: 'u32',
+  chunk_len: 'u32', chunks: 'u32', v_offset: 'u32', i_offset: 'u32', scale: 'f32', nan_flag: 'u32',
+});
 
 interface KernelSpec {
   rows: boolean;
@@ -410,7 +278,7 @@ function reduceSource(k: KernelSpec): string {
   if (k.prep === 'center') decl.push(`@group(0) @binding(${b++}) var<storage, read> cb: array<f32>;`);
   if (k.vT) decl.push(`@group(0) @binding(${b++}) var<storage, read_write> vb: array<${k.vT}>;`);
   if (k.hasI) decl.push(`@group(0) @binding(${b++}) var<storage, read_write> jb: array<i32>;`);
-  decl.push(paramsDecl(b, 4));
+  decl.push(REDUCE_UNIFORMS.wgsl(b));
 
   const value =
     k.prep === 'square' ? 'let xv = f32(xb[e]); let v = xv * xv;' : k.prep === 'center' ? 'let d = f32(xb[e]) - cb[o * inner + i]; let v = d * d;' : 'let v = f32(xb[e]);';
@@ -430,38 +298,38 @@ function reduceSource(k: KernelSpec): string {
   }
   const writes: string[] = [];
   if (k.vT) {
-    const res = k.final ? 'select(acc * pf(12u), select(f_inf(), f_nan(), acc == 0.0), pu(13u) != 0u)' : 'acc';
-    writes.push(`vb[pu(10u) + g] = ${k.vT}(${res});`);
+    const res = k.final ? 'select(acc * params.scale, select(f_inf(), f_nan(), acc == 0.0), params.nan_flag != 0u)' : 'acc';
+    writes.push(`vb[params.v_offset + g] = ${k.vT}(${res});`);
   }
-  if (k.hasI) writes.push('jb[pu(11u) + g] = best_i;');
+  if (k.hasI) writes.push('jb[params.i_offset + g] = best_i;');
   const guardWrite = k.rows ? `if (lid == 0u) { ${writes.join(' ')} }` : writes.join('\n  ');
 
   const entry = k.rows
     ? `@compute @workgroup_size(${k.wg})
 fn main(${rowEntryArgs(k.sg)}) {
   let g = ${ROW_INDEX};
-  if (g >= pu(0u)) { return; }
+  if (g >= params.outputs) { return; }
   ${rowSetup(k.sg)}`
     : `@compute @workgroup_size(${k.wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let g = gid.x + gid.y * (nwg.x * WG);
-  if (g >= pu(0u)) { return; }`;
+  if (g >= params.outputs) { return; }`;
 
   return `${rowEnables([k.xT, ...(k.vT ? [k.vT] : [])], k.sg)}${decl.join('\n')}
 ${reductionLibrary(k.wg, k.sg)}
 ${isArg ? argPickWgsl(k.combine as 'argmax') : ''}
 ${isArg && k.sg ? argSubgroupWgsl(k.combine as 'argmax') : ''}
 ${entry}
-  let inner = pu(3u);
-  let chunks = pu(9u);
+  let inner = params.inner;
+  let chunks = params.chunks;
   let i = g % inner;
   let t = g / inner;
   let c = t % chunks;
   let o = t / chunks;
-  let base = pu(7u) + o * pu(4u) + i * pu(6u);
-  let r0 = c * pu(8u);
-  let r1 = min(pu(2u), r0 + pu(8u));
-  let s_r = pu(5u);
+  let base = params.x_offset + o * params.s_outer + i * params.s_inner;
+  let r0 = c * params.chunk_len;
+  let r1 = min(params.R, r0 + params.chunk_len);
+  let s_r = params.s_r;
   var acc = ${ident};
   var best_i = 0x7fffffff;
   ${loop} {

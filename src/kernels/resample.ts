@@ -31,7 +31,8 @@
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { hasRuntime, runtime, type Runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
-import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
+import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
+import { uniforms } from './uniforms.js';
 import type { View } from './view.js';
 
 export type ResampleMode = 'bilinear' | 'bicubic';
@@ -210,7 +211,10 @@ interface Operand4 {
 /** Taps of one axis for a pass: a table, or null = identity (the axis keeps its size). */
 type PassAxis = TapTable | null;
 
-const PARAM_VEC4S = 4;
+/** n outputs of [B, C, OH, OW]; x's and out's [B, C, H, W] strides and offsets. */
+const RESAMPLE_UNIFORMS = uniforms({
+  n: 'u32', ow: 'u32', oh: 'u32', c: 'u32', x_stride: ['u32', 4], x_offset: 'u32', out_stride: ['u32', 4], out_offset: 'u32',
+});
 
 function resamplePass(
   x: Operand4,
@@ -228,11 +232,9 @@ function resamplePass(
   // Identity axes still need a binding; any read-only buffer does (it is never read).
   const hBuf = (th ?? tw)?.buffer ?? x.buffer;
   const wBuf = (tw ?? th)?.buffer ?? x.buffer;
-  const params = new Params()
-    .u(n, shape.ow, shape.oh, shape.c)
-    .u(...x.strides, x.offset)
-    .u(...out.strides, out.offset)
-    .build();
+  const params = RESAMPLE_UNIFORMS.pack({
+    n, ow: shape.ow, oh: shape.oh, c: shape.c, x_stride: x.strides, x_offset: x.offset, out_stride: out.strides, out_offset: out.offset,
+  });
   runtime().dispatch(
     { key, bindings: ['read', 'read', 'read', 'write', 'uniform'], wgsl: () => resampleSource(x.dtype, out.dtype, kh, kw) },
     [x.buffer, hBuf, wBuf, out.buffer],
@@ -260,8 +262,8 @@ function resampleSource(xT: DType, outT: DType, kh: number, kw: number): string 
     kw === 0
       ? ''
       : `fn row_sum(row: u32, ox: u32) -> f32 {
-  let OW = pu(1u);
-  let sW = pu(7u);
+  let OW = params.ow;
+  let sW = params.x_stride_3;
   var s = 0.0;
   for (var e = 0u; e < KW; e++) {
     let ix = taps_w[ox * KW + e];
@@ -274,7 +276,7 @@ function resampleSource(xT: DType, outT: DType, kh: number, kw: number): string 
 @group(0) @binding(1) var<storage, read> taps_h: array<u32>;
 @group(0) @binding(2) var<storage, read> taps_w: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out_buf: array<${outT}>;
-${paramsDecl(4, PARAM_VEC4S)}
+${RESAMPLE_UNIFORMS.wgsl(4)}
 const WG = ${WG}u;
 const KH = ${kh}u;
 const KW = ${kw}u;
@@ -282,21 +284,21 @@ ${rowFn}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
-  if (i >= pu(0u)) { return; }
-  let OW = pu(1u);
-  let OH = pu(2u);
-  let C = pu(3u);
+  if (i >= params.n) { return; }
+  let OW = params.ow;
+  let OH = params.oh;
+  let C = params.c;
   let ox = i % OW;
   var t = i / OW;
   let oy = t % OH;
   t = t / OH;
   let c = t % C;
   let b = t / C;
-  let sH = pu(6u);
-  let sW = pu(7u);
-  let base = pu(8u) + b * pu(4u) + c * pu(5u);
+  let sH = params.x_stride_2;
+  let sW = params.x_stride_3;
+  let base = params.x_offset + b * params.x_stride_0 + c * params.x_stride_1;
 ${body}
-  out_buf[pu(13u) + b * pu(9u) + c * pu(10u) + oy * pu(11u) + ox * pu(12u)] = ${outT}(acc);
+  out_buf[params.out_offset + b * params.out_stride_0 + c * params.out_stride_1 + oy * params.out_stride_2 + ox * params.out_stride_3] = ${outT}(acc);
 }`;
 }
 

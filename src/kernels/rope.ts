@@ -12,29 +12,35 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
-import { enables, FLAT_INDEX, grid1d, Params, paramsDecl, WG } from './common.js';
+import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { coalesce } from './elementwise.js';
+import { uniforms } from './uniforms.js';
 import type { View } from './view.js';
 
 /** Leading dims (after merging the ones contiguous in both x and out) the kernel decodes. */
 const MAX_LEAD = 6;
 
-// Uniform layout (u32 words).
-const P = {
-  pairs: 0, n: 1, half: 2, lead: 3,
-  leadShape: 4, xLead: 4 + MAX_LEAD, oLead: 4 + 2 * MAX_LEAD,
-  // x sN, x sD, x off, out sN, out sD, out off, cos sN, cos sD, cos off, sin sN, sin sD, sin off
-  tail: 4 + 3 * MAX_LEAD,
-} as const;
-const PARAM_VEC4S = Math.ceil((P.tail + 12) / 4);
+/**
+ * Parameters: pairs to rotate, N, D/2, the merged leading dims' sizes and x's and out's strides
+ * along them, then (row stride, element stride, offset) of x, out, cos and sin.
+ */
+function layoutFor(lead: number) {
+  return uniforms({
+    pairs: 'u32', n: 'u32', half: 'u32',
+    lead_shape: ['u32', lead], x_lead_stride: ['u32', lead], out_lead_stride: ['u32', lead],
+    x_sn: 'u32', x_sd: 'u32', x_offset: 'u32', out_sn: 'u32', out_sd: 'u32', out_offset: 'u32',
+    cos_sn: 'u32', cos_sd: 'u32', cos_offset: 'u32', sin_sn: 'u32', sin_sd: 'u32', sin_offset: 'u32',
+  } as const);
+}
+const layouts: ReturnType<typeof layoutFor>[] = [];
+const ropeUniforms = (lead: number) => (layouts[lead] ??= layoutFor(lead));
 
 function ropeSource(dtypes: DType[], lead: number, inverse: boolean): string {
   const [xT, cT, sT, oT] = dtypes;
   const walk: string[] = [];
   for (let d = lead - 1; d >= 0; d--) {
-    walk.push(`  { let sz = pu(${P.leadShape + d}u); let c = rem % sz; rem = rem / sz; xo += c * pu(${P.xLead + d}u); oo += c * pu(${P.oLead + d}u); }`);
+    walk.push(`  { let sz = params.lead_shape_${d}; let c = rem % sz; rem = rem / sz; xo += c * params.x_lead_stride_${d}; oo += c * params.out_lead_stride_${d}; }`);
   }
-  const t = P.tail;
   // Forward: (a, b) → (a·c0 − b·s0, b·c1 + a·s1). Transpose: (a, b) → (a·c0 + b·s1, b·c1 − a·s0).
   const outs = inverse
     ? ['a * c0 + b * s1', 'b * c1 - a * s0']
@@ -43,30 +49,30 @@ function ropeSource(dtypes: DType[], lead: number, inverse: boolean): string {
 @group(0) @binding(1) var<storage, read> cos_buf: array<${cT}>;
 @group(0) @binding(2) var<storage, read> sin_buf: array<${sT}>;
 @group(0) @binding(3) var<storage, read_write> out_buf: array<${oT}>;
-${paramsDecl(4, PARAM_VEC4S)}
+${ropeUniforms(lead).wgsl(4)}
 const WG = ${WG}u;
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let p = ${FLAT_INDEX};
-  if (p >= pu(${P.pairs}u)) { return; }
-  let half = pu(${P.half}u);
-  let N = pu(${P.n}u);
+  if (p >= params.pairs) { return; }
+  let half = params.half;
+  let N = params.n;
   let e0 = 2u * (p % half);
   let n = (p / half) % N;
   var rem = p / (half * N);
-  var xo = pu(${t + 2}u) + n * pu(${t}u) + e0 * pu(${t + 1}u);
-  var oo = pu(${t + 5}u) + n * pu(${t + 3}u) + e0 * pu(${t + 4}u);
+  var xo = params.x_offset + n * params.x_sn + e0 * params.x_sd;
+  var oo = params.out_offset + n * params.out_sn + e0 * params.out_sd;
 ${walk.join('\n')}
   let a = f32(x_buf[xo]);
-  let b = f32(x_buf[xo + pu(${t + 1}u)]);
-  let ci = pu(${t + 8}u) + n * pu(${t + 6}u) + e0 * pu(${t + 7}u);
-  let si = pu(${t + 11}u) + n * pu(${t + 9}u) + e0 * pu(${t + 10}u);
+  let b = f32(x_buf[xo + params.x_sd]);
+  let ci = params.cos_offset + n * params.cos_sn + e0 * params.cos_sd;
+  let si = params.sin_offset + n * params.sin_sn + e0 * params.sin_sd;
   let c0 = f32(cos_buf[ci]);
-  let c1 = f32(cos_buf[ci + pu(${t + 7}u)]);
+  let c1 = f32(cos_buf[ci + params.cos_sd]);
   let s0 = f32(sin_buf[si]);
-  let s1 = f32(sin_buf[si + pu(${t + 10}u)]);
+  let s1 = f32(sin_buf[si + params.sin_sd]);
   out_buf[oo] = ${oT}(${outs[0]});
-  out_buf[oo + pu(${t + 4}u)] = ${oT}(${outs[1]});
+  out_buf[oo + params.out_sd] = ${oT}(${outs[1]});
 }`;
 }
 
@@ -92,12 +98,14 @@ export function ropeInto(x: View, cos: View, sin: View, out: View, inverse = fal
   if (pairs === 0) return;
   const lead = coalesce(x.shape.slice(0, -2), [x.strides.slice(0, -2), out.strides.slice(0, -2)]);
   if (lead.shape.length > MAX_LEAD) throw new RangeError(`rope: ${lead.shape.length} leading dims after merging; at most ${MAX_LEAD}`);
-  const p = new Params().u(pairs, N, D / 2, lead.shape.length);
-  p.u(...lead.shape).pad(P.xLead);
-  p.u(...lead.strides[0]).pad(P.oLead);
-  p.u(...lead.strides[1]).pad(P.tail);
-  const two = (v: View) => [v.strides[v.strides.length - 2], v.strides[v.strides.length - 1], v.offset];
-  p.u(...two(x), ...two(out), ...two(cos), ...two(sin));
+  const sn = (v: View) => v.strides[v.strides.length - 2];
+  const sd = (v: View) => v.strides[v.strides.length - 1];
+  const params = ropeUniforms(lead.shape.length).pack({
+    pairs, n: N, half: D / 2,
+    lead_shape: lead.shape, x_lead_stride: lead.strides[0], out_lead_stride: lead.strides[1],
+    x_sn: sn(x), x_sd: sd(x), x_offset: x.offset, out_sn: sn(out), out_sd: sd(out), out_offset: out.offset,
+    cos_sn: sn(cos), cos_sd: sd(cos), cos_offset: cos.offset, sin_sn: sn(sin), sin_sd: sd(sin), sin_offset: sin.offset,
+  });
   const dtypes = [x.dtype, cos.dtype, sin.dtype, out.dtype];
   runtime().dispatch(
     {
@@ -107,6 +115,6 @@ export function ropeInto(x: View, cos: View, sin: View, out: View, inverse = fal
     },
     [x.buffer, cos.buffer, sin.buffer, out.buffer],
     grid1d(pairs),
-    p.build(),
+    params,
   );
 }

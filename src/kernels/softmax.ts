@@ -1,6 +1,6 @@
 /**
  * Row-wise softmax family over the last dim of contiguous [rows, C] views: one workgroup per
- * row, threads stride through C, workgroup reductions from reduce.ts. Forward uses an online
+ * row, threads stride through C, workgroup reductions from row-reduce.ts. Forward uses an online
  * (max, sum) per thread so x is read twice, not three times. Everything computes in f32; f16
  * operands are loaded and stored through conversions.
  *
@@ -11,19 +11,21 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { Params, paramsDecl } from './common.js';
-import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowWorkgroupSize, type SubgroupFlavour, useSubgroups } from './reduce.js';
+import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import { rowWorkgroupSize } from './tuning.js';
+import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
-type Kind = 'softmax' | 'logSoftmax' | 'softmaxBackward' | 'logSoftmaxBackward' | 'crossEntropy' | 'crossEntropyBackward';
+export type SoftmaxKind = 'softmax' | 'logSoftmax' | 'softmaxBackward' | 'logSoftmaxBackward' | 'crossEntropy' | 'crossEntropyBackward';
 
-/** rows × C of a contiguous float view, after checking it. */
-function rowsOf(v: View, op: string, what: string): [number, number] {
-  if (!isContiguous(v)) throw new RangeError(`${op}: ${what} must be contiguous, got strides [${v.strides.join(', ')}] for shape [${v.shape.join(', ')}]`);
-  if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`${op}: ${what} must be f32 or f16, got ${v.dtype}`);
-  const C = v.shape.length ? v.shape[v.shape.length - 1] : 1;
-  return [C === 0 ? 0 : sizeOf(v.shape) / C, C];
-}
+/**
+ * Parameters: rows, row length, the cross-entropy gradient scale, and the element offsets of the
+ * inputs a (x, y or logits) and b (dy or labels) and outputs o and o2 (log-probabilities).
+ * Kernels without a second input or output get offset 0 there.
+ */
+const SOFTMAX_UNIFORMS = uniforms({
+  rows: 'u32', C: 'u32', scale: 'f32', a_offset: 'u32', b_offset: 'u32', o_offset: 'u32', o2_offset: 'u32',
+});
 
 function sameRows(a: View, b: View, op: string, what: string): void {
   const [ra, ca] = rowsOf(a, op, 'input');
@@ -86,20 +88,16 @@ export function crossEntropyBackwardInto(logits: View, labels: View, gradScale: 
   launch('crossEntropyBackward', [logits, labels], [dlogits], [N, C], gradScale);
 }
 
-function launch(kind: Kind, ins: View[], outs: View[], [rows, C]: [number, number], scale = 1): void {
+function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number, number], scale = 1): void {
   if (rows === 0 || C === 0) return;
   const wg = rowWorkgroupSize(C);
   const sg = useSubgroups();
   const dtypes = [...ins, ...outs].map((v) => v.dtype);
   const key = `softmax|${kind}|wg${wg}|sg${sg}|${dtypes.join(',')}`;
-  // words: 0 rows, 1 C, 2 scale, 4.. input offsets, 8.. output offsets
-  const params = new Params()
-    .u(rows, C)
-    .f(scale)
-    .u(0, ...ins.map((v) => v.offset))
-    .pad(8)
-    .u(...outs.map((v) => v.offset))
-    .build();
+  const params = SOFTMAX_UNIFORMS.pack({
+    rows, C, scale,
+    a_offset: ins[0].offset, b_offset: ins[1]?.offset ?? 0, o_offset: outs[0].offset, o2_offset: outs[1]?.offset ?? 0,
+  });
   runtime().dispatch(
     {
       key,
@@ -124,13 +122,13 @@ function onlineLogSumExp(args: string): string {
   let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
 }
 
-function softmaxSource(kind: Kind, wg: number, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
+export function softmaxSource(kind: SoftmaxKind, wg: number, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
   const names = ['a', 'b'];
   const outNames = ['o', 'o2'];
   const decl = [
     ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<${t}>;`),
     ...outT.map((t, k) => `@group(0) @binding(${inT.length + k}) var<storage, read_write> ${outNames[k]}: array<${t}>;`),
-    paramsDecl(inT.length + outT.length, 3),
+    SOFTMAX_UNIFORMS.wgsl(inT.length + outT.length),
   ].join('\n');
   const args = redArgs(sg);
   const ot = outT[0];
@@ -159,14 +157,14 @@ function softmaxSource(kind: Kind, wg: number, sg: SubgroupFlavour, inT: DType[]
   for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(b[rb + j]) - exp(f32(a[ra + j])) * total); }`;
       break;
     case 'crossEntropy': {
-      const logp = outT.length > 1 ? `for (var j = lid; j < C; j += WG) { o2[pu(9u) + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }` : '';
+      const logp = outT.length > 1 ? `for (var j = lid; j < C; j += WG) { o2[params.o2_offset + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }` : '';
       body = `${onlineLogSumExp(args)}
   let lse = m + log(s);
-  let label = b[pu(5u) + row];
+  let label = b[params.b_offset + row];
   if (lid == 0u) {
     var loss = f_nan();
     if (label >= 0 && u32(label) < C) { loss = lse - f32(a[ra + u32(label)]); }
-    o[pu(8u) + row] = ${ot}(loss);
+    o[params.o_offset + row] = ${ot}(loss);
   }
   ${logp}`;
       break;
@@ -174,8 +172,8 @@ function softmaxSource(kind: Kind, wg: number, sg: SubgroupFlavour, inT: DType[]
     case 'crossEntropyBackward':
       body = `${onlineLogSumExp(args)}
   let inv = 1.0 / s;
-  let scale = pf(2u);
-  let label = b[pu(5u) + row];
+  let scale = params.scale;
+  let label = b[params.b_offset + row];
   let valid = label >= 0 && u32(label) < C;
   for (var j = lid; j < C; j += WG) {
     let p = exp(f32(a[ra + j]) - m) * inv - select(0.0, 1.0, valid && u32(label) == j);
@@ -188,12 +186,12 @@ ${reductionLibrary(wg, sg)}
 @compute @workgroup_size(${wg})
 fn main(${rowEntryArgs(sg)}) {
   let row = ${ROW_INDEX};
-  if (row >= pu(0u)) { return; }
+  if (row >= params.rows) { return; }
   ${rowSetup(sg)}
-  let C = pu(1u);
-  let ra = pu(4u) + row * C;
-  let rb = pu(5u) + row * C;
-  let ro = pu(8u) + row * C;
+  let C = params.C;
+  let ra = params.a_offset + row * C;
+  let rb = params.b_offset + row * C;
+  let ro = params.o_offset + row * C;
   ${body}
 }`;
 }

@@ -11,11 +11,11 @@ import { describe, expect, it } from 'vitest';
 const SRC = path.resolve(__dirname, '../../src');
 
 /** Bottom to top: a folder may import its own files and folders listed before it. */
-const LAYERS = ['core', 'cpu', 'gpu', 'kernels', 'tensor', 'autograd', 'nn', 'models', 'diffusion', 'io', 'train', 'report', 'cli'];
+const LAYERS = ['core', 'cpu', 'gpu', 'kernels', 'tensor', 'autograd', 'nn', 'models', 'diffusion', 'io', 'train', 'eval', 'report', 'cli'];
 /** Folders that must run in a browser as well: no `node:` modules, no `process.env`. */
 const CORE = ['core', 'gpu', 'kernels', 'tensor', 'autograd', 'nn', 'models', 'diffusion'];
 /** The Node edge inside core folders: finding an adapter through Dawn, reading options from the environment. */
-const NODE_EDGE = ['gpu/discovery.ts', 'gpu/node.ts'];
+const NODE_EDGE = ['gpu/discovery.ts', 'gpu/node.ts', 'gpu/kernel-dump.ts'];
 
 interface Import {
   target: string;

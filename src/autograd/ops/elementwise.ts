@@ -3,7 +3,7 @@
  * input gradient (e.g. d tanh = g·(1−y²) is a single map over g and y).
  */
 import { isUnaryOp, UNARY_NAMES, UNARY_OPS, type PointwiseDef, type UnaryOp } from '../../core/pointwise.js';
-import { ERF_WGSL } from '../../kernels/wgsl-math.js';
+import { MATH_WGSL } from '../../kernels/wgsl-math.js';
 import { full } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import type { DType } from '../../core/dtype.js';
@@ -16,7 +16,7 @@ import { assertFloat, assertTensor, computeType, promote } from './util.js';
 
 export type { CompareOp, Scalarish } from '../../tensor/tensor.js';
 
-const H = ERF_WGSL;
+const H = MATH_WGSL;
 
 export type { UnaryOp } from '../../core/pointwise.js';
 
