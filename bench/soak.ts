@@ -60,7 +60,7 @@ function progressLine(s: SoakSample, dps: number): string {
 function table(r: SoakResult): string {
   if (!r.samples.length) return '(no cycle finished)';
   // Interrupted during warm-up: show the whole series so far.
-  const from = r.baseline < 0 ? 0 : r.baseline;
+  const from = Math.max(r.baseline, 0);
   const after = r.samples.slice(from);
   const b = after[0];
   const e = after[after.length - 1];
