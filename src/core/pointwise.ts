@@ -54,5 +54,5 @@ export const UNARY_METHODS = UNARY_NAMES.filter((k): k is UnaryMethod => (UNARY_
 export const UNARY_FUNCTIONALS = UNARY_NAMES.filter((k): k is UnaryFunctional => (UNARY_OPS[k] as PointwiseDef).functional === true);
 
 export function isUnaryOp(name: unknown): name is UnaryOp {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(UNARY_OPS, name);
+  return typeof name === 'string' && Object.hasOwn(UNARY_OPS, name);
 }

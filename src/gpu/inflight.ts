@@ -21,6 +21,8 @@ export class InFlightTracker {
   private completedCommands = 0;
   private completedBytes = 0;
   private marker: Promise<void> | null = null;
+  /** The submitted counts the pending marker covers. */
+  private markerUpTo: [number, number] = [0, 0];
   private stopped = false;
 
   constructor(
@@ -67,6 +69,19 @@ export class InFlightTracker {
     while ((this.commands > commands || this.bytes > bytes) && this.marker) await this.marker;
   }
 
+  /**
+   * Waits until everything submitted so far has finished. Reuses the pending marker when it
+   * already covers all submitted work (the usual case right after a submit): a second
+   * onSubmittedWorkDone per sync doubled the cost of a submit-and-wait on lavapipe.
+   */
+  async waitAll(): Promise<void> {
+    const upTo = this.snapshot();
+    const covered = this.marker && this.markerUpTo[0] === upTo[0] && this.markerUpTo[1] === upTo[1];
+    if (covered) await this.marker;
+    else await this.queue.onSubmittedWorkDone();
+    this.doneUpTo(upTo);
+  }
+
   /** Stops re-arming markers (the device is being destroyed). */
   stop(): void {
     this.stopped = true;
@@ -75,6 +90,7 @@ export class InFlightTracker {
   private arm(): void {
     if (this.stopped) return;
     const upTo = this.snapshot();
+    this.markerUpTo = upTo;
     this.marker = this.queue.onSubmittedWorkDone().then(
       () => {
         this.marker = null;

@@ -376,9 +376,7 @@ export class Runtime {
   /** Waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
     this.flush();
-    const submitted = this.inFlight.snapshot();
-    await this.device.queue.onSubmittedWorkDone();
-    this.inFlight.doneUpTo(submitted);
+    await this.inFlight.waitAll();
     this.checkAlive('sync');
     this.throwPendingErrors('sync');
   }

@@ -175,10 +175,14 @@ function dispatchReduce(
   const key = `reduce|${rows ? 'rows' : 'cols'}|wg${wg}|sg${sg}|${spec.combine}|${spec.prep}|final${+final}|idx${+spec.idxIn}|${spec.xT}>${spec.vT ?? '-'}${spec.hasI ? '+i32' : ''}`;
   const bindings: ('read' | 'write' | 'uniform')[] = ['read'];
   const buffers = [src.buffer];
-  if (src.indices) (bindings.push('read'), buffers.push(src.indices));
-  if (stage.center) (bindings.push('read'), buffers.push(stage.center));
-  if (vOut) (bindings.push('write'), buffers.push(vOut.buffer));
-  if (iOut) (bindings.push('write'), buffers.push(iOut.buffer));
+  const bind = (kind: 'read' | 'write', buffer: (typeof buffers)[number]) => {
+    bindings.push(kind);
+    buffers.push(buffer);
+  };
+  if (src.indices) bind('read', src.indices);
+  if (stage.center) bind('read', stage.center);
+  if (vOut) bind('write', vOut.buffer);
+  if (iOut) bind('write', iOut.buffer);
   bindings.push('uniform');
   const total = L.outer * chunks * L.inner;
   const params = REDUCE_UNIFORMS.pack({

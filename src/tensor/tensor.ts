@@ -133,6 +133,7 @@ export const scopeStack: Set<Tensor>[] = [];
 // Declaration merging: the class below gets one typed method per table entry (installed after it).
 export interface Tensor extends UnaryMethods {}
 
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the methods are installed from the op table right after the class, so every declared member exists at run time.
 export class Tensor implements View {
   readonly id = nextId++;
   readonly shape: readonly number[];

@@ -6,6 +6,7 @@
  * over wider ranges); gradients TOL.finiteDiff, atol 1e-4 + rtol 1e-3 (the f32 result vs an
  * O(1e-9)-accurate float64 difference).
  */
+import type { Tensor } from '../../src/tensor/tensor.js';
 import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import { gradCheck } from '../../src/autograd/gradcheck.js';
@@ -52,7 +53,7 @@ describe('unary ops', () => {
 });
 
 describe('binary ops with broadcasting', () => {
-  const cases: [string, (a: any, b: any) => any, (a: C.NDArray, b: C.NDArray) => C.NDArray][] = [
+  const cases: [string, (a: Tensor, b: Tensor) => Tensor, (a: C.NDArray, b: C.NDArray) => C.NDArray][] = [
     ['add', ops.add, C.add],
     ['sub', ops.sub, C.sub],
     ['mul', ops.mul, C.mul],

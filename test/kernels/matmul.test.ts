@@ -73,7 +73,10 @@ async function operand(shape: number[], o: { trans?: boolean; dtype?: DType; bca
   if (o.bcast0) ref = broadcastTo(ref, shape);
   // Strides of the stored (contiguous) layout, then the view's.
   const cs: number[] = [];
-  for (let i = sr - 1, acc = 1; i >= 0; i--) (cs[i] = acc), (acc *= stored[i]);
+  for (let i = sr - 1, acc = 1; i >= 0; i--) {
+    cs[i] = acc;
+    acc *= stored[i];
+  }
   if (o.trans) [cs[sr - 2], cs[sr - 1]] = [cs[sr - 1], cs[sr - 2]];
   const strides = o.bcast0 ? [0, ...cs] : cs;
   expect(strides.length).toBe(r);
