@@ -81,7 +81,7 @@ export class EngineInception {
     const dil = pairOf(l.config.dilation_rate, `${l.name} dilation_rate`);
     if (dil[0] !== 1 || dil[1] !== 1) throw new Error(`inception: ${l.name} is dilated`);
     const bn = this.plan.find((m) => m.inbound[0] === l.name);
-    if (!bn || bn.className !== 'BatchNormalization' || bn.config.scale !== false || bn.config.center !== true) {
+    if (bn?.className !== 'BatchNormalization' || bn.config.scale !== false || bn.config.center !== true) {
       throw new Error(`inception: ${l.name} must feed a BatchNormalization with center and without scale`);
     }
     const k = this.weight(`${l.name}/kernel`);
