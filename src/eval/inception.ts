@@ -14,7 +14,8 @@
  */
 import { noGrad } from '../autograd/tape.js';
 import * as ops from '../autograd/ops/index.js';
-import { tensor } from '../tensor/creation.js';
+import { runtime } from '../gpu/runtime.js';
+import { tensor, toArray } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KerasLayer, NsfwjsInception } from './inception-weights.js';
@@ -26,6 +27,13 @@ interface ConvUnit {
   bias: Tensor;
   stride: [number, number];
   padding: [number, number];
+}
+
+/** A u8 RGB image, HWC. */
+export interface InceptionImage {
+  data: Uint8Array;
+  height: number;
+  width: number;
 }
 
 export interface InceptionOutputs {
@@ -171,7 +179,7 @@ export class EngineInception {
    * Features of u8 RGB images (HWC, any sizes): /255, bilinear resize to 299×299 (half-pixel
    * centres), then forward. Returns [N, 2048] and [N, 256].
    */
-  images(images: readonly { data: Uint8Array; height: number; width: number }[]): InceptionOutputs {
+  images(images: readonly InceptionImage[]): InceptionOutputs {
     return noGrad(() => scope(() => {
       const batch = images.map((im, i) => {
         const { height: H, width: W } = im;
@@ -182,6 +190,26 @@ export class EngineInception {
       });
       return this.forward(batch.length === 1 ? batch[0] : ops.cat(batch, 0));
     }));
+  }
+
+  /**
+   * Features of any number of images, `batchSize` at a time (memory stays that of one batch):
+   * [images.length × 2048] row-major, read back to the host.
+   */
+  async features(images: readonly InceptionImage[], batchSize = 8): Promise<Float32Array> {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`inception: batchSize must be a positive integer, got ${batchSize}`);
+    const out = new Float32Array(images.length * 2048);
+    for (let at = 0; at < images.length; at += batchSize) {
+      const o = this.images(images.slice(at, at + batchSize));
+      try {
+        out.set(await toArray(o.features), at * 2048);
+      } finally {
+        o.features.dispose();
+        o.mixed0Mean.dispose();
+      }
+      await runtime().yieldIfBusy();
+    }
+    return out;
   }
 
   dispose(): void {

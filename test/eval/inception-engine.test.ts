@@ -44,6 +44,8 @@ describe('InceptionV3 in the engine vs tfjs CPU', () => {
     expectAllclose(mixed0, wantMixed0, TOL.modelForward, { label: 'mixed0 mean', shape: [2, 256] });
     expectAllclose(features, wantFeatures, TOL.modelForward, { label: 'mixed10 features', shape: [2, 2048] });
     expect(features.length).toBe(4096);
+    // One image per batch: the same kernels and summation order per image, so the same bits.
+    expectAllclose(await net.features(images, 1), features, TOL.exact, { label: 'features batch 1', shape: [2, 2048] });
     expect(() => net!.images([{ data: new Uint8Array(10), height: 2, width: 2 }])).toThrow(/image 0 has 10 bytes, expected 2×2×3/);
   });
 });
