@@ -70,6 +70,15 @@ describe('maxPool2d / avgPool2d vs float64', () => {
     const want = pool2dRef('avg', x, [8, 8]);
     expectAllclose(got, want.data, TOL.f32Reduction, { label: 'global avg', scale: 64 * maxAbs(x.data) });
   });
+  it('max pooling propagates NaN to every window that holds it (as PyTorch)', async () => {
+    const x = distinct([1, 1, 5, 5], 8);
+    x.data[12] = Number.NaN; // the centre pixel
+    const o = { stride: [2, 2] as [number, number], padding: [1, 1] as [number, number] };
+    const want = pool2dRef('max', x, [3, 3], o);
+    expect(want.data.some((v) => Number.isNaN(v))).toBe(true);
+    const got = await toArray(F.maxPool2d(tensor(Float32Array.from(x.data), x.shape), 3, o));
+    expectAllclose(got, Float32Array.from(want.data), TOL.exact, { label: 'maxPool2d NaN', shape: want.shape });
+  });
   it('bad input names the op', () => {
     expect(() => F.maxPool2d(zeros([1, 1, 2, 2]), 3)).toThrow(/maxPool2d: kernel 3×3 does not fit input 2×2/);
     expect(() => F.avgPool2d(zeros([1, 1, 5, 5]), 3, { padding: 2 })).toThrow(/avgPool2d: padding 2×2 must be at most half/);
