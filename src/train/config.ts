@@ -10,7 +10,7 @@ const int = (min = 1) => z.number().int().min(min);
 const pos = () => z.number().positive();
 
 const DataSchema = z.strictObject({
-  source: z.string().min(1),
+  source: z.string(),
   format: z.enum(['auto', 'folder', 'archive', 'cifar10-bin', 'idx']),
   imageSize: int(8),
   maxImages: int(1).optional(),

@@ -67,12 +67,18 @@ function classCount(runDir: string): { count: number; names: string[] } {
   return { count: names.length, names };
 }
 
+function withoutFingerprint(v: unknown): unknown {
+  if (!v || typeof v !== 'object') return v;
+  const { fingerprint: _, ...rest } = v as Record<string, unknown>;
+  return rest;
+}
+
 /** A DiT from a checkpoint folder, built from the config.json of the run that holds it. */
 function loadDiTCheckpoint(dir: string, fallback: RunConfig, enc: EncoderInfo, numClasses: number, useEma: boolean): DiT | DiTDH {
   const ck = readCheckpoint(dir, { optim: false });
   const ownRun = path.resolve(dir, '..', '..');
   const cfgFile = path.join(ownRun, 'config.json');
-  const cfg = fs.existsSync(cfgFile) ? parseConfig(readJson(cfgFile), cfgFile) : fallback;
+  const cfg = fs.existsSync(cfgFile) ? parseConfig(withoutFingerprint(readJson(cfgFile)), cfgFile) : fallback;
   const shape = ditShape(cfg, numClasses);
   checkCompatible(ck, 'dit', fingerprint(shape), shape);
   const model = buildDiT(cfg, ditConfig(cfg, enc, numClasses), cfg.dit.kind);

@@ -62,13 +62,13 @@ export async function trainDecoderStage(o: StageOptions): Promise<LoopResult & {
   const c = o.config;
   const d = c.decoder;
   const enc = o.enc ?? (await loadEncoder(o.runDir, c));
+  checkMemory('decoder', c, enc);
   const data = o.data ?? (await loadData(o.runDir, c));
   if (d.perceptual !== 'none' && c.data.imageSize !== enc.inputSize) {
     throw new RunError(`--perceptual ${d.perceptual} needs the image size (${c.data.imageSize}) to equal the encoder's input size (${enc.inputSize}): resizing has no backward pass`);
   }
   if (d.batch > data.train.size) throw new RunError(`--batch ${d.batch} is larger than the ${data.train.size} training images`);
   const decoder = buildDecoder(c, enc);
-  checkMemory('decoder', c, enc);
   const shape = modelShape(c, 'decoder');
   const fp = fingerprint(shape);
   const params = decoder.trainableParameters();

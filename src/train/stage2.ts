@@ -37,11 +37,11 @@ export async function trainDiTStage(o: StageOptions): Promise<LoopResult & { mod
   const c = o.config;
   const d = c.dit;
   const enc = o.enc ?? (await loadEncoder(o.runDir, c));
+  checkMemory('dit', c, enc);
   const data = o.data ?? (await loadData(o.runDir, c));
   if (d.batch > data.train.size) throw new RunError(`--batch ${d.batch} is larger than the ${data.train.size} training images`);
   const numClasses = data.train.classes.length;
   const model = buildDiT(c, ditConfig(c, enc, numClasses), d.kind);
-  checkMemory('dit', c, enc);
   const shape = ditShape(c, numClasses);
   const fp = fingerprint(shape);
   if (!o.quiet) console.log('latent statistics (per element, over the training set)…');
@@ -97,7 +97,7 @@ export async function trainDiTStage(o: StageOptions): Promise<LoopResult & { mod
         return loss;
       },
       save: (done) => saveStage({ runDir: o.runDir, stage: 'dit', step: done, fingerprint: fp, shape, generator: getGeneratorState(), loader, model, ema, optimizer: opt, keep: d.keep }),
-      extra: async () => {
+      extra: async (): Promise<Record<string, number>> => {
         if (!gradNormSq) return {};
         const v = (await toArray(gradNormSq))[0];
         gradNormSq.dispose();
