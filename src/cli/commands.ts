@@ -9,7 +9,7 @@ import { init, type Runtime, shutdown } from '../gpu/runtime.js';
 import { writeReport } from '../report/report.js';
 import type { ConfigPatch, PresetName, RunConfig } from '../train/config.js';
 import { loadData, loadEncoder } from '../train/context.js';
-import { defaultDataSource } from '../train/data/index.js';
+import { closeSharedDecodePools, defaultDataSource } from '../train/data/index.js';
 import type { LoopResult } from '../train/loop.js';
 import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-folder.js';
 import { sampleRun } from '../train/sample.js';
@@ -92,6 +92,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
     return 0;
   } finally {
     release();
+    await closeSharedDecodePools();
     shutdown();
   }
 }
@@ -232,6 +233,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       release();
     }
   } finally {
+    await closeSharedDecodePools();
     shutdown();
   }
 }

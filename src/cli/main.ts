@@ -8,7 +8,6 @@ import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js
 function build(): Command {
   const program = new Command('rae')
     .description('Representation-Autoencoder diffusion on WebGPU (Node + Dawn): train, sample, report')
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (s, write) => write(s.trim().split('\n')[0] + '\n') });
 
   program
