@@ -60,7 +60,9 @@ async function refreshReport(runDir: string, quiet = false): Promise<string | un
 
 function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
   if (r.interrupted) {
-    console.log(`${stage} stopped at step ${r.done}; checkpoint ${r.lastCheckpoint ? path.relative(process.cwd(), r.lastCheckpoint) : '(none)'} written. Continue with: rae ${command} --run ${runDir} --resume`);
+    console.log(
+      `${stage} stopped at step ${r.done}; checkpoint ${r.lastCheckpoint ? path.relative(process.cwd(), r.lastCheckpoint) : '(none)'} written. Continue with: rae ${command} --run ${runDir} --resume`,
+    );
   } else {
     console.log(`${stage}: ${r.done} steps, final loss ${r.lastLoss.toFixed(4)}, ${r.imagesPerSecond.toFixed(1)} images/s`);
   }
@@ -79,7 +81,13 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
   try {
     recordAdapter(runDir, rt);
     const end = beginCommand(runDir, command);
-    const opts = { runDir, config, resume: Boolean(flags.resume), debugNanAtStep: flags.debugNanAtStep, debugStopAtStep: flags.debugStopAtStep };
+    const opts = {
+      runDir,
+      config,
+      resume: Boolean(flags.resume),
+      debugNanAtStep: flags.debugNanAtStep,
+      debugStopAtStep: flags.debugStopAtStep,
+    };
     try {
       const r = command === 'train-decoder' ? await trainDecoderStage(opts) : await trainDiTStage(opts);
       end({ steps: r.done, imagesPerSecond: r.imagesPerSecond, exit: r.interrupted ? 'interrupted' : 'ok' });
@@ -98,9 +106,28 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
 }
 
 export function trainDecoderCommand(flags: StageFlags): Promise<number> {
-  const f = flags as StageFlags & { tau?: number; noise?: 'uniform' | 'half-normal'; perceptual?: 'none' | 'l2' | 'cosine'; perceptualWeight?: number; ema?: number; evalEvery?: number };
+  const f = flags as StageFlags & {
+    tau?: number;
+    noise?: 'uniform' | 'half-normal';
+    perceptual?: 'none' | 'l2' | 'cosine';
+    perceptualWeight?: number;
+    ema?: number;
+    evalEvery?: number;
+  };
   return trainCommand('train-decoder', flags, {
-    decoder: { steps: f.steps, batch: f.batch, lr: f.lr, checkpointEvery: f.checkpointEvery, keep: f.keep, tau: f.tau, noise: f.noise, perceptual: f.perceptual, perceptualWeight: f.perceptualWeight, ema: f.ema, evalEvery: f.evalEvery },
+    decoder: {
+      steps: f.steps,
+      batch: f.batch,
+      lr: f.lr,
+      checkpointEvery: f.checkpointEvery,
+      keep: f.keep,
+      tau: f.tau,
+      noise: f.noise,
+      perceptual: f.perceptual,
+      perceptualWeight: f.perceptualWeight,
+      ema: f.ema,
+      evalEvery: f.evalEvery,
+    },
   });
 }
 
@@ -154,7 +181,18 @@ export interface SampleFlags extends CommonFlags {
 }
 
 function samplePatch(f: SampleFlags): ConfigPatch {
-  return { sample: { sampler: f.sampler, steps: f.steps, count: f.count, guidance: f.guidance, scale: f.scale, interval: f.interval, guide: f.guide, useEma: f.rawWeights ? false : undefined } };
+  return {
+    sample: {
+      sampler: f.sampler,
+      steps: f.steps,
+      count: f.count,
+      guidance: f.guidance,
+      scale: f.scale,
+      interval: f.interval,
+      guide: f.guide,
+      useEma: f.rawWeights ? false : undefined,
+    },
+  };
 }
 
 export async function sampleCommand(flags: SampleFlags): Promise<number> {
@@ -165,7 +203,9 @@ export async function sampleCommand(flags: SampleFlags): Promise<number> {
     const end = beginCommand(runDir, 'sample');
     const r = await sampleRun({ runDir, config, checkpoint: flags.checkpoint, tag: flags.tag });
     end({ imagesPerSecond: r.imagesPerSecond, exit: 'ok' });
-    console.log(`sampled ${r.count} images (${config.sample.sampler}, ${config.sample.steps} steps, guidance ${config.sample.guidance}) in ${r.seconds.toFixed(1)} s → ${r.dir}`);
+    console.log(
+      `sampled ${r.count} images (${config.sample.sampler}, ${config.sample.steps} steps, guidance ${config.sample.guidance}) in ${r.seconds.toFixed(1)} s → ${r.dir}`,
+    );
     await refreshReport(runDir);
     return 0;
   } finally {
@@ -196,10 +236,15 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   try {
     const preset: PresetName = flags.preset ?? (isSoftwareAdapter(rt) ? 'cpu' : 'gpu-s');
     const runDir = flags.run ?? path.join('runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    const config: RunConfig = resolveConfig(runDir, { ...flags, preset }, {
-      decoder: { steps: flags.decoderSteps ?? flags.steps, batch: flags.batch },
-      dit: { steps: flags.ditSteps ?? flags.steps, batch: flags.batch },
-    }, defaultData);
+    const config: RunConfig = resolveConfig(
+      runDir,
+      { ...flags, preset },
+      {
+        decoder: { steps: flags.decoderSteps ?? flags.steps, batch: flags.batch },
+        dit: { steps: flags.ditSteps ?? flags.steps, batch: flags.batch },
+      },
+      defaultData,
+    );
     writeConfig(runDir, config);
     const release = acquireLock(runDir, 'rae demo');
     try {
@@ -210,7 +255,9 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       const enc = await loadEncoder(runDir, config);
       console.log(`encoder: ${enc.note}; latent ${enc.grid}×${enc.grid} tokens × ${enc.dim}`);
       const data = await loadData(runDir, config);
-      console.log(`data: ${data.train.name} from ${config.data.source}: ${data.train.size} training + ${data.heldOut.size} held-out images, ${data.train.classes.length} classes, ${config.data.imageSize}×${config.data.imageSize}`);
+      console.log(
+        `data: ${data.train.name} from ${config.data.source}: ${data.train.size} training + ${data.heldOut.size} held-out images, ${data.train.classes.length} classes, ${config.data.imageSize}×${config.data.imageSize}`,
+      );
       const common = { runDir, config, resume: Boolean(flags.resume), enc, data };
       const s1 = await trainDecoderStage(common);
       stageMessage('stage 1', runDir, s1, 'demo');
@@ -222,7 +269,15 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       if (s2.interrupted) return 0;
       s2.ema.copyTo();
       s2.ema.dispose();
-      const r = await sampleRun({ runDir, config, enc, decoder: s1.decoder, model: s2.model, stats: s2.stats, tag: `dit-${String(s2.done).padStart(8, '0')}-${config.sample.sampler}-${config.sample.guidance}` });
+      const r = await sampleRun({
+        runDir,
+        config,
+        enc,
+        decoder: s1.decoder,
+        model: s2.model,
+        stats: s2.stats,
+        tag: `dit-${String(s2.done).padStart(8, '0')}-${config.sample.sampler}-${config.sample.guidance}`,
+      });
       console.log(`sampled ${r.count} images in ${r.seconds.toFixed(1)} s → ${r.dir}`);
       const seconds = (performance.now() - t0) / 1000;
       end({ steps: s1.done + s2.done, exit: 'ok' });

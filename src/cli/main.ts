@@ -8,7 +8,7 @@ import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js
 function build(): Command {
   const program = new Command('rae')
     .description('Representation-Autoencoder diffusion on WebGPU (Node + Dawn): train, sample, report')
-    .configureOutput({ outputError: (s, write) => write(s.trim().split('\n')[0] + '\n') });
+    .configureOutput({ outputError: (s, write) => write(`${s.trim().split('\n')[0]}\n`) });
 
   program
     .command('info')
@@ -25,9 +25,17 @@ function build(): Command {
     { runRequired: true, stageFlags: true },
   )
     .option('--tau <x>', 'noise augmentation strength τ (0 = off)', numArg('--tau'))
-    .addOption(new Option('--noise <kind>', "σ per sample: 'uniform' = τ·U(0,1) (reference code), 'half-normal' = |N(0,τ²)| (paper)").choices(['uniform', 'half-normal']))
     .addOption(
-      new Option('--perceptual <kind>', 'add a feature loss through the frozen encoder (L2 or cosine between its tokens of the reconstruction and of the original); LPIPS needs VGG weights that cannot be obtained offline, so it is not offered').choices(['none', 'l2', 'cosine']),
+      new Option('--noise <kind>', "σ per sample: 'uniform' = τ·U(0,1) (reference code), 'half-normal' = |N(0,τ²)| (paper)").choices([
+        'uniform',
+        'half-normal',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--perceptual <kind>',
+        'add a feature loss through the frozen encoder (L2 or cosine between its tokens of the reconstruction and of the original); LPIPS needs VGG weights that cannot be obtained offline, so it is not offered',
+      ).choices(['none', 'l2', 'cosine']),
     )
     .option('--perceptual-weight <x>', 'weight of the feature loss', numArg('--perceptual-weight'))
     .option('--ema <d>', 'decoder EMA decay', numArg('--ema'))
@@ -61,11 +69,13 @@ function build(): Command {
     .command('sample')
     .description('images from a trained run: Euler or Heun on the shifted grid, CFG or AutoGuidance, PNG grids + raw samples')
     .requiredOption('--run <dir>', 'the run folder')
-    .option('--config <file>', 'JSON configuration overriding the run\'s config.json')
+    .option('--config <file>', "JSON configuration overriding the run's config.json")
     .addOption(new Option('--sampler <kind>', 'ODE solver').choices(['euler', 'heun']))
     .option('--steps <n>', 'integration steps', intArg('--steps'))
     .option('--count <n>', 'images (class-balanced labels)', intArg('--count'))
-    .addOption(new Option('--guidance <kind>', 'none, classifier-free (cfg) or AutoGuidance (auto, needs --guide)').choices(['none', 'cfg', 'auto']))
+    .addOption(
+      new Option('--guidance <kind>', 'none, classifier-free (cfg) or AutoGuidance (auto, needs --guide)').choices(['none', 'cfg', 'auto']),
+    )
     .option('--scale <s>', 'guidance scale', numArg('--scale'))
     .option('--interval <lo,hi>', 'guide only for t in [lo, hi]', pairArg('--interval'))
     .option('--guide <checkpoint>', 'AutoGuidance: a weaker DiT checkpoint folder, e.g. DIR/checkpoints/dit-00000050')
@@ -88,7 +98,9 @@ function build(): Command {
   addCommonOptions(
     program
       .command('demo')
-      .description('the whole pipeline in one run folder: stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)')
+      .description(
+        'the whole pipeline in one run folder: stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
+      )
       .option('--run <dir>', 'run folder (default runs/demo-<time>)'),
     { runRequired: false, stageFlags: false },
   )
@@ -112,6 +124,4 @@ function fail(err: unknown): void {
   process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
 }
 
-build()
-  .parseAsync(process.argv)
-  .catch(fail);
+build().parseAsync(process.argv).catch(fail);

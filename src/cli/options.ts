@@ -7,7 +7,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { type ConfigPatch, deepMerge, fingerprint, modelShape, parseConfig, PRESETS, type PresetName, presetConfig, type RunConfig } from '../train/config.js';
+import {
+  type ConfigPatch,
+  deepMerge,
+  fingerprint,
+  modelShape,
+  parseConfig,
+  PRESETS,
+  type PresetName,
+  presetConfig,
+  type RunConfig,
+} from '../train/config.js';
 import { readJson, RunError, writeFileAtomic } from '../train/run-folder.js';
 
 export const intArg = (name: string) => (v: string) => {
@@ -51,12 +61,24 @@ export interface CommonFlags {
 
 /** Options every training-ish command takes. */
 export function addCommonOptions(cmd: Command, opts: { runRequired: boolean; stageFlags: boolean }): Command {
-  if (opts.runRequired) cmd.requiredOption('--run <dir>', 'run folder (created if missing): config.json, checkpoints/, metrics.jsonl, samples/, report.html');
+  if (opts.runRequired)
+    cmd.requiredOption('--run <dir>', 'run folder (created if missing): config.json, checkpoints/, metrics.jsonl, samples/, report.html');
   cmd
     .option('--config <file>', 'JSON configuration (same fields as DIR/config.json); flags override it')
-    .addOption(new Option('--preset <name>', 'starting configuration: tiny (seconds, tests), cpu (demo scale), gpu-s / gpu-b (DiT^DH-S/B-like)').choices(PRESETS))
-    .option('--data <path>', 'images: a folder of class folders, a .tar.gz of one, CIFAR-10 binary batches, or MNIST/Fashion-MNIST IDX files (default: CIFAR-10 from ../shared/datasets, else Debian\'s Fashion-MNIST)')
-    .option('--encoder <dir>', 'local Hugging Face snapshot of facebook/dinov2-with-registers-* (default: a random DINOv2-with-registers, saved in the run)')
+    .addOption(
+      new Option(
+        '--preset <name>',
+        'starting configuration: tiny (seconds, tests), cpu (demo scale), gpu-s / gpu-b (DiT^DH-S/B-like)',
+      ).choices(PRESETS),
+    )
+    .option(
+      '--data <path>',
+      "images: a folder of class folders, a .tar.gz of one, CIFAR-10 binary batches, or MNIST/Fashion-MNIST IDX files (default: CIFAR-10 from ../shared/datasets, else Debian's Fashion-MNIST)",
+    )
+    .option(
+      '--encoder <dir>',
+      'local Hugging Face snapshot of facebook/dinov2-with-registers-* (default: a random DINOv2-with-registers, saved in the run)',
+    )
     .option('--seed <n>', 'seed of everything random', intArg('--seed'))
     .option('--image-size <n>', 'training image size (ADM centre crop + resize)', intArg('--image-size'))
     .option('--max-images <n>', 'use at most this many training images (seeded subset)', intArg('--max-images'))

@@ -119,7 +119,9 @@ export async function saveCheckpoint(input: SaveInput): Promise<string> {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOSPC' ? 'the disk is full' : e instanceof Error ? e.message : String(e);
     const prev = latestCheckpoint(runDir, state.stage);
-    throw new CheckpointError(`could not write checkpoint ${name} (${why}); ${prev ? `the previous checkpoint ${path.basename(prev)} is intact` : 'no earlier checkpoint exists'}`);
+    throw new CheckpointError(
+      `could not write checkpoint ${name} (${why}); ${prev ? `the previous checkpoint ${path.basename(prev)} is intact` : 'no earlier checkpoint exists'}`,
+    );
   }
   prune(root, state.stage, input.keep);
   return final;
@@ -136,7 +138,8 @@ function prune(root: string, stage: Stage, keep: number): void {
   for (const dir of mine.slice(0, Math.max(0, mine.length - keep))) retire(root, dir);
   // Leftovers of interrupted saves or deletions.
   for (const e of fs.readdirSync(root)) {
-    if (e.startsWith('.trash-') || (e.startsWith('.tmp-') && !e.endsWith(`-${process.pid}`))) fs.rmSync(path.join(root, e), { recursive: true, force: true });
+    if (e.startsWith('.trash-') || (e.startsWith('.tmp-') && !e.endsWith(`-${process.pid}`)))
+      fs.rmSync(path.join(root, e), { recursive: true, force: true });
   }
 }
 
@@ -203,7 +206,9 @@ export function checkCompatible(ck: LoadedCheckpoint, stage: Stage, fingerprint:
   if (ck.state.stage !== stage) throw new CheckpointError(`${ck.dir} is a ${ck.state.stage} checkpoint, not a ${stage} one`);
   if (ck.state.fingerprint === fingerprint) return;
   const diffs = describeDifferences(ck.state.shape, shape);
-  throw new CheckpointError(`${ck.dir} was made with another model configuration: ${diffs.join('; ') || `fingerprint ${ck.state.fingerprint} ≠ ${fingerprint}`}`);
+  throw new CheckpointError(
+    `${ck.dir} was made with another model configuration: ${diffs.join('; ') || `fingerprint ${ck.state.fingerprint} ≠ ${fingerprint}`}`,
+  );
 }
 
 /** Writes the checkpoint's weights into the model (and, if given, EMA and optimizer). */
@@ -212,7 +217,10 @@ export function restoreInto(ck: LoadedCheckpoint, model: Module, opts: { ema?: E
   const src = opts.useEma ? ck.ema : ck.model;
   model.loadStateDict(src, { strict: false });
   const missing = named.filter(([k]) => !src.has(k)).map(([k]) => k);
-  if (missing.length) throw new CheckpointError(`${ck.dir}: missing weights ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  if (missing.length)
+    throw new CheckpointError(
+      `${ck.dir}: missing weights ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`,
+    );
   if (opts.ema) {
     named.forEach(([k], i) => {
       const t = ck.ema.get(k);

@@ -52,7 +52,10 @@ export async function loadEncoder(runDir: string, c: RunConfig): Promise<Encoder
   let note: string;
   let inputSize = c.encoder.inputSize;
   if (c.encoder.path) {
-    if (!fs.existsSync(c.encoder.path)) throw new RunError(`--encoder ${c.encoder.path}: no such folder (expected a local Hugging Face snapshot of facebook/dinov2-with-registers-*)`);
+    if (!fs.existsSync(c.encoder.path))
+      throw new RunError(
+        `--encoder ${c.encoder.path}: no such folder (expected a local Hugging Face snapshot of facebook/dinov2-with-registers-*)`,
+      );
     encoder = loadDinov2(c.encoder.path);
     note = `pretrained DINOv2 from ${c.encoder.path}`;
     inputSize = c.encoder.inputSize === c.data.imageSize ? 224 : c.encoder.inputSize;
@@ -93,8 +96,10 @@ export function encodeBatch(info: EncoderInfo, images: Tensor): Tensor {
 
 export function buildDecoder(c: RunConfig, enc: EncoderInfo): RAEDecoder {
   const S = c.data.imageSize;
-  if (S % enc.grid) throw new RunError(`image size ${S} is not a multiple of the latent grid ${enc.grid} (--image-size or the encoder's patch)`);
-  if (c.decoder.hidden % c.decoder.heads) throw new RunError(`decoder.hidden ${c.decoder.hidden} is not divisible by decoder.heads ${c.decoder.heads}`);
+  if (S % enc.grid)
+    throw new RunError(`image size ${S} is not a multiple of the latent grid ${enc.grid} (--image-size or the encoder's patch)`);
+  if (c.decoder.hidden % c.decoder.heads)
+    throw new RunError(`decoder.hidden ${c.decoder.hidden} is not divisible by decoder.heads ${c.decoder.heads}`);
   manualSeed(c.seed + 0xdec);
   return RAEDecoder.fromConfig({
     hidden_size: enc.dim,
@@ -136,7 +141,9 @@ export function ditConfig(c: RunConfig, enc: EncoderInfo, numClasses: number): D
 export function buildDiT(c: RunConfig, cfg: DiTConfig, kind: 'dit' | 'ditdh', seedOffset = 0xd17): DiT | DiTDH {
   manualSeed(c.seed + seedOffset);
   try {
-    return kind === 'ditdh' ? DiTDH.fromConfig(cfg, { allowNarrow: c.dit.allowNarrow }) : DiT.fromConfig(cfg, { allowNarrow: c.dit.allowNarrow });
+    return kind === 'ditdh'
+      ? DiTDH.fromConfig(cfg, { allowNarrow: c.dit.allowNarrow })
+      : DiT.fromConfig(cfg, { allowNarrow: c.dit.allowNarrow });
   } catch (e) {
     if (e instanceof RangeError) throw new RunError(e.message.replace('pass allowNarrow (--allow-narrow)', 'pass --allow-narrow'));
     throw e;
@@ -149,7 +156,8 @@ export interface RunData {
 }
 
 export async function loadData(runDir: string, c: RunConfig): Promise<RunData> {
-  if (!c.data.source) throw new RunError('no data: give --data PATH (an image folder, a .tar.gz of one, CIFAR-10 binary batches or MNIST IDX files)');
+  if (!c.data.source)
+    throw new RunError('no data: give --data PATH (an image folder, a .tar.gz of one, CIFAR-10 binary batches or MNIST IDX files)');
   const { train, heldOut } = await openDataset({
     source: c.data.source,
     format: c.data.format,
@@ -162,7 +170,14 @@ export async function loadData(runDir: string, c: RunConfig): Promise<RunData> {
   });
   if (train.size === 0) throw new RunError(`${c.data.source}: no training images`);
   updateRunInfo(runDir, (info) => {
-    info.data = { name: train.name, source: c.data.source, train: train.size, heldOut: heldOut.size, skipped: train.skipped.length + heldOut.skipped.length, classes: train.classes };
+    info.data = {
+      name: train.name,
+      source: c.data.source,
+      train: train.size,
+      heldOut: heldOut.size,
+      skipped: train.skipped.length + heldOut.skipped.length,
+      classes: train.classes,
+    };
   });
   return { train, heldOut };
 }

@@ -8,7 +8,7 @@
  * over channels, positions and images.
  */
 
-const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
 
 /** Mean over images of 10·log10(1 / MSE); an exact copy counts as 100 dB. */
 export function psnr(a: ArrayLike<number>, b: ArrayLike<number>, n: number): number {
@@ -56,10 +56,18 @@ function filterValid(x: Float64Array, H: number, W: number, w: Float64Array): Fl
   return out;
 }
 
-export function ssim(a: ArrayLike<number>, b: ArrayLike<number>, n: number, H: number, W: number, opts: { window?: number; sigma?: number } = {}): number {
+export function ssim(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  n: number,
+  H: number,
+  W: number,
+  opts: { window?: number; sigma?: number } = {},
+): number {
   const k = opts.window ?? 11;
   if (H < k || W < k) throw new RangeError(`ssim: images ${H}×${W} are smaller than the ${k}×${k} window`);
-  if (a.length !== n * 3 * H * W || b.length !== a.length) throw new RangeError(`ssim: expected ${n}×3×${H}×${W} values, got ${a.length} and ${b.length}`);
+  if (a.length !== n * 3 * H * W || b.length !== a.length)
+    throw new RangeError(`ssim: expected ${n}×3×${H}×${W} values, got ${a.length} and ${b.length}`);
   const w = gaussianWindow(k, opts.sigma ?? 1.5);
   const C1 = 0.01 ** 2;
   const C2 = 0.03 ** 2;

@@ -69,7 +69,13 @@ function toTensors(mean: Float32Array, variance: Float32Array, shape: number[], 
 }
 
 /** Loads the run's statistics, or computes and saves them (streaming over `ds`). */
-export async function ensureLatentStats(runDir: string, enc: EncoderInfo, ds: ImageDataset | undefined, batch: number, onProgress?: (done: number, total: number) => void): Promise<LatentStats> {
+export async function ensureLatentStats(
+  runDir: string,
+  enc: EncoderInfo,
+  ds: ImageDataset | undefined,
+  batch: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<LatentStats> {
   const file = path.join(runDir, STATS_FILE);
   const shape = [enc.dim, enc.grid, enc.grid];
   if (fs.existsSync(file)) {
@@ -96,6 +102,10 @@ export async function ensureLatentStats(runDir: string, enc: EncoderInfo, ds: Im
   }
   const mean = Float32Array.from(moments.mean);
   const variance = Float32Array.from(moments.variance());
-  saveSafetensors(file, { mean: { shape, data: mean }, var: { shape, data: variance }, count: { shape: [1], data: Float32Array.from([moments.count]) } }, { images: String(moments.count), eps: String(EPS) });
+  saveSafetensors(
+    file,
+    { mean: { shape, data: mean }, var: { shape, data: variance }, count: { shape: [1], data: Float32Array.from([moments.count]) } },
+    { images: String(moments.count), eps: String(EPS) },
+  );
   return toTensors(mean, variance, shape, moments.count);
 }

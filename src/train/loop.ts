@@ -49,11 +49,15 @@ class Display {
   private bar: cliProgress.SingleBar | null = null;
   constructor(
     private spec: LoopSpec,
-    private tty: boolean,
+    tty: boolean,
   ) {
     if (tty && !spec.quiet) {
       this.bar = new cliProgress.SingleBar(
-        { format: `${spec.label} |{bar}| {value}/{total} | {its} it/s | {ips} img/s | ETA {eta_formatted} | {losses}`, hideCursor: true, etaBuffer: 20 },
+        {
+          format: `${spec.label} |{bar}| {value}/{total} | {its} it/s | {ips} img/s | ETA {eta_formatted} | {losses}`,
+          hideCursor: true,
+          etaBuffer: 20,
+        },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(spec.totalSteps, spec.startStep, { its: '-', ips: '-', losses: '' });
@@ -62,7 +66,9 @@ class Display {
   update(done: number, its: number, ips: number, etaSeconds: number, losses: string): void {
     if (this.bar) this.bar.update(done, { its: its.toFixed(2), ips: ips.toFixed(1), losses });
     else if (!this.spec.quiet) {
-      console.log(`${this.spec.label} ${done}/${this.spec.totalSteps}  ${its.toFixed(2)} it/s  ${ips.toFixed(1)} img/s  eta ${Math.round(etaSeconds)}s  ${losses}`);
+      console.log(
+        `${this.spec.label} ${done}/${this.spec.totalSteps}  ${its.toFixed(2)} it/s  ${ips.toFixed(1)} img/s  eta ${Math.round(etaSeconds)}s  ${losses}`,
+      );
     }
   }
   stop(): void {
@@ -109,9 +115,19 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       const its = (done - spec.startStep) / Math.max(secs, 1e-9);
       if (done % spec.logEvery === 0 || done === spec.totalSteps || stopRequested) {
         const extra = spec.extra ? await spec.extra(done) : {};
-        const rec: MetricRecord = { stage: spec.stage, step: done, loss, lr, seconds: secs, imagesPerSecond: its * spec.imagesPerStep, ...extra };
+        const rec: MetricRecord = {
+          stage: spec.stage,
+          step: done,
+          loss,
+          lr,
+          seconds: secs,
+          imagesPerSecond: its * spec.imagesPerStep,
+          ...extra,
+        };
         appendMetric(spec.runDir, rec);
-        const shown = [`loss ${fmt(loss)}`, `lr ${lr.toExponential(2)}`, ...Object.entries(extra).map(([k, v]) => `${k} ${fmt(v)}`)].join('  ');
+        const shown = [`loss ${fmt(loss)}`, `lr ${lr.toExponential(2)}`, ...Object.entries(extra).map(([k, v]) => `${k} ${fmt(v)}`)].join(
+          '  ',
+        );
         display.update(done, its, its * spec.imagesPerStep, (spec.totalSteps - done) / Math.max(its, 1e-9), shown);
       }
       if (done % spec.checkpointEvery === 0 || done === spec.totalSteps || stopRequested) {
@@ -128,5 +144,12 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const steps = done - spec.startStep;
-  return { done, interrupted: stopRequested && done < spec.totalSteps, seconds, imagesPerSecond: (steps * spec.imagesPerStep) / Math.max(seconds, 1e-9), lastLoss, lastCheckpoint };
+  return {
+    done,
+    interrupted: stopRequested && done < spec.totalSteps,
+    seconds,
+    imagesPerSecond: (steps * spec.imagesPerStep) / Math.max(seconds, 1e-9),
+    lastLoss,
+    lastCheckpoint,
+  };
 }

@@ -23,7 +23,11 @@ export function largestBuffers(stage: 'decoder' | 'dit' | 'sample', c: RunConfig
   const encHeads = enc.encoder.config.num_attention_heads;
   const out: Buffer[] = [
     { what: `encoder input [${B}, 3, ${enc.inputSize}, ${enc.inputSize}]`, bytes: 4 * B * 3 * enc.inputSize ** 2, option: '--batch' },
-    { what: `encoder attention scores [${B}·${encHeads}, ${encTokens}, ${encTokens}]`, bytes: 4 * B * encHeads * encTokens ** 2, option: '--batch' },
+    {
+      what: `encoder attention scores [${B}·${encHeads}, ${encTokens}, ${encTokens}]`,
+      bytes: 4 * B * encHeads * encTokens ** 2,
+      option: '--batch',
+    },
     { what: `encoder MLP [${B}, ${encTokens}, ${4 * enc.dim}]`, bytes: 4 * B * encTokens * 4 * enc.dim, option: '--batch' },
   ];
   if (stage === 'decoder') {
@@ -38,7 +42,11 @@ export function largestBuffers(stage: 'decoder' | 'dit' | 'sample', c: RunConfig
     const w = Math.max(...widths);
     out.push(
       { what: `DiT attention scores [${B}·${heads}, ${N}, ${N}]`, bytes: 4 * B * heads * N * N, option: '--batch' },
-      { what: `DiT MLP [${B}, ${N}, ${Math.round(w * c.dit.mlpRatio)}]`, bytes: 4 * B * N * Math.round(w * c.dit.mlpRatio) * 2, option: '--batch (or dit.hidden)' },
+      {
+        what: `DiT MLP [${B}, ${N}, ${Math.round(w * c.dit.mlpRatio)}]`,
+        bytes: 4 * B * N * Math.round(w * c.dit.mlpRatio) * 2,
+        option: '--batch (or dit.hidden)',
+      },
     );
   }
   return out;
@@ -50,6 +58,8 @@ export function checkMemory(stage: 'decoder' | 'dit' | 'sample', c: RunConfig, e
   const worst = largestBuffers(stage, c, enc).sort((a, b) => b.bytes - a.bytes)[0];
   if (worst.bytes > limit) {
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    throw new RunError(`${stage}: the ${worst.what} needs ${mib(worst.bytes)} in one buffer, above this adapter's ${mib(limit)} limit (maxStorageBufferBindingSize); lower ${worst.option}`);
+    throw new RunError(
+      `${stage}: the ${worst.what} needs ${mib(worst.bytes)} in one buffer, above this adapter's ${mib(limit)} limit (maxStorageBufferBindingSize); lower ${worst.option}`,
+    );
   }
 }

@@ -116,7 +116,8 @@ export async function sampleRun(o: SampleOptions): Promise<SampleResult & { step
   const stats = o.stats ?? (await ensureLatentStats(o.runDir, enc, undefined, 1));
   let guideModel: DiT | DiTDH | undefined;
   if (s.guidance === 'auto') {
-    if (!s.guide) throw new RunError('--guidance auto needs --guide CHECKPOINT_DIR (e.g. DIR/checkpoints/dit-00000050, an earlier, weaker model)');
+    if (!s.guide)
+      throw new RunError('--guidance auto needs --guide CHECKPOINT_DIR (e.g. DIR/checkpoints/dit-00000050, an earlier, weaker model)');
     if (!fs.existsSync(path.join(s.guide, 'state.json'))) throw new RunError(`--guide ${s.guide}: not a checkpoint folder (no state.json)`);
     guideModel = loadDiTCheckpoint(s.guide, c, enc, K, s.useEma);
   }
@@ -152,7 +153,9 @@ export async function sampleRun(o: SampleOptions): Promise<SampleResult & { step
     for (const t of [y, noise, img]) t.dispose();
   }
 
-  const tag = o.tag ?? `${step >= 0 ? `dit-${String(step).padStart(8, '0')}` : 'latest'}-${s.sampler}-${s.guidance === 'none' ? 'plain' : `${s.guidance}${s.scale}`}`;
+  const tag =
+    o.tag ??
+    `${step >= 0 ? `dit-${String(step).padStart(8, '0')}` : 'latest'}-${s.sampler}-${s.guidance === 'none' ? 'plain' : `${s.guidance}${s.scale}`}`;
   const dir = path.join(o.runDir, 'samples', tag);
   fs.mkdirSync(dir, { recursive: true });
   const asFloat = Float32Array.from(images, (v) => v / 255);
@@ -165,7 +168,10 @@ export async function sampleRun(o: SampleOptions): Promise<SampleResult & { step
     idx.forEach((i, j) => sub.set(asFloat.subarray(i * per, (i + 1) * per), j * per));
     writePng(path.join(dir, `class-${k}.png`), imageGrid(sub, idx.length, S, S, idx.length));
   }
-  saveSafetensors(path.join(dir, 'samples.safetensors'), { images: { shape: [s.count, 3, S, S], data: images }, labels: { shape: [s.count], data: labels } });
+  saveSafetensors(path.join(dir, 'samples.safetensors'), {
+    images: { shape: [s.count, 3, S, S], data: images },
+    labels: { shape: [s.count], data: labels },
+  });
   const seconds = (performance.now() - t0) / 1000;
   const meta = {
     tag,

@@ -3,7 +3,16 @@ import path from 'node:path';
 import type { Module } from '../nn/module.js';
 import type { AdamW, EMA } from '../nn/optim.js';
 import { type GeneratorState, setGeneratorState } from '../tensor/creation.js';
-import { checkCompatible, type FileWriter, fsyncWrite, latestCheckpoint, readCheckpoint, restoreInto, saveCheckpoint, type Stage } from './checkpoint.js';
+import {
+  checkCompatible,
+  type FileWriter,
+  fsyncWrite,
+  latestCheckpoint,
+  readCheckpoint,
+  restoreInto,
+  saveCheckpoint,
+  type Stage,
+} from './checkpoint.js';
 import type { LoaderState } from './data/index.js';
 import { RunError, truncateMetrics } from './run-folder.js';
 
@@ -27,7 +36,10 @@ interface Resumable {
 export function resumePoint(r: Resumable & { resume: boolean; totalSteps: number; quiet?: boolean }): number {
   const latest = latestCheckpoint(r.runDir, r.stage);
   if (!r.resume) {
-    if (latest) throw new RunError(`${r.runDir} already has ${r.stage} checkpoints (latest ${path.basename(latest)}): pass --resume to continue it, or use another --run folder`);
+    if (latest)
+      throw new RunError(
+        `${r.runDir} already has ${r.stage} checkpoints (latest ${path.basename(latest)}): pass --resume to continue it, or use another --run folder`,
+      );
     return 0;
   }
   if (!latest) {
@@ -42,7 +54,9 @@ export function resumePoint(r: Resumable & { resume: boolean; totalSteps: number
   truncateMetrics(r.runDir, r.stage, ck.state.step);
   if (!r.quiet) {
     const left = r.totalSteps - ck.state.step;
-    console.log(`resuming ${r.stage} from ${path.basename(latest)}: ${left > 0 ? `${left} steps to go (up to --steps ${r.totalSteps})` : `already at --steps ${r.totalSteps}; raise --steps to train further`}`);
+    console.log(
+      `resuming ${r.stage} from ${path.basename(latest)}: ${left > 0 ? `${left} steps to go (up to --steps ${r.totalSteps})` : `already at --steps ${r.totalSteps}; raise --steps to train further`}`,
+    );
   }
   return ck.state.step;
 }
@@ -67,7 +81,15 @@ export function saveStage(
 ): Promise<string> {
   return saveCheckpoint({
     runDir: s.runDir,
-    state: { stage: s.stage, step: s.step, fingerprint: s.fingerprint, shape: s.shape, generator: s.generator, loader: s.loader.state(), optimizerSteps: s.optimizer.stepCount },
+    state: {
+      stage: s.stage,
+      step: s.step,
+      fingerprint: s.fingerprint,
+      shape: s.shape,
+      generator: s.generator,
+      loader: s.loader.state(),
+      optimizerSteps: s.optimizer.stepCount,
+    },
     model: s.model,
     ema: s.ema,
     optimizer: s.optimizer,

@@ -58,14 +58,18 @@ function featureLoss(f: Tensor, z: Tensor, kind: 'l2' | 'cosine'): Tensor {
   });
 }
 
-export async function trainDecoderStage(o: StageOptions): Promise<LoopResult & { decoder: RAEDecoder; ema: EMA; enc: EncoderInfo; data: RunData }> {
+export async function trainDecoderStage(
+  o: StageOptions,
+): Promise<LoopResult & { decoder: RAEDecoder; ema: EMA; enc: EncoderInfo; data: RunData }> {
   const c = o.config;
   const d = c.decoder;
   const enc = o.enc ?? (await loadEncoder(o.runDir, c));
   checkMemory('decoder', c, enc);
   const data = o.data ?? (await loadData(o.runDir, c));
   if (d.perceptual !== 'none' && c.data.imageSize !== enc.inputSize) {
-    throw new RunError(`--perceptual ${d.perceptual} needs the image size (${c.data.imageSize}) to equal the encoder's input size (${enc.inputSize}): resizing has no backward pass`);
+    throw new RunError(
+      `--perceptual ${d.perceptual} needs the image size (${c.data.imageSize}) to equal the encoder's input size (${enc.inputSize}): resizing has no backward pass`,
+    );
   }
   if (d.batch > data.train.size) throw new RunError(`--batch ${d.batch} is larger than the ${data.train.size} training images`);
   const decoder = buildDecoder(c, enc);
@@ -75,7 +79,19 @@ export async function trainDecoderStage(o: StageOptions): Promise<LoopResult & {
   const opt = new AdamW(params, { lr: d.lr, betas: [0.9, 0.95], weightDecay: 0 });
   const ema = new EMA(params, d.ema);
   const loader = new BatchLoader(data.train, { batch: d.batch, seed: c.seed + 1, flip: c.data.flip, dropLast: true });
-  const start = resumePoint({ runDir: o.runDir, stage: 'decoder', resume: o.resume, fingerprint: fp, shape, model: decoder, ema, optimizer: opt, loader, totalSteps: d.steps, quiet: o.quiet });
+  const start = resumePoint({
+    runDir: o.runDir,
+    stage: 'decoder',
+    resume: o.resume,
+    fingerprint: fp,
+    shape,
+    model: decoder,
+    ema,
+    optimizer: opt,
+    loader,
+    totalSteps: d.steps,
+    quiet: o.quiet,
+  });
   if (start === 0) setGeneratorState({ seed: c.seed + 1, stream: 1 });
 
   // A fixed set of held-out images for PSNR/SSIM and the reconstruction strips.
@@ -140,7 +156,20 @@ export async function trainDecoderStage(o: StageOptions): Promise<LoopResult & {
         x.dispose();
         return loss;
       },
-      save: (done) => saveStage({ runDir: o.runDir, stage: 'decoder', step: done, fingerprint: fp, shape, generator: getGeneratorState(), loader, model: decoder, ema, optimizer: opt, keep: d.keep }),
+      save: (done) =>
+        saveStage({
+          runDir: o.runDir,
+          stage: 'decoder',
+          step: done,
+          fingerprint: fp,
+          shape,
+          generator: getGeneratorState(),
+          loader,
+          model: decoder,
+          ema,
+          optimizer: opt,
+          keep: d.keep,
+        }),
       extra: evaluate,
     });
     decoder.eval();

@@ -33,7 +33,9 @@ export function latentAlpha(c: RunConfig, dim: number, grid: number): number {
   return c.dit.shift ? shiftAlpha(dim * grid * grid, c.dit.shiftBase) : 1;
 }
 
-export async function trainDiTStage(o: StageOptions): Promise<LoopResult & { model: DiT | DiTDH; ema: EMA; stats: LatentStats; alpha: number }> {
+export async function trainDiTStage(
+  o: StageOptions,
+): Promise<LoopResult & { model: DiT | DiTDH; ema: EMA; stats: LatentStats; alpha: number }> {
   const c = o.config;
   const d = c.dit;
   const enc = o.enc ?? (await loadEncoder(o.runDir, c));
@@ -51,7 +53,19 @@ export async function trainDiTStage(o: StageOptions): Promise<LoopResult & { mod
   const opt = new AdamW(params, { lr: d.lr, betas: [0.9, 0.95], weightDecay: 0 });
   const ema = new EMA(params, d.ema);
   const loader = new BatchLoader(data.train, { batch: d.batch, seed: c.seed + 2, flip: c.data.flip, dropLast: true });
-  const start = resumePoint({ runDir: o.runDir, stage: 'dit', resume: o.resume, fingerprint: fp, shape, model, ema, optimizer: opt, loader, totalSteps: d.steps, quiet: o.quiet });
+  const start = resumePoint({
+    runDir: o.runDir,
+    stage: 'dit',
+    resume: o.resume,
+    fingerprint: fp,
+    shape,
+    model,
+    ema,
+    optimizer: opt,
+    loader,
+    totalSteps: d.steps,
+    quiet: o.quiet,
+  });
   if (start === 0) setGeneratorState({ seed: c.seed + 2, stream: 1 });
 
   const hold = Math.round(d.holdFraction * d.steps);
@@ -96,7 +110,20 @@ export async function trainDiTStage(o: StageOptions): Promise<LoopResult & { mod
         gradNormSq = normSq;
         return loss;
       },
-      save: (done) => saveStage({ runDir: o.runDir, stage: 'dit', step: done, fingerprint: fp, shape, generator: getGeneratorState(), loader, model, ema, optimizer: opt, keep: d.keep }),
+      save: (done) =>
+        saveStage({
+          runDir: o.runDir,
+          stage: 'dit',
+          step: done,
+          fingerprint: fp,
+          shape,
+          generator: getGeneratorState(),
+          loader,
+          model,
+          ema,
+          optimizer: opt,
+          keep: d.keep,
+        }),
       extra: async (): Promise<Record<string, number>> => {
         if (!gradNormSq) return {};
         const v = (await toArray(gradNormSq))[0];

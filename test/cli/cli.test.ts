@@ -15,15 +15,15 @@ import { readMetrics } from '../../src/train/run-folder.js';
 const root = path.resolve(import.meta.dirname, '../..');
 const viteNode = path.join(root, 'node_modules/.bin/vite-node');
 
-export interface Ran {
+interface Ran {
   status: number | null;
   stdout: string;
   stderr: string;
 }
 
 /** Runs the CLI asynchronously (a synchronous spawn would stall vitest's worker for minutes). */
-export function rae(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  const e = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env };
+function rae(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  const e: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
   return new Promise((resolve, reject) => {
     const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: e });
@@ -89,11 +89,20 @@ describe('help and user errors', () => {
 
   it('bad input is one line on stderr and a non-zero exit', async () => {
     const dir = tmp();
-    expectOneLineError(await rae(['train-decoder', '--run', dir, '--preset', 'tiny', '--data', '/nonexistent/images']), /not found: \/nonexistent\/images/);
+    expectOneLineError(
+      await rae(['train-decoder', '--run', dir, '--preset', 'tiny', '--data', '/nonexistent/images']),
+      /not found: \/nonexistent\/images/,
+    );
     expectOneLineError(await rae(['train-decoder', '--run', dir, '--bogus']), /unknown option '--bogus'/);
     expectOneLineError(await rae(['train-decoder', '--run', dir, '--steps', 'many']), /--steps must be a non-negative integer/);
-    expectOneLineError(await rae(['train-decoder', '--run', dir, '--preset', 'tiny', '--batch', '100000000']), /needs .* MiB in one buffer.*lower --batch/);
-    expectOneLineError(await rae(['train-dit', '--run', dir, '--preset', 'tiny', '--hidden', '16,8']), /head width 8 is below the token dimension 16.*§4\.1.*--allow-narrow/);
+    expectOneLineError(
+      await rae(['train-decoder', '--run', dir, '--preset', 'tiny', '--batch', '100000000']),
+      /needs .* MiB in one buffer.*lower --batch/,
+    );
+    expectOneLineError(
+      await rae(['train-dit', '--run', dir, '--preset', 'tiny', '--hidden', '16,8']),
+      /head width 8 is below the token dimension 16.*§4\.1.*--allow-narrow/,
+    );
     expectOneLineError(await rae(['sample', '--run', tmp()]), /run\.json does not name the data's classes|no DiT checkpoint/);
   }, 120_000);
 });
@@ -112,14 +121,20 @@ describe('training at preset tiny', () => {
     ok(await rae(['train-dit', '--run', b, '--debug-stop-at-step', '4']));
     ok(await rae(['train-dit', '--run', b, '--resume']));
     for (const stage of ['decoder', 'dit'] as const) {
-      const losses = (dir: string) => readMetrics(dir).filter((m) => m.stage === stage).map((m) => [m.step, m.loss]);
+      const losses = (dir: string) =>
+        readMetrics(dir)
+          .filter((m) => m.stage === stage)
+          .map((m) => [m.step, m.loss]);
       expect(losses(a)).toHaveLength(6);
       expect(losses(b), stage).toEqual(losses(a));
     }
     // Without --resume an existing stage is not overwritten.
     expectOneLineError(await rae(['train-dit', '--run', b]), /already has dit checkpoints.*--resume/);
     // A checkpoint from another model configuration is refused, naming the field.
-    expectOneLineError(await rae(['train-dit', '--run', b, '--resume', '--hidden', '16,24']), /another model configuration: dit\.hidden: checkpoint \[16,16\] ≠ now \[16,24\]/);
+    expectOneLineError(
+      await rae(['train-dit', '--run', b, '--resume', '--hidden', '16,24']),
+      /another model configuration: dit\.hidden: checkpoint \[16,16\] ≠ now \[16,24\]/,
+    );
   }, 240_000);
 
   it('a NaN loss stops with the step named, keeping the last good checkpoint', async () => {

@@ -25,7 +25,9 @@ function start(args: string[]) {
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   return { child, done, output: () => out };
 }
 
@@ -37,7 +39,19 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-const args = (dir: string) => ['train-decoder', '--run', dir, '--preset', 'tiny', '--steps', '100000', '--checkpoint-every', '1', '--keep', '2'];
+const args = (dir: string) => [
+  'train-decoder',
+  '--run',
+  dir,
+  '--preset',
+  'tiny',
+  '--steps',
+  '100000',
+  '--checkpoint-every',
+  '1',
+  '--keep',
+  '2',
+];
 
 describe('interrupting training', () => {
   it('kill -9 at random moments during checkpointing leaves a loadable latest checkpoint', async () => {
@@ -47,7 +61,11 @@ describe('interrupting training', () => {
     for (let round = 0; round < 4; round++) {
       const p = start(round === 0 ? args(dir) : [...args(dir), '--resume']);
       // Once this process has written its first checkpoint, it writes one every step.
-      await waitFor(() => (listCheckpoints(dir, 'decoder').at(-1) ?? '') > `${path.join(dir, 'checkpoints')}/decoder-${String(lastStep).padStart(8, '0')}`, 120_000);
+      await waitFor(
+        () =>
+          (listCheckpoints(dir, 'decoder').at(-1) ?? '') > `${path.join(dir, 'checkpoints')}/decoder-${String(lastStep).padStart(8, '0')}`,
+        120_000,
+      );
       await sleep(rng() * 1500);
       p.child.kill('SIGKILL');
       const { signal } = await p.done;

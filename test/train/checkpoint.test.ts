@@ -19,7 +19,14 @@ import { Linear } from '../../src/nn/layers.js';
 import { AdamW, EMA } from '../../src/nn/optim.js';
 import { manualSeed, randn, toArray } from '../../src/tensor/creation.js';
 import { scope } from '../../src/tensor/scope.js';
-import { checkCompatible, CheckpointError, listCheckpoints, readCheckpoint, restoreInto, saveCheckpoint } from '../../src/train/checkpoint.js';
+import {
+  checkCompatible,
+  CheckpointError,
+  listCheckpoints,
+  readCheckpoint,
+  restoreInto,
+  saveCheckpoint,
+} from '../../src/train/checkpoint.js';
 import { RunningMoments } from '../../src/train/latent-stats.js';
 import { acquireLock } from '../../src/train/run-folder.js';
 import { randomData, useGpu } from '../helpers/setup.js';
@@ -58,7 +65,9 @@ const state = (step: number, fingerprint = 'abc') => ({
   optimizerSteps: step,
 });
 
-async function host(ts: { parameters(): import('../../src/tensor/tensor.js').Tensor[] } | import('../../src/tensor/tensor.js').Tensor[]): Promise<number[][]> {
+async function host(
+  ts: { parameters(): import('../../src/tensor/tensor.js').Tensor[] } | import('../../src/tensor/tensor.js').Tensor[],
+): Promise<number[][]> {
   const list = Array.isArray(ts) ? ts : ts.parameters();
   return Promise.all(list.map(async (t) => Array.from(await toArray(t))));
 }
@@ -97,9 +106,9 @@ describe('checkpoints', () => {
       }
       fs.writeFileSync(file, bytes);
     };
-    await expect(saveCheckpoint({ runDir: dir, state: state(2), model: s.model, ema: s.ema, optimizer: s.opt, keep: 3, write: failing })).rejects.toThrow(
-      /decoder-00000002 \(the disk is full\); the previous checkpoint decoder-00000001 is intact/,
-    );
+    await expect(
+      saveCheckpoint({ runDir: dir, state: state(2), model: s.model, ema: s.ema, optimizer: s.opt, keep: 3, write: failing }),
+    ).rejects.toThrow(/decoder-00000002 \(the disk is full\); the previous checkpoint decoder-00000001 is intact/);
     expect(listCheckpoints(dir, 'decoder').map((d) => path.basename(d))).toEqual(['decoder-00000001']);
     expect(fs.readdirSync(path.join(dir, 'checkpoints'))).toEqual(['decoder-00000001']);
     expect(fs.readFileSync(path.join(dir, 'checkpoints/decoder-00000001/model.safetensors')).equals(before)).toBe(true);
@@ -109,7 +118,8 @@ describe('checkpoints', () => {
   it('keeps the last N and refuses another configuration, listing what differs', async () => {
     const dir = tmp();
     const s = setup(4);
-    for (const step of [1, 2, 3, 4]) await saveCheckpoint({ runDir: dir, state: state(step), model: s.model, ema: s.ema, optimizer: s.opt, keep: 2 });
+    for (const step of [1, 2, 3, 4])
+      await saveCheckpoint({ runDir: dir, state: state(step), model: s.model, ema: s.ema, optimizer: s.opt, keep: 2 });
     expect(listCheckpoints(dir, 'decoder').map((d) => path.basename(d))).toEqual(['decoder-00000003', 'decoder-00000004']);
     const ck = readCheckpoint(listCheckpoints(dir, 'decoder')[1]);
     expect(() => checkCompatible(ck, 'decoder', 'abc', { decoder: { hidden: 3 } })).not.toThrow();
@@ -123,7 +133,9 @@ describe('run lock', () => {
     const dir = tmp();
     const lock = path.join(dir, '.lock');
     fs.writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: os.hostname(), command: 'rae train-dit', startedAt: 'then' }));
-    expect(() => acquireLock(dir, 'rae train-decoder')).toThrow(new RegExp(`in use by 'rae train-dit' \\(pid ${process.ppid} on ${os.hostname()}`));
+    expect(() => acquireLock(dir, 'rae train-decoder')).toThrow(
+      new RegExp(`in use by 'rae train-dit' \\(pid ${process.ppid} on ${os.hostname()}`),
+    );
     // A pid far above pid_max is never alive.
     fs.writeFileSync(lock, JSON.stringify({ pid: 2 ** 30, host: os.hostname(), command: 'rae train-dit', startedAt: 'then' }));
     const release = acquireLock(dir, 'rae train-decoder');
@@ -138,7 +150,13 @@ describe('latent statistics', () => {
     const [N, D] = [37, 6];
     const x = randomData(N * D, 5, -3, 5).map((v, i) => v + 1000 * (i % D)); // large offsets
     const m = new RunningMoments(D);
-    for (const [s, e] of [[0, 5], [5, 6], [6, 30], [30, 37]]) m.add(x.subarray(s * D, e * D), e - s);
+    for (const [s, e] of [
+      [0, 5],
+      [5, 6],
+      [6, 30],
+      [30, 37],
+    ])
+      m.add(x.subarray(s * D, e * D), e - s);
     for (let j = 0; j < D; j++) {
       let mean = 0;
       for (let i = 0; i < N; i++) mean += x[i * D + j] / N;

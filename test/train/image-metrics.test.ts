@@ -30,7 +30,11 @@ function referenceSsim(a: Float64Array, b: Float64Array, n: number, H: number, W
     const at = (arr: Float64Array, y: number, x: number) => Math.min(1, Math.max(0, arr[p * H * W + y * W + x]));
     for (let y0 = 0; y0 + k <= H; y0++)
       for (let x0 = 0; x0 + k <= W; x0++) {
-        let mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+        let mx = 0,
+          my = 0,
+          sxx = 0,
+          syy = 0,
+          sxy = 0;
         for (let i = 0; i < k; i++)
           for (let j = 0; j < k; j++) {
             const g = w[i][j] / total;
