@@ -147,4 +147,16 @@ describe('training at preset tiny', () => {
     // The lock was released on the way out.
     expect(fs.existsSync(path.join(dir, '.lock'))).toBe(false);
   }, 120_000);
+
+  it('rae demo runs stage 1, stage 2, sampling and the report in one run folder', async () => {
+    const dir = tmp();
+    const r = await rae(['demo', '--preset', 'tiny', '--run', dir]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`open ${path.join(dir, 'report.html')}`);
+    const tags = fs.readdirSync(path.join(dir, 'samples'));
+    expect(tags).toHaveLength(1);
+    for (const f of ['grid.png', 'samples.safetensors', 'samples.json']) expect(fs.existsSync(path.join(dir, 'samples', tags[0], f)), f).toBe(true);
+    for (const f of ['config.json', 'run.json', 'latent-stats.safetensors', 'report.html']) expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
+    expect(new Set(readMetrics(dir).map((m) => m.stage))).toEqual(new Set(['decoder', 'dit']));
+  }, 120_000);
 });
