@@ -158,5 +158,8 @@ describe('training at preset tiny', () => {
     for (const f of ['grid.png', 'samples.safetensors', 'samples.json']) expect(fs.existsSync(path.join(dir, 'samples', tags[0], f)), f).toBe(true);
     for (const f of ['config.json', 'run.json', 'latent-stats.safetensors', 'report.html']) expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
     expect(new Set(readMetrics(dir).map((m) => m.stage))).toEqual(new Set(['decoder', 'dit']));
+    const report = await rae(['report', '--run', dir]);
+    expect(report.status, report.stderr).toBe(0);
+    expect(report.stdout.trim()).toBe(path.join(dir, 'report.html'));
   }, 120_000);
 });
