@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadSafetensors } from '../../src/io/safetensors.js';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/run-folder.js';
 
