@@ -3,6 +3,7 @@
  * configuration, take the run's lock (training only), run the stage, record the command in
  * run.json and rewrite report.html.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { init, type Runtime, shutdown } from '../gpu/runtime.js';
@@ -75,8 +76,10 @@ export interface StageFlags extends CommonFlags {
 async function trainCommand(command: 'train-decoder' | 'train-dit', flags: StageFlags, patch: ConfigPatch): Promise<number> {
   const runDir = flags.run;
   const config = resolveConfig(runDir, flags, patch, defaultData);
-  writeConfig(runDir, config);
+  fs.mkdirSync(runDir, { recursive: true });
+  // The lock first: a command refused by it must not touch the run's config.json.
   const release = acquireLock(runDir, `rae ${command}`);
+  writeConfig(runDir, config);
   const rt = await init();
   try {
     recordAdapter(runDir, rt);
@@ -245,9 +248,10 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       },
       defaultData,
     );
-    writeConfig(runDir, config);
+    fs.mkdirSync(runDir, { recursive: true });
     const release = acquireLock(runDir, 'rae demo');
     try {
+      writeConfig(runDir, config);
       const a = rt.adapterSummary;
       console.log(`rae demo (preset ${preset}) on ${a.description || a.device} (${a.backend}) → ${runDir}`);
       recordAdapter(runDir, rt);

@@ -3,9 +3,11 @@
  * and at the end, SIGINT/SIGTERM (finish the step, checkpoint, stop cleanly), and a NaN/Inf
  * guard that stops before anything bad is saved.
  */
+import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Tensor } from '../tensor/tensor.js';
 import { toArray } from '../tensor/creation.js';
+import { latestCheckpoint } from './checkpoint.js';
 import { appendMetric, type MetricRecord } from './run-folder.js';
 
 export class NonFiniteLossError extends Error {
@@ -76,6 +78,11 @@ class Display {
   }
 }
 
+function lastGood(spec: LoopSpec): string {
+  const latest = latestCheckpoint(spec.runDir, spec.stage);
+  return latest ? `The last good checkpoint ${path.basename(latest)} is kept` : 'No checkpoint of this stage exists yet';
+}
+
 const fmt = (v: number) => (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4));
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -105,7 +112,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       if (spec.debugNanAtStep === step + 1) loss = Number.NaN;
       if (!Number.isFinite(loss)) {
         throw new NonFiniteLossError(
-          `${spec.stage} loss is ${loss} at step ${step + 1}; stopped without saving. ${lastCheckpoint ?? 'The last good checkpoint'} is kept (lower --lr, or resume from it with --resume)`,
+          `${spec.stage} loss is ${loss} at step ${step + 1}; stopped without saving. ${lastGood(spec)} (lower --lr, or resume with --resume)`,
         );
       }
       lastLoss = loss;
