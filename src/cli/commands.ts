@@ -263,16 +263,22 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
         `data: ${data.train.name} from ${config.data.source}: ${data.train.size} training + ${data.heldOut.size} held-out images, ${data.train.classes.length} classes, ${config.data.imageSize}×${config.data.imageSize}`,
       );
       const common = { runDir, config, resume: Boolean(flags.resume), enc, data };
+      // Each stage also gets its own record in run.json, with its throughput.
+      const end1 = beginCommand(runDir, 'train-decoder');
       const s1 = await trainDecoderStage(common);
+      end1({ steps: s1.done, imagesPerSecond: s1.imagesPerSecond, exit: s1.interrupted ? 'interrupted' : 'ok' });
       stageMessage('stage 1', runDir, s1, 'demo');
       if (s1.interrupted) return 0;
       s1.ema.copyTo();
       s1.ema.dispose();
+      const end2 = beginCommand(runDir, 'train-dit');
       const s2 = await trainDiTStage(common);
+      end2({ steps: s2.done, imagesPerSecond: s2.imagesPerSecond, exit: s2.interrupted ? 'interrupted' : 'ok' });
       stageMessage('stage 2', runDir, s2, 'demo');
       if (s2.interrupted) return 0;
       s2.ema.copyTo();
       s2.ema.dispose();
+      const end3 = beginCommand(runDir, 'sample');
       const r = await sampleRun({
         runDir,
         config,
@@ -282,6 +288,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
         stats: s2.stats,
         tag: `dit-${String(s2.done).padStart(8, '0')}-${config.sample.sampler}-${config.sample.guidance}`,
       });
+      end3({ imagesPerSecond: r.imagesPerSecond, exit: 'ok' });
       console.log(`sampled ${r.count} images in ${r.seconds.toFixed(1)} s → ${r.dir}`);
       const seconds = (performance.now() - t0) / 1000;
       end({ steps: s1.done + s2.done, exit: 'ok' });
