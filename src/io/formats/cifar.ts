@@ -35,7 +35,8 @@ export function openCifar10Binary(dir: string, split: string): RecordSource {
   const buffers = files.map((f) => {
     const p = path.join(root, f);
     const size = statSync(p).size;
-    if (size === 0 || size % RECORD !== 0) throw new DataError(`${p}: ${size} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated?)`);
+    if (size === 0 || size % RECORD !== 0)
+      throw new DataError(`${p}: ${size} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated?)`);
     return readFileSync(p);
   });
   const counts = buffers.map((b) => b.length / RECORD);
@@ -54,7 +55,10 @@ export function openCifar10Binary(dir: string, split: string): RecordSource {
   let classes = CIFAR10_CLASSES;
   const meta = path.join(root, 'batches.meta.txt');
   if (existsSync(meta)) {
-    const names = readFileSync(meta, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    const names = readFileSync(meta, 'utf8')
+      .split(/\r?\n/)
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (names.length > 0) classes = names;
   }
   const maxLabel = labels.reduce((m, v) => Math.max(m, v), 0);
@@ -64,7 +68,6 @@ export function openCifar10Binary(dir: string, split: string): RecordSource {
     source: dir,
     classes,
     labels,
-    bytesPerRecord: RECORD,
     describe: (i) => `${path.join(root, files[fileOf[i]])} record ${offsetOf[i] / RECORD}`,
     load: async (indices) =>
       Array.from(indices, (i): RawImage => {

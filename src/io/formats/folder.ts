@@ -9,10 +9,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tar from 'tar';
 import { DataError } from './errors.js';
 import type { RawImage } from './image-ops.js';
 import { IMAGE_FILE, type RecordSource } from './source.js';
+import { scanTar } from './tar.js';
 
 interface Classified {
   classes: string[];
@@ -23,7 +23,7 @@ interface Classified {
 
 /** Assigns each image path (relative, '/'-separated) of the split to a class, per the layouts above. */
 export function classifyPaths(paths: string[], split: string, rootName: string, where: string): Classified {
-  const parts = paths.map((p) => p.split('/').filter(Boolean));
+  const parts = paths.map((p) => p.split('/').filter((s) => s && s !== '.'));
   const hasSplit = parts.some((s) => s.slice(0, -1).includes(split));
   if (!hasSplit && split !== 'train') throw new DataError(`${where}: no '${split}' folder`);
   const entries: { i: number; cls: string; rel: string }[] = [];
@@ -36,7 +36,10 @@ export function classifyPaths(paths: string[], split: string, rootName: string, 
     }
     entries.push({ i, cls: rel.length >= 2 ? rel[0] : rootName, rel: rel.join('/') });
   });
-  if (entries.length === 0) throw new DataError(`${where}: no images found${hasSplit ? ` under '${split}'` : ''} (looked for .jpg/.png/.webp/.gif/.tiff/.avif files)`);
+  if (entries.length === 0)
+    throw new DataError(
+      `${where}: no images found${hasSplit ? ` under '${split}'` : ''} (looked for .jpg/.png/.webp/.gif/.tiff/.avif files)`,
+    );
   const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   entries.sort((a, b) => byName(a.cls, b.cls) || byName(a.rel, b.rel));
   const classes = [...new Set(entries.map((e) => e.cls))];
@@ -69,14 +72,11 @@ export function openImageFolder(root: string, split: string): RecordSource {
   walk(root, '', files);
   const { classes, picked, labels } = classifyPaths(files, split, baseName(path.resolve(root)), root);
   const paths = picked.map((i) => path.join(root, files[i]));
-  let total = 0;
-  for (const p of paths.slice(0, 64)) total += statSync(p).size;
   return {
     name: baseName(path.resolve(root)),
     source: root,
     classes,
     labels,
-    bytesPerRecord: total / Math.min(paths.length, 64),
     describe: (i) => paths[i],
     load: (indices) =>
       Promise.all(
@@ -98,24 +98,12 @@ export async function openImageArchive(file: string, split: string): Promise<Rec
   const names: string[] = [];
   const bytes: Buffer[] = [];
   try {
-    // strict: a truncated or corrupt archive is an error, not a warning and a shorter data set.
-    await tar.t({
-      file,
-      strict: true,
-      onReadEntry: (entry) => {
-        const p = entry.path;
-        // Keep only images that can be in the split (classifyPaths decides for sure).
-        if (entry.type !== 'File' || !IMAGE_FILE.test(p) || path.posix.basename(p).startsWith('.') || (split !== 'train' && !p.split('/').includes(split))) {
-          entry.resume();
-          return;
-        }
-        const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        entry.on('end', () => {
-          names.push(p);
-          bytes.push(Buffer.concat(chunks));
-        });
-      },
+    // Keep only images that can be in the split (classifyPaths decides for sure).
+    const want = (p: string) =>
+      IMAGE_FILE.test(p) && !path.posix.basename(p).startsWith('.') && (split === 'train' || p.split('/').includes(split));
+    await scanTar(file, want, (p, data) => {
+      names.push(p);
+      bytes.push(data);
     });
   } catch (e) {
     throw new DataError(`${file}: cannot read archive (${(e as Error).message})`);
@@ -124,13 +112,11 @@ export async function openImageArchive(file: string, split: string): Promise<Rec
   // A train split without split folders must not pick up test images: classifyPaths handles it.
   const kept = picked.map((i) => bytes[i]);
   const keptNames = picked.map((i) => names[i]);
-  const total = kept.reduce((s, b) => s + b.length, 0);
   return {
     name: baseName(file),
     source: file,
     classes,
     labels,
-    bytesPerRecord: total / kept.length,
     describe: (i) => `${file}:${keptNames[i]}`,
     load: async (indices) => Array.from(indices, (i): RawImage => ({ kind: 'encoded', bytes: kept[i] })),
     close: async () => {},

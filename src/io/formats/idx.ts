@@ -35,7 +35,8 @@ function readIdx(file: string, magic: number): { dims: number[]; data: Uint8Arra
     }
   }
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.length < 8 || view.getUint32(0) !== magic) throw new DataError(`${file}: not an IDX file of the expected kind (magic 0x${magic.toString(16).padStart(8, '0')})`);
+  if (buf.length < 8 || view.getUint32(0) !== magic)
+    throw new DataError(`${file}: not an IDX file of the expected kind (magic 0x${magic.toString(16).padStart(8, '0')})`);
   const rank = magic & 0xff;
   const dims: number[] = [];
   for (let d = 0; d < rank; d++) dims.push(view.getUint32(4 + 4 * d));
@@ -52,7 +53,8 @@ export function openIdx(source: string, split: string): RecordSource {
   const prefix = split === 'test' ? 't10k' : 'train';
   const imagesFile = findFile(dir, prefix, 'images-idx3');
   const labelsFile = findFile(dir, prefix, 'labels-idx1');
-  if (!imagesFile || !labelsFile) throw new DataError(`${dir}: no ${prefix}-images-idx3-ubyte[.gz] / ${prefix}-labels-idx1-ubyte[.gz] pair`);
+  if (!imagesFile || !labelsFile)
+    throw new DataError(`${dir}: no ${prefix}-images-idx3-ubyte[.gz] / ${prefix}-labels-idx1-ubyte[.gz] pair`);
   const images = readIdx(imagesFile, 0x00000803);
   const labelsIdx = readIdx(labelsFile, 0x00000801);
   const [count, height, width] = images.dims;
@@ -60,17 +62,29 @@ export function openIdx(source: string, split: string): RecordSource {
   const labels = Int32Array.from(labelsIdx.data);
   const fashion = /fashion/i.test(path.resolve(dir));
   const numClasses = labels.reduce((m, v) => Math.max(m, v), 0) + 1;
-  const classes = fashion && numClasses <= 10 ? FASHION_CLASSES.slice(0, Math.max(numClasses, 10)) : Array.from({ length: numClasses }, (_, k) => String(k));
+  const classes =
+    fashion && numClasses <= 10
+      ? FASHION_CLASSES.slice(0, Math.max(numClasses, 10))
+      : Array.from({ length: numClasses }, (_, k) => String(k));
   const per = width * height;
   return {
     name: fashion ? 'fashion-mnist' : /mnist/i.test(path.resolve(dir)) ? 'mnist' : path.basename(path.resolve(dir)),
     source,
     classes,
     labels,
-    bytesPerRecord: per,
     describe: (i) => `${imagesFile} image ${i}`,
     load: async (indices) =>
-      Array.from(indices, (i): RawImage => ({ kind: 'pixels', bytes: images.data.subarray(i * per, (i + 1) * per), width, height, channels: 1, planar: false })),
+      Array.from(
+        indices,
+        (i): RawImage => ({
+          kind: 'pixels',
+          bytes: images.data.subarray(i * per, (i + 1) * per),
+          width,
+          height,
+          channels: 1,
+          planar: false,
+        }),
+      ),
     close: async () => {},
   };
 }

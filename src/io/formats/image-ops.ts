@@ -33,7 +33,10 @@ export interface PixelImage {
 export type RawImage = EncodedImage | PixelImage;
 
 /** The subset of sharp's API we use (kept structural so the worker can pass its own instance). */
-export type SharpLike = (input: Uint8Array, opts: { failOn: 'warning' }) => {
+export type SharpLike = (
+  input: Uint8Array,
+  opts: { failOn: 'warning' },
+) => {
   removeAlpha(): ReturnType<SharpLike>;
   toColourspace(c: string): ReturnType<SharpLike>;
   raw(opts: { depth: 'uchar' }): ReturnType<SharpLike>;
@@ -44,13 +47,22 @@ export interface ImageOps {
   /** HWC uint8 image with `channels` 1 or 3 → ADM centre crop → CHW uint8 RGB [3, size, size]. */
   centreCrop(hwc: Uint8Array, width: number, height: number, channels: number, size: number): Uint8Array;
   /** PIL-style separable resize of an HWC uint8 image (exported for tests). */
-  resize(hwc: Uint8Array, width: number, height: number, channels: number, outW: number, outH: number, filter: 'box' | 'bicubic'): Uint8Array;
+  resize(
+    hwc: Uint8Array,
+    width: number,
+    height: number,
+    channels: number,
+    outW: number,
+    outH: number,
+    filter: 'box' | 'bicubic',
+  ): Uint8Array;
   /** Decodes (if needed) and centre-crops one raw image. */
   toCHW(sharp: SharpLike, img: RawImage, size: number): Promise<Uint8Array>;
 }
 
 export function makeImageOps(): ImageOps {
-  const box = (x: number) => (x >= -0.5 && x < 0.5 ? 1 : 0);
+  // PIL's box is (−0.5, 0.5]: on odd halvings a tap exactly at the box's right edge counts.
+  const box = (x: number) => (x > -0.5 && x <= 0.5 ? 1 : 0);
   const bicubic = (x: number) => {
     const a = -0.5;
     const t = Math.abs(x);
@@ -60,7 +72,19 @@ export function makeImageOps(): ImageOps {
   };
 
   /** For each output index: first input index and normalised weights (PIL's precompute_coeffs). */
+  const cache = new Map<string, { starts: Int32Array; weights: Float64Array[] }>();
   function coefficients(inSize: number, outSize: number, filter: 'box' | 'bicubic') {
+    const key = `${inSize}:${outSize}:${filter}`;
+    let c = cache.get(key);
+    if (!c) {
+      if (cache.size > 256) cache.clear();
+      c = computeCoefficients(inSize, outSize, filter);
+      cache.set(key, c);
+    }
+    return c;
+  }
+
+  function computeCoefficients(inSize: number, outSize: number, filter: 'box' | 'bicubic') {
     const kernel = filter === 'box' ? box : bicubic;
     const baseSupport = filter === 'box' ? 0.5 : 2;
     const scale = inSize / outSize;

@@ -13,8 +13,6 @@ export interface RecordSource {
   describe(i: number): string;
   /** Undecoded bytes or raw pixels of the given records (small reads: call per batch). */
   load(indices: ArrayLike<number>): Promise<RawImage[]>;
-  /** Rough bytes a record occupies before decoding (to choose between memory and streaming). */
-  readonly bytesPerRecord: number;
   close(): Promise<void>;
 }
 

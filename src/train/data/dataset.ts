@@ -5,7 +5,7 @@
  */
 import { DataError } from '../../io/formats/errors.js';
 import type { RecordSource } from '../../io/formats/source.js';
-import { type DecodePool, type DecodeResult, decodeOnMainThread } from './pool.js';
+import { type DecodePool, DecodePoolError, type DecodeResult, decodeOnMainThread } from './pool.js';
 import type { RawImage } from '../../io/formats/image-ops.js';
 
 export interface Skipped {
@@ -26,7 +26,8 @@ export interface ImageDataset {
 
 /** Decoding of source records through the pool (or the main thread), with bad-file policy. */
 export class RecordDecoder {
-  readonly skipped: Skipped[] = [];
+  /** Bad records met so far (each once), across the data sets sharing this decoder. */
+  readonly skipped: (Skipped & { record: number })[] = [];
   private skippedRecords = new Set<number>();
   constructor(
     readonly source: RecordSource,
@@ -36,7 +37,18 @@ export class RecordDecoder {
   ) {}
 
   private async decodeRaw(raw: RawImage[]): Promise<DecodeResult> {
-    return this.pool ? this.pool.decode(raw, this.size) : decodeOnMainThread(raw, this.size);
+    if (this.pool) {
+      try {
+        return await this.pool.decode(raw, this.size);
+      } catch (e) {
+        if (!(e instanceof DecodePoolError)) throw e;
+        // Same code on the main thread gives the same bytes: slower, never wrong. (A bundler that
+        // injects helpers into makeImageOps, e.g. esbuild's keepNames, breaks the workers.)
+        process.emitWarning(`${e.message}; decoding on the main thread from now on`);
+        this.pool = null;
+      }
+    }
+    return decodeOnMainThread(raw, this.size);
   }
 
   /** Decodes records; failures throw a DataError naming the file, or (skipBad) are recorded and
@@ -63,14 +75,16 @@ export class RecordDecoder {
     }
     const { out, errors } = await this.decodeRaw(raw);
     const bad = new Set<number>();
-    for (const { index, message } of errors) {
+    for (const { index, message: raw } of errors) {
+      // libvips reports over several lines; the CLI prints one.
+      const message = raw.trim().replace(/\s*\n\s*/g, '; ');
       const record = records[index];
       const file = this.source.describe(record);
       if (!this.skipBad) throw new DataError(`${file}: cannot decode image (${message}); pass skipBad to skip bad files`);
       bad.add(index);
       if (!this.skippedRecords.has(record)) {
         this.skippedRecords.add(record);
-        this.skipped.push({ file, reason: message });
+        this.skipped.push({ record, file, reason: message });
       }
     }
     return { out, bad };
@@ -121,10 +135,16 @@ export class RecordDataset implements ImageDataset {
   readonly classes: string[];
   readonly name: string;
   readonly imageSize: number;
+  /**
+   * @param records the source records of this set (bad ones already dropped when in memory)
+   * @param members every record assigned to this set, bad or not: train and held-out sets share
+   *   one decoder, and each reports only its own skipped files (so their counts add up).
+   */
   constructor(
     readonly records: Int32Array,
     private decoder: RecordDecoder,
     private memory: MemoryStore | null,
+    private members: Int32Array = records,
   ) {
     const src = decoder.source;
     this.labels = Int32Array.from(records, (r) => src.labels[r]);
@@ -136,7 +156,9 @@ export class RecordDataset implements ImageDataset {
     return this.records.length;
   }
   get skipped(): Skipped[] {
-    return this.decoder.skipped;
+    if (this.decoder.skipped.length === 0) return [];
+    const mine = new Set(this.members);
+    return this.decoder.skipped.filter((s) => mine.has(s.record)).map(({ file, reason }) => ({ file, reason }));
   }
   /** True when the crops are held in memory rather than decoded per read. */
   get inMemory(): boolean {
@@ -145,7 +167,8 @@ export class RecordDataset implements ImageDataset {
 
   async read(indices: ArrayLike<number>): Promise<Uint8Array> {
     const recs = Array.from(indices, (i) => {
-      if (!Number.isInteger(i) || i < 0 || i >= this.records.length) throw new RangeError(`index ${i} out of range [0, ${this.records.length})`);
+      if (!Number.isInteger(i) || i < 0 || i >= this.records.length)
+        throw new RangeError(`index ${i} out of range [0, ${this.records.length})`);
       return this.records[i];
     });
     if (this.memory) return this.memory.gather(recs);

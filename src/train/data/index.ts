@@ -1,6 +1,15 @@
 /**
  * The data pipeline: open a data set in any supported format, hold out a class-stratified
  * evaluation split, keep crops as uint8 in memory or stream them from disk, and batch them.
+ *
+ * Memory: when the crops of the used images (train + held out, 3·S² bytes each) fit
+ * `memoryBudget`, they are decoded once at open (so a bad file is reported before training) and
+ * held as uint8. Otherwise each read decodes its images again: image folders are then read from
+ * disk per batch; CIFAR-10 batches and IDX files are held as their raw bytes (uint8 at native
+ * size); archives keep the split's encoded (compressed) files in memory, a fraction of the
+ * decoded size; a data set too big even for that should be unpacked to a folder.
+ * Decoding (sharp + the ADM crop) runs in worker threads; results are identical to the main
+ * thread's, which is the fallback.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +29,7 @@ export { DataError } from '../../io/formats/errors.js';
 export type { ImageDataset, Skipped } from './dataset.js';
 export { BatchLoader, type Batch, type LoaderOptions, type LoaderState } from './loader.js';
 export { closeSharedDecodePools } from './pool.js';
+export { TokenCache, type TokenCacheOptions, type TokenEncoder } from './token-cache.js';
 
 export type DatasetFormat = 'auto' | 'folder' | 'archive' | 'cifar10-bin' | 'idx';
 
@@ -85,6 +95,7 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   if (!Number.isInteger(size) || size < 1) throw new DataError(`imageSize must be a positive integer, got ${size}`);
   const heldOut = checkCount('heldOut', spec.heldOut) ?? 0;
   const maxImages = checkCount('maxImages', spec.maxImages);
+  if (maxImages === 0) throw new DataError('maxImages must be at least 1');
   const workers = checkCount('workers', spec.workers) ?? defaultWorkerCount();
   const seed = (spec.seed ?? 0) >>> 0;
   const split = spec.split ?? 'train';
@@ -95,7 +106,8 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   const all = Int32Array.from({ length: n }, (_, i) => i);
   const held = stratifiedPick(all, source.labels, heldOut, new Rng(seed, STREAM.heldOut));
   let train = held.rest;
-  if (maxImages !== undefined && maxImages < train.length) train = stratifiedPick(train, source.labels, maxImages, new Rng(seed, STREAM.subset)).picked;
+  if (maxImages !== undefined && maxImages < train.length)
+    train = stratifiedPick(train, source.labels, maxImages, new Rng(seed, STREAM.subset)).picked;
 
   const pool = workers > 0 ? sharedDecodePool(workers) : null;
   const decoder = new RecordDecoder(source, size, pool, spec.skipBad ?? false);
@@ -109,7 +121,10 @@ export async function openDataset(spec: DatasetSpec): Promise<{ train: ImageData
   const keep = (recs: Int32Array) => (bad.size ? recs.filter((r) => !bad.has(r)) : recs);
   const trainKept = keep(train);
   if (trainKept.length === 0) throw new DataError(`${spec.source}: no decodable training images`);
-  return { train: new RecordDataset(trainKept, decoder, store), heldOut: new RecordDataset(keep(held.picked), decoder, store) };
+  return {
+    train: new RecordDataset(trainKept, decoder, store, train),
+    heldOut: new RecordDataset(keep(held.picked), decoder, store, held.picked),
+  };
 }
 
 /** uint8 [n, 3, S, S] → f32 tensor in [0, 1] of that shape (converted on the host, uploaded once). */
@@ -140,5 +155,7 @@ export function defaultDataSource(): { source: string; name: string } {
   const cifar = path.resolve(packageRoot(), '..', 'shared', 'datasets', 'cifar10-jpeg.tar.gz');
   if (existsSync(cifar)) return { source: cifar, name: 'cifar10' };
   if (existsSync(FASHION_MNIST_DIR)) return { source: FASHION_MNIST_DIR, name: 'fashion-mnist' };
-  throw new DataError(`no default data: neither ${cifar} nor ${FASHION_MNIST_DIR} (install Debian's dataset-fashion-mnist: scripts/setup-system.sh) exists; pass --data`);
+  throw new DataError(
+    `no default data: neither ${cifar} nor ${FASHION_MNIST_DIR} (install Debian's dataset-fashion-mnist: scripts/setup-system.sh) exists; pass --data`,
+  );
 }

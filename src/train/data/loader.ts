@@ -22,6 +22,8 @@ export interface Batch {
   count: number;
   /** Data set indices of the images (before flipping). */
   indices: Int32Array;
+  /** 1 where the image was mirrored (what a token cache needs to pick the mirrored tokens). */
+  flips: Uint8Array;
 }
 
 export interface LoaderOptions {
@@ -30,6 +32,9 @@ export interface LoaderOptions {
   flip: boolean;
   /** Drop an epoch's last partial batch (default true: static shapes for compiled steps). */
   dropLast?: boolean;
+  /** Decode the images (default true); false yields indices, labels and flips only, e.g. when
+   *  the encoder's tokens come from a TokenCache. */
+  images?: boolean;
 }
 
 /** Mirrors image `i` of a [n, 3, S, S] uint8 batch in place (left ↔ right). */
@@ -50,6 +55,7 @@ export class BatchLoader {
   private readonly seed: number;
   private readonly flip: boolean;
   private readonly dropLast: boolean;
+  private readonly decode: boolean;
   private epoch = 0;
   private position = 0;
   private perm: { epoch: number; order: Int32Array } | null = null;
@@ -65,8 +71,10 @@ export class BatchLoader {
     this.seed = opts.seed >>> 0;
     this.flip = opts.flip;
     this.dropLast = opts.dropLast ?? true;
+    this.decode = opts.images ?? true;
     if (ds.size === 0) throw new DataError(`data set ${ds.name} is empty`);
-    if (this.dropLast && ds.size < this.batch) throw new DataError(`batch size ${this.batch} is larger than the data set (${ds.size} images of ${ds.name}); lower the batch size`);
+    if (this.dropLast && ds.size < this.batch)
+      throw new DataError(`batch size ${this.batch} is larger than the data set (${ds.size} images of ${ds.name}); lower the batch size`);
   }
 
   /** Images per epoch actually visited. */
@@ -82,11 +90,11 @@ export class BatchLoader {
   private async assemble(epoch: number, position: number): Promise<Batch> {
     const count = Math.min(this.batch, this.epochLength - position);
     const indices = this.order(epoch).slice(position, position + count);
-    const images = await this.ds.read(indices);
-    const size = this.ds.imageSize;
-    if (this.flip) for (let i = 0; i < count; i++) if (flipOf(this.seed, epoch, indices[i])) mirrorInPlace(images, i, size);
+    const flips = Uint8Array.from(indices, (i) => (this.flip && flipOf(this.seed, epoch, i) ? 1 : 0));
+    const images = this.decode ? await this.ds.read(indices) : new Uint8Array(0);
+    if (this.decode) for (let i = 0; i < count; i++) if (flips[i]) mirrorInPlace(images, i, this.ds.imageSize);
     const labels = Int32Array.from(indices, (i) => this.ds.labels[i]);
-    return { images, labels, count, indices };
+    return { images, labels, count, indices, flips };
   }
 
   private start(epoch: number, position: number): Promise<Batch> {
@@ -115,8 +123,14 @@ export class BatchLoader {
   }
 
   restore(s: LoaderState): void {
-    if ((s.seed >>> 0) !== this.seed) throw new DataError(`loader state was saved with data seed ${s.seed}, this run uses ${this.seed}`);
-    if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.position) || s.position < 0 || s.position >= Math.max(1, this.epochLength))
+    if (s.seed >>> 0 !== this.seed) throw new DataError(`loader state was saved with data seed ${s.seed}, this run uses ${this.seed}`);
+    if (
+      !Number.isInteger(s.epoch) ||
+      s.epoch < 0 ||
+      !Number.isInteger(s.position) ||
+      s.position < 0 ||
+      s.position >= Math.max(1, this.epochLength)
+    )
       throw new DataError(`loader state ${JSON.stringify(s)} does not fit this data set (${this.ds.size} images, batch ${this.batch})`);
     this.epoch = s.epoch;
     this.position = s.position;

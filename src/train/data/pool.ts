@@ -56,8 +56,8 @@ parentPort.on('message', async (job) => {
   const per = 3 * job.size * job.size;
   const out = new Uint8Array(job.items.length * per);
   const errors = [];
-  for (let i = 0; i < job.items.length; i++) {
-    const it = job.items[i];
+  // All items at once: sharp's per-call latency overlaps on libuv's threads.
+  await Promise.all(job.items.map(async (it, i) => {
     const bytes = job.data.subarray(it.offset, it.offset + it.length);
     const raw = it.kind === 'encoded' ? { kind: 'encoded', bytes } : { kind: 'pixels', bytes, width: it.width, height: it.height, channels: it.channels, planar: it.planar };
     try {
@@ -65,7 +65,8 @@ parentPort.on('message', async (job) => {
     } catch (e) {
       errors.push({ index: i, message: String((e && e.message) || e) });
     }
-  }
+  }));
+  errors.sort((a, b) => a.index - b.index);
   parentPort.postMessage({ id: job.id, out, errors }, [out.buffer]);
 });
 `;
@@ -77,14 +78,22 @@ export async function decodeOnMainThread(images: RawImage[], size: number): Prom
   const per = 3 * size * size;
   const out = new Uint8Array(images.length * per);
   const errors: DecodeResult['errors'] = [];
-  for (let i = 0; i < images.length; i++) {
-    try {
-      out.set(await mainOps.toCHW(sharp as unknown as SharpLike, images[i], size), i * per);
-    } catch (e) {
-      errors.push({ index: i, message: (e as Error).message ?? String(e) });
-    }
-  }
+  await Promise.all(
+    images.map(async (im, i) => {
+      try {
+        out.set(await mainOps.toCHW(sharp as unknown as SharpLike, im, size), i * per);
+      } catch (e) {
+        errors.push({ index: i, message: (e as Error).message ?? String(e) });
+      }
+    }),
+  );
+  errors.sort((a, b) => a.index - b.index);
   return { out, errors };
+}
+
+/** The pool itself failed (a worker died or could not start), not an image. */
+export class DecodePoolError extends Error {
+  override name = 'DecodePoolError';
 }
 
 export function defaultWorkerCount(): number {
@@ -103,10 +112,14 @@ export class DecodePool {
   private nextId = 0;
   private closed = false;
 
-  constructor(readonly workers: number) {
+  /** @param source the worker's code (tests substitute a broken one) */
+  constructor(
+    readonly workers: number,
+    source = WORKER_SOURCE,
+  ) {
     const sharpPath = createRequire(import.meta.url).resolve('sharp');
     for (let w = 0; w < workers; w++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sharpPath } });
+      const worker = new Worker(source, { eval: true, workerData: { sharpPath } });
       const slot: Slot = { worker, busy: false };
       worker.unref();
       worker.on('message', (m: { id: number; out: Uint8Array; errors: DecodeResult['errors'] }) => {
@@ -117,15 +130,15 @@ export class DecodePool {
         p.resolve({ out: m.out, errors: m.errors });
         this.pump();
       });
-      worker.on('error', (e) => this.fail(slot, e));
+      worker.on('error', (e) => this.fail(slot, new DecodePoolError(`decode worker failed: ${e.message}`)));
       worker.on('exit', (code) => {
-        if (!this.closed) this.fail(slot, new Error(`decode worker exited with code ${code}`));
+        if (!this.closed) this.fail(slot, new DecodePoolError(`decode worker exited with code ${code}`));
       });
       this.slots.push(slot);
     }
   }
 
-  private fail(slot: Slot, e: Error): void {
+  private fail(slot: Slot, e: DecodePoolError): void {
     for (const [id, p] of this.pending) {
       if (p.slot === slot) {
         this.pending.delete(id);
@@ -146,12 +159,12 @@ export class DecodePool {
       slot.worker.postMessage(q.job, [q.job.data.buffer as ArrayBuffer]);
     }
     // Busy workers hold the process (a batch is awaited); idle ones must not.
-    for (const slot of this.slots) (slot.busy ? slot.worker.ref() : slot.worker.unref());
+    for (const slot of this.slots) slot.busy ? slot.worker.ref() : slot.worker.unref();
   }
 
   private run(images: RawImage[], size: number): Promise<DecodeResult> {
-    if (this.closed) return Promise.reject(new Error('decode pool is closed'));
-    if (this.slots.length === 0) return Promise.reject(new Error('decode pool has no live workers'));
+    if (this.closed) return Promise.reject(new DecodePoolError('decode pool is closed'));
+    if (this.slots.length === 0) return Promise.reject(new DecodePoolError('decode pool has no live workers'));
     const job = pack(this.nextId++, images, size);
     return new Promise((resolve, reject) => {
       this.queue.push({ job, resolve, reject });

@@ -75,9 +75,9 @@ export function stratifiedPick(items: Int32Array, labels: Int32Array, count: num
   const byClass = new Map<number, number[]>();
   for (const it of items) {
     const k = labels[it];
-    let list = byClass.get(k);
-    if (!list) byClass.set(k, (list = []));
-    list.push(it);
+    const list = byClass.get(k);
+    if (list) list.push(it);
+    else byClass.set(k, [it]);
   }
   const keys = [...byClass.keys()].sort((a, b) => a - b);
   const quota = new Map<number, number>();
