@@ -20,11 +20,13 @@ export interface ChartOptions {
   xLabel: string;
   yLabel: string;
   log?: boolean;
+  /** x values are whole numbers (training steps; the default): ticks at least 1 apart. */
+  integerX?: boolean;
   width?: number;
   height?: number;
 }
 
-const MARGIN = { left: 62, right: 14, top: 12, bottom: 42 };
+const MARGIN = { left: 62, right: 14, top: 22, bottom: 42 };
 /** Caps on what one path holds, so a long run's report stays a few hundred kB. */
 const MAX_DOTS = 2500;
 const MAX_LINE_POINTS = 1200;
@@ -37,13 +39,13 @@ function niceStep(raw: number): number {
 }
 
 /** About `target` evenly spaced round ticks covering [lo, hi]; the domain widens to the outer ticks. */
-export function linearTicks(lo: number, hi: number, target = 5): { ticks: number[]; lo: number; hi: number; step: number } {
+export function linearTicks(lo: number, hi: number, target = 5, minStep = 0): { ticks: number[]; lo: number; hi: number; step: number } {
   if (!(hi > lo)) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
     lo -= pad;
     hi += pad;
   }
-  const step = niceStep((hi - lo) / target);
+  const step = Math.max(minStep, niceStep((hi - lo) / target));
   const start = Math.floor(lo / step + 1e-9);
   const end = Math.ceil(hi / step - 1e-9);
   const ticks: number[] = [];
@@ -72,17 +74,26 @@ export function logTicks(lo: number, hi: number): { ticks: number[]; lo: number;
     if (ticks.length >= 3 && ticks.length <= 10) return { ticks, lo: dLo, hi: dHi };
   }
   // Less than a decade with few round mantissas inside: linear round numbers, placed on the log scale.
-  const lin = linearTicks(dLo, dHi, 4).ticks.filter((t) => t >= dLo && t <= dHi && t > 0);
+  let lin: number[] = [];
+  for (let target = 4; lin.length < 3 && target <= 32; target *= 2)
+    lin = linearTicks(dLo, dHi, target).ticks.filter((t) => t >= dLo && t <= dHi);
   return { ticks: lin, lo: dLo, hi: dHi };
 }
 
 /** Short, readable number: 0.25, 1200, 3e-4, 1.5e+6. */
+/** Labels for one axis in one notation: exponents for all ticks when any needs one. */
+export function axisLabels(ticks: readonly number[], step?: number): string[] {
+  const exponent = ticks.some((t) => t !== 0 && (Math.abs(t) >= 1e5 || Math.abs(t) < 1e-3)) || (step !== undefined && step < 1e-3);
+  return ticks.map((t) => (exponent && t !== 0 ? t.toExponential(2).replace(/\.?0+e/, 'e') : formatNumber(t, step)));
+}
+
 export function formatNumber(v: number, step?: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(2).replace(/\.?0+e/, 'e');
   if (step !== undefined && step > 0 && step < 1e5) {
-    const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    // As many decimals as the tick spacing has (0.25 → 2), so labels line up and differ.
+    const decimals = (String(Number(step.toPrecision(12))).split('.')[1] ?? '').length;
     return v.toFixed(Math.min(decimals, 6));
   }
   return String(Number(v.toPrecision(4)));
@@ -145,7 +156,8 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): { svg:
 
   const [xMin, xMax] = extent(all.map((p) => p[0]));
   const [yMin, yMax] = extent(all.map((p) => p[1]));
-  const xs = linearTicks(xMin, xMax, 6);
+  // Steps are whole numbers: no tick between two of them.
+  const xs = linearTicks(xMin, xMax, 6, opts.integerX === false ? 0 : 1);
   const ys = opts.log ? { ...logTicks(yMin, yMax), step: undefined } : linearTicks(yMin, yMax, 5);
   const ty = (v: number) => (opts.log ? Math.log10(v) : v);
   const [tLo, tHi] = [ty(ys.lo), ty(ys.hi)];
@@ -154,15 +166,17 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): { svg:
 
   const grid: string[] = [];
   const labels: Html[] = [];
-  for (const t of xs.ticks) {
+  const xText = axisLabels(xs.ticks, xs.step);
+  const yText = axisLabels(ys.ticks, ys.step);
+  for (const [i, t] of xs.ticks.entries()) {
     const x = px(t);
     grid.push(`M${x} ${plot.y}v${plot.h}`);
-    labels.push(html`<text class="tick x" x="${x}" y="${plot.y + plot.h + 15}" text-anchor="middle">${formatNumber(t, xs.step)}</text>`);
+    labels.push(html`<text class="tick x" x="${x}" y="${plot.y + plot.h + 15}" text-anchor="middle">${xText[i]}</text>`);
   }
-  for (const t of ys.ticks) {
+  for (const [i, t] of ys.ticks.entries()) {
     const y = py(ty(t));
     grid.push(`M${plot.x} ${y}h${plot.w}`);
-    labels.push(html`<text class="tick y" x="${plot.x - 6}" y="${y + 4}" text-anchor="end">${formatNumber(t, ys.step)}</text>`);
+    labels.push(html`<text class="tick y" x="${plot.x - 6}" y="${y + 4}" text-anchor="end">${yText[i]}</text>`);
   }
 
   const paths: Html[] = [];
@@ -188,15 +202,17 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): { svg:
     }
   }
 
+  // The legend sits above the plot, right-aligned, so it never covers the curves.
   const legend: Html[] = [];
   const named = usable.filter((s) => s.points.length > 0);
-  if (named.length > 1 || named.some((s) => s.kind === 'noisy')) {
-    let y = plot.y + 14;
-    for (const s of named) {
-      const note = s.kind === 'noisy' && s.points.length >= 8 ? ' (dots: raw, line: smoothed)' : '';
-      legend.push(html`<g class="legend"><path d="M${plot.x + plot.w - 8} ${y - 4}h0" stroke="${s.color}" class="series markers"/>
-<text x="${plot.x + plot.w - 16}" y="${y}" text-anchor="end">${s.label}${note}</text></g>`);
-      y += 15;
+  const explainsDots = named.some((s) => s.kind === 'noisy' && s.points.length >= 8);
+  if (named.length > 1 || explainsDots) {
+    let right = plot.x + plot.w;
+    for (const s of [...named].reverse()) {
+      const text = `${s.label}${s.kind === 'noisy' && s.points.length >= 8 ? ' (dots: raw, line: smoothed)' : ''}`;
+      legend.push(html`<g class="legend"><path d="M${right - 4} ${plot.y - 10}h0" stroke="${s.color}" class="series markers"/>
+<text x="${right - 12}" y="${plot.y - 6}" text-anchor="end">${text}</text></g>`);
+      right -= 12 + 6 * text.length + 14;
     }
   }
 

@@ -9,12 +9,14 @@ import path from 'node:path';
 import { type Html, html, trusted } from './html.js';
 import { ImageBudget } from './images.js';
 import { type RunFolder, readRunFolder } from './run-folder.js';
+
+export { ReportError } from './run-folder.js';
 import { fmt, qualitySection, STAGES, samplesSection, stageInfo, stagesOf, trainingSection } from './sections.js';
 import { STYLE } from './style.js';
 import { configSection, setupSection, timingsSection } from './tables.js';
 
 /** Inlined PNG bytes at most; images past it are listed as left out (base64 adds a third). */
-const IMAGE_BUDGET_BYTES = 6_000_000;
+const IMAGE_BUDGET_BYTES = 4_000_000;
 
 function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
@@ -87,7 +89,7 @@ ${
     : ''
 }
 </main>
-<footer>Written by <code>rae report</code>. One self-contained file: images are embedded, charts are SVG, and the page runs no scripts.</footer>
+<footer>Written by rae-webgpu (<code>rae report --run DIR</code> writes it again). One self-contained file: images are embedded, charts are SVG, and the page runs no scripts.</footer>
 </body></html>
 `;
   return page.text;

@@ -7,6 +7,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+/** A user error (the run folder is not there): the CLI prints the message, without a stack. */
+export class ReportError extends Error {
+  override name = 'ReportError';
+}
+
 export interface MetricRow {
   stage: string;
   step: number;
@@ -36,6 +41,10 @@ export interface SampleSet {
   sampler?: string;
   steps?: number;
   guidance?: Record<string, unknown>;
+  count?: number;
+  weights?: string;
+  seed?: number;
+  seconds?: number;
   /** Class names by index k (class-<k>.png), as far as the run wrote them. */
   classNames: Map<number, string>;
   grid?: string;
@@ -50,6 +59,8 @@ export interface CommandTiming {
   seconds?: number;
   steps?: number;
   imagesPerSecond?: number;
+  /** How the command ended when not normally (e.g. interrupted), as the run recorded it. */
+  exit?: string;
 }
 
 export interface RunFolder {
@@ -58,6 +69,8 @@ export interface RunFolder {
   config?: Record<string, unknown>;
   adapter?: Record<string, unknown>;
   data?: Record<string, unknown>;
+  /** Other top-level fields of run.json (e.g. the encoder), shown as they are. */
+  otherInfo: Record<string, unknown>;
   commands: CommandTiming[];
   metrics: MetricRow[];
   reconstructions: Reconstruction[];
@@ -182,6 +195,10 @@ function readSamples(dir: string, dataClasses: unknown, problems: string[]): Sam
       sampler: str(j.sampler),
       steps: num(j.steps),
       guidance: isRecord(j.guidance) ? j.guidance : undefined,
+      count: num(j.count),
+      weights: str(j.weights),
+      seed: num(j.seed),
+      seconds: num(j.seconds),
       classNames: classNamesOf(j.classes, dataClasses),
       grid: files.includes('grid.png') ? path.join(tagDir, 'grid.png') : undefined,
       classGrids,
@@ -201,13 +218,14 @@ function readCommands(v: unknown): CommandTiming[] {
     seconds: num(c.seconds),
     steps: num(c.steps),
     imagesPerSecond: num(c.imagesPerSecond),
+    exit: str(c.exit),
   }));
 }
 
 export function readRunFolder(dir: string): RunFolder {
   const abs = path.resolve(dir);
-  if (!existsSync(abs)) throw new Error(`run folder ${abs} does not exist`);
-  if (!statSync(abs).isDirectory()) throw new Error(`run folder ${abs} is not a directory`);
+  if (!existsSync(abs)) throw new ReportError(`run folder ${abs} does not exist`);
+  if (!statSync(abs).isDirectory()) throw new ReportError(`run folder ${abs} is not a directory`);
   const problems: string[] = [];
   const config = readJson(path.join(abs, 'config.json'), problems);
   const run = readJson(path.join(abs, 'run.json'), problems);
@@ -219,6 +237,7 @@ export function readRunFolder(dir: string): RunFolder {
     config: isRecord(config) ? config : undefined,
     adapter: isRecord(r.adapter) ? r.adapter : undefined,
     data,
+    otherInfo: Object.fromEntries(Object.entries(r).filter(([k]) => !['adapter', 'data', 'commands'].includes(k))),
     commands: readCommands(r.commands),
     metrics: readMetrics(path.join(abs, 'metrics.jsonl'), problems),
     reconstructions: readReconstructions(path.join(abs, 'reconstructions'), problems),

@@ -41,6 +41,25 @@ export function median(values: readonly number[]): number | undefined {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/**
+ * Training time of a stage: each command logs seconds since it started, so a resumed run's
+ * clock restarts; the segments' last values add up.
+ */
+export function stageSeconds(rows: readonly MetricRow[]): { seconds?: number; sessions: number } {
+  let total = 0;
+  let sessions = 0;
+  let prev: number | undefined;
+  for (const r of rows) {
+    if (r.seconds === undefined) continue;
+    if (prev === undefined || r.seconds < prev) {
+      if (prev !== undefined) total += prev;
+      sessions++;
+    }
+    prev = r.seconds;
+  }
+  return prev === undefined ? { sessions: 0 } : { seconds: total + prev, sessions };
+}
+
 let toggleId = 0;
 
 /** A chart with a linear/log switch made of radio buttons and CSS (the page has no script). */
@@ -65,6 +84,7 @@ function seriesOf(rows: readonly MetricRow[], key: keyof MetricRow): [number, nu
 }
 
 export function trainingSection(run: RunFolder): Html {
+  toggleId = 0; // ids unique within the page, and the same page for the same run folder
   const stages = stagesOf(run.metrics);
   if (stages.length === 0) return html`<p class="missing-text">No training metrics yet (metrics.jsonl is missing or empty).</p>`;
   return html`${stages.map((stage, i) => {
@@ -73,6 +93,7 @@ export function trainingSection(run: RunFolder): Html {
     const losses = seriesOf(rows, 'loss');
     const bad = rows.length - losses.length;
     const last = rows[rows.length - 1];
+    const time = stageSeconds(rows);
     const ips = median(rows.map((r) => r.imagesPerSecond).filter((v): v is number => v !== undefined));
     const figures: Html[] = [
       chartFigure(
@@ -112,7 +133,9 @@ export function trainingSection(run: RunFolder): Html {
       );
     return html`<div class="card" id="stage-${i}"><h3>${info.title}</h3>
 <p class="meta">${rows.length} logged steps up to step ${last.step}; loss ${fmt(losses[0]?.[1])} → ${fmt(losses[losses.length - 1]?.[1])}${
-      last.seconds !== undefined ? html`; ${duration(last.seconds)} of training` : ''
+      time.seconds !== undefined
+        ? html`; ${duration(time.seconds)} of training${time.sessions > 1 ? ` in ${time.sessions} sessions (resumed)` : ''}`
+        : ''
     }${ips !== undefined ? html`; median ${fmt(ips, 3)} images/s` : ''}</p>
 <div class="charts">${figures}</div></div>`;
   })}`;
@@ -128,7 +151,7 @@ function qualityPoints(run: RunFolder, key: 'psnr' | 'ssim'): [number, number][]
 
 function imgTag(img: InlineImage, alt: string, maxDisplay: number): Html {
   // Small tiles (32-pixel images) are shown enlarged by a whole factor, without blurring.
-  const k = Math.max(1, Math.min(4, Math.floor(maxDisplay / img.width)));
+  const k = Math.max(1, Math.min(8, Math.floor(maxDisplay / img.width)));
   return html`<img src="${img.uri}" width="${img.width * k}" height="${img.height * k}" alt="${alt}"${k > 1 ? html` class="pixelated"` : ''}>`;
 }
 
@@ -138,10 +161,10 @@ async function figureOf(
   alt: string,
   caption: Html | string,
   maxDisplay: number,
-  maxWidth = 1024,
 ): Promise<Html> {
   if (!file) return html`<figure><p class="missing-text">image missing</p><figcaption>${caption}</figcaption></figure>`;
-  const img = await inlinePng(file, budget, { maxWidth, maxBytes: 400_000 });
+  // Twice the shown width keeps detail on dense screens; thumbnails get a smaller share of bytes.
+  const img = await inlinePng(file, budget, { maxWidth: Math.min(1024, 2 * maxDisplay), maxBytes: maxDisplay >= 700 ? 500_000 : 200_000 });
   if ('error' in img) return html`<figure><p class="missing-text">${img.error}</p><figcaption>${caption}</figcaption></figure>`;
   return html`<figure>${imgTag(img, alt, maxDisplay)}<figcaption>${caption}${img.downscaled ? ' (downscaled)' : ''}</figcaption></figure>`;
 }
@@ -204,15 +227,24 @@ ${
 
 function samplerLine(s: SampleSet): string {
   const parts: string[] = [];
-  if (s.step !== undefined) parts.push(`model at step ${s.step}`);
+  if (s.step !== undefined && s.step >= 0) parts.push(`DiT at step ${s.step}`);
+  if (s.weights) parts.push(`${s.weights === 'ema' ? 'EMA' : s.weights} weights`);
   if (s.sampler) parts.push(`${s.sampler}${s.steps !== undefined ? `, ${s.steps} steps` : ''}`);
   const g = s.guidance;
   if (g) {
     const kind = typeof g.kind === 'string' ? g.kind : 'guidance';
-    const scale = typeof g.scale === 'number' ? ` scale ${g.scale}` : '';
-    const interval = Array.isArray(g.interval) ? ` on t ∈ [${g.interval.map(String).join(', ')}]` : '';
-    parts.push(`${kind}${scale}${interval}`);
+    if (kind === 'none') parts.push('no guidance');
+    else {
+      const name = kind === 'cfg' ? 'CFG' : kind === 'auto' ? 'AutoGuidance' : kind;
+      const scale = typeof g.scale === 'number' ? ` scale ${g.scale}` : '';
+      const interval = Array.isArray(g.interval) ? ` on t ∈ [${g.interval.map(String).join(', ')}]` : '';
+      const guide = typeof g.guide === 'string' ? `, guide ${g.guide}` : '';
+      parts.push(`${name}${scale}${interval}${guide}`);
+    }
   }
+  if (s.count !== undefined) parts.push(`${s.count} images`);
+  if (s.seed !== undefined) parts.push(`seed ${s.seed}`);
+  if (s.seconds !== undefined) parts.push(duration(s.seconds));
   return parts.join(' · ');
 }
 
@@ -232,14 +264,13 @@ export async function samplesSection(run: RunFolder, budget: ImageBudget): Promi
         budget,
         `samples of class ${name ?? k}`,
         name !== undefined ? html`<b>${name}</b> · class ${k}` : `class ${k}`,
-        150,
-        512,
+        540,
       ),
     );
   }
   const more = latest.classGrids.length - classFigures.length;
   cards.push(html`<div class="card"><h3>Samples “${latest.tag}”</h3><p class="meta">${samplerLine(latest)}</p>
-${latest.grid ? await figureOf(latest.grid, budget, `all samples of ${latest.tag}`, 'All classes (class-balanced labels)', 640) : ''}
+${latest.grid ? await figureOf(latest.grid, budget, `all samples of ${latest.tag}`, 'All classes (class-balanced labels)', 720) : ''}
 ${classFigures.length ? html`<div class="classes">${classFigures}</div>` : html`<p class="missing-text">No per-class grids (class-&lt;k&gt;.png) in this set.</p>`}
 ${more > 0 ? html`<p class="meta">${more} more class grids are in ${latest.dir} (the report shows the first ${MAX_CLASS_GRIDS}).</p>` : ''}</div>`);
   const older: Html[] = [];

@@ -15,7 +15,7 @@ nav { display:flex; flex-wrap:wrap; gap: 6px 16px; margin: 10px 0 0; font-size: 
 nav a { color: var(--accent); text-decoration: none; }
 .status { display:flex; flex-wrap:wrap; gap:10px; list-style:none; padding:0; margin: 0; }
 .status li { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:8px 12px; min-width: 180px; }
-.status li b { display:block; font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
+.status li b { display:block; font-size: 12px; color: var(--muted); font-weight: 600; }
 .status li.missing { border-style: dashed; color: var(--muted); }
 .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 18px; margin: 0 0 16px; }
 .notice { border-left: 4px solid var(--warn); }
@@ -48,8 +48,7 @@ svg.chart .empty-note { fill: var(--muted); font-size: 13px; }
 img { max-width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 4px; }
 img.pixelated { image-rendering: pixelated; }
 .gallery { display:flex; flex-wrap:wrap; gap: 16px; align-items:flex-end; }
-.classes { display:grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 14px; margin-top: 14px; }
-.classes img { width: 100%; }
+.classes { display:grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 14px 24px; margin-top: 14px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 5px 10px 5px 0; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
 th { color: var(--muted); font-weight: 600; }

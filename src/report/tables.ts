@@ -1,7 +1,7 @@
 /** Tables of the report: configuration, adapter and data, timings per command. */
 import { type Html, html } from './html.js';
 import type { RunFolder } from './run-folder.js';
-import { duration, fmt, median, STAGES, stagesOf } from './sections.js';
+import { duration, fmt, median, STAGES, stageSeconds, stagesOf } from './sections.js';
 
 /** Nested objects as dotted keys; arrays of plain values stay one JSON cell. */
 export function flatten(value: unknown, prefix = '', out: [string, unknown][] = []): [string, unknown][] {
@@ -53,7 +53,10 @@ ${
     : ''
 }`;
   }
-  return html`<div class="two"><div class="card"><h3>Adapter</h3>${adapter}</div><div class="card"><h3>Data</h3>${data}</div></div>`;
+  const other = Object.keys(run.otherInfo).length
+    ? html`<div class="card"><h3>Also recorded</h3>${keyValueTable(run.otherInfo)}</div>`
+    : '';
+  return html`<div class="two"><div class="card"><h3>Adapter</h3>${adapter}</div><div class="card"><h3>Data</h3>${data}</div></div>${other}`;
 }
 
 export function timingsSection(run: RunFolder): Html {
@@ -61,15 +64,16 @@ export function timingsSection(run: RunFolder): Html {
     const rows = run.metrics.filter((m) => m.stage === stage);
     const ips = median(rows.map((r) => r.imagesPerSecond).filter((v): v is number => v !== undefined));
     const cmd = run.commands.filter((c) => c.command === STAGES[stage]?.command);
-    return html`<tr><td>${STAGES[stage]?.title ?? stage}</td><td class="num">${fmt(ips, 3)}</td><td class="num">${fmt(cmd[cmd.length - 1]?.imagesPerSecond, 3)}</td><td class="num">${duration(rows[rows.length - 1]?.seconds)}</td></tr>`;
+    return html`<tr><td>${STAGES[stage]?.title ?? stage}</td><td class="num">${fmt(ips, 3)}</td><td class="num">${fmt(cmd[cmd.length - 1]?.imagesPerSecond, 3)}</td><td class="num">${duration(stageSeconds(rows).seconds)}</td></tr>`;
   });
   const stageTable = perStage.length
     ? html`<h3>Images per second by stage</h3><table><thead><tr><th>stage</th><th>median over logged steps</th><th>last command's average</th><th>training time</th></tr></thead><tbody>${perStage}</tbody></table>`
     : '';
+  const hasExit = run.commands.some((c) => c.exit !== undefined || c.endedAt === undefined);
   const commands = run.commands.length
-    ? html`<h3>Commands</h3><table><thead><tr><th>command</th><th>started</th><th>duration</th><th>steps</th><th>images/s</th><th>arguments</th></tr></thead><tbody>${run.commands.map(
+    ? html`<h3>Commands</h3><table><thead><tr><th>command</th><th>started</th><th>duration</th><th>steps</th><th>images/s</th>${hasExit ? html`<th>ended</th>` : ''}<th>arguments</th></tr></thead><tbody>${run.commands.map(
         (c) =>
-          html`<tr><td class="mono">${c.command}</td><td class="num">${c.startedAt ?? '—'}</td><td class="num">${duration(c.seconds)}</td><td class="num">${fmt(c.steps, 8)}</td><td class="num">${fmt(c.imagesPerSecond, 3)}</td><td class="mono">${c.argv?.join(' ') ?? ''}</td></tr>`,
+          html`<tr><td class="mono">${c.command}</td><td class="num">${c.startedAt ? c.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '—'}</td><td class="num">${duration(c.seconds)}</td><td class="num">${fmt(c.steps, 8)}</td><td class="num">${fmt(c.imagesPerSecond, 3)}</td>${hasExit ? html`<td>${c.exit ?? (c.endedAt ? 'normally' : 'no end recorded')}</td>` : ''}<td class="mono">${c.argv?.join(' ') ?? ''}</td></tr>`,
       )}</tbody></table>`
     : html`<p class="missing-text">No commands recorded (run.json has no "commands").</p>`;
   return html`<div class="card">${stageTable}${commands}</div>`;

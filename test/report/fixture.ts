@@ -53,9 +53,10 @@ export function writeRunFolder(dir: string, opts: FixtureOptions = {}): void {
         source: '/data/cifar',
         train: 4900,
         heldOut: 100,
-        skipped: [{ file: 'bad.png', reason: 'truncated' }],
+        skipped: 1,
         classes: classNames,
       },
+      encoder: 'dinov2-with-registers-small (random init)',
       commands: stages.map((s, i) => ({
         command: s === 'decoder' ? 'train-decoder' : 'train-dit',
         argv: ['--run', dir, '--preset', 'tiny'],
@@ -73,8 +74,11 @@ export function writeRunFolder(dir: string, opts: FixtureOptions = {}): void {
       // A falling, noisy loss (deterministic "noise"), warm-up then cosine LR.
       const loss = (stage === 'decoder' ? 0.5 : 2) * Math.exp(-step / (steps / 3)) * (1 + 0.3 * Math.sin(step * 12.9898)) + 0.02;
       const lr = 2e-4 * Math.min(1, step / 20) * 0.5 * (1 + Math.cos((Math.PI * step) / steps));
-      const row: Record<string, unknown> = { stage, step, loss, lr, seconds: step * 1.5, imagesPerSecond: 40 + 5 * Math.sin(step) };
+      // Stage 2 is resumed half-way: its second command's clock starts again from zero.
+      const seconds = stage === 'dit' && step > steps / 2 ? (step - steps / 2) * 1.5 : step * 1.5;
+      const row: Record<string, unknown> = { stage, step, loss, lr, seconds, imagesPerSecond: 40 + 5 * Math.sin(step) };
       if (stage === 'decoder' && step % 50 === 0) Object.assign(row, { psnr: 14 + step / 20, ssim: 0.3 + step / 1000 });
+      if (stage === 'decoder') row.gradNorm = 3 * Math.exp(-step / steps) * (1 + 0.5 * Math.abs(Math.sin(step * 7.1)));
       lines.push(JSON.stringify(row));
     }
   writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n`);
@@ -90,19 +94,25 @@ export function writeRunFolder(dir: string, opts: FixtureOptions = {}): void {
     }
   }
   if (opts.samples ?? stages.includes('dit')) {
-    const tagDir = path.join(dir, 'samples', `step-${steps}`);
+    // As the sampler writes them: an overview grid, then one row of images per class.
+    const tag = `dit-${String(steps).padStart(8, '0')}-heun-cfg1.5`;
+    const tagDir = path.join(dir, 'samples', tag);
     mkdirSync(tagDir, { recursive: true });
     writeFileSync(path.join(tagDir, 'grid.png'), patternPng(10 * 34 + 2, 4 * 34 + 2, 7));
-    classNames.forEach((_, k) => writeFileSync(path.join(tagDir, `class-${k}.png`), patternPng(4 * 34 + 2, 2 * 34 + 2, k)));
+    classNames.forEach((_, k) => writeFileSync(path.join(tagDir, `class-${k}.png`), patternPng(4 * 34 + 2, 34 + 2, k)));
     writeFileSync(
       path.join(tagDir, 'samples.json'),
       JSON.stringify({
-        tag: `step-${steps}`,
+        tag,
         step: steps,
         sampler: 'heun',
         steps: 25,
         guidance: { kind: 'cfg', scale: 1.5, interval: [0.1, 1] },
         classes: classNames,
+        count: 4 * classNames.length,
+        weights: 'ema',
+        seed: 0,
+        seconds: 12.5,
       }),
     );
   }
