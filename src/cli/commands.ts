@@ -147,6 +147,7 @@ export function trainDiTCommand(flags: StageFlags): Promise<number> {
     clip?: number;
     ema?: number;
     allowNarrow?: boolean;
+    tokenCache?: boolean;
   };
   return trainCommand('train-dit', flags, {
     dit: {
@@ -166,6 +167,7 @@ export function trainDiTCommand(flags: StageFlags): Promise<number> {
       clip: f.clip,
       ema: f.ema,
       allowNarrow: f.allowNarrow,
+      tokenCache: f.tokenCache === false ? false : undefined,
     },
   });
 }

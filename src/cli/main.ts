@@ -57,6 +57,10 @@ function build(): Command {
     .option('--allow-narrow', 'build a model narrower than the token dimension anyway (the paper §4.1 shows it cannot fit; for ablations)')
     .addOption(new Option('--time-dist <kind>', 'training time distribution').choices(['uniform', 'logit-normal']))
     .option('--no-shift', 'switch the dimension-dependent time shift off (ablation)')
+    .option(
+      '--no-token-cache',
+      "encode every batch with the frozen encoder instead of caching the training set's tokens once in DIR/token-cache",
+    )
     .option('--shift-base <n>', 'base dimension n of the shift α = √(m/n)', numArg('--shift-base'))
     .option('--label-dropout <p>', 'label dropout probability (CFG null class)', numArg('--label-dropout'))
     .option('--clip <x>', 'gradient-norm clipping (0 = off)', numArg('--clip'))

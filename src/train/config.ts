@@ -78,6 +78,8 @@ const DiTSchema = z.strictObject({
   shift: z.boolean(),
   /** α = √(m / shiftBase), m = C·h·w of the latent. */
   shiftBase: pos(),
+  /** Encode the training set once (with mirrored copies) into DIR/token-cache instead of every step. */
+  tokenCache: z.boolean(),
   logEvery: int(),
   checkpointEvery: int(),
   keep: int(),
@@ -157,6 +159,7 @@ const CPU: RunConfig = {
     timeDist: 'uniform',
     shift: true,
     shiftBase: 4096,
+    tokenCache: true,
     logEvery: 10,
     checkpointEvery: 50,
     keep: 3,

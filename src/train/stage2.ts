@@ -12,9 +12,10 @@ import { AdamW, EMA } from '../nn/optim.js';
 import { getGeneratorState, setGeneratorState, tensor, toArray } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import path from 'node:path';
 import { fingerprint, modelShape, type RunConfig } from './config.js';
-import { buildDiT, ditConfig, encodeBatch, loadData, loadEncoder } from './context.js';
-import { BatchLoader, imagesToTensor } from './data/index.js';
+import { buildDiT, ditConfig, type EncoderInfo, encodeBatch, loadData, loadEncoder, type RunData } from './context.js';
+import { BatchLoader, imagesToTensor, TokenCache } from './data/index.js';
 import { ensureLatentStats, type LatentStats } from './latent-stats.js';
 import { type LoopResult, runLoop } from './loop.js';
 import { checkMemory } from './memory.js';
@@ -52,7 +53,8 @@ export async function trainDiTStage(
   const params = model.trainableParameters();
   const opt = new AdamW(params, { lr: d.lr, betas: [0.9, 0.95], weightDecay: 0 });
   const ema = new EMA(params, d.ema);
-  const loader = new BatchLoader(data.train, { batch: d.batch, seed: c.seed + 2, flip: c.data.flip, dropLast: true });
+  const cache = d.tokenCache ? await buildTokenCache(o.runDir, c, enc, data, o.quiet) : null;
+  const loader = new BatchLoader(data.train, { batch: d.batch, seed: c.seed + 2, flip: c.data.flip, dropLast: true, images: !cache });
   const start = resumePoint({
     runDir: o.runDir,
     stage: 'dit',
@@ -88,10 +90,13 @@ export async function trainDiTStage(
       lrAt: (step) => holdLinear(step, d.lr, d.finalLr, hold, decayEnd),
       step: async (step, lr) => {
         const batch = await loader.next();
-        const x = imagesToTensor(batch.images, batch.count, c.data.imageSize);
+        // Tokens from the cache (mirrored where the loader flips), or encoded now.
+        const x = cache
+          ? tensor(cache.read(batch.indices, batch.flips), [batch.count, enc.grid * enc.grid, enc.dim])
+          : imagesToTensor(batch.images, batch.count, c.data.imageSize);
         const logged = (step + 1) % d.logEvery === 0 || step + 1 === d.steps;
         const { loss, normSq } = scope(() => {
-          const z = tokensToLatent(encodeBatch(enc, x), enc.grid);
+          const z = tokensToLatent(cache ? x : encodeBatch(enc, x), enc.grid);
           const zn = ops.div(ops.sub(z, stats.mean), stats.std);
           const y = tensor(batch.labels, [batch.count], { dtype: 'i32' });
           const { xt, t, target } = flowMatchingBatch(zn, alpha, { timeDist: d.timeDist });
@@ -137,6 +142,38 @@ export async function trainDiTStage(
   } finally {
     (gradNormSq as Tensor | null)?.dispose();
     opt.dispose();
+    cache?.close();
     await loader.close();
   }
+}
+
+/**
+ * The training set's tokens (and those of the mirrored images), encoded once into
+ * DIR/token-cache; rebuilt when the encoder or the data selection changes.
+ */
+async function buildTokenCache(runDir: string, c: RunConfig, enc: EncoderInfo, data: RunData, quiet?: boolean): Promise<TokenCache> {
+  const { source, format, imageSize, maxImages, heldOut } = c.data;
+  const fp = fingerprint({
+    encoder: c.encoder,
+    seed: c.seed,
+    data: { source, format, imageSize, maxImages, heldOut },
+    size: data.train.size,
+  });
+  const dir = path.join(runDir, 'token-cache');
+  const found = TokenCache.open(dir, fp);
+  if (found && found.size === data.train.size) return found;
+  if (!quiet) console.log(`encoding ${data.train.size} training images once (and their mirror images) into ${dir}…`);
+  return TokenCache.build(
+    dir,
+    data.train,
+    async (images, n) => {
+      const x = imagesToTensor(images, n, imageSize);
+      const tok = encodeBatch(enc, x);
+      const host = (await toArray(tok)) as Float32Array;
+      x.dispose();
+      tok.dispose();
+      return host;
+    },
+    { fingerprint: fp, tokenShape: [enc.grid * enc.grid, enc.dim], flips: c.data.flip, batch: 32 },
+  );
 }
