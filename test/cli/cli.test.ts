@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadSafetensors } from '../../src/io/safetensors.js';
+import { loadSafetensors, openSafetensors } from '../../src/io/safetensors.js';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/run-folder.js';
 
@@ -136,6 +136,17 @@ describe('training at preset tiny', () => {
       await rae(['train-dit', '--run', b, '--resume', '--hidden', '16,24']),
       /another model configuration: dit\.hidden: checkpoint \[16,16\] ≠ now \[16,24\]/,
     );
+    // Sampling with Heun and AutoGuidance by an earlier checkpoint of the same run.
+    const guide = path.join(a, 'checkpoints', 'dit-00000002');
+    ok(await rae(['sample', '--run', a, '--sampler', 'heun', '--guidance', 'auto', '--guide', guide, '--count', '6', '--tag', 'ag']));
+    const meta = JSON.parse(fs.readFileSync(path.join(a, 'samples/ag/samples.json'), 'utf8'));
+    expect(meta).toMatchObject({ sampler: 'heun', step: 6, guidance: { kind: 'auto', guide } });
+    const saved = loadSafetensors(path.join(a, 'samples/ag/samples.safetensors'));
+    expect(saved.get('images')?.shape).toEqual([6, 3, 16, 16]);
+    const file = openSafetensors(path.join(a, 'samples/ag/samples.safetensors'));
+    expect([file.info('images').dtype, file.info('labels').dtype]).toEqual(['U8', 'I32']);
+    file.close();
+    expect(new Set(saved.get('labels')?.data).size).toBe(6);
   }, 240_000);
 
   it('a NaN loss stops with the step named, keeping the last good checkpoint', async () => {
@@ -156,8 +167,10 @@ describe('training at preset tiny', () => {
     expect(r.stdout).toContain(`open ${path.join(dir, 'report.html')}`);
     const tags = fs.readdirSync(path.join(dir, 'samples'));
     expect(tags).toHaveLength(1);
-    for (const f of ['grid.png', 'samples.safetensors', 'samples.json']) expect(fs.existsSync(path.join(dir, 'samples', tags[0], f)), f).toBe(true);
-    for (const f of ['config.json', 'run.json', 'latent-stats.safetensors', 'report.html']) expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
+    for (const f of ['grid.png', 'samples.safetensors', 'samples.json'])
+      expect(fs.existsSync(path.join(dir, 'samples', tags[0], f)), f).toBe(true);
+    for (const f of ['config.json', 'run.json', 'latent-stats.safetensors', 'report.html'])
+      expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
     expect(new Set(readMetrics(dir).map((m) => m.stage))).toEqual(new Set(['decoder', 'dit']));
     const report = await rae(['report', '--run', dir]);
     expect(report.status, report.stderr).toBe(0);
