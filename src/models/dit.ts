@@ -42,6 +42,23 @@ function pair(v: number | number[] | undefined, name: string, dh: boolean): [num
   return [positive(x, name), 0];
 }
 
+export interface BuildOptions {
+  /** Build a body or head narrower than the token dimension anyway (ablations; paper §4.1). */
+  allowNarrow?: boolean;
+}
+
+/**
+ * Paper §4.1 (Theorem 1): a DiT (or a DiT^DH's DDT head) whose width is below the token dimension n = C·p² cannot fit
+ * even one latent, since its per-token output has rank ≤ width. Refused unless asked for.
+ */
+export function checkWidth(kind: string, part: string, width: number, tokenDim: number, opts: BuildOptions): void {
+  if (width < tokenDim && !opts.allowNarrow) {
+    throw new RangeError(
+      `${kind}: ${part} width ${width} is below the token dimension ${tokenDim} (in_channels × patch²); the RAE paper (§4.1) shows such a model cannot fit the latents. Widen it, or pass allowNarrow (--allow-narrow) for an ablation`,
+    );
+  }
+}
+
 class TokenEmbedder extends Module {
   readonly proj: PatchEmbed;
   constructor(inC: number, hidden: number, p: number) {
@@ -80,6 +97,7 @@ abstract class DiTBase extends Module {
   constructor(
     readonly config: DiTConfig,
     dh: boolean,
+    build: BuildOptions = {},
   ) {
     super();
     const c = config;
@@ -94,6 +112,9 @@ abstract class DiTBase extends Module {
     if (h1 % nh1) throw new RangeError(`DiT config: hidden size ${h1} is not divisible by ${nh1} heads`);
     if (c.use_qknorm) throw new RangeError('DiT config: use_qknorm = true is not supported (the RAE configs use false)');
     this.hidden = h1;
+    // DiT^DH may have a narrow body (the paper's DiT^DH-S: 384 wide on 768-dim tokens): its wide
+    // DDT head is what must cover the token dimension, and is checked there.
+    if (!dh) checkWidth('DiT', 'model', h1, this.inChannels * this.patch * this.patch, build);
     const opts = { mlpRatio: c.mlp_ratio ?? 4, useSwiglu: c.use_swiglu ?? true, useRmsnorm: c.use_rmsnorm ?? true };
     this.child(dh ? 's_embedder' : 'x_embedder', (this as { sEmbedder: TokenEmbedder }).sEmbedder = new TokenEmbedder(this.inChannels, h1, this.patch));
     this.tEmbedder = this.child('t_embedder', new GaussianFourierEmbedding(h1));
@@ -139,12 +160,12 @@ abstract class DiTBase extends Module {
 /** LightningDiT: tokens + APE → blocks conditioned on c = t_emb + y_emb → final layer. */
 export class DiT extends DiTBase {
   readonly finalLayer: FinalLayer;
-  constructor(config: DiTConfig) {
-    super(config, false);
+  constructor(config: DiTConfig, build: BuildOptions = {}) {
+    super(config, false, build);
     this.finalLayer = this.child('final_layer', new FinalLayer(this.hidden, this.patch * this.patch * this.inChannels, config.use_rmsnorm ?? true));
   }
-  static fromConfig(config: DiTConfig): DiT {
-    return new DiT(config);
+  static fromConfig(config: DiTConfig, build: BuildOptions = {}): DiT {
+    return new DiT(config, build);
   }
   override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {
     const c = ops.add(...this.embedConditions(t, y, opts.dropMask));
@@ -161,13 +182,14 @@ export class DiTDH extends DiTBase {
   readonly decRope: RopeTables | null;
   readonly finalLayer: FinalLayer;
 
-  constructor(config: DiTConfig) {
-    super(config, true);
+  constructor(config: DiTConfig, build: BuildOptions = {}) {
+    super(config, true, build);
     const [, h2] = pair(config.hidden_size, 'hidden_size', true);
     const [, d2] = pair(config.depth, 'depth', true);
     const [, nh2] = pair(config.num_heads, 'num_heads', true);
     if (h2 % nh2) throw new RangeError(`DiTDH config: head width ${h2} is not divisible by ${nh2} heads`);
     this.headHidden = h2;
+    checkWidth('DiTDH', 'head', h2, this.inChannels * this.patch * this.patch, build);
     const opts = { mlpRatio: config.mlp_ratio ?? 4, useSwiglu: config.use_swiglu ?? true, useRmsnorm: config.use_rmsnorm ?? true };
     this.xEmbedder = this.child('x_embedder', new TokenEmbedder(this.inChannels, h2, this.patch));
     this.sProjector = h2 !== this.hidden ? this.child('s_projector', new Linear(this.hidden, h2)) : null;
@@ -181,8 +203,8 @@ export class DiTDH extends DiTBase {
     this.finalLayer = this.child('final_layer', new FinalLayer(h2, this.patch * this.patch * this.inChannels, config.use_rmsnorm ?? true));
   }
 
-  static fromConfig(config: DiTConfig): DiTDH {
-    return new DiTDH(config);
+  static fromConfig(config: DiTConfig, build: BuildOptions = {}): DiTDH {
+    return new DiTDH(config, build);
   }
 
   override forward(x: Tensor, t: Tensor, y: Tensor, opts: { dropMask?: Tensor } = {}): Tensor {

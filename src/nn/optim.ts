@@ -4,7 +4,7 @@
  * update kernels read it from there.
  */
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
-import { copyInto } from '../tensor/copy.js';
+import { copyInto, writeHost } from '../tensor/copy.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
 import { fmt } from '../core/shape.js';
 import { empty, Tensor } from '../tensor/tensor.js';
@@ -112,6 +112,35 @@ export class AdamW extends Optimizer {
       step: this.stepCount,
       gradScaleBuffer: this.takeClip(),
     });
+  }
+
+  /**
+   * First and second moments by parameter index (only parameters that have had a step), for
+   * checkpoints. The tensors are the optimizer's own: read, do not dispose.
+   */
+  moments(): Map<number, { m: Tensor; v: Tensor }> {
+    const out = new Map<number, { m: Tensor; v: Tensor }>();
+    this.params.forEach((p, i) => {
+      const s = this.state.get(p);
+      if (s) out.set(i, s);
+    });
+    return out;
+  }
+
+  /** Restores moments saved by moments() (host data, by parameter index) and the step count. */
+  loadMoments(moments: Map<number, { m: Float32Array; v: Float32Array }>, stepCount: number): void {
+    for (const [i, { m, v }] of moments) {
+      const p = this.params[i];
+      if (!p || m.length !== p.size || v.length !== p.size) throw new RangeError(`AdamW.loadMoments: moments for parameter ${i} do not match its size ${p?.size}`);
+      let s = this.state.get(p);
+      if (!s) {
+        s = { m: zeros(p.shape).keep(), v: zeros(p.shape).keep() };
+        this.state.set(p, s);
+      }
+      writeHost(s.m, m);
+      writeHost(s.v, v);
+    }
+    this.stepCount = stepCount;
   }
 
   /** Number of floats of optimizer state (m and v). */

@@ -131,6 +131,20 @@ export function manualSeed(seed: number): void {
   globalStream = 1;
 }
 
+/** The global generator's position, for checkpoints: restoring it replays the same draws. */
+export interface GeneratorState {
+  seed: number;
+  stream: number;
+}
+export function getGeneratorState(): GeneratorState {
+  return { seed: globalSeed, stream: globalStream };
+}
+export function setGeneratorState(s: GeneratorState): void {
+  if (!Number.isInteger(s.seed) || !Number.isInteger(s.stream) || s.stream < 0) throw new RangeError(`setGeneratorState: need integer seed and stream, got ${JSON.stringify(s)}`);
+  globalSeed = s.seed >>> 0;
+  globalStream = s.stream;
+}
+
 function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: RandomOptions, op: string, defaultDtype: DType = 'f32'): Tensor {
   const sh = validateShape(shape, op);
   const dtype = assertDType(opts.dtype ?? defaultDtype, op);

@@ -40,7 +40,7 @@ async function finalLoss(width: number): Promise<{ first: number; last: number }
     num_heads: Math.max(1, width / 16),
     num_classes: 1,
     class_dropout_prob: 0,
-  });
+  }, { allowNarrow: true });
   const r = await trainDiffusion(model, latent, Int32Array.from([0]), { steps: STEPS, batch: 32, lr: 5e-3, logEvery: 10, quiet: true, seed: 4 });
   r.ema.dispose();
   model.dispose();
