@@ -43,7 +43,11 @@ export const describeConfig = (c: AttentionConfig): string =>
   `${c.stage ? `stage ${c.stage}` : 'stream'}, ${c.loops ? 'loops' : 'unrolled'}, ${c.rows} thr × ${c.perThread} rows, ${c.unroll}/step`;
 
 /** One case; `config` overrides the adapter's choice for both passes. */
-export async function benchAttentionCase(c: AttentionBenchCase, config?: AttentionConfig, timing: TimingOptions & { repeats?: number } = {}): Promise<AttentionBenchRow> {
+export async function benchAttentionCase(
+  c: AttentionBenchCase,
+  config?: AttentionConfig,
+  timing: TimingOptions & { repeats?: number } = {},
+): Promise<AttentionBenchRow> {
   const rt = runtime();
   const { b, h, n, d } = c;
   const shape = [b, h, n, d];
@@ -89,7 +93,10 @@ export async function benchAttentionCase(c: AttentionBenchCase, config?: Attenti
 }
 
 /** The default cases with the adapter's configuration. */
-export async function benchAttention(cases: AttentionBenchCase[] = DEFAULT_CASES, timing: TimingOptions & { repeats?: number } = {}): Promise<AttentionBenchRow[]> {
+export async function benchAttention(
+  cases: AttentionBenchCase[] = DEFAULT_CASES,
+  timing: TimingOptions & { repeats?: number } = {},
+): Promise<AttentionBenchRow[]> {
   const rows: AttentionBenchRow[] = [];
   for (const c of cases) rows.push(await benchAttentionCase(c, undefined, timing));
   return rows;

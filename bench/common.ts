@@ -48,7 +48,8 @@ export async function timeGpu(record: () => void, opts: TimingOptions = {}): Pro
     await rt.sync();
     const seconds = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(c0);
-    if (seconds >= minSeconds || iters >= maxIters) return { iters, seconds, ms: (seconds * 1000) / iters, cpuMs: (c.user + c.system) / 1000 / iters };
+    if (seconds >= minSeconds || iters >= maxIters)
+      return { iters, seconds, ms: (seconds * 1000) / iters, cpuMs: (c.user + c.system) / 1000 / iters };
     // Aim straight for the target instead of doubling many times.
     iters = Math.min(maxIters, Math.max(iters * 2, Math.ceil((iters * minSeconds * 1.2) / Math.max(seconds, 1e-6))));
   }

@@ -4,7 +4,14 @@
  * batch 1, with the adapter's tuning-table tile. The weight-gradient time includes summing its
  * split-K partials. Results: bench/results/*-conv.md.
  */
-import { conv2dInputGradInto, conv2dInto, conv2dWeightGradInto, conv2dWeightGradSplits, convOutSize, type ConvGeometry } from '../src/kernels/conv.js';
+import {
+  conv2dInputGradInto,
+  conv2dInto,
+  conv2dWeightGradInto,
+  conv2dWeightGradSplits,
+  convOutSize,
+  type ConvGeometry,
+} from '../src/kernels/conv.js';
 import { adapterTuning } from '../src/kernels/tuning.js';
 import { init } from '../src/gpu/runtime.js';
 import { sum } from '../src/autograd/ops/reduce.js';
@@ -13,7 +20,15 @@ import { scope } from '../src/tensor/scope.js';
 import { empty } from '../src/tensor/tensor.js';
 import { adapterLine, gflops, isMain, markdownTable, timeGpu } from './common.js';
 
-interface ConvCase { name: string; C: number; H: number; Co: number; k: [number, number]; stride?: number; pad?: [number, number] }
+interface ConvCase {
+  name: string;
+  C: number;
+  H: number;
+  Co: number;
+  k: [number, number];
+  stride?: number;
+  pad?: [number, number];
+}
 
 const CASES: ConvCase[] = [
   { name: 'stem conv2d_2 3×3 32→32 @149', C: 32, H: 149, Co: 32, k: [3, 3] },
@@ -31,7 +46,21 @@ export async function printConvBench(): Promise<string> {
     const [ph, pw] = c.pad ?? [0, 0];
     const OH = convOutSize(c.H, c.k[0], s, ph, 1);
     const OW = convOutSize(c.H, c.k[1], s, pw, 1);
-    const g: ConvGeometry = { N: 1, C: c.C, H: c.H, W: c.H, Co: c.Co, OH, OW, KH: c.k[0], KW: c.k[1], stride: [s, s], padding: [ph, pw], dilation: [1, 1], groups: 1 };
+    const g: ConvGeometry = {
+      N: 1,
+      C: c.C,
+      H: c.H,
+      W: c.H,
+      Co: c.Co,
+      OH,
+      OW,
+      KH: c.k[0],
+      KW: c.k[1],
+      stride: [s, s],
+      padding: [ph, pw],
+      dilation: [1, 1],
+      groups: 1,
+    };
     const flops = 2 * c.Co * OH * OW * c.C * c.k[0] * c.k[1];
     const x = randn([1, c.C, c.H, c.H], { seed: 1 });
     const w = randn([c.Co, c.C, c.k[0], c.k[1]], { seed: 2 });
@@ -43,11 +72,21 @@ export async function printConvBench(): Promise<string> {
     const opts = { minSeconds: 0.5, warmup: 1 };
     const fwd = await timeGpu(() => conv2dInto(x, w, undefined, y, g), opts);
     const dIn = await timeGpu(() => conv2dInputGradInto(dy, w, dx, g), opts);
-    const dW = await timeGpu(() => scope(() => {
-      conv2dWeightGradInto(x, dy, partial, g, splits);
-      if (splits > 1) sum(partial, 0);
-    }), opts);
-    rows.push([c.name, (flops / 1e6).toFixed(1), gflops(flops, fwd).toFixed(2), gflops(flops, dIn).toFixed(2), `${gflops(flops, dW).toFixed(2)} (${splits} splits)`]);
+    const dW = await timeGpu(
+      () =>
+        scope(() => {
+          conv2dWeightGradInto(x, dy, partial, g, splits);
+          if (splits > 1) sum(partial, 0);
+        }),
+      opts,
+    );
+    rows.push([
+      c.name,
+      (flops / 1e6).toFixed(1),
+      gflops(flops, fwd).toFixed(2),
+      gflops(flops, dIn).toFixed(2),
+      `${gflops(flops, dW).toFixed(2)} (${splits} splits)`,
+    ]);
     for (const t of [x, w, dy, y, dx, partial]) t.dispose();
   }
   const tile = adapterTuning().conv;

@@ -25,12 +25,18 @@ async function main(): Promise<void> {
   for (const n of chosen) if (!BENCHES[n]) throw new Error(`bench: unknown benchmark '${n}' (have ${Object.keys(BENCHES).join(', ')})`);
   await init({ profile: process.env.RAE_PROFILE === '1' });
   const s = runtime().adapterSummary;
-  const adapter = (s.device || s.description || 'adapter').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  const adapter = (s.device || s.description || 'adapter')
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
   mkdirSync('bench/results', { recursive: true });
   for (const n of chosen) {
     const text = await BENCHES[n]();
     console.log(`== ${n}\n${text}\n`);
-    appendFileSync(path.join('bench/results', `${adapter}-${n}.md`), `\n## ${new Date().toISOString()} — ${s.description || s.device} (${s.backend})\n\n\`\`\`\n${text}\n\`\`\`\n`);
+    appendFileSync(
+      path.join('bench/results', `${adapter}-${n}.md`),
+      `\n## ${new Date().toISOString()} — ${s.description || s.device} (${s.backend})\n\n\`\`\`\n${text}\n\`\`\`\n`,
+    );
   }
   shutdown();
 }

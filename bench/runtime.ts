@@ -57,7 +57,13 @@ export async function benchRuntime(ops = 2000): Promise<RuntimeBench> {
   }
   a.dispose();
   b.dispose();
-  return { adapter: rt.adapterSummary.description || rt.adapterSummary.device, recordUsPerOp: recorded, batchedUsPerOp: batched, syncedUsPerOp: perSync, readback };
+  return {
+    adapter: rt.adapterSummary.description || rt.adapterSummary.device,
+    recordUsPerOp: recorded,
+    batchedUsPerOp: batched,
+    syncedUsPerOp: perSync,
+    readback,
+  };
 }
 
 export async function printRuntimeBench(): Promise<string> {

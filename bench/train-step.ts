@@ -18,7 +18,18 @@ export async function benchTrainStep(): Promise<string> {
   const B = 16;
   const D = 64;
   const grid = 8;
-  const model = DiTDH.fromConfig({ input_size: grid, patch_size: 1, in_channels: D, hidden_size: [96, 128], depth: [2, 1], num_heads: [4, 4], num_classes: 10, use_swiglu: true, use_rmsnorm: true, use_rope: true });
+  const model = DiTDH.fromConfig({
+    input_size: grid,
+    patch_size: 1,
+    in_channels: D,
+    hidden_size: [96, 128],
+    depth: [2, 1],
+    num_heads: [4, 4],
+    num_classes: 10,
+    use_swiglu: true,
+    use_rmsnorm: true,
+    use_rope: true,
+  });
   const opt = new AdamW(model.trainableParameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0 });
   const x = randn([B, D, grid, grid], { seed: 1 });
   const y = randint(0, 10, [B], { seed: 2 });

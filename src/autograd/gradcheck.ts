@@ -82,7 +82,15 @@ export async function gradCheck(
       const num = numericalGradient(f, nds[k], opts.eps ?? 1e-6);
       const g = ts[k].grad;
       if (!g) {
-        grads.push({ ok: false, maxAbsErr: Infinity, maxRelErr: Infinity, worstIndex: -1, worstActual: NaN, worstExpected: NaN, message: `input ${k}: no gradient was computed` });
+        grads.push({
+          ok: false,
+          maxAbsErr: Infinity,
+          maxRelErr: Infinity,
+          worstIndex: -1,
+          worstActual: NaN,
+          worstExpected: NaN,
+          message: `input ${k}: no gradient was computed`,
+        });
         continue;
       }
       grads.push(compareArrays(await toArray(g), num.data, { atol, rtol, shape: inputs[k].shape, label: `grad[${k}]` }));
@@ -90,7 +98,10 @@ export async function gradCheck(
       ts[k].grad = null;
     }
     const ok = output.ok && grads.every((g) => g === null || g.ok);
-    const message = [output, ...grads].filter((r): r is CompareResult => !!r && !r.ok).map((r) => r.message).join('\n');
+    const message = [output, ...grads]
+      .filter((r): r is CompareResult => !!r && !r.ok)
+      .map((r) => r.message)
+      .join('\n');
     return { output, grads, ok, message };
   });
 }

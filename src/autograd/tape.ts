@@ -7,7 +7,7 @@ import { mapInto } from '../kernels/elementwise.js';
 import { contiguousCopy, full, zeros } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { fmt, shapesEqual } from '../core/shape.js';
-import { Tensor, viewOf, type BackwardOptions, type GradNode } from '../tensor/tensor.js';
+import { type Tensor, viewOf, type BackwardOptions, type GradNode } from '../tensor/tensor.js';
 
 let gradEnabled = true;
 
@@ -57,7 +57,8 @@ class Node implements GradNode {
     private fn: (grad: Tensor, saved: Tensor[]) => GradResult[],
   ) {}
   backward(grad: Tensor): GradResult[] {
-    if (this.released) throw new Error(`backward through '${this.op}' a second time: its saved tensors were freed (the graph is freed after backward)`);
+    if (this.released)
+      throw new Error(`backward through '${this.op}' a second time: its saved tensors were freed (the graph is freed after backward)`);
     return this.fn(grad, this.saved);
   }
   release(): void {
@@ -82,7 +83,12 @@ export function record(
 ): Tensor {
   if (!gradEnabled || !inputs.some((t) => t?.requiresGrad)) return out;
   const held = save.map((t) => viewOf(t, t.shape, t.strides, t.offset).keep());
-  out.gradFn = new Node(op, inputs.map((t) => t ?? null), held, backward);
+  out.gradFn = new Node(
+    op,
+    inputs.map((t) => t ?? null),
+    held,
+    backward,
+  );
   out.requiresGrad = true;
   return out;
 }
@@ -117,9 +123,12 @@ export type { BackwardOptions } from '../tensor/tensor.js';
 
 /** Accumulates d(root)/d(leaf) into every leaf's `.grad`. */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
-  if (!root.requiresGrad) throw new Error(`backward: the tensor ${fmt(root.shape)} does not require grad (no input of the computation had requiresGrad = true)`);
-  if (!grad && root.size !== 1) throw new Error(`backward: a gradient argument is needed for a non-scalar output of shape ${fmt(root.shape)}`);
-  if (grad && !shapesEqual(grad.shape, root.shape)) throw new Error(`backward: gradient shape ${fmt(grad.shape)} does not match output shape ${fmt(root.shape)}`);
+  if (!root.requiresGrad)
+    throw new Error(`backward: the tensor ${fmt(root.shape)} does not require grad (no input of the computation had requiresGrad = true)`);
+  if (!grad && root.size !== 1)
+    throw new Error(`backward: a gradient argument is needed for a non-scalar output of shape ${fmt(root.shape)}`);
+  if (grad && !shapesEqual(grad.shape, root.shape))
+    throw new Error(`backward: gradient shape ${fmt(grad.shape)} does not match output shape ${fmt(root.shape)}`);
   const prev = gradEnabled;
   gradEnabled = false;
   // Gradient tensors the tape created and may free or update in place.
@@ -157,12 +166,14 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
         const r = inGrads[i];
         if (!r) return;
         const gi = r instanceof SliceGrad ? r.grad : r;
-        if (!inp || !inp.requiresGrad) {
+        if (!inp?.requiresGrad) {
           gi.dispose();
           return;
         }
         if (!(r instanceof SliceGrad) && !shapesEqual(gi.shape, inp.shape)) {
-          throw new Error(`backward: gradient rule of '${node.op}' returned shape ${fmt(gi.shape)} for an input of shape ${fmt(inp.shape)} (internal error)`);
+          throw new Error(
+            `backward: gradient rule of '${node.op}' returned shape ${fmt(gi.shape)} for an input of shape ${fmt(inp.shape)} (internal error)`,
+          );
         }
         owned.add(gi);
         if (inp.gradFn) grads.set(inp.gradFn, accumulate(grads.get(inp.gradFn), r, inp, owned, false));
@@ -245,8 +256,19 @@ function accumulate(prev: Tensor | null | undefined, r: Tensor | SliceGrad, inpu
 /** acc[window] (+)= r.grad, in place; a full-size gradient is the window starting at 0. */
 function addWindow(acc: Tensor, r: SliceGrad, add: boolean): void {
   const g = r.grad;
-  const dst = g.rank === 0 || shapesEqual(g.shape, acc.shape) ? viewOf(acc, acc.shape, acc.strides, acc.offset) : viewOf(acc, g.shape, acc.strides, acc.offset + r.start * acc.strides[r.dim]);
-  mapInto({ name: add ? 'grad_accumulate' : 'copy', expr: add ? 'acc + in0' : 'in0', compute: g.dtype === 'f16' ? 'f32' : g.dtype === 'f32' ? 'f32' : g.dtype, readsOutput: add }, [g], dst);
+  const dst =
+    g.rank === 0 || shapesEqual(g.shape, acc.shape)
+      ? viewOf(acc, acc.shape, acc.strides, acc.offset)
+      : viewOf(acc, g.shape, acc.strides, acc.offset + r.start * acc.strides[r.dim]);
+  mapInto(
+    {
+      name: add ? 'grad_accumulate' : 'copy',
+      expr: add ? 'acc + in0' : 'in0',
+      compute: g.dtype === 'f16' ? 'f32' : g.dtype === 'f32' ? 'f32' : g.dtype,
+      readsOutput: add,
+    },
+    [g],
+    dst,
+  );
   dst.dispose();
 }
-

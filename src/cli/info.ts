@@ -33,7 +33,9 @@ export async function runInfo(args: string[]): Promise<number> {
     console.log(`search       ${a.attempts.join('; ')}`);
     console.log(`features     ${report.features.join(', ')}`);
     for (const [k, v] of Object.entries(limits)) console.log(`${k.padEnd(36)} ${v}`);
-    console.log(`self-check   ${check.ok ? 'PASS' : 'FAIL'}: ${check.what} max |err| ${check.maxAbsErr.toExponential(2)} (tolerance ${check.tolerance})`);
+    console.log(
+      `self-check   ${check.ok ? 'PASS' : 'FAIL'}: ${check.what} max |err| ${check.maxAbsErr.toExponential(2)} (tolerance ${check.tolerance})`,
+    );
   }
   shutdown();
   return check.ok ? 0 : 1;

@@ -29,7 +29,9 @@ export function validateShape(shape: unknown, op: string): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${op}: shape must be an array of sizes, got ${JSON.stringify(shape)}`);
   for (const d of shape) {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
-      throw new RangeError(`${op}: shape ${JSON.stringify(shape)} has an invalid size ${JSON.stringify(d)}; sizes must be non-negative integers`);
+      throw new RangeError(
+        `${op}: shape ${JSON.stringify(shape)} has an invalid size ${JSON.stringify(d)}; sizes must be non-negative integers`,
+      );
     }
   }
   if (sizeOf(shape) > Number.MAX_SAFE_INTEGER) throw new RangeError(`${op}: shape ${JSON.stringify(shape)} is too large`);
@@ -54,7 +56,9 @@ export function broadcastShapes(a: Shape, b: Shape, op = 'broadcast'): number[] 
 /** Normalises a possibly negative dim; throws naming the op when out of range. */
 export function normDim(dim: number, rank: number, op: string): number {
   if (!Number.isInteger(dim) || dim < -Math.max(rank, 1) || dim >= Math.max(rank, 1)) {
-    throw new RangeError(`${op}: dim ${dim} is out of range for a tensor of rank ${rank} (expected ${-Math.max(rank, 1)}..${Math.max(rank, 1) - 1})`);
+    throw new RangeError(
+      `${op}: dim ${dim} is out of range for a tensor of rank ${rank} (expected ${-Math.max(rank, 1)}..${Math.max(rank, 1) - 1})`,
+    );
   }
   return dim < 0 ? dim + rank : dim;
 }

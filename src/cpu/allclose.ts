@@ -32,11 +32,7 @@ function fmt(v: number): string {
  * Elementwise |a - e| <= atol + rtol * |e| (numpy.allclose convention). NaN must appear in the
  * same positions in both; infinities must match exactly.
  */
-export function compareArrays(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  opts: CompareOptions = {},
-): CompareResult {
+export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: CompareOptions = {}): CompareResult {
   const atol = opts.atol ?? 1e-8;
   const rtol = opts.rtol ?? 1e-5;
   const label = opts.label ? `${opts.label}: ` : '';

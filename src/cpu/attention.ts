@@ -2,7 +2,7 @@
  * Attention and rotary position embedding, written as compositions of the other oracle ops so
  * that they are correct by construction.
  */
-import { NDArray, ndZeros } from './ndarray.js';
+import { type NDArray, ndZeros } from './ndarray.js';
 import { add, mul, mulScalar } from './elementwise.js';
 import { matmul } from './linalg.js';
 import { softmax } from './nn.js';
@@ -50,7 +50,10 @@ export function rotatePairs(x: NDArray): NDArray {
  */
 export function rope(x: NDArray, cos: NDArray, sin: NDArray): NDArray {
   const [n, d] = x.shape.slice(-2);
-  for (const [name, t] of [['cos', cos], ['sin', sin]] as const) {
+  for (const [name, t] of [
+    ['cos', cos],
+    ['sin', sin],
+  ] as const) {
     if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== d) {
       throw new Error(`rope: ${name} must be [${n}, ${d}], got [${t.shape.join(', ')}]`);
     }

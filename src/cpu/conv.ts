@@ -24,22 +24,25 @@ export function conv2dRef(x: NDArray, w: NDArray, b: NDArray | null, o: Conv2dRe
   const OH = Math.floor((H + 2 * ph - dh * (KH - 1) - 1) / sh) + 1;
   const OW = Math.floor((W + 2 * pw - dw * (KW - 1) - 1) / sw) + 1;
   const y = new Float64Array(N * Co * OH * OW);
-  for (let n = 0; n < N; n++) for (let co = 0; co < Co; co++) {
-    const g = Math.floor(co / Cog);
-    for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-      let s = b ? b.data[co] : 0;
-      for (let ci = 0; ci < Cig; ci++) for (let kh = 0; kh < KH; kh++) {
-        const ih = oh * sh - ph + kh * dh;
-        if (ih < 0 || ih >= H) continue;
-        for (let kw = 0; kw < KW; kw++) {
-          const iw = ow * sw - pw + kw * dw;
-          if (iw < 0 || iw >= W) continue;
-          s += x.data[((n * C + g * Cig + ci) * H + ih) * W + iw] * w.data[((co * Cig + ci) * KH + kh) * KW + kw];
+  for (let n = 0; n < N; n++)
+    for (let co = 0; co < Co; co++) {
+      const g = Math.floor(co / Cog);
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++) {
+          let s = b ? b.data[co] : 0;
+          for (let ci = 0; ci < Cig; ci++)
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * sh - ph + kh * dh;
+              if (ih < 0 || ih >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * sw - pw + kw * dw;
+                if (iw < 0 || iw >= W) continue;
+                s += x.data[((n * C + g * Cig + ci) * H + ih) * W + iw] * w.data[((co * Cig + ci) * KH + kh) * KW + kw];
+              }
+            }
+          y[((n * Co + co) * OH + oh) * OW + ow] = s;
         }
-      }
-      y[((n * Co + co) * OH + oh) * OW + ow] = s;
     }
-  }
   return { data: y, shape: [N, Co, OH, OW] };
 }
 
@@ -59,30 +62,40 @@ export function pool2dRef(kind: 'max' | 'avg', x: NDArray, k: [number, number], 
   const OH = Math.floor((H + 2 * ph - kh) / sh) + 1;
   const OW = Math.floor((W + 2 * pw - kw) / sw) + 1;
   const y = new Float64Array(N * C * OH * OW);
-  for (let nc = 0; nc < N * C; nc++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-    let m = -Infinity;
-    let s = 0;
-    let count = 0;
-    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
-      const ih = oh * sh - ph + i;
-      const iw = ow * sw - pw + j;
-      if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-      const v = x.data[(nc * H + ih) * W + iw];
-      m = Math.max(m, v);
-      s += v;
-      count++;
-    }
-    // PyTorch's divisor with padding included: the window clipped to the padded input.
-    const hEnd = Math.min(oh * sh - ph + kh, H + ph);
-    const wEnd = Math.min(ow * sw - pw + kw, W + pw);
-    const padded = (hEnd - (oh * sh - ph)) * (wEnd - (ow * sw - pw));
-    y[(nc * OH + oh) * OW + ow] = kind === 'max' ? m : s / ((o.countIncludePad ?? true) ? padded : count);
-  }
+  for (let nc = 0; nc < N * C; nc++)
+    for (let oh = 0; oh < OH; oh++)
+      for (let ow = 0; ow < OW; ow++) {
+        let m = -Infinity;
+        let s = 0;
+        let count = 0;
+        for (let i = 0; i < kh; i++)
+          for (let j = 0; j < kw; j++) {
+            const ih = oh * sh - ph + i;
+            const iw = ow * sw - pw + j;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+            const v = x.data[(nc * H + ih) * W + iw];
+            m = Math.max(m, v);
+            s += v;
+            count++;
+          }
+        // PyTorch's divisor with padding included: the window clipped to the padded input.
+        const hEnd = Math.min(oh * sh - ph + kh, H + ph);
+        const wEnd = Math.min(ow * sw - pw + kw, W + pw);
+        const padded = (hEnd - (oh * sh - ph)) * (wEnd - (ow * sw - pw));
+        y[(nc * OH + oh) * OW + ow] = kind === 'max' ? m : s / ((o.countIncludePad ?? true) ? padded : count);
+      }
   return { data: y, shape: [N, C, OH, OW] };
 }
 
 /** y = (x − mean[c]) / √(var[c] + eps) · weight[c] + bias[c] over NCHW (or NC). */
-export function batchNormRef(x: NDArray, mean: NDArray, variance: NDArray, weight: NDArray | null, bias: NDArray | null, eps: number): NDArray {
+export function batchNormRef(
+  x: NDArray,
+  mean: NDArray,
+  variance: NDArray,
+  weight: NDArray | null,
+  bias: NDArray | null,
+  eps: number,
+): NDArray {
   const C = x.shape[1];
   const inner = x.shape.slice(2).reduce((a, b) => a * b, 1);
   const y = new Float64Array(x.data.length);

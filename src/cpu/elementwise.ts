@@ -1,7 +1,7 @@
 /**
  * Elementwise ops in float64: unary maps, broadcasting binary ops, where, comparisons.
  */
-import { NDArray, broadcastShapes, broadcastStrides, forEachIndex, ndZeros } from './ndarray.js';
+import { type NDArray, broadcastShapes, broadcastStrides, forEachIndex, ndZeros } from './ndarray.js';
 
 /** Applies `f` to every element. */
 export function map(x: NDArray, f: (v: number) => number): NDArray {
@@ -125,7 +125,7 @@ export const gelu = (x: NDArray): NDArray => map(x, geluScalar);
 export const geluTanh = (x: NDArray): NDArray => map(x, geluTanhScalar);
 export const erfArray = (x: NDArray): NDArray => map(x, erf);
 export const square = (x: NDArray): NDArray => map(x, (v) => v * v);
-export const powScalar = (x: NDArray, p: number): NDArray => map(x, (v) => Math.pow(v, p));
+export const powScalar = (x: NDArray, p: number): NDArray => map(x, (v) => v ** p);
 export const mulScalar = (x: NDArray, s: number): NDArray => map(x, (v) => v * s);
 export const addScalar = (x: NDArray, s: number): NDArray => map(x, (v) => v + s);
 

@@ -1,7 +1,7 @@
 /**
  * Numerical gradients by central differences, for checking analytic/autograd gradients.
  */
-import { NDArray } from './ndarray.js';
+import type { NDArray } from './ndarray.js';
 
 /**
  * d f / d x by central differences (f(x + eps e_i) - f(x - eps e_i)) / (2 eps), one element at a

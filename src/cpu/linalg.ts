@@ -1,7 +1,7 @@
 /**
  * Matrix products with torch.matmul semantics.
  */
-import { NDArray, broadcastShapes, broadcastStrides, forEachIndex, ndSize, ndZeros } from './ndarray.js';
+import { type NDArray, broadcastShapes, broadcastStrides, forEachIndex, ndSize, ndZeros } from './ndarray.js';
 import { add } from './elementwise.js';
 import { transpose } from './shape.js';
 
@@ -10,10 +10,15 @@ import { transpose } from './shape.js';
  * so every output is one dot product of two contiguous rows, summed in ascending k order.
  */
 function gemm(
-  a: Float64Array, aOff: number,
-  b: Float64Array, bOff: number,
-  c: Float64Array, cOff: number,
-  n: number, k: number, m: number,
+  a: Float64Array,
+  aOff: number,
+  b: Float64Array,
+  bOff: number,
+  c: Float64Array,
+  cOff: number,
+  n: number,
+  k: number,
+  m: number,
 ): void {
   const bt = new Float64Array(k * m);
   for (let p = 0; p < k; p++) for (let j = 0; j < m; j++) bt[j * k + p] = b[bOff + p * m + j];

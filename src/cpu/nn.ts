@@ -2,7 +2,7 @@
  * Neural-network building blocks in float64: softmax family, cross-entropy, normalisation
  * layers and embedding lookup.
  */
-import { NDArray, ndSize, ndZeros, normalizeAxis } from './ndarray.js';
+import { type NDArray, ndSize, ndZeros, normalizeAxis } from './ndarray.js';
 import { add, mul } from './elementwise.js';
 
 /**
@@ -92,13 +92,7 @@ function checkParam(p: NDArray | undefined, normalizedShape: readonly number[], 
  * torch.nn.functional.layer_norm: normalise over the trailing `normalizedShape` dims using the
  * biased variance, then apply the optional elementwise affine weight and bias.
  */
-export function layerNorm(
-  x: NDArray,
-  normalizedShape: readonly number[],
-  weight?: NDArray,
-  bias?: NDArray,
-  eps = 1e-5,
-): NDArray {
+export function layerNorm(x: NDArray, normalizedShape: readonly number[], weight?: NDArray, bias?: NDArray, eps = 1e-5): NDArray {
   const g = trailingGroup(x, normalizedShape, 'layerNorm');
   checkParam(weight, normalizedShape, 'layerNorm weight');
   checkParam(bias, normalizedShape, 'layerNorm bias');
@@ -147,7 +141,8 @@ export function rmsNorm(x: NDArray, normalizedShape: readonly number[], weight?:
  * 1-D) into table [V, D] -> [...idsShape, D].
  */
 export function embedding(ids: NDArray | ArrayLike<number>, table: NDArray): NDArray {
-  const idArr: NDArray = 'shape' in ids && 'data' in ids ? (ids as NDArray) : { data: Float64Array.from(ids as ArrayLike<number>), shape: [ids.length] };
+  const idArr: NDArray =
+    'shape' in ids && 'data' in ids ? (ids as NDArray) : { data: Float64Array.from(ids as ArrayLike<number>), shape: [ids.length] };
   if (table.shape.length !== 2) throw new Error(`embedding: table must be [V, D], got [${table.shape.join(', ')}]`);
   const [v, d] = table.shape;
   const out = ndZeros([...idArr.shape, d]);

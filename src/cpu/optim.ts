@@ -74,7 +74,8 @@ export class SGD64 {
       const d = Float64Array.from(grads[k], (g, i) => g + weightDecay * p[i]);
       if (momentum > 0) {
         let b = this.buf[k];
-        if (!b) b = this.buf[k] = Float64Array.from(d); // the first step copies the gradient
+        if (!b)
+          b = this.buf[k] = Float64Array.from(d); // the first step copies the gradient
         else for (let i = 0; i < b.length; i++) b[i] = momentum * b[i] + (1 - dampening) * d[i];
         for (let i = 0; i < d.length; i++) d[i] = nesterov ? d[i] + momentum * b[i] : b[i];
       }

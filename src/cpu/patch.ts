@@ -1,7 +1,7 @@
 /**
  * Patch layouts used by the ViT encoder/decoder, and the strided ("patch embedding") conv.
  */
-import { NDArray, ndZeros } from './ndarray.js';
+import { type NDArray, ndZeros } from './ndarray.js';
 
 function check4d(x: NDArray, what: string): [number, number, number, number] {
   if (x.shape.length !== 4) throw new Error(`${what}: expected [B, C, H, W], got [${x.shape.join(', ')}]`);

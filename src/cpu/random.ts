@@ -2,7 +2,7 @@
  * Deterministic pseudo-random test data (not a model of torch's RNG): the same seed always
  * gives the same numbers, on any machine.
  */
-import { NDArray, ndZeros } from './ndarray.js';
+import { type NDArray, ndZeros } from './ndarray.js';
 
 /** mulberry32: small, fast 32-bit PRNG returning floats in [0, 1). */
 export function makeRng(seed: number): () => number {

@@ -4,7 +4,7 @@
  *   - `axes` undefined or [] reduces over every axis (torch.sum(x, dim=[]) also reduces all);
  *   - `keepdim` keeps reduced axes as size 1.
  */
-import { NDArray, forEachIndex, ndSize, ndStrides, normalizeAxis } from './ndarray.js';
+import { type NDArray, forEachIndex, ndSize, ndStrides, normalizeAxis } from './ndarray.js';
 
 export type Axes = number | number[] | undefined;
 
@@ -61,7 +61,12 @@ export function sum(x: NDArray, axes?: Axes, opts: ReduceOptions = {}): NDArray 
 export function mean(x: NDArray, axes?: Axes, opts: ReduceOptions = {}): NDArray {
   const ax = resolveAxes(axes, x.shape.length);
   const { acc, count } = fold(x, ax, 0, (a, v) => a + v);
-  return finish(x, ax, opts.keepdim, acc.map((s) => s / count));
+  return finish(
+    x,
+    ax,
+    opts.keepdim,
+    acc.map((s) => s / count),
+  );
 }
 
 /** max/min propagate NaN (as torch does); Math.max/Math.min already do. Empty groups give -inf/+inf. */
@@ -95,7 +100,12 @@ export function variance(x: NDArray, axes?: Axes, opts: VarOptions = {}): NDArra
   let count = 1;
   for (const a of ax) count *= x.shape[a];
   const divisor = Math.max(0, count - correction);
-  return finish(x, ax, opts.keepdim, acc.map((s) => s / divisor));
+  return finish(
+    x,
+    ax,
+    opts.keepdim,
+    acc.map((s) => s / divisor),
+  );
 }
 export { variance as var_ };
 

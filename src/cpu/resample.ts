@@ -22,7 +22,7 @@
  * with Math.fround, in PyTorch's order, to reproduce its float32 results to ~1e-6 (the weighted
  * sums themselves stay float64).
  */
-import { NDArray, ndSize, ndZeros } from './ndarray.js';
+import { type NDArray, ndSize, ndZeros } from './ndarray.js';
 
 export type InterpMode = 'bilinear' | 'bicubic';
 
@@ -90,13 +90,7 @@ function triangle(x: number, r: Round = exact): number {
 }
 
 /** area_pixel_compute_scale: input-pixels per output-pixel. */
-export function areaPixelScale(
-  inSize: number,
-  outSize: number,
-  alignCorners: boolean,
-  scaleFactor?: number,
-  r: Round = exact,
-): number {
+export function areaPixelScale(inSize: number, outSize: number, alignCorners: boolean, scaleFactor?: number, r: Round = exact): number {
   if (alignCorners) return outSize > 1 ? r((inSize - 1) / (outSize - 1)) : 0;
   return scaleFactor !== undefined && scaleFactor > 0 ? r(1 / scaleFactor) : r(inSize / outSize);
 }
@@ -197,12 +191,7 @@ export function resampleAxis(x: NDArray, axis: number, taps: readonly Taps[]): N
  * torch.nn.functional.interpolate for x [B, C, H, W] (or any [..., H, W]) to `size` [h, w].
  * `size` may be omitted when opts.scaleFactor is given.
  */
-export function interpolate(
-  x: NDArray,
-  size: [number, number] | undefined,
-  mode: InterpMode,
-  opts: InterpolateOptions = {},
-): NDArray {
+export function interpolate(x: NDArray, size: [number, number] | undefined, mode: InterpMode, opts: InterpolateOptions = {}): NDArray {
   if (x.shape.length < 2) throw new Error('interpolate: input needs at least 2 dims [..., H, W]');
   const rank = x.shape.length;
   const [inH, inW] = x.shape.slice(-2);

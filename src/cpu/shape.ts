@@ -1,7 +1,7 @@
 /**
  * Shape manipulation (torch semantics). All results are fresh contiguous arrays.
  */
-import { NDArray, broadcastTo, forEachIndex, ndSize, ndStrides, ndZeros, normalizeAxis } from './ndarray.js';
+import { type NDArray, broadcastTo, forEachIndex, ndSize, ndStrides, ndZeros, normalizeAxis } from './ndarray.js';
 
 /** torch.reshape: one dimension may be -1 (inferred). */
 export function reshape(x: NDArray, shape: readonly number[]): NDArray {
@@ -88,9 +88,7 @@ export function cat(list: readonly NDArray[], dim: number): NDArray {
   const d = normalizeAxis(dim, rank);
   for (const t of list) {
     if (t.shape.length !== rank || t.shape.some((s, i) => i !== d && s !== list[0].shape[i])) {
-      throw new Error(
-        `cat: shape [${t.shape.join(', ')}] does not match [${list[0].shape.join(', ')}] outside axis ${dim}`,
-      );
+      throw new Error(`cat: shape [${t.shape.join(', ')}] does not match [${list[0].shape.join(', ')}] outside axis ${dim}`);
     }
   }
   const outShape = [...list[0].shape];

@@ -111,7 +111,11 @@ export interface FlowBatch {
  * Draws t (uniform or logit-normal on [0, 0.999], then shifted) and ε, and returns
  * (x_t, t, ε − x) for the training loss.
  */
-export function flowMatchingBatch(x: Tensor, alpha: number, opts: { timeDist?: 'uniform' | 'logit-normal'; seed?: number } = {}): FlowBatch {
+export function flowMatchingBatch(
+  x: Tensor,
+  alpha: number,
+  opts: { timeDist?: 'uniform' | 'logit-normal'; seed?: number } = {},
+): FlowBatch {
   return noGrad(() =>
     scope(() => {
       const B = x.shape[0];

@@ -40,7 +40,8 @@ export class StreamingStats {
 
   /** Adds every row of a batch; rejects non-finite values before touching the sums. */
   add(batch: FeatureSet): void {
-    if (batch.dim !== this.dim) throw new MetricInputError(`feature statistics: batch has ${batch.dim} features per row, expected ${this.dim}`);
+    if (batch.dim !== this.dim)
+      throw new MetricInputError(`feature statistics: batch has ${batch.dim} features per row, expected ${this.dim}`);
     checkFinite(`feature statistics (rows ${this.count}…${this.count + batch.count - 1})`, batch);
     const d = this.dim;
     const x = batch.data;

@@ -24,7 +24,8 @@ export function featureSet(data: Float32Array | Float64Array, count: number, dim
   if (!Number.isSafeInteger(count) || count < 0 || !Number.isSafeInteger(dim) || dim < 1) {
     throw new MetricInputError(`feature set: count ${count} and dim ${dim} must be integers (count ≥ 0, dim ≥ 1)`);
   }
-  if (data.length !== count * dim) throw new MetricInputError(`feature set: ${count}×${dim} needs ${count * dim} values, got ${data.length}`);
+  if (data.length !== count * dim)
+    throw new MetricInputError(`feature set: ${count}×${dim} needs ${count * dim} values, got ${data.length}`);
   return { count, dim, data };
 }
 
@@ -49,11 +50,15 @@ export function checkFinite(label: string, set: FeatureSet): void {
 }
 
 export function checkCount(metric: string, label: string, set: FeatureSet, needed: number, why: string): void {
-  if (set.count < needed) throw new MetricInputError(`${metric}: ${label} has ${set.count} sample${set.count === 1 ? '' : 's'}, needs at least ${needed} (${why})`);
+  if (set.count < needed)
+    throw new MetricInputError(
+      `${metric}: ${label} has ${set.count} sample${set.count === 1 ? '' : 's'}, needs at least ${needed} (${why})`,
+    );
 }
 
 export function checkSameDim(metric: string, a: FeatureSet, b: FeatureSet): void {
-  if (a.dim !== b.dim) throw new MetricInputError(`${metric}: feature sizes differ (${a.dim} vs ${b.dim}); both sets must come from the same feature network`);
+  if (a.dim !== b.dim)
+    throw new MetricInputError(`${metric}: feature sizes differ (${a.dim} vs ${b.dim}); both sets must come from the same feature network`);
 }
 
 /** Dot product of row i of a and row j of b (float64 accumulation). */

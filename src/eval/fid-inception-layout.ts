@@ -151,7 +151,8 @@ export function loadFidInceptionSafetensors(file: string): Map<string, NamedTens
       const t = st.read(name);
       const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
       for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) throw new FidInceptionLayoutError(file, [`tensor ${name} has a non-finite value (${data[i]}) at index ${i}`]);
+        if (!Number.isFinite(data[i]))
+          throw new FidInceptionLayoutError(file, [`tensor ${name} has a non-finite value (${data[i]}) at index ${i}`]);
       }
       out.set(name, { shape: t.shape, data });
     }

@@ -27,11 +27,15 @@ export interface FidResult {
 }
 
 function checkStats(label: string, s: GaussianStats): void {
-  if (s.count < 2) throw new MetricInputError(`FID: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least 2 for a covariance`);
+  if (s.count < 2)
+    throw new MetricInputError(`FID: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least 2 for a covariance`);
   if (s.mu.length !== s.dim || s.sigma.length !== s.dim * s.dim) {
     throw new MetricInputError(`FID: ${label} statistics have mu of ${s.mu.length} and sigma of ${s.sigma.length} values for dim ${s.dim}`);
   }
-  for (const [name, arr] of [['mu', s.mu], ['sigma', s.sigma]] as const) {
+  for (const [name, arr] of [
+    ['mu', s.mu],
+    ['sigma', s.sigma],
+  ] as const) {
     for (let i = 0; i < arr.length; i++) {
       if (!Number.isFinite(arr[i])) throw new MetricInputError(`FID: ${label} ${name} has a non-finite value (${arr[i]}) at index ${i}`);
     }
@@ -44,9 +48,14 @@ export function frechetDistance(a: GaussianStats, b: GaussianStats): FidResult {
   if (a.dim !== b.dim) throw new MetricInputError(`FID: feature sizes differ (${a.dim} vs ${b.dim})`);
   const d = a.dim;
   const warnings: string[] = [];
-  for (const [label, s] of [['set A', a], ['set B', b]] as const) {
+  for (const [label, s] of [
+    ['set A', a],
+    ['set B', b],
+  ] as const) {
     if (s.count < d) {
-      warnings.push(`FID: ${label} has ${s.count} samples for ${d} features: its covariance is singular (rank ≤ ${s.count - 1}) and the FID is biased upwards; use ≥ ${d} samples for figures worth comparing`);
+      warnings.push(
+        `FID: ${label} has ${s.count} samples for ${d} features: its covariance is singular (rank ≤ ${s.count - 1}) and the FID is biased upwards; use ≥ ${d} samples for figures worth comparing`,
+      );
     }
   }
   let meanTerm = 0;

@@ -81,7 +81,8 @@ export function locateNsfwjs(from: string = import.meta.url): { dir: string; ver
 }
 
 function readBundle(file: string): string {
-  if (!existsSync(file)) throw new InceptionWeightsError(`${file} is missing (nsfwjs ${NSFWJS_VERSION} ships it; reinstall: \`${INSTALL}\`)`);
+  if (!existsSync(file))
+    throw new InceptionWeightsError(`${file} is missing (nsfwjs ${NSFWJS_VERSION} ships it; reinstall: \`${INSTALL}\`)`);
   return readFileSync(file, 'utf8');
 }
 
@@ -104,7 +105,8 @@ function shardBytes(file: string): Uint8Array {
   const payloads = strings.filter((s) => /^[A-Za-z0-9+/]*={0,2}$/.test(s.value));
   if (payloads.length !== 1) throw new InceptionWeightsError(`${file}: expected one base64 weight string, found ${payloads.length}`);
   const b64 = payloads[0].value;
-  if (b64.length % 4 !== 0) throw new InceptionWeightsError(`${file}: base64 weight string has length ${b64.length}, not a multiple of 4 (truncated?)`);
+  if (b64.length % 4 !== 0)
+    throw new InceptionWeightsError(`${file}: base64 weight string has length ${b64.length}, not a multiple of 4 (truncated?)`);
   const buf = Buffer.from(b64, 'base64');
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
@@ -117,7 +119,10 @@ function layersOf(topology: Record<string, JsValue>): { layers: KerasLayer[]; in
     const l = entry as Record<string, JsValue>;
     const nodes = (l.inbound_nodes ?? []) as JsValue[][][];
     // Keras 2.2 inbound_nodes: [[[layerName, nodeIndex, tensorIndex, kwargs], …]] — one call per layer here.
-    if (nodes.length > 1) throw new InceptionWeightsError(`nsfwjs model: layer ${String(l.name)} is called ${nodes.length} times; shared layers are not expected`);
+    if (nodes.length > 1)
+      throw new InceptionWeightsError(
+        `nsfwjs model: layer ${String(l.name)} is called ${nodes.length} times; shared layers are not expected`,
+      );
     return {
       name: String(l.name),
       className: String(l.class_name),
@@ -154,18 +159,32 @@ export function loadNsfwjsInception(packageDir?: string): NsfwjsInception {
       const count = spec.shape.reduce((a, b) => a * b, 1);
       const q = spec.quantization;
       if (spec.dtype !== 'float32' || !q || q.dtype !== 'uint8' || typeof q.min !== 'number' || typeof q.scale !== 'number') {
-        throw new InceptionWeightsError(`nsfwjs model: weight ${spec.name} is ${spec.dtype} with quantization ${JSON.stringify(q)}; only uint8-quantised float32 is expected`);
+        throw new InceptionWeightsError(
+          `nsfwjs model: weight ${spec.name} is ${spec.dtype} with quantization ${JSON.stringify(q)}; only uint8-quantised float32 is expected`,
+        );
       }
-      if (offset + count > bytes.length) throw new InceptionWeightsError(`nsfwjs model: weight ${spec.name} ends at byte ${offset + count} but the shards hold ${bytes.length}`);
+      if (offset + count > bytes.length)
+        throw new InceptionWeightsError(
+          `nsfwjs model: weight ${spec.name} ends at byte ${offset + count} but the shards hold ${bytes.length}`,
+        );
       const data = new Float32Array(count);
       for (let i = 0; i < count; i++) data[i] = bytes[offset + i] * q.scale + q.min;
       if (weights.has(spec.name)) throw new InceptionWeightsError(`nsfwjs model: weight ${spec.name} appears twice in the manifest`);
       weights.set(spec.name, { shape: spec.shape.slice(), data });
       offset += count;
     }
-    if (offset !== bytes.length) throw new InceptionWeightsError(`nsfwjs model: the manifest accounts for ${offset} bytes but the shards hold ${bytes.length}`);
+    if (offset !== bytes.length)
+      throw new InceptionWeightsError(`nsfwjs model: the manifest accounts for ${offset} bytes but the shards hold ${bytes.length}`);
   }
-  return { packageDir: located.dir, version: located.version, layers, inputLayers: inputs, outputLayers: outputs, weights, weightsSha256: hash.digest('hex') };
+  return {
+    packageDir: located.dir,
+    version: located.version,
+    layers,
+    inputLayers: inputs,
+    outputLayers: outputs,
+    weights,
+    weightsSha256: hash.digest('hex'),
+  };
 }
 
 /** The weight manifest, its structure checked (names, shapes) before any byte is read by it. */
@@ -176,7 +195,8 @@ function manifestOf(value: JsValue): Array<{ paths: string[]; weights: WeightSpe
   if (!Array.isArray(value)) return bad('is not an array');
   return value.map((g, i) => {
     const group = g as { paths?: unknown; weights?: unknown };
-    if (!Array.isArray(group.paths) || !group.paths.every((p) => typeof p === 'string' && /^[\w.-]+$/.test(p))) bad(`group ${i}: paths must be plain file names`);
+    if (!Array.isArray(group.paths) || !group.paths.every((p) => typeof p === 'string' && /^[\w.-]+$/.test(p)))
+      bad(`group ${i}: paths must be plain file names`);
     if (!Array.isArray(group.weights)) return bad(`group ${i}: weights is not an array`);
     for (const w of group.weights as WeightSpec[]) {
       if (typeof w?.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -189,6 +209,7 @@ function manifestOf(value: JsValue): Array<{ paths: string[]; weights: WeightSpe
 
 function readPackageVersion(dir: string): string {
   const manifest = path.join(dir, 'package.json');
-  if (!existsSync(manifest)) throw new InceptionWeightsError(`${dir} has no package.json; is it the nsfwjs package folder? (install: \`${INSTALL}\`)`);
+  if (!existsSync(manifest))
+    throw new InceptionWeightsError(`${dir} has no package.json; is it the nsfwjs package folder? (install: \`${INSTALL}\`)`);
   return String((JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version ?? 'unknown');
 }

@@ -44,7 +44,8 @@ export interface InceptionOutputs {
 }
 
 function pairOf(v: unknown, what: string): [number, number] {
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((e) => Number.isInteger(e))) throw new Error(`inception: ${what} must be a pair of integers, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((e) => Number.isInteger(e)))
+    throw new Error(`inception: ${what} must be a pair of integers, got ${JSON.stringify(v)}`);
   return [v[0] as number, v[1] as number];
 }
 
@@ -52,7 +53,8 @@ function pairOf(v: unknown, what: string): [number, number] {
 function kerasPadding(l: KerasLayer, kernel: [number, number], stride: [number, number]): [number, number] {
   if (l.config.padding === 'valid') return [0, 0];
   if (l.config.padding !== 'same') throw new Error(`inception: layer ${l.name} has padding ${JSON.stringify(l.config.padding)}`);
-  if (stride[0] !== 1 || stride[1] !== 1 || kernel.some((k) => k % 2 === 0)) throw new Error(`inception: layer ${l.name}: 'same' padding only with stride 1 and odd kernels is supported`);
+  if (stride[0] !== 1 || stride[1] !== 1 || kernel.some((k) => k % 2 === 0))
+    throw new Error(`inception: layer ${l.name}: 'same' padding only with stride 1 and odd kernels is supported`);
   return [(kernel[0] - 1) / 2, (kernel[1] - 1) / 2];
 }
 
@@ -100,9 +102,12 @@ export class EngineInception {
     const eps = Number(bn.config.epsilon);
     const s = Float64Array.from(variance, (v) => 1 / Math.sqrt(v + eps));
     const w = new Float32Array(k.data.length);
-    for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) for (let ci = 0; ci < Ci; ci++) for (let co = 0; co < Co; co++) {
-      w[((co * Ci + ci) * KH + kh) * KW + kw] = k.data[((kh * KW + kw) * Ci + ci) * Co + co] * s[co];
-    }
+    for (let kh = 0; kh < KH; kh++)
+      for (let kw = 0; kw < KW; kw++)
+        for (let ci = 0; ci < Ci; ci++)
+          for (let co = 0; co < Co; co++) {
+            w[((co * Ci + ci) * KH + kh) * KW + kw] = k.data[((kh * KW + kw) * Ci + ci) * Co + co] * s[co];
+          }
     const b = Float32Array.from(beta, (bt, co) => bt - mean[co] * s[co]);
     const stride = pairOf(l.config.strides, `${l.name} strides`);
     return {
@@ -117,62 +122,67 @@ export class EngineInception {
   forward(x: Tensor): InceptionOutputs {
     if (this.disposed) throw new Error('inception: the network was disposed');
     if (x.rank !== 4 || x.shape[1] !== 3) throw new RangeError(`inception: input must be [N, 3, H, W], got [${x.shape.join(', ')}]`);
-    return noGrad(() => scope(() => {
-      // Reference counts free each activation after its last consumer.
-      const uses = new Map<string, number>();
-      for (const l of this.plan) for (const i of l.inbound) uses.set(i, (uses.get(i) ?? 0) + 1);
-      const acts = new Map<string, Tensor>();
-      let mixed0Mean: Tensor | null = null;
-      for (const l of this.plan) {
-        const ins = l.inbound.map((n) => acts.get(n)!);
-        let y: Tensor;
-        switch (l.className) {
-          case 'InputLayer':
-            y = x;
-            break;
-          case 'Conv2D': {
-            const u = this.units.get(l.name)!;
-            y = ops.conv2d(ins[0], u.weight, u.bias, { stride: u.stride, padding: u.padding });
-            break;
+    return noGrad(() =>
+      scope(() => {
+        // Reference counts free each activation after its last consumer.
+        const uses = new Map<string, number>();
+        for (const l of this.plan) for (const i of l.inbound) uses.set(i, (uses.get(i) ?? 0) + 1);
+        const acts = new Map<string, Tensor>();
+        let mixed0Mean: Tensor | null = null;
+        for (const l of this.plan) {
+          const ins = l.inbound.map((n) => acts.get(n)!);
+          let y: Tensor;
+          switch (l.className) {
+            case 'InputLayer':
+              y = x;
+              break;
+            case 'Conv2D': {
+              const u = this.units.get(l.name)!;
+              y = ops.conv2d(ins[0], u.weight, u.bias, { stride: u.stride, padding: u.padding });
+              break;
+            }
+            case 'BatchNormalization':
+              y = ins[0]; // folded into the conv
+              break;
+            case 'Activation':
+              if (l.config.activation !== 'relu')
+                throw new Error(`inception: activation ${JSON.stringify(l.config.activation)} of ${l.name}`);
+              y = ops.unary('relu', ins[0]);
+              break;
+            case 'MaxPooling2D':
+            case 'AveragePooling2D': {
+              const k = pairOf(l.config.pool_size, `${l.name} pool_size`);
+              const stride = pairOf(l.config.strides, `${l.name} strides`);
+              const padding = kerasPadding(l, k, stride);
+              y =
+                l.className === 'MaxPooling2D'
+                  ? ops.maxPool2d(ins[0], k, { stride, padding })
+                  : ops.avgPool2d(ins[0], k, { stride, padding, countIncludePad: false });
+              break;
+            }
+            case 'Concatenate':
+              if (l.config.axis !== 3 && l.config.axis !== -1)
+                throw new Error(`inception: ${l.name} concatenates along axis ${JSON.stringify(l.config.axis)}`);
+              y = ops.cat(ins, 1);
+              break;
+            default:
+              throw new Error(`inception: layer ${l.name} of class ${l.className} is not supported`);
           }
-          case 'BatchNormalization':
-            y = ins[0]; // folded into the conv
-            break;
-          case 'Activation':
-            if (l.config.activation !== 'relu') throw new Error(`inception: activation ${JSON.stringify(l.config.activation)} of ${l.name}`);
-            y = ops.unary('relu', ins[0]);
-            break;
-          case 'MaxPooling2D':
-          case 'AveragePooling2D': {
-            const k = pairOf(l.config.pool_size, `${l.name} pool_size`);
-            const stride = pairOf(l.config.strides, `${l.name} strides`);
-            const padding = kerasPadding(l, k, stride);
-            y = l.className === 'MaxPooling2D'
-              ? ops.maxPool2d(ins[0], k, { stride, padding })
-              : ops.avgPool2d(ins[0], k, { stride, padding, countIncludePad: false });
-            break;
+          acts.set(l.name, y);
+          if (l.name === 'mixed0') mixed0Mean = ops.mean(y, [2, 3]);
+          for (const n of l.inbound) {
+            const left = uses.get(n)! - 1;
+            uses.set(n, left);
+            const t = acts.get(n)!;
+            if (left === 0 && t !== x && t !== y) {
+              acts.delete(n);
+              t.dispose();
+            }
           }
-          case 'Concatenate':
-            if (l.config.axis !== 3 && l.config.axis !== -1) throw new Error(`inception: ${l.name} concatenates along axis ${JSON.stringify(l.config.axis)}`);
-            y = ops.cat(ins, 1);
-            break;
-          default:
-            throw new Error(`inception: layer ${l.name} of class ${l.className} is not supported`);
         }
-        acts.set(l.name, y);
-        if (l.name === 'mixed0') mixed0Mean = ops.mean(y, [2, 3]);
-        for (const n of l.inbound) {
-          const left = uses.get(n)! - 1;
-          uses.set(n, left);
-          const t = acts.get(n)!;
-          if (left === 0 && t !== x && t !== y) {
-            acts.delete(n);
-            t.dispose();
-          }
-        }
-      }
-      return { features: ops.mean(acts.get('mixed10')!, [2, 3]), mixed0Mean: mixed0Mean! };
-    }));
+        return { features: ops.mean(acts.get('mixed10')!, [2, 3]), mixed0Mean: mixed0Mean! };
+      }),
+    );
   }
 
   /**
@@ -180,16 +190,18 @@ export class EngineInception {
    * centres), then forward. Returns [N, 2048] and [N, 256].
    */
   images(images: readonly InceptionImage[]): InceptionOutputs {
-    return noGrad(() => scope(() => {
-      const batch = images.map((im, i) => {
-        const { height: H, width: W } = im;
-        if (im.data.length !== H * W * 3) throw new RangeError(`inception: image ${i} has ${im.data.length} bytes, expected ${H}×${W}×3`);
-        const chw = new Float32Array(3 * H * W);
-        for (let p = 0; p < H * W; p++) for (let c = 0; c < 3; c++) chw[c * H * W + p] = im.data[p * 3 + c] / 255;
-        return ops.interpolate(tensor(chw, [1, 3, H, W]), [INCEPTION_SIZE, INCEPTION_SIZE], { mode: 'bilinear', alignCorners: false });
-      });
-      return this.forward(batch.length === 1 ? batch[0] : ops.cat(batch, 0));
-    }));
+    return noGrad(() =>
+      scope(() => {
+        const batch = images.map((im, i) => {
+          const { height: H, width: W } = im;
+          if (im.data.length !== H * W * 3) throw new RangeError(`inception: image ${i} has ${im.data.length} bytes, expected ${H}×${W}×3`);
+          const chw = new Float32Array(3 * H * W);
+          for (let p = 0; p < H * W; p++) for (let c = 0; c < 3; c++) chw[c * H * W + p] = im.data[p * 3 + c] / 255;
+          return ops.interpolate(tensor(chw, [1, 3, H, W]), [INCEPTION_SIZE, INCEPTION_SIZE], { mode: 'bilinear', alignCorners: false });
+        });
+        return this.forward(batch.length === 1 ? batch[0] : ops.cat(batch, 0));
+      }),
+    );
   }
 
   /**
@@ -197,7 +209,8 @@ export class EngineInception {
    * [images.length × 2048] row-major, read back to the host.
    */
   async features(images: readonly InceptionImage[], batchSize = 8): Promise<Float32Array> {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`inception: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`inception: batchSize must be a positive integer, got ${batchSize}`);
     const out = new Float32Array(images.length * 2048);
     for (let at = 0; at < images.length; at += batchSize) {
       const o = this.images(images.slice(at, at + batchSize));

@@ -119,7 +119,11 @@ export function parseJsLiteral(text: string, start: number, source = '<literal>'
       i += 2;
       return text[i - 1] === '0';
     }
-    for (const [word, v] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, v] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (text.startsWith(word, i) && !/[\w$]/.test(text[i + word.length] ?? '')) {
         i += word.length;
         return v;

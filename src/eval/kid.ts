@@ -41,7 +41,13 @@ export interface KidResult {
 const GRAM_LIMIT = 16 * 1024 * 1024;
 
 /** Row indices of each subset (without replacement within a subset): [a, b] per subset. */
-export function kidSubsetIndices(countA: number, countB: number, size: number, subsets: number, seed: number): Array<[Int32Array, Int32Array]> {
+export function kidSubsetIndices(
+  countA: number,
+  countB: number,
+  size: number,
+  subsets: number,
+  seed: number,
+): Array<[Int32Array, Int32Array]> {
   const rng = makeRng(seed);
   const draw = (n: number): Int32Array => {
     // Partial Fisher–Yates: the first `size` entries of a shuffled 0..n−1.
@@ -83,8 +89,14 @@ export function kernelInceptionDistance(a: FeatureSet, b: FeatureSet, options: K
   if (!Number.isSafeInteger(subsets) || subsets < 1) throw new MetricInputError(`KID: subsets must be a positive integer, got ${subsets}`);
   if (!Number.isSafeInteger(maxSize) || maxSize < 2) throw new MetricInputError(`KID: subset size must be an integer ≥ 2, got ${maxSize}`);
   checkSameDim('KID', a, b);
-  for (const [label, s] of [['set A', a], ['set B', b]] as const) {
-    if (s.count < 2) throw new MetricInputError(`KID: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least 2 (the unbiased estimate leaves out i = j pairs, so each subset needs ≥ 2)`);
+  for (const [label, s] of [
+    ['set A', a],
+    ['set B', b],
+  ] as const) {
+    if (s.count < 2)
+      throw new MetricInputError(
+        `KID: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least 2 (the unbiased estimate leaves out i = j pairs, so each subset needs ≥ 2)`,
+      );
   }
   checkFinite('KID: set A', a);
   checkFinite('KID: set B', b);

@@ -73,9 +73,14 @@ function coverage(probe: FeatureSet, manifold: FeatureSet, radii: Float64Array):
 export function precisionRecall(real: FeatureSet, generated: FeatureSet, k = 3): PrecisionRecall {
   if (!Number.isSafeInteger(k) || k < 1) throw new MetricInputError(`precision/recall: k must be a positive integer, got ${k}`);
   checkSameDim('precision/recall', real, generated);
-  for (const [label, s] of [['real set', real], ['generated set', generated]] as const) {
+  for (const [label, s] of [
+    ['real set', real],
+    ['generated set', generated],
+  ] as const) {
     if (s.count < k + 1) {
-      throw new MetricInputError(`precision/recall: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least ${k + 1} (each sample's ${k}-th nearest neighbour among the others)`);
+      throw new MetricInputError(
+        `precision/recall: ${label} has ${s.count} sample${s.count === 1 ? '' : 's'}, needs at least ${k + 1} (each sample's ${k}-th nearest neighbour among the others)`,
+      );
     }
   }
   checkFinite('precision/recall: real set', real);

@@ -36,18 +36,28 @@ export class StatsCacheError extends Error {
 
 /** The key as canonical JSON (fixed field order), so equal keys give equal text and hashes. */
 export function canonicalKey(key: StatsKey): string {
-  return JSON.stringify({ dataset: key.dataset, imageCount: key.imageCount, featureNetwork: key.featureNetwork, weightsSha256: key.weightsSha256 });
+  return JSON.stringify({
+    dataset: key.dataset,
+    imageCount: key.imageCount,
+    featureNetwork: key.featureNetwork,
+    weightsSha256: key.weightsSha256,
+  });
 }
 
 /** `dir/<data set, filename-safe>-<first 16 hex of sha256(key)>.stats.safetensors`. */
 export function statsCachePath(dir: string, key: StatsKey): string {
-  const readable = path.basename(key.dataset).replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 48) || 'dataset';
+  const readable =
+    path
+      .basename(key.dataset)
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .slice(0, 48) || 'dataset';
   const hash = createHash('sha256').update(canonicalKey(key)).digest('hex').slice(0, 16);
   return path.join(dir, `${readable}-${hash}.stats.safetensors`);
 }
 
 export function saveReferenceStats(file: string, key: StatsKey, stats: GaussianStats): void {
-  if (stats.count !== key.imageCount) throw new StatsCacheError(file, `statistics of ${stats.count} samples saved under a key saying ${key.imageCount} images`);
+  if (stats.count !== key.imageCount)
+    throw new StatsCacheError(file, `statistics of ${stats.count} samples saved under a key saying ${key.imageCount} images`);
   saveSafetensors(
     file,
     { mu: { dtype: 'F64', shape: [stats.dim], data: stats.mu }, sigma: { dtype: 'F64', shape: [stats.dim, stats.dim], data: stats.sigma } },
@@ -63,7 +73,8 @@ export function loadReferenceStats(file: string, key: StatsKey): GaussianStats |
     const fail = (problem: string): never => {
       throw new StatsCacheError(file, `${problem}; delete the file to recompute the statistics`);
     };
-    if (st.metadata[FORMAT_FIELD] !== FORMAT) fail(`not a statistics cache of format ${FORMAT} (metadata ${FORMAT_FIELD} is ${JSON.stringify(st.metadata[FORMAT_FIELD])})`);
+    if (st.metadata[FORMAT_FIELD] !== FORMAT)
+      fail(`not a statistics cache of format ${FORMAT} (metadata ${FORMAT_FIELD} is ${JSON.stringify(st.metadata[FORMAT_FIELD])})`);
     const stored = st.metadata[KEY_FIELD];
     if (stored !== canonicalKey(key)) fail(`cached for ${stored ?? 'an unknown key'}, but asked for ${canonicalKey(key)}`);
     const read64 = (name: string, shape: number[]): Float64Array => {

@@ -26,7 +26,8 @@ export function parseByteSize(text: string, what = 'memory size'): number {
   const t = text.trim();
   if (/^(none|off|unlimited|infinity)$/i.test(t)) return Number.POSITIVE_INFINITY;
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(t);
-  if (!m || (m[3] && !m[2] && m[3].toLowerCase() !== 'b')) throw new RangeError(`${what}: cannot read '${text}' as a size (examples: 2147483648, 512MiB, 8G, none)`);
+  if (!m || (m[3] && !m[2] && m[3].toLowerCase() !== 'b'))
+    throw new RangeError(`${what}: cannot read '${text}' as a size (examples: 2147483648, 512MiB, 8G, none)`);
   const scale = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   const bytes = Math.floor(Number(m[1]) * scale);
   if (!(bytes > 0)) throw new RangeError(`${what}: must be positive, got '${text}'`);
@@ -42,15 +43,27 @@ export const SOFTWARE_MEMORY_FRACTION = 0.5;
  * not report adapter memory (no memory-heap information) — the device's own out-of-memory errors
  * are the only guard there.
  */
-export function memoryBudget(explicit: number | undefined, software: boolean, hostAvailableBytes: number | undefined): { limit: number; source: string } {
+export function memoryBudget(
+  explicit: number | undefined,
+  software: boolean,
+  hostAvailableBytes: number | undefined,
+): { limit: number; source: string } {
   if (explicit !== undefined) {
     if (!(explicit > 0)) throw new RangeError(`memoryLimit must be a positive number of bytes, got ${explicit}`);
     return { limit: explicit, source: 'set by memoryLimit / RAE_MEMORY_LIMIT' };
   }
   if (software && hostAvailableBytes && hostAvailableBytes > 0) {
-    return { limit: Math.floor(hostAvailableBytes * SOFTWARE_MEMORY_FRACTION), source: `software adapter: ${SOFTWARE_MEMORY_FRACTION * 100} % of the host memory available at start` };
+    return {
+      limit: Math.floor(hostAvailableBytes * SOFTWARE_MEMORY_FRACTION),
+      source: `software adapter: ${SOFTWARE_MEMORY_FRACTION * 100} % of the host memory available at start`,
+    };
   }
-  return { limit: Number.POSITIVE_INFINITY, source: software ? 'none (host memory unknown)' : "none: Dawn's Node binding does not report the adapter's memory; the device's out-of-memory errors still apply" };
+  return {
+    limit: Number.POSITIVE_INFINITY,
+    source: software
+      ? 'none (host memory unknown)'
+      : "none: Dawn's Node binding does not report the adapter's memory; the device's out-of-memory errors still apply",
+  };
 }
 
 export interface PooledBuffer {

@@ -62,12 +62,15 @@ export async function discoverAdapter(opts: DiscoveryOptions = {}): Promise<Disc
     `${what}: ${r.adapter ? 'adapter found' : r.error ? `failed (${r.error})` : 'no adapter'}`;
 
   const first = await tryCreate(flags, power);
-  attempts.push(describe(`default search${userIcd ? ` (VK_ICD_FILENAMES=${userIcd})` : ''}${flags.length ? ` [${flags.join(' ')}]` : ''}`, first));
+  attempts.push(
+    describe(`default search${userIcd ? ` (VK_ICD_FILENAMES=${userIcd})` : ''}${flags.length ? ` [${flags.join(' ')}]` : ''}`, first),
+  );
   if (first.adapter) return { gpu: first.gpu, adapter: first.adapter, backend: backend ?? platformBackend(), attempts, icd: userIcd };
   if (userIcd) throw new NoAdapterError(attempts);
 
   const fallbacks = [...lavapipeIcds(), ...(existsSync(SWIFTSHADER_ICD) ? [SWIFTSHADER_ICD] : [])];
-  if (fallbacks.length === 0) attempts.push('lavapipe (/usr/share/vulkan/icd.d/lvp_icd*.json): not installed', `SwiftShader (${SWIFTSHADER_ICD}): not installed`);
+  if (fallbacks.length === 0)
+    attempts.push('lavapipe (/usr/share/vulkan/icd.d/lvp_icd*.json): not installed', `SwiftShader (${SWIFTSHADER_ICD}): not installed`);
   for (const icd of fallbacks) {
     process.env.VK_ICD_FILENAMES = icd;
     const r = await tryCreate(flags, power);

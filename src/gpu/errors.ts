@@ -1,7 +1,10 @@
 /** Errors raised by the GPU runtime. Each names the operation that caused it. */
 
 export class GpuError extends Error {
-  constructor(message: string, readonly op?: string) {
+  constructor(
+    message: string,
+    readonly op?: string,
+  ) {
     super(op ? `${op}: ${message}` : message);
     this.name = 'GpuError';
   }
@@ -91,7 +94,9 @@ export class GpuOutOfMemoryError extends GpuError {
         : r.requestedBytes > 0
           ? `the WebGPU device refused ${formatBytes(r.requestedBytes)} (${r.requestedBytes} bytes)${r.label ? ` for '${r.label}'` : ''}${budget}`
           : `the WebGPU device reported ${r.label ?? 'an out-of-memory error'}${budget}`;
-    const largest = r.largest.length ? `; largest live: ${r.largest.map((a) => `${a.label} ${formatBytes(a.bytes)}${a.count > 1 ? ` × ${a.count}` : ''}`).join(', ')}` : '';
+    const largest = r.largest.length
+      ? `; largest live: ${r.largest.map((a) => `${a.label} ${formatBytes(a.bytes)}${a.count > 1 ? ` × ${a.count}` : ''}`).join(', ')}`
+      : '';
     super(
       `out of GPU memory: ${what}. Live: ${formatBytes(r.liveBytes)} in ${r.liveBuffers} buffers; ` +
         `cached free in the pool: ${formatBytes(r.cachedBytes)} (cached buffers were released before failing)${largest}. ` +

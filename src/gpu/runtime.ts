@@ -74,7 +74,6 @@ export const BufferUsage = {
 const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
 const UNIFORM_SLOT = 256;
 
-
 export interface BufferBinding {
   buffer: PooledBuffer;
 }
@@ -130,12 +129,20 @@ export class Runtime {
         this.deviceOom ??= e;
       },
     });
-    this.inFlight = new InFlightTracker(device.queue, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, opts.maxInFlightUploadBytes ?? DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES);
+    this.inFlight = new InFlightTracker(
+      device.queue,
+      opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      opts.maxInFlightUploadBytes ?? DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES,
+    );
     this.pipelines = new PipelineCache(device, { onKernelCompiled: opts.onKernelCompiled, checkKeys: this.debug });
     this.profiler = opts.profile && this.features.has('timestamp-query') ? new Profiler(device, this.maxDispatchesPerSubmit) : null;
     const slot = Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment);
     this.uniformCpu = new Uint8Array(slot * this.maxDispatchesPerSubmit);
-    this.uniformGpu = device.createBuffer({ label: 'uniform-arena', size: this.uniformCpu.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+    this.uniformGpu = device.createBuffer({
+      label: 'uniform-arena',
+      size: this.uniformCpu.byteLength,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+    });
     device.lost.then((info) => {
       if (!this.destroyed) this.lostError = new DeviceLostError(info.reason, info.message);
     });
@@ -236,7 +243,12 @@ export class Runtime {
       this.inFlight.onSubmit(1, bytes.byteLength);
       return;
     }
-    const staging = this.device.createBuffer({ label: 'upload-staging', size: bytes.byteLength, usage: BufferUsage.COPY_SRC, mappedAtCreation: true });
+    const staging = this.device.createBuffer({
+      label: 'upload-staging',
+      size: bytes.byteLength,
+      usage: BufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
     new Uint8Array(staging.getMappedRange()).set(bytes);
     staging.unmap();
     this.endPass();
@@ -257,7 +269,8 @@ export class Runtime {
     const k = this.pipelines.get(src);
     const [x, y = 1, z = 1] = workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxWg || y > maxWg || z > maxWg) throw new GpuError(`dispatch of [${x}, ${y}, ${z}] workgroups exceeds ${maxWg} per dimension`, src.key);
+    if (x > maxWg || y > maxWg || z > maxWg)
+      throw new GpuError(`dispatch of [${x}, ${y}, ${z}] workgroups exceeds ${maxWg} per dimension`, src.key);
     if (x === 0 || y === 0 || z === 0) return;
     const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
     if (src.bindings[src.bindings.length - 1] === 'uniform') {
@@ -270,7 +283,8 @@ export class Runtime {
       this.uniformUsed += slot;
       entries.push({ binding: buffers.length, resource: { buffer: this.uniformGpu, offset, size: slot } });
     }
-    if (entries.length !== src.bindings.length) throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${entries.length}`, src.key);
+    if (entries.length !== src.bindings.length)
+      throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${entries.length}`, src.key);
     const bindGroup = this.device.createBindGroup({ label: src.key, layout: k.layout, entries });
     if (this.debug) this.device.pushErrorScope('validation');
     const pass = this.computePass(src.key);

@@ -35,7 +35,8 @@ function assemble(entries: { cls: string; name: string; bytes: Uint8Array }[], s
   const labels = new Int32Array(entries.length);
   entries.forEach((e, i) => {
     const img = i === 0 ? first : decodeImage(e.bytes, e.name);
-    if (img.width !== width || img.height !== height) throw new Error(`${source}: ${e.cls}/${e.name} is ${img.width}×${img.height}, expected ${width}×${height}`);
+    if (img.width !== width || img.height !== height)
+      throw new Error(`${source}: ${e.cls}/${e.name} is ${img.width}×${img.height}, expected ${width}×${height}`);
     images.set(img.data, i * per);
     labels[i] = classes.indexOf(e.cls);
   });

@@ -5,14 +5,22 @@
  * on Node 20.
  */
 
-export type SafetensorsDType =
-  | 'F64' | 'F32' | 'F16' | 'BF16'
-  | 'I64' | 'I32' | 'I16' | 'I8'
-  | 'U8' | 'U16' | 'U32' | 'BOOL';
+export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U16' | 'U32' | 'BOOL';
 
 /** Bytes per element, keyed by dtype. Also the set of dtypes this module understands. */
 export const DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = Object.freeze({
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U16: 2, U32: 4, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  U16: 2,
+  U32: 4,
+  BOOL: 1,
 });
 
 export const SUPPORTED_DTYPES = Object.keys(DTYPE_SIZE) as SafetensorsDType[];
@@ -29,8 +37,15 @@ export type EngineTensorData =
 
 /** Typed arrays the writer accepts as tensor data. */
 export type WritableArray =
-  | Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array
-  | Int8Array | Int16Array | Uint16Array | BigInt64Array;
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | BigInt64Array;
 
 /** Called with a description of bad data; must throw (the caller adds file and tensor names). */
 export type Fail = (problem: string) => never;
@@ -156,8 +171,10 @@ export function decodeTensor(dtype: SafetensorsDType, raw: Uint8Array, owned: bo
   const count = raw.byteLength / size;
   const b = hostOrderBytes(raw, size, owned);
   switch (dtype) {
-    case 'F32': return { dtype: 'f32', data: new Float32Array(b.buffer, b.byteOffset, count) };
-    case 'F64': return { dtype: 'f32', data: new Float32Array(new Float64Array(b.buffer, b.byteOffset, count)) };
+    case 'F32':
+      return { dtype: 'f32', data: new Float32Array(b.buffer, b.byteOffset, count) };
+    case 'F64':
+      return { dtype: 'f32', data: new Float32Array(new Float64Array(b.buffer, b.byteOffset, count)) };
     case 'F16': {
       const table = f16ToF32BitsTable();
       const src = new Uint16Array(b.buffer, b.byteOffset, count);
@@ -171,13 +188,19 @@ export function decodeTensor(dtype: SafetensorsDType, raw: Uint8Array, owned: bo
       for (let i = 0; i < count; i++) out[i] = src[i] << 16;
       return { dtype: 'f32', data: new Float32Array(out.buffer) };
     }
-    case 'I32': return { dtype: 'i32', data: new Int32Array(b.buffer, b.byteOffset, count) };
-    case 'U32': return { dtype: 'u32', data: new Uint32Array(b.buffer, b.byteOffset, count) };
+    case 'I32':
+      return { dtype: 'i32', data: new Int32Array(b.buffer, b.byteOffset, count) };
+    case 'U32':
+      return { dtype: 'u32', data: new Uint32Array(b.buffer, b.byteOffset, count) };
     // Narrow integers widen exactly; the Int32Array constructor converts element by element.
-    case 'I16': return { dtype: 'i32', data: new Int32Array(new Int16Array(b.buffer, b.byteOffset, count)) };
-    case 'U16': return { dtype: 'i32', data: new Int32Array(new Uint16Array(b.buffer, b.byteOffset, count)) };
-    case 'I8': return { dtype: 'i32', data: new Int32Array(new Int8Array(b.buffer, b.byteOffset, count)) };
-    case 'U8': return { dtype: 'i32', data: new Int32Array(b.subarray(0, count)) };
+    case 'I16':
+      return { dtype: 'i32', data: new Int32Array(new Int16Array(b.buffer, b.byteOffset, count)) };
+    case 'U16':
+      return { dtype: 'i32', data: new Int32Array(new Uint16Array(b.buffer, b.byteOffset, count)) };
+    case 'I8':
+      return { dtype: 'i32', data: new Int32Array(new Int8Array(b.buffer, b.byteOffset, count)) };
+    case 'U8':
+      return { dtype: 'i32', data: new Int32Array(b.subarray(0, count)) };
     case 'I64': {
       // Read each value as two 32-bit words; it fits int32 exactly when the high word is the
       // sign extension of the low one. Avoids a BigInt per element.
@@ -224,8 +247,14 @@ export function defaultDType(data: WritableArray): SafetensorsDType | undefined 
 }
 
 type NumericArrayCtor =
-  | Float64ArrayConstructor | Float32ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor
-  | Int16ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
+  | Float64ArrayConstructor
+  | Float32ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor;
 
 /** Integer dtypes stored through a native typed array, with their exact value range. */
 const INTEGER_TARGETS: Partial<Record<SafetensorsDType, [NumericArrayCtor, number, number]>> = {
@@ -262,8 +291,10 @@ export function encodeTensor(dtype: SafetensorsDType, data: WritableArray, fail:
   }
   const n = data.length;
   switch (dtype) {
-    case 'F32': return littleEndianBytes(data instanceof Float32Array ? data : new Float32Array(data), 4);
-    case 'F64': return littleEndianBytes(data instanceof Float64Array ? data : new Float64Array(data), 8);
+    case 'F32':
+      return littleEndianBytes(data instanceof Float32Array ? data : new Float32Array(data), 4);
+    case 'F64':
+      return littleEndianBytes(data instanceof Float64Array ? data : new Float64Array(data), 8);
     case 'F16':
     case 'BF16': {
       const convert = dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;

@@ -43,13 +43,17 @@ export function loadDinov2(dir: string): Dinov2 {
   } catch (e) {
     throw new Error(`loadDinov2: ${configPath} is not valid JSON: ${(e as Error).message}`);
   }
-  const model = (config.num_register_tokens ?? 0) > 0 || config.model_type === 'dinov2_with_registers' ? Dinov2WithRegisters.fromConfig(config) : Dinov2.fromConfig(config);
+  const model =
+    (config.num_register_tokens ?? 0) > 0 || config.model_type === 'dinov2_with_registers'
+      ? Dinov2WithRegisters.fromConfig(config)
+      : Dinov2.fromConfig(config);
   const source = openCheckpoint(dir);
   try {
     const prefixed = source.keys().some((k) => k.startsWith('dinov2.'));
     const state = readState(source, prefixed ? 'dinov2.' : undefined);
     // Task checkpoints carry heads (classifier, …) the encoder does not have.
-    for (const k of [...state.keys()]) if (!k.startsWith('embeddings.') && !k.startsWith('encoder.') && !k.startsWith('layernorm.')) state.delete(k);
+    for (const k of [...state.keys()])
+      if (!k.startsWith('embeddings.') && !k.startsWith('encoder.') && !k.startsWith('layernorm.')) state.delete(k);
     model.loadStateDict(state);
   } catch (e) {
     model.dispose();

@@ -57,8 +57,7 @@ export interface SafetensorsFile extends TensorSource {
 export type Fail = (problem: string) => SafetensorsError;
 
 export const quote = (s: string): string => JSON.stringify(s);
-export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 /**

@@ -2,7 +2,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openSafetensors } from './safetensors-read.js';
-import { MAX_HEADER_BYTES, INDEX_FILE, SINGLE_FILE, SafetensorsError, type TensorSource, type SafetensorsFile, type Fail, quote, isPlainObject, errorText, preview, forEachMember } from './safetensors-header.js';
+import {
+  MAX_HEADER_BYTES,
+  INDEX_FILE,
+  SINGLE_FILE,
+  SafetensorsError,
+  type TensorSource,
+  type SafetensorsFile,
+  type Fail,
+  quote,
+  isPlainObject,
+  errorText,
+  preview,
+  forEachMember,
+} from './safetensors-header.js';
 
 export interface ShardedSafetensors extends TensorSource {
   indexPath: string;
@@ -92,7 +105,10 @@ export function openShardedSafetensors(dirOrIndexPath: string): ShardedSafetenso
     return shards.get(shard)!;
   };
   return {
-    indexPath, metadata, weightMap, shards,
+    indexPath,
+    metadata,
+    weightMap,
+    shards,
     keys: () => names.slice(),
     has: (name) => weightMap.has(name),
     info: (name) => shardOf(name).info(name),

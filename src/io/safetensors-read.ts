@@ -1,7 +1,16 @@
 /** Reading safetensors files lazily (positioned reads, one tensor at a time) or from memory. */
 import * as fs from 'node:fs';
 import { decodeTensor } from './dtypes.js';
-import { type TensorInfo, type LoadedTensor, SafetensorsError, type SafetensorsFile, errorText, preview, type ByteSource, parseHeader } from './safetensors-header.js';
+import {
+  type TensorInfo,
+  type LoadedTensor,
+  SafetensorsError,
+  type SafetensorsFile,
+  errorText,
+  preview,
+  type ByteSource,
+  parseHeader,
+} from './safetensors-header.js';
 
 function bufferSource(bytes: Uint8Array): ByteSource {
   // A plain Uint8Array view, so a Node Buffer argument does not leak Buffer semantics.
@@ -28,7 +37,6 @@ function fileSource(fd: number, label: string, size: number): ByteSource {
   };
   return { size, owned: true, read, close: () => fs.closeSync(fd) };
 }
-
 
 function makeFile(label: string, src: ByteSource): SafetensorsFile {
   const { metadata, tensors } = parseHeader(label, src);

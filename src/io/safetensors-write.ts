@@ -1,6 +1,14 @@
 /** Writing safetensors files: validated up front, encoded in slices, written atomically. */
 import * as fs from 'node:fs';
-import { DTYPE_SIZE, SUPPORTED_DTYPES, defaultDType, encodeTensor, isSafetensorsDType, type SafetensorsDType, type WritableArray } from './dtypes.js';
+import {
+  DTYPE_SIZE,
+  SUPPORTED_DTYPES,
+  defaultDType,
+  encodeTensor,
+  isSafetensorsDType,
+  type SafetensorsDType,
+  type WritableArray,
+} from './dtypes.js';
 import { METADATA_KEY, SafetensorsError, quote, isCount, errorText, preview, elementCount, parseMetadata } from './safetensors-header.js';
 
 export interface WriteTensor {
@@ -34,7 +42,8 @@ function planWrite(
   for (const [name, t] of entries) {
     const where = `tensor ${preview(name)}`;
     if (name === '' || name === METADATA_KEY) throw fail(`invalid tensor name ${preview(name)}`);
-    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) throw fail(`${where}: shape must be non-negative integers, got ${preview(t.shape)}`);
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount))
+      throw fail(`${where}: shape must be non-negative integers, got ${preview(t.shape)}`);
     const dtype = t.dtype ?? defaultDType(t.data);
     if (!isSafetensorsDType(dtype)) throw fail(`${where}: cannot tell the dtype (give one of ${SUPPORTED_DTYPES.join(', ')})`);
     const count = elementCount(t.shape);

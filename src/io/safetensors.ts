@@ -6,7 +6,14 @@
  */
 export type { SafetensorsDType, EngineTensorData, WritableArray } from './dtypes.js';
 export { f16BitsToF32, f32ToF16Bits, bf16BitsToF32, f32ToBf16Bits } from './dtypes.js';
-export { MAX_HEADER_BYTES, SafetensorsError, type LoadedTensor, type SafetensorsFile, type TensorInfo, type TensorSource } from './safetensors-header.js';
+export {
+  MAX_HEADER_BYTES,
+  SafetensorsError,
+  type LoadedTensor,
+  type SafetensorsFile,
+  type TensorInfo,
+  type TensorSource,
+} from './safetensors-header.js';
 export { loadSafetensors, openSafetensors, parseSafetensors } from './safetensors-read.js';
 export { saveSafetensors, serializeSafetensors, type WriteTensor } from './safetensors-write.js';
 export { openCheckpoint, openShardedSafetensors, type ShardedSafetensors } from './safetensors-index.js';

@@ -87,10 +87,18 @@ function resolveConfig(op: string, d: number, opts: AttentionOptions, pass: 'for
   const cfg = opts.config ?? chooseAttentionConfig(d, pass);
   const { rows, perThread, unroll, stage } = cfg;
   const bad =
-    !Number.isInteger(rows) || rows < 1 || rows > runtime().limits.maxComputeInvocationsPerWorkgroup ||
-    !Number.isInteger(perThread) || perThread < 1 || perThread > 16 ||
-    !Number.isInteger(unroll) || unroll < 1 || unroll > 32 ||
-    !Number.isInteger(stage) || stage < 0 || stage % unroll !== 0 ||
+    !Number.isInteger(rows) ||
+    rows < 1 ||
+    rows > runtime().limits.maxComputeInvocationsPerWorkgroup ||
+    !Number.isInteger(perThread) ||
+    perThread < 1 ||
+    perThread > 16 ||
+    !Number.isInteger(unroll) ||
+    unroll < 1 ||
+    unroll > 32 ||
+    !Number.isInteger(stage) ||
+    stage < 0 ||
+    stage % unroll !== 0 ||
     stagedBytes(d, stage) > runtime().limits.maxComputeWorkgroupStorageSize;
   if (bad) throw new RangeError(`${op}: invalid configuration ${JSON.stringify(cfg)} for head dim ${d}`);
   return cfg;
@@ -105,7 +113,12 @@ const W = (name: string, view: View, v4 = vec4Able(view)): BoundOperand => ({ na
 
 function dispatchOps(key: string, wgsl: () => string, ops: BoundOperand[], groups: [number, number, number], params: Uint32Array): void {
   const b = bound(ops);
-  runtime().dispatch({ key, bindings: [...b.map((o) => o.access), 'uniform'], wgsl }, b.map((o) => o.view.buffer), groups, params);
+  runtime().dispatch(
+    { key, bindings: [...b.map((o) => o.access), 'uniform'], wgsl },
+    b.map((o) => o.view.buffer),
+    groups,
+    params,
+  );
 }
 
 /**
@@ -120,17 +133,42 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   const cfg = resolveConfig(op, s.d, opts, 'forward');
   const ops = bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
-  dispatchOps(`attn_fwd|d${s.d}|${cfgKey(cfg)}|${opsKey(ops)}`, () => forwardSource(s.d, cfg, ops), ops, groups, packParams(ATTENTION_HEADER, header(s, scale), ops));
+  dispatchOps(
+    `attn_fwd|d${s.d}|${cfgKey(cfg)}|${opsKey(ops)}`,
+    () => forwardSource(s.d, cfg, ops),
+    ops,
+    groups,
+    packParams(ATTENTION_HEADER, header(s, scale), ops),
+  );
 }
 
 /**
  * Gradients of attentionForward: dq, dk, dv (shapes of q, k, v; any strides) from dO and the
  * saved o and lse. Allocates one [B,H,Nq] f32 temporary (delta) and releases it after recording.
  */
-export function attentionBackward(q: View, k: View, v: View, o: View, lse: View, dO: View, dq: View, dk: View, dv: View, scale: number, opts: AttentionOptions = {}): void {
+export function attentionBackward(
+  q: View,
+  k: View,
+  v: View,
+  o: View,
+  lse: View,
+  dO: View,
+  dq: View,
+  dk: View,
+  dv: View,
+  scale: number,
+  opts: AttentionOptions = {},
+): void {
   const op = 'attentionBackward';
   const s = checkInputs(op, q, k, v, lse);
-  for (const [name, t, like] of [['o', o, q], ['dO', dO, q], ['dq', dq, q], ['dk', dk, k], ['dv', dv, v]] as const) checkView(op, name, t, like.shape);
+  for (const [name, t, like] of [
+    ['o', o, q],
+    ['dO', dO, q],
+    ['dq', dq, q],
+    ['dk', dk, k],
+    ['dv', dv, v],
+  ] as const)
+    checkView(op, name, t, like.shape);
   if (s.b * s.h * (s.nq + s.nk) === 0) return;
   const cfg = resolveConfig(op, s.d, opts, 'backward');
   const rt = runtime();
@@ -140,14 +178,41 @@ export function attentionBackward(q: View, k: View, v: View, o: View, lse: View,
   try {
     if (rows > 0) {
       const dOps = bind(op, [R('o', o, false), R('dO', dO, false), W('delta', delta, false)]);
-      dispatchOps(`attn_delta|d${s.d}|${opsKey(dOps)}`, () => deltaSource(s.d, dOps), dOps, [...grid1d(rows), 1], packParams(DELTA_HEADER, { nq: s.nq, heads: s.h, batch: s.b }, dOps));
+      dispatchOps(
+        `attn_delta|d${s.d}|${opsKey(dOps)}`,
+        () => deltaSource(s.d, dOps),
+        dOps,
+        [...grid1d(rows), 1],
+        packParams(DELTA_HEADER, { nq: s.nq, heads: s.h, batch: s.b }, dOps),
+      );
       const qOps = bind(op, [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dq', dq)]);
       const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
-      dispatchOps(`attn_dq|d${s.d}|${cfgKey(cfg)}|${opsKey(qOps)}`, () => dqSource(s.d, cfg, qOps), qOps, groups, packParams(ATTENTION_HEADER, header(s, scale), qOps));
+      dispatchOps(
+        `attn_dq|d${s.d}|${cfgKey(cfg)}|${opsKey(qOps)}`,
+        () => dqSource(s.d, cfg, qOps),
+        qOps,
+        groups,
+        packParams(ATTENTION_HEADER, header(s, scale), qOps),
+      );
     }
-    const kOps = bind(op, [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dk', dk), W('dv', dv)]);
+    const kOps = bind(op, [
+      R('q', q),
+      R('k', k),
+      R('v', v),
+      R('dO', dO),
+      R('lse', lse, false),
+      R('delta', delta, false),
+      W('dk', dk),
+      W('dv', dv),
+    ]);
     const groups: [number, number, number] = [Math.ceil(s.nk / (cfg.rows * cfg.perThread)), s.h, s.b];
-    dispatchOps(`attn_dkdv|d${s.d}|${cfgKey(cfg)}|${opsKey(kOps)}`, () => dkdvSource(s.d, cfg, kOps), kOps, groups, packParams(ATTENTION_HEADER, header(s, scale), kOps));
+    dispatchOps(
+      `attn_dkdv|d${s.d}|${cfgKey(cfg)}|${opsKey(kOps)}`,
+      () => dkdvSource(s.d, cfg, kOps),
+      kOps,
+      groups,
+      packParams(ATTENTION_HEADER, header(s, scale), kOps),
+    );
   } finally {
     rt.release(deltaBuf);
   }

@@ -66,14 +66,29 @@ function attentionOperands() {
     forward: bind('snapshot', [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]),
     delta: bind('snapshot', [R('o', o, false), R('dO', dO, false), W('delta', delta, false)]),
     dq: bind('snapshot', [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dq', dq)]),
-    dkdv: bind('snapshot', [R('q', q), R('k', k), R('v', v), R('dO', dO), R('lse', lse, false), R('delta', delta, false), W('dk', dk), W('dv', dv)]),
+    dkdv: bind('snapshot', [
+      R('q', q),
+      R('k', k),
+      R('v', v),
+      R('dO', dO),
+      R('lse', lse, false),
+      R('delta', delta, false),
+      W('dk', dk),
+      W('dv', dv),
+    ]),
   };
 }
 
 function attention(file: string, title: string, kernel: 'forward' | 'dq' | 'dkdv', cfg: AttentionConfig): KernelSnapshot {
   const ops = attentionOperands()[kernel];
   const gen = kernel === 'forward' ? forwardSource : kernel === 'dq' ? dqSource : dkdvSource;
-  return { file, title, generator: 'src/kernels/attention/sources.ts', config: `head dim 64, ${JSON.stringify(cfg)}, f32 operands, contiguous [B, H, N, D]`, source: gen(64, cfg, ops) };
+  return {
+    file,
+    title,
+    generator: 'src/kernels/attention/sources.ts',
+    config: `head dim 64, ${JSON.stringify(cfg)}, f32 operands, contiguous [B, H, N, D]`,
+    source: gen(64, cfg, ops),
+  };
 }
 
 /** Every snapshot, in the order of wgsl/README.md. */
@@ -91,61 +106,129 @@ export function kernelSnapshots(): KernelSnapshot[] {
   const attnAtt = attentionOperands();
   const fp = { aT: 'f32', bT: 'f32', oT: 'f32', accumulate: false } as const;
   return [
-    matmul('matmul-register.wgsl', 'matmul, register-blocked (lavapipe\'s general kernel): x·W + bias, exact GELU', LAVAPIPE.matmul.general,
-      { ...fp, aMode: 'k1', bMode: 'o1', biasT: 'f32', act: 'gelu', batchRank: 0 }),
-    matmul('matmul-register-vec4.wgsl', 'matmul, register-blocked with vec4 loads: batched A·B', { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 },
-      { ...fp, aMode: 'k4', bMode: 'o4', act: 'none', batchRank: 1 }),
-    matmul('matmul-splitk.wgsl', 'matmul, split-K over subgroup lanes (lavapipe, K-contiguous x·Wᵀ) + bias', LAVAPIPE.matmul.kContiguous!,
-      { ...fp, aMode: 'k1', bMode: 'k1', biasT: 'f32', act: 'none', batchRank: 0 }),
-    matmul('matmul-shared.wgsl', 'matmul, workgroup-memory tiles (the NVIDIA entry) + residual', NVIDIA.matmul.general,
-      { ...fp, aMode: 'k4', bMode: 'o4', resT: 'f32', act: 'none', batchRank: 0 }),
-    attention('attention-forward.wgsl', 'attention forward (online softmax; lavapipe configuration: loops over D)', 'forward', LAVAPIPE.attention.forward),
-    attention('attention-forward-staged.wgsl', 'attention forward (GPU configuration: staged tiles, unrolled over D)', 'forward', NVIDIA.attention.forward),
+    matmul(
+      'matmul-register.wgsl',
+      "matmul, register-blocked (lavapipe's general kernel): x·W + bias, exact GELU",
+      LAVAPIPE.matmul.general,
+      { ...fp, aMode: 'k1', bMode: 'o1', biasT: 'f32', act: 'gelu', batchRank: 0 },
+    ),
+    matmul(
+      'matmul-register-vec4.wgsl',
+      'matmul, register-blocked with vec4 loads: batched A·B',
+      { kind: 'register', wgX: 8, wgY: 8, rm: 4, rn: 4 },
+      { ...fp, aMode: 'k4', bMode: 'o4', act: 'none', batchRank: 1 },
+    ),
+    matmul('matmul-splitk.wgsl', 'matmul, split-K over subgroup lanes (lavapipe, K-contiguous x·Wᵀ) + bias', LAVAPIPE.matmul.kContiguous!, {
+      ...fp,
+      aMode: 'k1',
+      bMode: 'k1',
+      biasT: 'f32',
+      act: 'none',
+      batchRank: 0,
+    }),
+    matmul('matmul-shared.wgsl', 'matmul, workgroup-memory tiles (the NVIDIA entry) + residual', NVIDIA.matmul.general, {
+      ...fp,
+      aMode: 'k4',
+      bMode: 'o4',
+      resT: 'f32',
+      act: 'none',
+      batchRank: 0,
+    }),
+    attention(
+      'attention-forward.wgsl',
+      'attention forward (online softmax; lavapipe configuration: loops over D)',
+      'forward',
+      LAVAPIPE.attention.forward,
+    ),
+    attention(
+      'attention-forward-staged.wgsl',
+      'attention forward (GPU configuration: staged tiles, unrolled over D)',
+      'forward',
+      NVIDIA.attention.forward,
+    ),
     {
-      file: 'attention-backward-delta.wgsl', title: 'attention backward, delta = rowsum(dO ∘ O)', generator: 'src/kernels/attention/sources.ts',
-      config: 'head dim 64, f32, contiguous', source: deltaSource(64, attnAtt.delta),
+      file: 'attention-backward-delta.wgsl',
+      title: 'attention backward, delta = rowsum(dO ∘ O)',
+      generator: 'src/kernels/attention/sources.ts',
+      config: 'head dim 64, f32, contiguous',
+      source: deltaSource(64, attnAtt.delta),
     },
     attention('attention-backward-dq.wgsl', 'attention backward, dQ (lavapipe configuration)', 'dq', LAVAPIPE.attention.backward),
-    attention('attention-backward-dkdv.wgsl', 'attention backward, dK and dV (lavapipe configuration)', 'dkdv', LAVAPIPE.attention.backward),
+    attention(
+      'attention-backward-dkdv.wgsl',
+      'attention backward, dK and dV (lavapipe configuration)',
+      'dkdv',
+      LAVAPIPE.attention.backward,
+    ),
     {
-      file: 'layernorm-forward.wgsl', title: 'LayerNorm forward with weight and bias', generator: 'src/kernels/norm.ts', config: rowCfg,
+      file: 'layernorm-forward.wgsl',
+      title: 'LayerNorm forward with weight and bias',
+      generator: 'src/kernels/norm.ts',
+      config: rowCfg,
       source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), ROW_WG, false),
     },
     {
-      file: 'layernorm-backward.wgsl', title: 'LayerNorm backward, input gradient', generator: 'src/kernels/norm.ts', config: rowCfg,
+      file: 'layernorm-backward.wgsl',
+      title: 'LayerNorm backward, input gradient',
+      generator: 'src/kernels/norm.ts',
+      config: rowCfg,
       source: normGradSource(true, operands({ x, dy, rstd: stat('rstd') }, { w, mean: stat('mean') }, { dx }), ROW_WG, false),
     },
     {
-      file: 'layernorm-backward-params.wgsl', title: 'LayerNorm backward, dweight and dbias column partial sums', generator: 'src/kernels/norm.ts',
-      config: 'rows of 384, f32', source: columnSumsSource(true, operands({ x, dy, rstd: stat('rstd') }, { mean: stat('mean') }, { dw: w, db: b })),
+      file: 'layernorm-backward-params.wgsl',
+      title: 'LayerNorm backward, dweight and dbias column partial sums',
+      generator: 'src/kernels/norm.ts',
+      config: 'rows of 384, f32',
+      source: columnSumsSource(true, operands({ x, dy, rstd: stat('rstd') }, { mean: stat('mean') }, { dw: w, db: b })),
     },
     {
-      file: 'rmsnorm-forward.wgsl', title: 'RMSNorm forward with weight', generator: 'src/kernels/norm.ts', config: rowCfg,
+      file: 'rmsnorm-forward.wgsl',
+      title: 'RMSNorm forward with weight',
+      generator: 'src/kernels/norm.ts',
+      config: rowCfg,
       source: rmsNormSource(operands({ x }, { w }, { y, rstd: stat('rstd') }), ROW_WG, false),
     },
     {
-      file: 'rmsnorm-backward.wgsl', title: 'RMSNorm backward, input gradient', generator: 'src/kernels/norm.ts', config: rowCfg,
+      file: 'rmsnorm-backward.wgsl',
+      title: 'RMSNorm backward, input gradient',
+      generator: 'src/kernels/norm.ts',
+      config: rowCfg,
       source: normGradSource(false, operands({ x, dy, rstd: stat('rstd') }, { w }, { dx }), ROW_WG, false),
     },
     {
-      file: 'softmax.wgsl', title: 'softmax over the last dim', generator: 'src/kernels/softmax.ts', config: rowCfg,
+      file: 'softmax.wgsl',
+      title: 'softmax over the last dim',
+      generator: 'src/kernels/softmax.ts',
+      config: rowCfg,
       source: softmaxSource('softmax', ROW_WG, false, ['f32'], ['f32']),
     },
     {
-      file: 'softmax-backward.wgsl', title: 'softmax backward', generator: 'src/kernels/softmax.ts', config: rowCfg,
+      file: 'softmax-backward.wgsl',
+      title: 'softmax backward',
+      generator: 'src/kernels/softmax.ts',
+      config: rowCfg,
       source: softmaxSource('softmaxBackward', ROW_WG, false, ['f32', 'f32'], ['f32']),
     },
     {
-      file: 'elementwise-add.wgsl', title: 'elementwise map: a + b, contiguous (merged to rank 1)', generator: 'src/kernels/elementwise.ts',
-      config: 'expr in0 + in1, f32, rank 1', source: mapSource({ name: 'add', expr: 'in0 + in1', compute: 'f32' }, ['f32', 'f32', 'f32'], 1, 2),
+      file: 'elementwise-add.wgsl',
+      title: 'elementwise map: a + b, contiguous (merged to rank 1)',
+      generator: 'src/kernels/elementwise.ts',
+      config: 'expr in0 + in1, f32, rank 1',
+      source: mapSource({ name: 'add', expr: 'in0 + in1', compute: 'f32' }, ['f32', 'f32', 'f32'], 1, 2),
     },
     {
-      file: 'elementwise-gelu-strided.wgsl', title: 'elementwise map: exact GELU of a strided view (rank 3)', generator: 'src/kernels/elementwise.ts',
-      config: 'expr gelu_erf(in0), f32, rank 3', source: mapSource({ name: 'gelu', expr: 'gelu_erf(in0)', compute: 'f32', helpers: MATH_WGSL }, ['f32', 'f32'], 3, 1),
+      file: 'elementwise-gelu-strided.wgsl',
+      title: 'elementwise map: exact GELU of a strided view (rank 3)',
+      generator: 'src/kernels/elementwise.ts',
+      config: 'expr gelu_erf(in0), f32, rank 3',
+      source: mapSource({ name: 'gelu', expr: 'gelu_erf(in0)', compute: 'f32', helpers: MATH_WGSL }, ['f32', 'f32'], 3, 1),
     },
     {
-      file: 'adamw.wgsl', title: 'AdamW, multi-tensor: 2 parameter groups per dispatch, GPU grad-scale (clipping) buffer', generator: 'src/kernels/optim.ts',
-      config: '2 groups, scaled', source: adamwSource(2, true),
+      file: 'adamw.wgsl',
+      title: 'AdamW, multi-tensor: 2 parameter groups per dispatch, GPU grad-scale (clipping) buffer',
+      generator: 'src/kernels/optim.ts',
+      config: '2 groups, scaled',
+      source: adamwSource(2, true),
     },
   ];
 }

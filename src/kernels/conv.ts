@@ -33,9 +33,15 @@ export type { ConvConfig } from './conv-config.js';
 
 /** Geometry of one convolution, all sizes in elements. */
 export interface ConvGeometry {
-  N: number; C: number; H: number; W: number;
-  Co: number; OH: number; OW: number;
-  KH: number; KW: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  Co: number;
+  OH: number;
+  OW: number;
+  KH: number;
+  KW: number;
   stride: [number, number];
   padding: [number, number];
   dilation: [number, number];
@@ -43,10 +49,30 @@ export interface ConvGeometry {
 }
 
 const CONV_UNIFORMS = uniforms({
-  N: 'u32', C: 'u32', H: 'u32', W: 'u32', Co: 'u32', OH: 'u32', OW: 'u32', KH: 'u32', KW: 'u32',
-  sh: 'u32', sw: 'u32', ph: 'u32', pw: 'u32', dh: 'u32', dw: 'u32',
-  groups: 'u32', Cig: 'u32', Cog: 'u32', splits: 'u32', rowsPerSplit: 'u32',
-  a_offset: 'u32', b_offset: 'u32', c_offset: 'u32', o_offset: 'u32',
+  N: 'u32',
+  C: 'u32',
+  H: 'u32',
+  W: 'u32',
+  Co: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  KH: 'u32',
+  KW: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'u32',
+  pw: 'u32',
+  dh: 'u32',
+  dw: 'u32',
+  groups: 'u32',
+  Cig: 'u32',
+  Cog: 'u32',
+  splits: 'u32',
+  rowsPerSplit: 'u32',
+  a_offset: 'u32',
+  b_offset: 'u32',
+  c_offset: 'u32',
+  o_offset: 'u32',
 });
 
 /** Output size of one spatial axis (PyTorch's formula); ≤ 0 means the kernel does not fit. */
@@ -63,9 +89,14 @@ function checkView(v: View, shape: readonly number[], op: string, what: string, 
 
 function checkGeometry(g: ConvGeometry, op: string): void {
   const all = [g.N, g.C, g.H, g.W, g.Co, g.OH, g.OW, g.KH, g.KW, ...g.stride, ...g.padding, ...g.dilation, g.groups];
-  if (all.some((v) => !Number.isInteger(v) || v < 0)) throw new RangeError(`${op}: geometry must be non-negative integers, got ${JSON.stringify(g)}`);
-  if (g.groups < 1 || g.C % g.groups || g.Co % g.groups) throw new RangeError(`${op}: groups ${g.groups} must divide C = ${g.C} and Co = ${g.Co}`);
-  if (g.OH !== convOutSize(g.H, g.KH, g.stride[0], g.padding[0], g.dilation[0]) || g.OW !== convOutSize(g.W, g.KW, g.stride[1], g.padding[1], g.dilation[1])) {
+  if (all.some((v) => !Number.isInteger(v) || v < 0))
+    throw new RangeError(`${op}: geometry must be non-negative integers, got ${JSON.stringify(g)}`);
+  if (g.groups < 1 || g.C % g.groups || g.Co % g.groups)
+    throw new RangeError(`${op}: groups ${g.groups} must divide C = ${g.C} and Co = ${g.Co}`);
+  if (
+    g.OH !== convOutSize(g.H, g.KH, g.stride[0], g.padding[0], g.dilation[0]) ||
+    g.OW !== convOutSize(g.W, g.KW, g.stride[1], g.padding[1], g.dilation[1])
+  ) {
     throw new RangeError(`${op}: output ${g.OH}×${g.OW} does not match input ${g.H}×${g.W} with this kernel/stride/padding/dilation`);
   }
 }
@@ -96,7 +127,7 @@ export function conv2dInputGradInto(dy: View, w: View, dx: View, g: ConvGeometry
 /** How many K ranges the weight gradient is split into (see the header), for `partial`'s shape. */
 export function conv2dWeightGradSplits(g: ConvGeometry, config?: ConvConfig): number {
   const c = config ?? adapterTuning().conv;
-  const tiles = Math.ceil(g.Co / g.groups / (c.wgY * c.rm)) * Math.ceil((g.C / g.groups) * g.KH * g.KW / (c.wgX * c.rn)) * g.groups;
+  const tiles = Math.ceil(g.Co / g.groups / (c.wgY * c.rm)) * Math.ceil(((g.C / g.groups) * g.KH * g.KW) / (c.wgX * c.rn)) * g.groups;
   const rows = g.N * g.OH;
   // Enough workgroups to fill the adapter, but ≥ 4 (n, oh) rows of work per split.
   return Math.max(1, Math.min(Math.ceil(256 / tiles), Math.floor(rows / 4), 64));
@@ -121,7 +152,8 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   const Cig = g.C / g.groups;
   const Cog = g.Co / g.groups;
   // Rows × columns of the GEMM each kind computes per group.
-  const [rows, cols] = kind === 'forward' ? [Cog, g.N * g.OH * g.OW] : kind === 'dinput' ? [Cig, g.N * g.H * g.W] : [Cog, Cig * g.KH * g.KW];
+  const [rows, cols] =
+    kind === 'forward' ? [Cog, g.N * g.OH * g.OW] : kind === 'dinput' ? [Cig, g.N * g.H * g.W] : [Cog, Cig * g.KH * g.KW];
   const K = kind === 'forward' ? Cig * g.KH * g.KW : kind === 'dinput' ? Cog * g.KH * g.KW : g.N * g.OH * g.OW;
   if (K === 0) throw new RangeError(`conv2d (${kind}): empty reduction (K = 0) is not supported`);
   const hasBias = kind === 'forward' && ins.length === 3;
@@ -131,10 +163,30 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|unit${unitStride}|${dtypes.join(',')}`;
   const rowsPerSplit = Math.ceil((g.N * g.OH) / splits);
   const params = CONV_UNIFORMS.pack({
-    N: g.N, C: g.C, H: g.H, W: g.W, Co: g.Co, OH: g.OH, OW: g.OW, KH: g.KH, KW: g.KW,
-    sh: g.stride[0], sw: g.stride[1], ph: g.padding[0], pw: g.padding[1], dh: g.dilation[0], dw: g.dilation[1],
-    groups: g.groups, Cig, Cog, splits, rowsPerSplit,
-    a_offset: ins[0].offset, b_offset: ins[1].offset, c_offset: ins[2]?.offset ?? 0, o_offset: out.offset,
+    N: g.N,
+    C: g.C,
+    H: g.H,
+    W: g.W,
+    Co: g.Co,
+    OH: g.OH,
+    OW: g.OW,
+    KH: g.KH,
+    KW: g.KW,
+    sh: g.stride[0],
+    sw: g.stride[1],
+    ph: g.padding[0],
+    pw: g.padding[1],
+    dh: g.dilation[0],
+    dw: g.dilation[1],
+    groups: g.groups,
+    Cig,
+    Cog,
+    splits,
+    rowsPerSplit,
+    a_offset: ins[0].offset,
+    b_offset: ins[1].offset,
+    c_offset: ins[2]?.offset ?? 0,
+    o_offset: out.offset,
   });
   const gridX = Math.ceil(cols / (c.wgX * c.rn));
   const gridY = Math.ceil(rows / (c.wgY * c.rm));
@@ -161,7 +213,8 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
     `@group(0) @binding(${inT.length}) var<storage, read_write> O: array<f32>;`,
     CONV_UNIFORMS.wgsl(inT.length + 1),
   ].join('\n');
-  const fma = (a: (i: number) => string, b: (j: number) => string) => I.flatMap((i) => J.map((j) => `acc${i}_${j} = fma(${a(i)}, ${b(j)}, acc${i}_${j});`)).join('\n      ');
+  const fma = (a: (i: number) => string, b: (j: number) => string) =>
+    I.flatMap((i) => J.map((j) => `acc${i}_${j} = fma(${a(i)}, ${b(j)}, acc${i}_${j});`)).join('\n      ');
   const accs = I.flatMap((i) => J.map((j) => `var acc${i}_${j} = 0.0;`)).join('\n  ');
   const common = `let HW = params.H * params.W;
   let OHW = params.OH * params.OW;
@@ -175,74 +228,108 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
     // A = x, B = w. Columns: output pixels; rows: output channels of group g.
     setup = `let g = wid.z;
   let P = params.N * OHW;
-  ${J.map((j) => `let c${j} = col0 + ${j * WX}u;
+  ${J.map(
+    (j) => `let c${j} = col0 + ${j * WX}u;
   let cc${j} = min(c${j}, P - 1u);
   let n${j} = cc${j} / OHW;
   let r${j} = cc${j} % OHW;
   let ih${j} = i32((r${j} / params.OW) * params.sh) - i32(params.ph);
   let iw${j} = i32((r${j} % params.OW) * params.sw) - i32(params.pw);
-  let xb${j} = params.a_offset + (n${j} * params.C + g * Cig) * HW;`).join('\n  ')}
-  ${I.map((i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
-  let wb${i} = params.b_offset + co${i} * Cig * KK;`).join('\n  ')}`;
+  let xb${j} = params.a_offset + (n${j} * params.C + g * Cig) * HW;`,
+  ).join('\n  ')}
+  ${I.map(
+    (i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
+  let wb${i} = params.b_offset + co${i} * Cig * KK;`,
+  ).join('\n  ')}`;
     loop = `var wk = 0u;
   for (var ci = 0u; ci < Cig; ci++) {
     let xc = ci * HW;
     for (var kh = 0u; kh < params.KH; kh++) {
-      ${J.map((j) => `let y${j} = ih${j} + i32(kh * params.dh);
+      ${J.map(
+        (j) => `let y${j} = ih${j} + i32(kh * params.dh);
       let hv${j} = y${j} >= 0 && y${j} < i32(params.H);
-      let xr${j} = xb${j} + xc + u32(max(y${j}, 0)) * params.W;`).join('\n      ')}
+      let xr${j} = xb${j} + xc + u32(max(y${j}, 0)) * params.W;`,
+      ).join('\n      ')}
       for (var kw = 0u; kw < params.KW; kw++) {
-      ${J.map((j) => `let x${j} = iw${j} + i32(kw * params.dw);
+      ${J.map(
+        (j) => `let x${j} = iw${j} + i32(kw * params.dw);
       let v${j} = hv${j} && x${j} >= 0 && x${j} < i32(params.W);
-      let b${j} = select(0.0, f32(A[select(0u, xr${j} + u32(x${j}), v${j})]), v${j});`).join('\n      ')}
+      let b${j} = select(0.0, f32(A[select(0u, xr${j} + u32(x${j}), v${j})]), v${j});`,
+      ).join('\n      ')}
       ${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n      ')}
-      ${fma((i) => `a${i}`, (j) => `b${j}`)}
+      ${fma(
+        (i) => `a${i}`,
+        (j) => `b${j}`,
+      )}
         wk++;
       }
     }
   }`;
-    store = `${J.map((j) => `if (c${j} < P) {
+    store = `${J.map(
+      (j) => `if (c${j} < P) {
     ${I.map((i) => `if (row0 + ${i * WY}u < Cog) { O[params.o_offset + (n${j} * params.Co + co${i}) * OHW + r${j}] = acc${i}_${j}${hasBias ? ` + f32(Cb[params.c_offset + co${i}])` : ''}; }`).join('\n    ')}
-  }`).join('\n  ')}`;
+  }`,
+    ).join('\n  ')}`;
   } else if (kind === 'dinput') {
     // A = dy, B = w. Columns: input pixels; rows: input channels of group g.
     setup = `let g = wid.z;
   let P = params.N * HW;
-  ${J.map((j) => `let c${j} = col0 + ${j * WX}u;
+  ${J.map(
+    (j) => `let c${j} = col0 + ${j * WX}u;
   let cc${j} = min(c${j}, P - 1u);
   let n${j} = cc${j} / HW;
   let r${j} = cc${j} % HW;
   let ih${j} = i32(r${j} / params.W) + i32(params.ph);
   let iw${j} = i32(r${j} % params.W) + i32(params.pw);
-  let yb${j} = params.a_offset + (n${j} * params.Co + g * Cog) * OHW;`).join('\n  ')}
-  ${I.map((i) => `let ci${i} = g * Cig + min(row0 + ${i * WY}u, Cig - 1u);
-  let wb${i} = params.b_offset + (g * Cog * Cig + (ci${i} - g * Cig)) * KK;`).join('\n  ')}`;
+  let yb${j} = params.a_offset + (n${j} * params.Co + g * Cog) * OHW;`,
+  ).join('\n  ')}
+  ${I.map(
+    (i) => `let ci${i} = g * Cig + min(row0 + ${i * WY}u, Cig - 1u);
+  let wb${i} = params.b_offset + (g * Cog * Cig + (ci${i} - g * Cig)) * KK;`,
+  ).join('\n  ')}`;
     loop = `for (var co = 0u; co < Cog; co++) {
     let yc = co * OHW;
     let wc = co * Cig * KK;
     for (var kh = 0u; kh < params.KH; kh++) {
-      ${J.map((j) => `let t${j} = ih${j} - i32(kh * params.dh);
+      ${J.map(
+        (j) => `let t${j} = ih${j} - i32(kh * params.dh);
       let tu${j} = u32(max(t${j}, 0));
-      ${unitStride ? `let oh${j} = tu${j};
-      let hv${j} = t${j} >= 0 && oh${j} < params.OH;` : `let oh${j} = tu${j} / params.sh;
-      let hv${j} = t${j} >= 0 && tu${j} % params.sh == 0u && oh${j} < params.OH;`}
-      let yr${j} = yb${j} + yc + oh${j} * params.OW;`).join('\n      ')}
+      ${
+        unitStride
+          ? `let oh${j} = tu${j};
+      let hv${j} = t${j} >= 0 && oh${j} < params.OH;`
+          : `let oh${j} = tu${j} / params.sh;
+      let hv${j} = t${j} >= 0 && tu${j} % params.sh == 0u && oh${j} < params.OH;`
+      }
+      let yr${j} = yb${j} + yc + oh${j} * params.OW;`,
+      ).join('\n      ')}
       for (var kw = 0u; kw < params.KW; kw++) {
-      ${J.map((j) => `let s${j} = iw${j} - i32(kw * params.dw);
+      ${J.map(
+        (j) => `let s${j} = iw${j} - i32(kw * params.dw);
       let su${j} = u32(max(s${j}, 0));
-      ${unitStride ? `let ow${j} = su${j};
-      let v${j} = hv${j} && s${j} >= 0 && ow${j} < params.OW;` : `let ow${j} = su${j} / params.sw;
-      let v${j} = hv${j} && s${j} >= 0 && su${j} % params.sw == 0u && ow${j} < params.OW;`}
-      let b${j} = select(0.0, f32(A[select(0u, yr${j} + ow${j}, v${j})]), v${j});`).join('\n      ')}
+      ${
+        unitStride
+          ? `let ow${j} = su${j};
+      let v${j} = hv${j} && s${j} >= 0 && ow${j} < params.OW;`
+          : `let ow${j} = su${j} / params.sw;
+      let v${j} = hv${j} && s${j} >= 0 && su${j} % params.sw == 0u && ow${j} < params.OW;`
+      }
+      let b${j} = select(0.0, f32(A[select(0u, yr${j} + ow${j}, v${j})]), v${j});`,
+      ).join('\n      ')}
       let wk = wc + kh * params.KW + kw;
       ${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n      ')}
-      ${fma((i) => `a${i}`, (j) => `b${j}`)}
+      ${fma(
+        (i) => `a${i}`,
+        (j) => `b${j}`,
+      )}
       }
     }
   }`;
-    store = `${J.map((j) => `if (c${j} < P) {
+    store = `${J.map(
+      (j) => `if (c${j} < P) {
     ${I.map((i) => `if (row0 + ${i * WY}u < Cig) { O[params.o_offset + (n${j} * params.C + ci${i}) * HW + r${j}] = acc${i}_${j}; }`).join('\n    ')}
-  }`).join('\n  ')}`;
+  }`,
+    ).join('\n  ')}`;
   } else {
     // A = x, B = dy. Columns: (ci, kh, kw) of the group; rows: output channels; z = split·groups + g.
     setup = `let g = wid.z % params.groups;
@@ -250,35 +337,48 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
   let P = Cig * KK;
   let rBegin = split * params.rowsPerSplit;
   let rEnd = min(rBegin + params.rowsPerSplit, params.N * params.OH);
-  ${J.map((j) => `let c${j} = col0 + ${j * WX}u;
+  ${J.map(
+    (j) => `let c${j} = col0 + ${j * WX}u;
   let cc${j} = min(c${j}, P - 1u);
   let kk${j} = cc${j} % KK;
   let xb${j} = params.a_offset + (g * Cig + cc${j} / KK) * HW;
   let offh${j} = i32((kk${j} / params.KW) * params.dh) - i32(params.ph);
-  let offw${j} = i32((kk${j} % params.KW) * params.dw) - i32(params.pw);`).join('\n  ')}
-  ${I.map((i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
-  let yb${i} = params.b_offset + co${i} * OHW;`).join('\n  ')}`;
+  let offw${j} = i32((kk${j} % params.KW) * params.dw) - i32(params.pw);`,
+  ).join('\n  ')}
+  ${I.map(
+    (i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
+  let yb${i} = params.b_offset + co${i} * OHW;`,
+  ).join('\n  ')}`;
     loop = `for (var rr = rBegin; rr < rEnd; rr++) {
     let n = rr / params.OH;
     let oh = rr % params.OH;
     let ihBase = i32(oh * params.sh);
-    ${J.map((j) => `let y${j} = ihBase + offh${j};
+    ${J.map(
+      (j) => `let y${j} = ihBase + offh${j};
     let hv${j} = y${j} >= 0 && y${j} < i32(params.H);
-    let xr${j} = xb${j} + n * params.C * HW + u32(max(y${j}, 0)) * params.W;`).join('\n    ')}
+    let xr${j} = xb${j} + n * params.C * HW + u32(max(y${j}, 0)) * params.W;`,
+    ).join('\n    ')}
     ${I.map((i) => `let dr${i} = yb${i} + n * params.Co * OHW + oh * params.OW;`).join('\n    ')}
     for (var ow = 0u; ow < params.OW; ow++) {
       let iwBase = i32(ow * params.sw);
-      ${J.map((j) => `let x${j} = iwBase + offw${j};
+      ${J.map(
+        (j) => `let x${j} = iwBase + offw${j};
       let v${j} = hv${j} && x${j} >= 0 && x${j} < i32(params.W);
-      let b${j} = select(0.0, f32(A[select(0u, xr${j} + u32(x${j}), v${j})]), v${j});`).join('\n      ')}
+      let b${j} = select(0.0, f32(A[select(0u, xr${j} + u32(x${j}), v${j})]), v${j});`,
+      ).join('\n      ')}
       ${I.map((i) => `let a${i} = f32(B[dr${i} + ow]);`).join('\n      ')}
-      ${fma((i) => `a${i}`, (j) => `b${j}`)}
+      ${fma(
+        (i) => `a${i}`,
+        (j) => `b${j}`,
+      )}
     }
   }`;
     store = `let sb = params.o_offset + split * params.Co * P;
-  ${J.map((j) => `if (c${j} < P) {
+  ${J.map(
+    (j) => `if (c${j} < P) {
     ${I.map((i) => `if (row0 + ${i * WY}u < Cog) { O[sb + co${i} * P + cc${j}] = acc${i}_${j}; }`).join('\n    ')}
-  }`).join('\n  ')}`;
+  }`,
+  ).join('\n  ')}`;
   }
   return `${enables(inT)}${decl}
 

@@ -181,4 +181,3 @@ ${spec.readsOutput ? `  let acc = ${spec.compute}(out_buf[o0]);\n` : ''}  out_bu
   }
 }`;
 }
-

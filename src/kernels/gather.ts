@@ -38,7 +38,8 @@ const NAN_F16X2 = 0x7e007e00;
 
 function checkIndex(idx: View, op: string): number {
   if (idx.dtype !== 'i32' && idx.dtype !== 'u32') throw new TypeError(`${op}: indices must be i32 or u32, got ${idx.dtype}`);
-  if (idx.shape.length !== 1 || !isContiguous(idx)) throw new RangeError(`${op}: indices must be a contiguous 1-D view, got shape [${idx.shape.join(', ')}]`);
+  if (idx.shape.length !== 1 || !isContiguous(idx))
+    throw new RangeError(`${op}: indices must be a contiguous 1-D view, got shape [${idx.shape.join(', ')}]`);
   return idx.shape[0];
 }
 
@@ -75,13 +76,26 @@ function rows2(v: View, rows: number, cols: number, op: string, name: string): S
  * index view's offset; `nan_bits`: NaN in the output's type (f16: two halves in one word).
  */
 const GATHER_UNIFORMS = uniforms({
-  total: 'u32', M: 'u32', inner: 'u32', n: 'u32',
-  src_stride: ['u32', 3], src_offset: 'u32', out_stride: ['u32', 3], out_offset: 'u32',
-  idx_offset: 'u32', nan_bits: 'u32',
+  total: 'u32',
+  M: 'u32',
+  inner: 'u32',
+  n: 'u32',
+  src_stride: ['u32', 3],
+  src_offset: 'u32',
+  out_stride: ['u32', 3],
+  out_offset: 'u32',
+  idx_offset: 'u32',
+  nan_bits: 'u32',
 });
 const SEGMENT_UNIFORMS = uniforms({ n: 'u32', M: 'u32', idx_offset: 'u32' });
 const INDEX_ADD_UNIFORMS = uniforms({
-  total: 'u32', n: 'u32', inner: 'u32', dout_stride: ['u32', 3], dout_offset: 'u32', dsrc_stride: ['u32', 3], dsrc_offset: 'u32',
+  total: 'u32',
+  n: 'u32',
+  inner: 'u32',
+  dout_stride: ['u32', 3],
+  dout_offset: 'u32',
+  dsrc_stride: ['u32', 3],
+  dsrc_offset: 'u32',
 });
 
 function gather(src: Strided3, idx: View, out: Strided3, l: RowLayout, m: number): void {
@@ -91,9 +105,16 @@ function gather(src: Strided3, idx: View, out: Strided3, l: RowLayout, m: number
   const sT = src.view.dtype;
   const oT = out.view.dtype;
   const params = GATHER_UNIFORMS.pack({
-    total, M: m, inner: l.inner, n: l.n,
-    src_stride: src.strides, src_offset: src.view.offset, out_stride: out.strides, out_offset: out.view.offset,
-    idx_offset: idx.offset, nan_bits: oT === 'f16' ? NAN_F16X2 : NAN_F32,
+    total,
+    M: m,
+    inner: l.inner,
+    n: l.n,
+    src_stride: src.strides,
+    src_offset: src.view.offset,
+    out_stride: out.strides,
+    out_offset: out.view.offset,
+    idx_offset: idx.offset,
+    nan_bits: oT === 'f16' ? NAN_F16X2 : NAN_F32,
   });
   const nan = oT === 'f16' ? 'bitcast<vec2<f16>>(params.nan_bits).x' : 'bitcast<f32>(params.nan_bits)';
   runtime().dispatch(
@@ -212,8 +233,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     [dout.view.buffer, scratch, dsrc.view.buffer],
     grid1d(total),
     INDEX_ADD_UNIFORMS.pack({
-      total, n: l.n, inner: l.inner,
-      dout_stride: dout.strides, dout_offset: dout.view.offset, dsrc_stride: dsrc.strides, dsrc_offset: dsrc.view.offset,
+      total,
+      n: l.n,
+      inner: l.inner,
+      dout_stride: dout.strides,
+      dout_offset: dout.view.offset,
+      dsrc_stride: dsrc.strides,
+      dsrc_offset: dsrc.view.offset,
     }),
   );
   // Safe: the pool reuses a released buffer only after the batch that reads it is submitted.

@@ -5,7 +5,21 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
-import { CHUNK, checkF32, groupChain, groupsPerDispatch, launch, layoutFor, packDispatches, packTable, PER_THREAD, tableFields, WG, type MultiTensorOptions, type Slot } from './multi-tensor.js';
+import {
+  CHUNK,
+  checkF32,
+  groupChain,
+  groupsPerDispatch,
+  launch,
+  layoutFor,
+  packDispatches,
+  packTable,
+  PER_THREAD,
+  tableFields,
+  WG,
+  type MultiTensorOptions,
+  type Slot,
+} from './multi-tensor.js';
 import { uniforms, type UniformLayout } from './uniforms.js';
 import type { View } from './view.js';
 
@@ -20,12 +34,15 @@ const TREE_REDUCE = `  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
 
 function partialSource(count: number): string {
   const decls = Array.from({ length: count }, (_, j) => `@group(0) @binding(${j}) var<storage, read> x${j}: array<f32>;`);
-  const chain = groupChain(count, (j) => `    let n = params.group${j}_n; let o = params.group${j}_x_offset;
+  const chain = groupChain(
+    count,
+    (j) => `    let n = params.group${j}_n; let o = params.group${j}_x_offset;
     let base = (w - params.group${j}_first) * CHUNK + lid;
     for (var e = 0u; e < PER_THREAD; e++) {
       let i = base + e * WG;
       if (i < n) { let a = x${j}[o + i]; acc = acc + a * a; }
-    }`);
+    }`,
+  );
   return `${decls.join('\n')}
 @group(0) @binding(${count}) var<storage, read_write> partials: array<f32>;
 ${partialUniforms(count).wgsl(count + 1)}
@@ -75,7 +92,13 @@ export function sumOfSquares(tensors: View[], out: View, opts: MultiTensorOption
   checkF32(op, 'out', out, 1);
   const rt = runtime();
   const k = groupsPerDispatch(1, 1, opts);
-  const chunks = packDispatches(op, tensors.map((t) => [t]), SUMSQ_OPERANDS, k, []);
+  const chunks = packDispatches(
+    op,
+    tensors.map((t) => [t]),
+    SUMSQ_OPERANDS,
+    k,
+    [],
+  );
   const total = tensors.reduce((s, t) => s + Math.ceil(sizeOf(t.shape) / CHUNK), 0);
   const partials = rt.allocate(Math.max(total, 1) * 4, 'sumsq-partials');
   let first = 0;
@@ -85,14 +108,23 @@ export function sumOfSquares(tensors: View[], out: View, opts: MultiTensorOption
     values.active_workgroups = workgroups;
     const count = chunk.length;
     rt.dispatch(
-      { key: `optim|sumsq-partial|g${count}|wg${WG}x${PER_THREAD}`, bindings: [...chunk.map(() => 'read' as const), 'write', 'uniform'], wgsl: () => partialSource(count) },
+      {
+        key: `optim|sumsq-partial|g${count}|wg${WG}x${PER_THREAD}`,
+        bindings: [...chunk.map(() => 'read' as const), 'write', 'uniform'],
+        wgsl: () => partialSource(count),
+      },
       [...chunk.map((g) => g[0].buffer), partials],
       launch(workgroups),
       partialUniforms(count).pack(values),
     );
     first += workgroups;
   }
-  rt.dispatch({ key: `optim|sumsq-final|wg${WG}`, bindings: ['read', 'write', 'uniform'], wgsl: () => FINAL_SOURCE }, [partials, out.buffer], [1], FINAL_UNIFORMS.pack({ partials: first, out_offset: out.offset }));
+  rt.dispatch(
+    { key: `optim|sumsq-final|wg${WG}`, bindings: ['read', 'write', 'uniform'], wgsl: () => FINAL_SOURCE },
+    [partials, out.buffer],
+    [1],
+    FINAL_UNIFORMS.pack({ partials: first, out_offset: out.offset }),
+  );
   // Safe while the batch is pending: the pool reuses a buffer only after the submit that used it.
   rt.release(partials);
 }
@@ -109,7 +141,8 @@ export function clipScale(sumsq: View, maxNorm: number, scaleOut: View): void {
   checkF32(op, 'scaleOut', scaleOut, 1);
   const same = sumsq.buffer === scaleOut.buffer;
   const src = same ? 'io' : 'src';
-  const wgsl = () => `${same ? '' : '@group(0) @binding(0) var<storage, read> src: array<f32>;\n'}@group(0) @binding(${same ? 0 : 1}) var<storage, read_write> io: array<f32>;
+  const wgsl =
+    () => `${same ? '' : '@group(0) @binding(0) var<storage, read> src: array<f32>;\n'}@group(0) @binding(${same ? 0 : 1}) var<storage, read_write> io: array<f32>;
 ${CLIP_UNIFORMS.wgsl(same ? 1 : 2)}
 @compute @workgroup_size(1)
 fn main() {

@@ -56,9 +56,12 @@ function splitKUsable(c: SplitKConfig): boolean {
 }
 
 interface Plan {
-  M: number; N: number; K: number;
+  M: number;
+  N: number;
+  K: number;
   batchShape: number[];
-  aMode: LoadMode; bMode: LoadMode;
+  aMode: LoadMode;
+  bMode: LoadMode;
   params: Uint32Array;
 }
 
@@ -84,17 +87,26 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
     fail(a, b, 'have batch dims that cannot be broadcast together');
   }
   const oBatch = out.shape.slice(0, -2);
-  if (out.shape.length < 2 || out.shape[out.shape.length - 2] !== M || out.shape[out.shape.length - 1] !== N ||
-      fmt(stripLeadingOnes(oBatch)) !== fmt(batch)) {
+  if (
+    out.shape.length < 2 ||
+    out.shape[out.shape.length - 2] !== M ||
+    out.shape[out.shape.length - 1] !== N ||
+    fmt(stripLeadingOnes(oBatch)) !== fmt(batch)
+  ) {
     fail(a, b, `give [${[...batch, M, N].join(', ')}], but out has shape ${fmt(out.shape)}`);
   }
-  for (const v of [a, b]) if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`matmul: inputs must be f32 or f16, got ${v.dtype}`);
+  for (const v of [a, b])
+    if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`matmul: inputs must be f32 or f16, got ${v.dtype}`);
   if (out.dtype !== 'f32' && out.dtype !== 'f16') throw new TypeError(`matmul: out must be f32 or f16, got ${out.dtype}`);
   if (sizeOf(out.shape) === 0) return;
 
   let accumulate = opts.accumulate ?? false;
   let residual = opts.residual;
-  for (const [name, v] of [['a', a], ['b', b], ['bias', opts.bias]] as const) {
+  for (const [name, v] of [
+    ['a', a],
+    ['b', b],
+    ['bias', opts.bias],
+  ] as const) {
     if (v && v.buffer === out.buffer) throw new RangeError(`matmul: ${name} shares its buffer with out; write into a fresh buffer instead`);
   }
   if (residual && residual.buffer === out.buffer) {
@@ -131,17 +143,35 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
   const ms = (v: View, d: number) => (v.shape[v.shape.length + d] === 1 ? 0 : v.strides[v.strides.length + d]);
   const rStr = residual ? broadcastStrides(residual, logical).slice(-2) : [0, 0];
   const m = {
-    sAM: ms(a, -2), sAK: ms(a, -1), sBK: ms(b, -2), sBN: ms(b, -1), sOM: ms(out, -2), sON: ms(out, -1),
+    sAM: ms(a, -2),
+    sAK: ms(a, -1),
+    sBK: ms(b, -2),
+    sBN: ms(b, -1),
+    sOM: ms(out, -2),
+    sON: ms(out, -1),
   };
-  const vecOk = (v: View, bs: number[], ...strides: number[]) => v.offset % 4 === 0 && bs.every((s) => s % 4 === 0) && strides.every((s) => s % 4 === 0);
+  const vecOk = (v: View, bs: number[], ...strides: number[]) =>
+    v.offset % 4 === 0 && bs.every((s) => s % 4 === 0) && strides.every((s) => s % 4 === 0);
   let aMode: LoadMode =
-    m.sAK === 1 && K % 4 === 0 && vecOk(a, merged.strides[0], m.sAM) ? 'k4'
-    : m.sAM === 1 && M % 4 === 0 && vecOk(a, merged.strides[0], m.sAK) ? 'o4'
-    : m.sAK === 1 ? 'k1' : m.sAM === 1 ? 'o1' : 's';
+    m.sAK === 1 && K % 4 === 0 && vecOk(a, merged.strides[0], m.sAM)
+      ? 'k4'
+      : m.sAM === 1 && M % 4 === 0 && vecOk(a, merged.strides[0], m.sAK)
+        ? 'o4'
+        : m.sAK === 1
+          ? 'k1'
+          : m.sAM === 1
+            ? 'o1'
+            : 's';
   let bMode: LoadMode =
-    m.sBN === 1 && N % 4 === 0 && vecOk(b, merged.strides[1], m.sBK) ? 'o4'
-    : m.sBK === 1 && K % 4 === 0 && vecOk(b, merged.strides[1], m.sBN) ? 'k4'
-    : m.sBN === 1 ? 'o1' : m.sBK === 1 ? 'k1' : 's';
+    m.sBN === 1 && N % 4 === 0 && vecOk(b, merged.strides[1], m.sBK)
+      ? 'o4'
+      : m.sBK === 1 && K % 4 === 0 && vecOk(b, merged.strides[1], m.sBN)
+        ? 'k4'
+        : m.sBN === 1
+          ? 'o1'
+          : m.sBK === 1
+            ? 'k1'
+            : 's';
   const kContiguous = (aMode === 'k1' || aMode === 'k4') && (bMode === 'k1' || bMode === 'k4');
   const table = adapterTuning().matmul;
   // Split-K pays off only for long K (rows of B far apart; measured at K = 1024). At DiT-demo
@@ -160,20 +190,44 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
   const dispatchRange = (shape: number[], strides: number[][], offs: number[]): void => {
     // Batch dims beyond what the kernel decodes are peeled off here, one dispatch per index.
     if (shape.length > MAX_BATCH_RANK) {
-      for (let i = 0; i < shape[0]; i++) dispatchRange(shape.slice(1), strides.map((s) => s.slice(1)), offs.map((o, k) => o + i * strides[k][0]));
+      for (let i = 0; i < shape[0]; i++)
+        dispatchRange(
+          shape.slice(1),
+          strides.map((s) => s.slice(1)),
+          offs.map((o, k) => o + i * strides[k][0]),
+        );
       return;
     }
     const nBatch = sizeOf(shape);
     const maxZ = runtime().limits.maxComputeWorkgroupsPerDimension;
     for (let start = 0; start < nBatch; start += maxZ) {
       const params = matmulUniforms(shape.length).pack({
-        M, N, K, batch_start: start,
-        a_sm: m.sAM, a_sk: m.sAK, b_sk: m.sBK, b_sn: m.sBN, o_sm: m.sOM, o_sn: m.sON,
-        bias_sn: bias ? bias.strides[bias.strides.length - 1] : 0, res_sm: rStr[0], res_sn: rStr[1],
+        M,
+        N,
+        K,
+        batch_start: start,
+        a_sm: m.sAM,
+        a_sk: m.sAK,
+        b_sk: m.sBK,
+        b_sn: m.sBN,
+        o_sm: m.sOM,
+        o_sn: m.sON,
+        bias_sn: bias ? bias.strides[bias.strides.length - 1] : 0,
+        res_sm: rStr[0],
+        res_sn: rStr[1],
         alpha: opts.alpha ?? 1,
-        a_offset: offs[0], b_offset: offs[1], o_offset: offs[2], bias_offset: bias?.offset ?? 0, res_offset: offs[3],
-        a_sk4: Math.trunc(m.sAK / 4), b_sk4: Math.trunc(m.sBK / 4),
-        batch_shape: shape, a_batch_stride: strides[0], b_batch_stride: strides[1], o_batch_stride: strides[2], res_batch_stride: strides[3],
+        a_offset: offs[0],
+        b_offset: offs[1],
+        o_offset: offs[2],
+        bias_offset: bias?.offset ?? 0,
+        res_offset: offs[3],
+        a_sk4: Math.trunc(m.sAK / 4),
+        b_sk4: Math.trunc(m.sBK / 4),
+        batch_shape: shape,
+        a_batch_stride: strides[0],
+        b_batch_stride: strides[1],
+        o_batch_stride: strides[2],
+        res_batch_stride: strides[3],
       });
       const plan: Plan = { M, N, K, batchShape: shape, aMode, bMode, params };
       launch(plan, a, b, out, bias, residual, cfg, act, accumulate, Math.min(maxZ, nBatch - start));
@@ -183,18 +237,41 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
 }
 
 function launch(
-  plan: Plan, a: View, b: View, out: View, bias: View | undefined, residual: View | undefined,
-  cfg: MatmulConfig, act: MatmulActivation, accumulate: boolean, zGroups: number,
+  plan: Plan,
+  a: View,
+  b: View,
+  out: View,
+  bias: View | undefined,
+  residual: View | undefined,
+  cfg: MatmulConfig,
+  act: MatmulActivation,
+  accumulate: boolean,
+  zGroups: number,
 ): void {
   const spec: KernelSpec = {
-    cfg, aMode: plan.aMode, bMode: plan.bMode, aT: a.dtype, bT: b.dtype, oT: out.dtype,
-    biasT: bias?.dtype, resT: residual?.dtype, act, accumulate, batchRank: plan.batchShape.length,
+    cfg,
+    aMode: plan.aMode,
+    bMode: plan.bMode,
+    aT: a.dtype,
+    bT: b.dtype,
+    oT: out.dtype,
+    biasT: bias?.dtype,
+    resT: residual?.dtype,
+    act,
+    accumulate,
+    batchRank: plan.batchShape.length,
   };
-  if (cfg.kind !== 'splitk' && (cfg.rn % 4 !== 0 || cfg.rm % 4 !== 0)) throw new RangeError(`matmul: invalid config ${JSON.stringify(cfg)}`);
+  if (cfg.kind !== 'splitk' && (cfg.rn % 4 !== 0 || cfg.rm % 4 !== 0))
+    throw new RangeError(`matmul: invalid config ${JSON.stringify(cfg)}`);
   const key = `matmul|${configKey(cfg)}|A${spec.aMode}:${spec.aT}|B${spec.bMode}:${spec.bT}|O${spec.oT}|bias:${spec.biasT ?? '-'}|res:${spec.resT ?? '-'}|${act}|${accumulate ? 'acc' : 'set'}|br${spec.batchRank}`;
   const buffers = [a.buffer, b.buffer, ...(bias ? [bias.buffer] : []), ...(residual ? [residual.buffer] : []), out.buffer];
   runtime().dispatch(
-    { key, bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'], wgsl: () => (cfg.kind === 'register' ? registerSource(spec, cfg) : cfg.kind === 'shared' ? sharedSource(spec, cfg) : splitKSource(spec, cfg)) },
+    {
+      key,
+      bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'],
+      wgsl: () =>
+        cfg.kind === 'register' ? registerSource(spec, cfg) : cfg.kind === 'shared' ? sharedSource(spec, cfg) : splitKSource(spec, cfg),
+    },
     buffers,
     cfg.kind === 'splitk'
       ? [Math.ceil(plan.N / (cfg.wgY * cfg.rn)), Math.ceil(plan.M / cfg.rm), zGroups]

@@ -39,14 +39,19 @@ export function groupsPerDispatch(operandsPerGroup: number, extraBindings: numbe
   const byStorage = Math.floor((runtime().limits.maxStorageBuffersPerShaderStage - extraBindings) / operandsPerGroup);
   const byUniform = Math.floor((UNIFORM_WORDS - HEADER_WORDS) / (2 + operandsPerGroup));
   const k = Math.min(byStorage, byUniform, opts.maxPerDispatch ?? Infinity);
-  if (!(k >= 1)) throw new RangeError(`optim: cannot bind even one group of ${operandsPerGroup} buffers (limit ${runtime().limits.maxStorageBuffersPerShaderStage}, maxPerDispatch ${opts.maxPerDispatch})`);
+  if (!(k >= 1))
+    throw new RangeError(
+      `optim: cannot bind even one group of ${operandsPerGroup} buffers (limit ${runtime().limits.maxStorageBuffersPerShaderStage}, maxPerDispatch ${opts.maxPerDispatch})`,
+    );
   return Math.floor(k);
 }
 
 export function checkF32(op: string, what: string, v: View, n?: number): void {
   if (v.dtype !== 'f32') throw new TypeError(`${op}: ${what} must be f32, got ${v.dtype}`);
-  if (!isContiguous(v)) throw new TypeError(`${op}: ${what} must be contiguous (shape [${v.shape.join(', ')}], strides [${v.strides.join(', ')}])`);
-  if (n !== undefined && sizeOf(v.shape) !== n) throw new RangeError(`${op}: ${what} has ${sizeOf(v.shape)} elements, expected ${n} (shape [${v.shape.join(', ')}])`);
+  if (!isContiguous(v))
+    throw new TypeError(`${op}: ${what} must be contiguous (shape [${v.shape.join(', ')}], strides [${v.strides.join(', ')}])`);
+  if (n !== undefined && sizeOf(v.shape) !== n)
+    throw new RangeError(`${op}: ${what} has ${sizeOf(v.shape)} elements, expected ${n} (shape [${v.shape.join(', ')}])`);
 }
 
 /**
@@ -76,7 +81,10 @@ export function packDispatches(op: string, groups: View[][], operands: readonly 
       if (cur.length) out.push(cur);
       cur = [];
       used = fresh();
-      if (!fits(used, g)) throw new RangeError(`${op}: group ${gi} binds one buffer twice with a write (operands ${operands.map((o) => o.name).join(', ')} and any grad-scale buffer must be distinct buffers)`);
+      if (!fits(used, g))
+        throw new RangeError(
+          `${op}: group ${gi} binds one buffer twice with a write (operands ${operands.map((o) => o.name).join(', ')} and any grad-scale buffer must be distinct buffers)`,
+        );
       cur.push(g);
     }
     for (let i = 0; i < g.length; i++) if (used.get(g[i].buffer) !== 'write') used.set(g[i].buffer, operands[i].access);

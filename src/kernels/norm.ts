@@ -19,7 +19,18 @@ import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';
-import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowsOf, useSubgroups, type SubgroupFlavour } from './row-reduce.js';
+import {
+  redArgs,
+  reductionLibrary,
+  ROW_INDEX,
+  rowEnables,
+  rowEntryArgs,
+  rowGrid,
+  rowSetup,
+  rowsOf,
+  useSubgroups,
+  type SubgroupFlavour,
+} from './row-reduce.js';
 import { rowWorkgroupSize } from './tuning.js';
 import { uniforms, type FieldType, type UniformLayout } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
@@ -30,7 +41,8 @@ const COLUMN_WG = 64;
 function checkOperand(v: View | undefined, n: number, op: string, what: string): void {
   if (!v) return;
   if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`${op}: ${what} must be f32 or f16, got ${v.dtype}`);
-  if (!isContiguous(v) || sizeOf(v.shape) !== n) throw new RangeError(`${op}: ${what} must be contiguous with ${n} elements, got shape [${v.shape.join(', ')}]`);
+  if (!isContiguous(v) || sizeOf(v.shape) !== n)
+    throw new RangeError(`${op}: ${what} must be contiguous with ${n} elements, got shape [${v.shape.join(', ')}]`);
 }
 
 function checkAll(op: string, x: View, list: [View | undefined, 'row' | 'col' | 'all', string][]): [number, number] {
@@ -41,16 +53,34 @@ function checkAll(op: string, x: View, list: [View | undefined, 'row' | 'col' | 
 }
 
 /** y = (x − μ)·rstd·w + b with rstd = 1/sqrt(var_pop + eps); writes mean and rstd per row. */
-export function layerNormInto(x: View, weight: View | undefined, bias: View | undefined, eps: number, y: View, mean: View, rstd: View): void {
+export function layerNormInto(
+  x: View,
+  weight: View | undefined,
+  bias: View | undefined,
+  eps: number,
+  y: View,
+  mean: View,
+  rstd: View,
+): void {
   const op = 'layerNorm';
-  const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [bias, 'col', 'bias'], [y, 'all', 'y'], [mean, 'row', 'mean'], [rstd, 'row', 'rstd']]);
+  const [rows, D] = checkAll(op, x, [
+    [weight, 'col', 'weight'],
+    [bias, 'col', 'bias'],
+    [y, 'all', 'y'],
+    [mean, 'row', 'mean'],
+    [rstd, 'row', 'rstd'],
+  ]);
   launchRows(op, operands({ x }, { w: weight, b: bias }, { y, mean, rstd }), rows, D, eps, layerNormSource);
 }
 
 /** y = x·rstd·w with rstd = 1/sqrt(mean(x²) + eps); writes rstd per row. */
 export function rmsNormInto(x: View, weight: View | undefined, eps: number, y: View, rstd: View): void {
   const op = 'rmsNorm';
-  const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [y, 'all', 'y'], [rstd, 'row', 'rstd']]);
+  const [rows, D] = checkAll(op, x, [
+    [weight, 'col', 'weight'],
+    [y, 'all', 'y'],
+    [rstd, 'row', 'rstd'],
+  ]);
   launchRows(op, operands({ x }, { w: weight }, { y, rstd }), rows, D, eps, rmsNormSource);
 }
 
@@ -66,7 +96,15 @@ export function layerNormBackwardInto(
   dbias?: View,
 ): void {
   const op = 'layerNormBackward';
-  const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [mean, 'row', 'mean'], [rstd, 'row', 'rstd'], [dy, 'all', 'dy'], [dx, 'all', 'dx'], [dweight, 'col', 'dweight'], [dbias, 'col', 'dbias']]);
+  const [rows, D] = checkAll(op, x, [
+    [weight, 'col', 'weight'],
+    [mean, 'row', 'mean'],
+    [rstd, 'row', 'rstd'],
+    [dy, 'all', 'dy'],
+    [dx, 'all', 'dx'],
+    [dweight, 'col', 'dweight'],
+    [dbias, 'col', 'dbias'],
+  ]);
   inputGradient(op, true, x, weight, mean, rstd, dy, dx, rows, D);
   columnSums(op, true, x, mean, rstd, dy, dweight, dbias, rows, D);
 }
@@ -74,33 +112,71 @@ export function layerNormBackwardInto(
 /** dx (and optionally dweight) of rmsNormInto, from the saved rstd. */
 export function rmsNormBackwardInto(x: View, weight: View | undefined, rstd: View, dy: View, dx: View, dweight?: View): void {
   const op = 'rmsNormBackward';
-  const [rows, D] = checkAll(op, x, [[weight, 'col', 'weight'], [rstd, 'row', 'rstd'], [dy, 'all', 'dy'], [dx, 'all', 'dx'], [dweight, 'col', 'dweight']]);
+  const [rows, D] = checkAll(op, x, [
+    [weight, 'col', 'weight'],
+    [rstd, 'row', 'rstd'],
+    [dy, 'all', 'dy'],
+    [dx, 'all', 'dx'],
+    [dweight, 'col', 'dweight'],
+  ]);
   inputGradient(op, false, x, weight, undefined, rstd, dy, dx, rows, D);
   columnSums(op, false, x, undefined, rstd, dy, dweight, undefined, rows, D);
 }
 
-function inputGradient(op: string, ln: boolean, x: View, weight: View | undefined, mean: View | undefined, rstd: View, dy: View, dx: View, rows: number, D: number): void {
+function inputGradient(
+  op: string,
+  ln: boolean,
+  x: View,
+  weight: View | undefined,
+  mean: View | undefined,
+  rstd: View,
+  dy: View,
+  dx: View,
+  rows: number,
+  D: number,
+): void {
   launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, wg, sg) => normGradSource(ln, ops, wg, sg));
 }
 
 /** dweight = Σ_rows dy·x̂ and dbias = Σ_rows dy (either may be absent). */
-function columnSums(op: string, ln: boolean, x: View, mean: View | undefined, rstd: View, dy: View, dweight: View | undefined, dbias: View | undefined, rows: number, D: number): void {
+function columnSums(
+  op: string,
+  ln: boolean,
+  x: View,
+  mean: View | undefined,
+  rstd: View,
+  dy: View,
+  dweight: View | undefined,
+  dbias: View | undefined,
+  rows: number,
+  D: number,
+): void {
   if ((!dweight && !dbias) || D === 0) return;
   const rt = runtime();
   const chunks = Math.max(1, Math.ceil(rows / ROWS_PER_CHUNK));
   const chunkLen = Math.max(1, Math.ceil(rows / chunks));
   const scratch = (v: View | undefined): View | undefined =>
-    v && chunks > 1 ? { buffer: rt.allocate(chunks * D * 4, `${op}-partials`), dtype: 'f32', shape: [chunks * D], strides: [1], offset: 0 } : v;
+    v && chunks > 1
+      ? { buffer: rt.allocate(chunks * D * 4, `${op}-partials`), dtype: 'f32', shape: [chunks * D], strides: [1], offset: 0 }
+      : v;
   const pw = scratch(dweight);
   const pb = scratch(dbias);
   const ops = operands({ x, dy, rstd }, { mean: ln ? mean : undefined }, { dw: pw, db: pb });
   const key = `norm-columns|${op}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const wgsl = () => columnSumsSource(ln, ops);
   const params = packParams(COLUMN_HEADER, { chunk_len: chunkLen, D, rows, chunks }, ops);
-  rt.dispatch({ key, bindings: [...ops.map((o) => o.access), 'uniform'], wgsl }, ops.map((o) => o.view.buffer), grid1d(chunks * D, COLUMN_WG), params);
+  rt.dispatch(
+    { key, bindings: [...ops.map((o) => o.access), 'uniform'], wgsl },
+    ops.map((o) => o.view.buffer),
+    grid1d(chunks * D, COLUMN_WG),
+    params,
+  );
   if (chunks === 1) return;
   const layout = { outer: 1, R: chunks, inner: D, sOuter: chunks * D, sR: D, sInner: 1 };
-  for (const [p, out] of [[pw, dweight], [pb, dbias]] as const) {
+  for (const [p, out] of [
+    [pw, dweight],
+    [pb, dbias],
+  ] as const) {
     if (!p || !out) continue;
     reduceInto(p, layout, out, 'sum');
     rt.release(p.buffer);
@@ -117,7 +193,11 @@ const ROW_HEADER = { rows: 'u32', D: 'u32', eps: 'f32' } as const satisfies Head
 /** Column sums: rows per chunk, row length, rows, chunks. */
 const COLUMN_HEADER = { chunk_len: 'u32', D: 'u32', rows: 'u32', chunks: 'u32' } as const satisfies Header;
 
-export function operands(reads: Record<string, View>, optional: Record<string, View | undefined>, writes: Record<string, View | undefined>): Operand[] {
+export function operands(
+  reads: Record<string, View>,
+  optional: Record<string, View | undefined>,
+  writes: Record<string, View | undefined>,
+): Operand[] {
   const out: Operand[] = [];
   for (const [name, view] of Object.entries(reads)) out.push({ name, view, access: 'read' });
   for (const [name, view] of Object.entries(optional)) if (view) out.push({ name, view, access: 'read' });
@@ -145,7 +225,10 @@ function packParams(header: Header, values: Record<string, number>, ops: Operand
 
 function declare(ops: Operand[], header: Header): string {
   return [
-    ...ops.map((o, k) => `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${o.view.dtype}>;`),
+    ...ops.map(
+      (o, k) =>
+        `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${o.view.dtype}>;`,
+    ),
     normUniforms(header, ops).wgsl(ops.length),
     ...ops.map((o) => `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`),
   ].join('\n');
@@ -161,7 +244,14 @@ function store(ops: Operand[], name: string, index: string, value: string): stri
   return `${name}_buf[${name}_at(${index})] = ${o.view.dtype}(${value});`;
 }
 
-function launchRows(op: string, ops: Operand[], rows: number, D: number, eps: number, source: (ops: Operand[], wg: number, sg: SubgroupFlavour) => string): void {
+function launchRows(
+  op: string,
+  ops: Operand[],
+  rows: number,
+  D: number,
+  eps: number,
+  source: (ops: Operand[], wg: number, sg: SubgroupFlavour) => string,
+): void {
   if (rows === 0 || D === 0) return;
   const wg = rowWorkgroupSize(D);
   const sg = useSubgroups();
@@ -186,7 +276,10 @@ const has = (ops: Operand[], name: string) => ops.some((o) => o.name === name);
 
 /** A row kernel: one workgroup per row `row` (elements rb..rb + D), `body` given the wg_* arguments. */
 function rowKernel(ops: Operand[], wg: number, sg: SubgroupFlavour, body: (args: string) => string): string {
-  return `${rowEnables(ops.map((o) => o.view.dtype), sg)}${declare(ops, ROW_HEADER)}
+  return `${rowEnables(
+    ops.map((o) => o.view.dtype),
+    sg,
+  )}${declare(ops, ROW_HEADER)}
 ${reductionLibrary(wg, sg)}
 @compute @workgroup_size(${wg})
 fn main(${rowEntryArgs(sg)}) {
@@ -202,30 +295,44 @@ fn main(${rowEntryArgs(sg)}) {
 /** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
 export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
   const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
-  return rowKernel(ops, wg, sg, (args) => `var s_t = 0.0;
+  return rowKernel(
+    ops,
+    wg,
+    sg,
+    (args) => `var s_t = 0.0;
   for (var j = lid; j < D; j += WG) { s_t += ${load('x', 'rb + j')}; }
   let mu = wg_sum(s_t, ${args}) / f32(D);
   var q_t = 0.0;
   for (var j = lid; j < D; j += WG) { let d = ${load('x', 'rb + j')} - mu; q_t += d * d; }
   let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + params.eps);
   if (lid == 0u) { ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')} }
-  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`);
+  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`,
+  );
 }
 
 /** RMSNorm forward over operands x, [w], y, rstd. */
 export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
-  return rowKernel(ops, wg, sg, (args) => `var q_t = 0.0;
+  return rowKernel(
+    ops,
+    wg,
+    sg,
+    (args) => `var q_t = 0.0;
   for (var j = lid; j < D; j += WG) { let v = ${load('x', 'rb + j')}; q_t += v * v; }
   let r = inverseSqrt(wg_sum(q_t, ${args}) / f32(D) + params.eps);
   if (lid == 0u) { ${store(ops, 'rstd', 'row', 'r')} }
-  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `${load('x', 'rb + j')} * r${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`)} }`);
+  for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `${load('x', 'rb + j')} * r${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`)} }`,
+  );
 }
 
 /** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
 export function normGradSource(ln: boolean, ops: Operand[], wg: number, sg: SubgroupFlavour): string {
   const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;
   const xh = `(${load('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
-  return rowKernel(ops, wg, sg, (args) => `let r = ${load('rstd', 'row')};
+  return rowKernel(
+    ops,
+    wg,
+    sg,
+    (args) => `let r = ${load('rstd', 'row')};
   ${ln ? `let mu = ${load('mean', 'row')};` : ''}
   var acc = vec2<f32>(0.0);
   for (var j = lid; j < D; j += WG) { let g = ${g}; acc += vec2<f32>(g, g * ${xh}); }
@@ -233,7 +340,8 @@ export function normGradSource(ln: boolean, ops: Operand[], wg: number, sg: Subg
   for (var j = lid; j < D; j += WG) {
     let g = ${g};
     ${store(ops, 'dx', 'rb + j', `r * (g${ln ? ' - sums.x' : ''} - ${xh} * sums.y)`)}
-  }`);
+  }`,
+  );
 }
 
 /** Column partial sums of dy·x̂ (dw) and dy (db) over one chunk of rows per thread. */

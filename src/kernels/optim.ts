@@ -22,7 +22,21 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
-import { CHUNK, checkF32, groupChain, groupsPerDispatch, launch, layoutFor, packDispatches, packTable, PER_THREAD, tableFields, WG, type MultiTensorOptions, type Slot } from './multi-tensor.js';
+import {
+  CHUNK,
+  checkF32,
+  groupChain,
+  groupsPerDispatch,
+  launch,
+  layoutFor,
+  packDispatches,
+  packTable,
+  PER_THREAD,
+  tableFields,
+  WG,
+  type MultiTensorOptions,
+  type Slot,
+} from './multi-tensor.js';
 import type { FieldType, UniformLayout } from './uniforms.js';
 import type { View } from './view.js';
 
@@ -55,7 +69,6 @@ export interface SgdHyper {
   gradScaleBuffer?: View;
 }
 
-
 interface ElementwiseUpdate {
   /** Key part; includes every variant that changes the WGSL. */
   name: string;
@@ -67,7 +80,9 @@ interface ElementwiseUpdate {
 }
 
 function updateUniforms(spec: ElementwiseUpdate, count: number): UniformLayout {
-  return layoutFor(`${spec.name}|${count}`, () => tableFields({ ...spec.hyper, grad_scale: 'f32', grad_scale_offset: 'u32' }, count, spec.operands));
+  return layoutFor(`${spec.name}|${count}`, () =>
+    tableFields({ ...spec.hyper, grad_scale: 'f32', grad_scale_offset: 'u32' }, count, spec.operands),
+  );
 }
 
 function updateSource(spec: ElementwiseUpdate, count: number, scaled: boolean): string {
@@ -114,7 +129,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** Runs `spec` over all groups: one dispatch per k groups. `hyper` gives spec.hyper's values. */
-function runUpdate(op: string, spec: ElementwiseUpdate, groups: View[][], hyper: Record<string, number>, gradScale: number, scaleBuf: View | undefined, opts: MultiTensorOptions): void {
+function runUpdate(
+  op: string,
+  spec: ElementwiseUpdate,
+  groups: View[][],
+  hyper: Record<string, number>,
+  gradScale: number,
+  scaleBuf: View | undefined,
+  opts: MultiTensorOptions,
+): void {
   if (scaleBuf) checkF32(op, 'gradScaleBuffer', scaleBuf, 1);
   const k = groupsPerDispatch(spec.operands.length, scaleBuf ? 1 : 0, opts);
   const rt = runtime();
@@ -149,7 +172,11 @@ const ADAMW: ElementwiseUpdate = {
   hyper: {
     /** 1 − lr·wd (decoupled weight decay). */
     decay: 'f32',
-    beta1: 'f32', one_minus_beta1: 'f32', beta2: 'f32', one_minus_beta2: 'f32', eps: 'f32',
+    beta1: 'f32',
+    one_minus_beta1: 'f32',
+    beta2: 'f32',
+    one_minus_beta2: 'f32',
+    eps: 'f32',
     /** lr / (1 − β1^t): the first moment's bias correction folded into the step. */
     step_size: 'f32',
     /** 1 / sqrt(1 − β2^t). */
@@ -186,14 +213,27 @@ export function adamwStep(groups: { param: View; grad: View; m: View; v: View }[
   const bc1 = 1 - h.beta1 ** h.step;
   const bc2 = 1 - h.beta2 ** h.step;
   const hyper = {
-    decay: 1 - h.lr * h.weightDecay, beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2,
-    eps: h.eps, step_size: h.lr / bc1, inv_sqrt_bc2: 1 / Math.sqrt(bc2),
+    decay: 1 - h.lr * h.weightDecay,
+    beta1: h.beta1,
+    one_minus_beta1: 1 - h.beta1,
+    beta2: h.beta2,
+    one_minus_beta2: 1 - h.beta2,
+    eps: h.eps,
+    step_size: h.lr / bc1,
+    inv_sqrt_bc2: 1 / Math.sqrt(bc2),
   };
   runUpdate(op, ADAMW, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts);
 }
 
 /** first_step: the momentum buffer starts as the gradient; nesterov: the Nesterov form (both 0/1). */
-const SGD_HYPER = { lr: 'f32', momentum: 'f32', one_minus_dampening: 'f32', weight_decay: 'f32', first_step: 'u32', nesterov: 'u32' } as const;
+const SGD_HYPER = {
+  lr: 'f32',
+  momentum: 'f32',
+  one_minus_dampening: 'f32',
+  weight_decay: 'f32',
+  first_step: 'u32',
+  nesterov: 'u32',
+} as const;
 const SGD_GRAD = `g = g * gs + params.weight_decay * p;`;
 const SGD_PLAIN: ElementwiseUpdate = {
   name: 'sgd',
@@ -227,7 +267,8 @@ const SGD_MOMENTUM: ElementwiseUpdate = {
 export function sgdStep(groups: { param: View; grad: View; momentum?: View }[], h: SgdHyper, opts: MultiTensorOptions = {}): void {
   const op = 'sgdStep';
   const useMomentum = h.momentum !== 0;
-  if (h.nesterov && (!useMomentum || (h.dampening ?? 0) !== 0)) throw new RangeError(`${op}: nesterov needs momentum > 0 and dampening 0 (as in PyTorch)`);
+  if (h.nesterov && (!useMomentum || (h.dampening ?? 0) !== 0))
+    throw new RangeError(`${op}: nesterov needs momentum > 0 and dampening 0 (as in PyTorch)`);
   const packed = groups.map((g, i) => {
     const n = sizeOf(g.param.shape);
     checkF32(op, `groups[${i}].param`, g.param);
@@ -238,8 +279,12 @@ export function sgdStep(groups: { param: View; grad: View; momentum?: View }[], 
     return [g.param, g.grad, g.momentum];
   });
   const hyper = {
-    lr: h.lr, momentum: h.momentum, one_minus_dampening: 1 - (h.dampening ?? 0), weight_decay: h.weightDecay ?? 0,
-    first_step: h.firstStep ? 1 : 0, nesterov: h.nesterov ? 1 : 0,
+    lr: h.lr,
+    momentum: h.momentum,
+    one_minus_dampening: 1 - (h.dampening ?? 0),
+    weight_decay: h.weightDecay ?? 0,
+    first_step: h.firstStep ? 1 : 0,
+    nesterov: h.nesterov ? 1 : 0,
   };
   runUpdate(op, useMomentum ? SGD_MOMENTUM : SGD_PLAIN, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts);
 }
@@ -264,4 +309,3 @@ export function emaUpdate(pairs: { ema: View; param: View }[], decay: number, op
   });
   runUpdate(op, EMA, packed, { decay, one_minus_decay: 1 - decay }, 1, undefined, opts);
 }
-

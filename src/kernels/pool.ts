@@ -19,7 +19,11 @@ import { isContiguous, type View } from './view.js';
 export type PoolKind = 'max' | 'avg';
 
 export interface PoolGeometry {
-  NC: number; H: number; W: number; OH: number; OW: number;
+  NC: number;
+  H: number;
+  W: number;
+  OH: number;
+  OW: number;
   kernel: [number, number];
   stride: [number, number];
   padding: [number, number];
@@ -27,12 +31,25 @@ export interface PoolGeometry {
 }
 
 const POOL_UNIFORMS = uniforms({
-  total: 'u32', H: 'u32', W: 'u32', OH: 'u32', OW: 'u32', kh: 'u32', kw: 'u32', sh: 'u32', sw: 'u32', ph: 'u32', pw: 'u32',
-  a_offset: 'u32', b_offset: 'u32', o_offset: 'u32',
+  total: 'u32',
+  H: 'u32',
+  W: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  kh: 'u32',
+  kw: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'u32',
+  pw: 'u32',
+  a_offset: 'u32',
+  b_offset: 'u32',
+  o_offset: 'u32',
 });
 
 function check(v: View, shape: readonly number[], op: string, what: string, dtypes: string[]): void {
-  if (sizeOf(v.shape) !== sizeOf(shape) || !isContiguous(v)) throw new RangeError(`${op}: ${what} must be contiguous with shape ${fmt(shape)}, got ${fmt(v.shape)}`);
+  if (sizeOf(v.shape) !== sizeOf(shape) || !isContiguous(v))
+    throw new RangeError(`${op}: ${what} must be contiguous with shape ${fmt(shape)}, got ${fmt(v.shape)}`);
   if (!dtypes.includes(v.dtype)) throw new TypeError(`${op}: ${what} must be ${dtypes.join(' or ')}, got ${v.dtype}`);
 }
 
@@ -66,8 +83,20 @@ function launch(kind: PoolKind, pass: 'forward' | 'backward', g: PoolGeometry, i
   const key = `pool|${kind}|${pass}|${kind === 'avg' ? `pad${g.countIncludePad}` : ''}|${inT}`;
   const all = [...ins, ...outs];
   const params = POOL_UNIFORMS.pack({
-    total, H: g.H, W: g.W, OH: g.OH, OW: g.OW, kh: g.kernel[0], kw: g.kernel[1], sh: g.stride[0], sw: g.stride[1], ph: g.padding[0], pw: g.padding[1],
-    a_offset: ins[0].offset, b_offset: (pass === 'forward' ? outs[1] : ins[1])?.offset ?? 0, o_offset: outs[0].offset,
+    total,
+    H: g.H,
+    W: g.W,
+    OH: g.OH,
+    OW: g.OW,
+    kh: g.kernel[0],
+    kw: g.kernel[1],
+    sh: g.stride[0],
+    sw: g.stride[1],
+    ph: g.padding[0],
+    pw: g.padding[1],
+    a_offset: ins[0].offset,
+    b_offset: (pass === 'forward' ? outs[1] : ins[1])?.offset ?? 0,
+    o_offset: outs[0].offset,
   });
   runtime().dispatch(
     {
@@ -99,14 +128,16 @@ export function poolSource(kind: PoolKind, pass: 'forward' | 'backward', countIn
 ${kind === 'max' ? '@group(0) @binding(2) var<storage, read_write> IDX: array<u32>;' : ''}
 ${POOL_UNIFORMS.wgsl(kind === 'max' ? 3 : 2)}`;
     const init = kind === 'max' ? 'var best = -f_inf();\n  var bestAt = 0u;\n  var found = false;' : 'var s = 0.0;';
-    const visit = kind === 'max'
-      ? `let v = f32(X[xb + u32(ih) * params.W + u32(iw)]);
+    const visit =
+      kind === 'max'
+        ? `let v = f32(X[xb + u32(ih) * params.W + u32(iw)]);
         if (!is_nan(best) && (!found || v > best || is_nan(v))) { best = v; bestAt = u32(ih) * params.W + u32(iw); }
         found = true;`
-      : `s += f32(X[xb + u32(ih) * params.W + u32(iw)]);`;
-    const fin = kind === 'max'
-      ? 'Y[params.o_offset + i] = best;\n  IDX[params.b_offset + i] = bestAt;'
-      : `${divisor}\n  Y[params.o_offset + i] = s / div;`;
+        : `s += f32(X[xb + u32(ih) * params.W + u32(iw)]);`;
+    const fin =
+      kind === 'max'
+        ? 'Y[params.o_offset + i] = best;\n  IDX[params.b_offset + i] = bestAt;'
+        : `${divisor}\n  Y[params.o_offset + i] = s / div;`;
     body = `let ow = i % params.OW;
   let oh = (i / params.OW) % params.OH;
   let nc = i / (params.OW * params.OH);
@@ -124,12 +155,17 @@ ${POOL_UNIFORMS.wgsl(kind === 'max' ? 3 : 2)}`;
   ${fin}`;
   } else {
     decl = `@group(0) @binding(0) var<storage, read> DY: array<${inT}>;
-${kind === 'max' ? `@group(0) @binding(1) var<storage, read> IDX: array<u32>;
-@group(0) @binding(2) var<storage, read_write> DX: array<f32>;` : '@group(0) @binding(1) var<storage, read_write> DX: array<f32>;'}
+${
+  kind === 'max'
+    ? `@group(0) @binding(1) var<storage, read> IDX: array<u32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;`
+    : '@group(0) @binding(1) var<storage, read_write> DX: array<f32>;'
+}
 ${POOL_UNIFORMS.wgsl(kind === 'max' ? 3 : 2)}`;
-    const add = kind === 'max'
-      ? 'if (IDX[params.b_offset + o] == here) { s += f32(DY[params.a_offset + o]); }'
-      : `${divisor}\n        s += f32(DY[params.a_offset + o]) / div;`;
+    const add =
+      kind === 'max'
+        ? 'if (IDX[params.b_offset + o] == here) { s += f32(DY[params.a_offset + o]); }'
+        : `${divisor}\n        s += f32(DY[params.a_offset + o]) / div;`;
     body = `let iw = i32(i % params.W);
   let ih = i32((i / params.W) % params.H);
   let nc = i / (params.W * params.H);

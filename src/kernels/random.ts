@@ -38,7 +38,15 @@ fn unit_closed_open(x: u32) -> f32 { return f32(x >> 8u) * (1.0 / 16777216.0); }
  * parameters; lo/span: randint's range [lo, lo + span); out_offset: where the view starts.
  */
 const RANDOM_UNIFORMS = uniforms({
-  n: 'u32', seed_lo: 'u32', seed_hi: 'u32', stream: 'u32', s0: 'f32', s1: 'f32', lo: 'i32', span: 'u32', out_offset: 'u32',
+  n: 'u32',
+  seed_lo: 'u32',
+  seed_hi: 'u32',
+  stream: 'u32',
+  s0: 'f32',
+  s1: 'f32',
+  lo: 'i32',
+  span: 'u32',
+  out_offset: 'u32',
 });
 
 /** randint's [lo, lo + span); other draws do not read them. */
@@ -91,7 +99,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     [out.buffer],
     grid1d(n),
     RANDOM_UNIFORMS.pack({
-      n, seed_lo: seedLo, seed_hi: seedHi, stream, s0: a, s1: b, ...randintRange(kind, a, b), out_offset: out.offset,
+      n,
+      seed_lo: seedLo,
+      seed_hi: seedHi,
+      stream,
+      s0: a,
+      s1: b,
+      ...randintRange(kind, a, b),
+      out_offset: out.offset,
     }),
   );
 }

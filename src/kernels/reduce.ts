@@ -26,7 +26,17 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
 import { grid1d } from './common.js';
-import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, useSubgroups, type SubgroupFlavour } from './row-reduce.js';
+import {
+  redArgs,
+  reductionLibrary,
+  ROW_INDEX,
+  rowEnables,
+  rowEntryArgs,
+  rowGrid,
+  rowSetup,
+  useSubgroups,
+  type SubgroupFlavour,
+} from './row-reduce.js';
 import { rowWorkgroupSize } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
@@ -104,9 +114,21 @@ export function varianceInto(x: View, layout: ReduceLayout, out: View, correctio
   const rt = runtime();
   const meanBuf = rt.allocate(nOut * 4, 'variance-mean');
   const meanView: View = { buffer: meanBuf, dtype: 'f32', shape: [nOut], strides: [1], offset: 0 };
-  reduceStages(src, layout, meanView, { combine: 'sum', prep: 'none', center: null, scale: layout.R === 0 ? 1 : 1 / layout.R, nanFlag: false });
+  reduceStages(src, layout, meanView, {
+    combine: 'sum',
+    prep: 'none',
+    center: null,
+    scale: layout.R === 0 ? 1 : 1 / layout.R,
+    nanFlag: false,
+  });
   const divisor = Math.max(0, layout.R - correction);
-  reduceStages(src, layout, out, { combine: 'sum', prep: 'center', center: meanBuf, scale: divisor > 0 ? 1 / divisor : 1, nanFlag: divisor <= 0 });
+  reduceStages(src, layout, out, {
+    combine: 'sum',
+    prep: 'center',
+    center: meanBuf,
+    scale: divisor > 0 ? 1 / divisor : 1,
+    nanFlag: divisor <= 0,
+  });
   rt.release(meanBuf);
 }
 
@@ -119,7 +141,9 @@ function check(x: View, L: ReduceLayout, out: View, outDtype: DType | null, op: 
     throw new TypeError(`${op}: output dtype must be ${outDtype ?? 'f32 or f16'}, got ${out.dtype}`);
   }
   if (!isContiguous(out) || sizeOf(out.shape) !== L.outer * L.inner) {
-    throw new RangeError(`${op}: output must be contiguous with outer·inner = ${L.outer * L.inner} elements, got shape [${out.shape.join(', ')}]`);
+    throw new RangeError(
+      `${op}: output must be contiguous with outer·inner = ${L.outer * L.inner} elements, got shape [${out.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -186,9 +210,19 @@ function dispatchReduce(
   bindings.push('uniform');
   const total = L.outer * chunks * L.inner;
   const params = REDUCE_UNIFORMS.pack({
-    outputs: total, R: L.R, inner: L.inner, s_outer: L.sOuter, s_r: L.sR, s_inner: L.sInner, x_offset: src.offset,
-    chunk_len: chunkLen, chunks, v_offset: vOut?.offset ?? 0, i_offset: iOut?.offset ?? 0,
-    scale: stage.scale, nan_flag: stage.nanFlag ? 1 : 0,
+    outputs: total,
+    R: L.R,
+    inner: L.inner,
+    s_outer: L.sOuter,
+    s_r: L.sR,
+    s_inner: L.sInner,
+    x_offset: src.offset,
+    chunk_len: chunkLen,
+    chunks,
+    v_offset: vOut?.offset ?? 0,
+    i_offset: iOut?.offset ?? 0,
+    scale: stage.scale,
+    nan_flag: stage.nanFlag ? 1 : 0,
   });
   runtime().dispatch({ key, bindings, wgsl: () => reduceSource(spec) }, buffers, rows ? rowGrid(total) : grid1d(total, wg), params);
 }
@@ -199,8 +233,19 @@ function dispatchReduce(
  * and `nan_flag` (a zero divisor: NaN where the sum is 0, inf elsewhere).
  */
 const REDUCE_UNIFORMS = uniforms({
-  outputs: 'u32', R: 'u32', inner: 'u32', s_outer: 'u32', s_r: 'u32', s_inner: 'u32', x_offset: 'u32',
-  chunk_len: 'u32', chunks: 'u32', v_offset: 'u32', i_offset: 'u32', scale: 'f32', nan_flag: 'u32',
+  outputs: 'u32',
+  R: 'u32',
+  inner: 'u32',
+  s_outer: 'u32',
+  s_r: 'u32',
+  s_inner: 'u32',
+  x_offset: 'u32',
+  chunk_len: 'u32',
+  chunks: 'u32',
+  v_offset: 'u32',
+  i_offset: 'u32',
+  scale: 'f32',
+  nan_flag: 'u32',
 });
 
 interface KernelSpec {
@@ -285,7 +330,11 @@ function reduceSource(k: KernelSpec): string {
   decl.push(REDUCE_UNIFORMS.wgsl(b));
 
   const value =
-    k.prep === 'square' ? 'let xv = f32(xb[e]); let v = xv * xv;' : k.prep === 'center' ? 'let d = f32(xb[e]) - cb[o * inner + i]; let v = d * d;' : 'let v = f32(xb[e]);';
+    k.prep === 'square'
+      ? 'let xv = f32(xb[e]); let v = xv * xv;'
+      : k.prep === 'center'
+        ? 'let d = f32(xb[e]) - cb[o * inner + i]; let v = d * d;'
+        : 'let v = f32(xb[e]);';
   const index = k.idxIn ? 'ib[e]' : 'i32(r)';
   const ident = k.combine === 'sum' ? '0.0' : k.combine === 'max' || k.combine === 'argmax' ? '-f_inf()' : 'f_inf()';
   const step = isArg

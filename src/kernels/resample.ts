@@ -213,7 +213,14 @@ type PassAxis = TapTable | null;
 
 /** n outputs of [B, C, OH, OW]; x's and out's [B, C, H, W] strides and offsets. */
 const RESAMPLE_UNIFORMS = uniforms({
-  n: 'u32', ow: 'u32', oh: 'u32', c: 'u32', x_stride: ['u32', 4], x_offset: 'u32', out_stride: ['u32', 4], out_offset: 'u32',
+  n: 'u32',
+  ow: 'u32',
+  oh: 'u32',
+  c: 'u32',
+  x_stride: ['u32', 4],
+  x_offset: 'u32',
+  out_stride: ['u32', 4],
+  out_offset: 'u32',
 });
 
 function resamplePass(
@@ -233,7 +240,14 @@ function resamplePass(
   const hBuf = (th ?? tw)?.buffer ?? x.buffer;
   const wBuf = (tw ?? th)?.buffer ?? x.buffer;
   const params = RESAMPLE_UNIFORMS.pack({
-    n, ow: shape.ow, oh: shape.oh, c: shape.c, x_stride: x.strides, x_offset: x.offset, out_stride: out.strides, out_offset: out.offset,
+    n,
+    ow: shape.ow,
+    oh: shape.oh,
+    c: shape.c,
+    x_stride: x.strides,
+    x_offset: x.offset,
+    out_stride: out.strides,
+    out_offset: out.offset,
   });
   runtime().dispatch(
     { key, bindings: ['read', 'read', 'read', 'write', 'uniform'], wgsl: () => resampleSource(x.dtype, out.dtype, kh, kw) },
@@ -245,10 +259,7 @@ function resamplePass(
 
 function resampleSource(xT: DType, outT: DType, kh: number, kw: number): string {
   // Innermost: the sum over width taps of one input row at element offset `row`.
-  const rowSum =
-    kw === 0
-      ? (row: string) => `f32(x_buf[${row} + ox * sW])`
-      : (row: string) => `row_sum(${row}, ox)`;
+  const rowSum = kw === 0 ? (row: string) => `f32(x_buf[${row} + ox * sW])` : (row: string) => `row_sum(${row}, ox)`;
   const body =
     kh === 0
       ? `  let acc = ${rowSum('base + oy * sH')};`
@@ -314,8 +325,10 @@ export function interpolateInto(x: View, out: View, mode: ResampleMode, opts: Re
   }
   const [b, c, ih, iw] = x.shape;
   const [ob, oc, oh, ow] = out.shape;
-  if (b !== ob || c !== oc) throw new RangeError(`interpolate: batch/channels differ: [${x.shape.join(', ')}] -> [${out.shape.join(', ')}]`);
-  for (const v of [x, out]) if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`interpolate: dtype ${v.dtype} is not supported (f32, f16)`);
+  if (b !== ob || c !== oc)
+    throw new RangeError(`interpolate: batch/channels differ: [${x.shape.join(', ')}] -> [${out.shape.join(', ')}]`);
+  for (const v of [x, out])
+    if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`interpolate: dtype ${v.dtype} is not supported (f32, f16)`);
   if (b * c * oh * ow === 0) return;
   if (ih === 0 || iw === 0) throw new RangeError('interpolate: input has an empty spatial dim');
   const norm = { alignCorners: opts.alignCorners ?? false, antialias: opts.antialias ?? false };

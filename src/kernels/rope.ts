@@ -26,10 +26,24 @@ const MAX_LEAD = 6;
  */
 function layoutFor(lead: number) {
   return uniforms({
-    pairs: 'u32', n: 'u32', half: 'u32',
-    lead_shape: ['u32', lead], x_lead_stride: ['u32', lead], out_lead_stride: ['u32', lead],
-    x_sn: 'u32', x_sd: 'u32', x_offset: 'u32', out_sn: 'u32', out_sd: 'u32', out_offset: 'u32',
-    cos_sn: 'u32', cos_sd: 'u32', cos_offset: 'u32', sin_sn: 'u32', sin_sd: 'u32', sin_offset: 'u32',
+    pairs: 'u32',
+    n: 'u32',
+    half: 'u32',
+    lead_shape: ['u32', lead],
+    x_lead_stride: ['u32', lead],
+    out_lead_stride: ['u32', lead],
+    x_sn: 'u32',
+    x_sd: 'u32',
+    x_offset: 'u32',
+    out_sn: 'u32',
+    out_sd: 'u32',
+    out_offset: 'u32',
+    cos_sn: 'u32',
+    cos_sd: 'u32',
+    cos_offset: 'u32',
+    sin_sn: 'u32',
+    sin_sd: 'u32',
+    sin_offset: 'u32',
   } as const);
 }
 const layouts: ReturnType<typeof layoutFor>[] = [];
@@ -39,12 +53,12 @@ function ropeSource(dtypes: DType[], lead: number, inverse: boolean): string {
   const [xT, cT, sT, oT] = dtypes;
   const walk: string[] = [];
   for (let d = lead - 1; d >= 0; d--) {
-    walk.push(`  { let sz = params.lead_shape_${d}; let c = rem % sz; rem = rem / sz; xo += c * params.x_lead_stride_${d}; oo += c * params.out_lead_stride_${d}; }`);
+    walk.push(
+      `  { let sz = params.lead_shape_${d}; let c = rem % sz; rem = rem / sz; xo += c * params.x_lead_stride_${d}; oo += c * params.out_lead_stride_${d}; }`,
+    );
   }
   // Forward: (a, b) → (a·c0 − b·s0, b·c1 + a·s1). Transpose: (a, b) → (a·c0 + b·s1, b·c1 − a·s0).
-  const outs = inverse
-    ? ['a * c0 + b * s1', 'b * c1 - a * s0']
-    : ['a * c0 - b * s0', 'b * c1 + a * s1'];
+  const outs = inverse ? ['a * c0 + b * s1', 'b * c1 - a * s0'] : ['a * c0 - b * s0', 'b * c1 + a * s1'];
   return `${enables(dtypes)}@group(0) @binding(0) var<storage, read> x_buf: array<${xT}>;
 @group(0) @binding(1) var<storage, read> cos_buf: array<${cT}>;
 @group(0) @binding(2) var<storage, read> sin_buf: array<${sT}>;
@@ -85,13 +99,22 @@ export function ropeInto(x: View, cos: View, sin: View, out: View, inverse = fal
   if (r < 2) throw new RangeError(`rope: x must be [..., N, D], got [${x.shape.join(', ')}]`);
   const [N, D] = x.shape.slice(-2);
   if (D % 2 !== 0) throw new RangeError(`rope: head dim ${D} must be even`);
-  for (const [name, t] of [['cos', cos], ['sin', sin]] as const) {
-    if (t.shape.length !== 2 || t.shape[0] !== N || t.shape[1] !== D) throw new RangeError(`rope: ${name} must be [${N}, ${D}], got [${t.shape.join(', ')}]`);
+  for (const [name, t] of [
+    ['cos', cos],
+    ['sin', sin],
+  ] as const) {
+    if (t.shape.length !== 2 || t.shape[0] !== N || t.shape[1] !== D)
+      throw new RangeError(`rope: ${name} must be [${N}, ${D}], got [${t.shape.join(', ')}]`);
   }
   if (out.shape.length !== r || out.shape.some((s, i) => s !== x.shape[i])) {
     throw new RangeError(`rope: out must have shape [${x.shape.join(', ')}], got [${out.shape.join(', ')}]`);
   }
-  for (const [name, t] of [['x', x], ['cos', cos], ['sin', sin], ['out', out]] as const) {
+  for (const [name, t] of [
+    ['x', x],
+    ['cos', cos],
+    ['sin', sin],
+    ['out', out],
+  ] as const) {
     if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new TypeError(`rope: ${name} must be f32 or f16, got ${t.dtype}`);
   }
   const pairs = (x.shape.reduce((a, b) => a * b, 1) / 2) | 0;
@@ -101,10 +124,24 @@ export function ropeInto(x: View, cos: View, sin: View, out: View, inverse = fal
   const sn = (v: View) => v.strides[v.strides.length - 2];
   const sd = (v: View) => v.strides[v.strides.length - 1];
   const params = ropeUniforms(lead.shape.length).pack({
-    pairs, n: N, half: D / 2,
-    lead_shape: lead.shape, x_lead_stride: lead.strides[0], out_lead_stride: lead.strides[1],
-    x_sn: sn(x), x_sd: sd(x), x_offset: x.offset, out_sn: sn(out), out_sd: sd(out), out_offset: out.offset,
-    cos_sn: sn(cos), cos_sd: sd(cos), cos_offset: cos.offset, sin_sn: sn(sin), sin_sd: sd(sin), sin_offset: sin.offset,
+    pairs,
+    n: N,
+    half: D / 2,
+    lead_shape: lead.shape,
+    x_lead_stride: lead.strides[0],
+    out_lead_stride: lead.strides[1],
+    x_sn: sn(x),
+    x_sd: sd(x),
+    x_offset: x.offset,
+    out_sn: sn(out),
+    out_sd: sd(out),
+    out_offset: out.offset,
+    cos_sn: sn(cos),
+    cos_sd: sd(cos),
+    cos_offset: cos.offset,
+    sin_sn: sn(sin),
+    sin_sd: sd(sin),
+    sin_offset: sin.offset,
   });
   const dtypes = [x.dtype, cos.dtype, sin.dtype, out.dtype];
   runtime().dispatch(

@@ -12,12 +12,12 @@ import { NAN_WGSL } from './wgsl-math.js';
 
 /** rows × C of a contiguous f32/f16 view (C = the last dim), after checking it. */
 export function rowsOf(v: View, op: string, what: string): [number, number] {
-  if (!isContiguous(v)) throw new RangeError(`${op}: ${what} must be contiguous, got strides [${v.strides.join(', ')}] for shape [${v.shape.join(', ')}]`);
+  if (!isContiguous(v))
+    throw new RangeError(`${op}: ${what} must be contiguous, got strides [${v.strides.join(', ')}] for shape [${v.shape.join(', ')}]`);
   if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`${op}: ${what} must be f32 or f16, got ${v.dtype}`);
   const C = v.shape.length ? v.shape[v.shape.length - 1] : 1;
   return [C === 0 ? 0 : sizeOf(v.shape) / C, C];
 }
-
 
 export type ReductionMode = 'auto' | 'tree' | 'subgroup' | 'subgroup-fallback';
 let reductionMode: ReductionMode = 'auto';
@@ -37,7 +37,8 @@ export type SubgroupFlavour = false | 'sg' | 'sgfb';
 
 export function useSubgroups(): SubgroupFlavour {
   const has = runtime().caps.subgroups;
-  if (reductionMode !== 'auto' && reductionMode !== 'tree' && !has) throw new Error(`reduction mode '${reductionMode}' needs the device feature 'subgroups'`);
+  if (reductionMode !== 'auto' && reductionMode !== 'tree' && !has)
+    throw new Error(`reduction mode '${reductionMode}' needs the device feature 'subgroups'`);
   if (reductionMode === 'tree' || !has) return false;
   return reductionMode === 'subgroup-fallback' ? 'sgfb' : 'sg';
 }

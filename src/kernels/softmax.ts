@@ -11,7 +11,18 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { redArgs, reductionLibrary, ROW_INDEX, rowEnables, rowEntryArgs, rowGrid, rowSetup, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import {
+  redArgs,
+  reductionLibrary,
+  ROW_INDEX,
+  rowEnables,
+  rowEntryArgs,
+  rowGrid,
+  rowSetup,
+  rowsOf,
+  type SubgroupFlavour,
+  useSubgroups,
+} from './row-reduce.js';
 import { rowWorkgroupSize } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
@@ -24,13 +35,20 @@ export type SoftmaxKind = 'softmax' | 'logSoftmax' | 'softmaxBackward' | 'logSof
  * Kernels without a second input or output get offset 0 there.
  */
 const SOFTMAX_UNIFORMS = uniforms({
-  rows: 'u32', C: 'u32', scale: 'f32', a_offset: 'u32', b_offset: 'u32', o_offset: 'u32', o2_offset: 'u32',
+  rows: 'u32',
+  C: 'u32',
+  scale: 'f32',
+  a_offset: 'u32',
+  b_offset: 'u32',
+  o_offset: 'u32',
+  o2_offset: 'u32',
 });
 
 function sameRows(a: View, b: View, op: string, what: string): void {
   const [ra, ca] = rowsOf(a, op, 'input');
   const [rb, cb] = rowsOf(b, op, what);
-  if (ra !== rb || ca !== cb) throw new RangeError(`${op}: ${what} [${b.shape.join(', ')}] must match the input's [${a.shape.join(', ')}] as [rows, C]`);
+  if (ra !== rb || ca !== cb)
+    throw new RangeError(`${op}: ${what} [${b.shape.join(', ')}] must match the input's [${a.shape.join(', ')}] as [rows, C]`);
 }
 
 /** out = softmax(x) over the last dim. */
@@ -62,7 +80,8 @@ export function logSoftmaxBackwardInto(y: View, dy: View, dx: View): void {
 function checkLabels(logits: View, labels: View, op: string): [number, number] {
   const [N, C] = rowsOf(logits, op, 'logits');
   if (labels.dtype !== 'i32') throw new TypeError(`${op}: labels must be i32, got ${labels.dtype}`);
-  if (!isContiguous(labels) || sizeOf(labels.shape) !== N) throw new RangeError(`${op}: labels must be contiguous with ${N} elements, got [${labels.shape.join(', ')}]`);
+  if (!isContiguous(labels) || sizeOf(labels.shape) !== N)
+    throw new RangeError(`${op}: labels must be contiguous with ${N} elements, got [${labels.shape.join(', ')}]`);
   return [N, C];
 }
 
@@ -72,8 +91,10 @@ function checkLabels(logits: View, labels: View, op: string): [number, number] {
  */
 export function crossEntropyInto(logits: View, labels: View, lossPerRow: View, logProbs?: View): void {
   const [N, C] = checkLabels(logits, labels, 'crossEntropy');
-  if (!isContiguous(lossPerRow) || sizeOf(lossPerRow.shape) !== N) throw new RangeError(`crossEntropy: lossPerRow must be contiguous with ${N} elements`);
-  if (lossPerRow.dtype !== 'f32' && lossPerRow.dtype !== 'f16') throw new TypeError(`crossEntropy: lossPerRow must be f32 or f16, got ${lossPerRow.dtype}`);
+  if (!isContiguous(lossPerRow) || sizeOf(lossPerRow.shape) !== N)
+    throw new RangeError(`crossEntropy: lossPerRow must be contiguous with ${N} elements`);
+  if (lossPerRow.dtype !== 'f32' && lossPerRow.dtype !== 'f16')
+    throw new TypeError(`crossEntropy: lossPerRow must be f32 or f16, got ${lossPerRow.dtype}`);
   if (logProbs) sameRows(logits, logProbs, 'crossEntropy', 'logProbs');
   launch('crossEntropy', [logits, labels], logProbs ? [lossPerRow, logProbs] : [lossPerRow], [N, C]);
 }
@@ -95,14 +116,26 @@ function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number
   const dtypes = [...ins, ...outs].map((v) => v.dtype);
   const key = `softmax|${kind}|wg${wg}|sg${sg}|${dtypes.join(',')}`;
   const params = SOFTMAX_UNIFORMS.pack({
-    rows, C, scale,
-    a_offset: ins[0].offset, b_offset: ins[1]?.offset ?? 0, o_offset: outs[0].offset, o2_offset: outs[1]?.offset ?? 0,
+    rows,
+    C,
+    scale,
+    a_offset: ins[0].offset,
+    b_offset: ins[1]?.offset ?? 0,
+    o_offset: outs[0].offset,
+    o2_offset: outs[1]?.offset ?? 0,
   });
   runtime().dispatch(
     {
       key,
       bindings: [...ins.map(() => 'read' as const), ...outs.map(() => 'write' as const), 'uniform'],
-      wgsl: () => softmaxSource(kind, wg, sg, ins.map((v) => v.dtype), outs.map((v) => v.dtype)),
+      wgsl: () =>
+        softmaxSource(
+          kind,
+          wg,
+          sg,
+          ins.map((v) => v.dtype),
+          outs.map((v) => v.dtype),
+        ),
     },
     [...ins.map((v) => v.buffer), ...outs.map((v) => v.buffer)],
     rowGrid(rows),
@@ -157,7 +190,10 @@ export function softmaxSource(kind: SoftmaxKind, wg: number, sg: SubgroupFlavour
   for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(b[rb + j]) - exp(f32(a[ra + j])) * total); }`;
       break;
     case 'crossEntropy': {
-      const logp = outT.length > 1 ? `for (var j = lid; j < C; j += WG) { o2[params.o2_offset + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }` : '';
+      const logp =
+        outT.length > 1
+          ? `for (var j = lid; j < C; j += WG) { o2[params.o2_offset + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }`
+          : '';
       body = `${onlineLogSumExp(args)}
   let lse = m + log(s);
   let label = b[params.b_offset + row];

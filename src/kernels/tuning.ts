@@ -43,7 +43,11 @@ export interface AdapterTuning {
 
 type AdapterNames = Partial<Pick<AdapterCaps, 'vendor' | 'architecture' | 'device' | 'description'>>;
 
-const ROW_WORKGROUPS = [[128, 16], [256, 32], [512, 64]] as const;
+const ROW_WORKGROUPS = [
+  [128, 16],
+  [256, 32],
+  [512, 64],
+] as const;
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
@@ -72,7 +76,14 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
   },
   {
     match: /swiftshader/,
-    tuning: { name: 'swiftshader', matmul: { general: CPU_MATMUL }, attention: CPU_ATTENTION, rowWorkgroups: ROW_WORKGROUPS, rowWorkgroupMax: 256, conv: CPU_CONV },
+    tuning: {
+      name: 'swiftshader',
+      matmul: { general: CPU_MATMUL },
+      attention: CPU_ATTENTION,
+      rowWorkgroups: ROW_WORKGROUPS,
+      rowWorkgroupMax: 256,
+      conv: CPU_CONV,
+    },
   },
   {
     match: /nvidia|geforce|rtx|h100|h200|a100/,

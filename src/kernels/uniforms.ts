@@ -24,7 +24,11 @@ export type FieldSpec = Record<string, FieldType>;
 
 /** The values `pack` takes: a number per scalar, an array per vector or counted field. */
 export type UniformValues<F extends FieldSpec> = {
-  [K in keyof F]: F[K] extends ScalarType ? number : F[K] extends VectorType | readonly [ScalarType, number] ? readonly number[] : number | readonly number[];
+  [K in keyof F]: F[K] extends ScalarType
+    ? number
+    : F[K] extends VectorType | readonly [ScalarType, number]
+      ? readonly number[]
+      : number | readonly number[];
 };
 
 interface Member {
@@ -81,13 +85,17 @@ export class UniformLayout<F extends FieldSpec = FieldSpec> {
     }
     this.byteSize = Math.max(16, Math.ceil(offset / 16) * 16);
     if (this.byteSize > MAX_UNIFORM_BYTES) {
-      throw new RangeError(`uniforms: ${this.byteSize} bytes exceed the ${MAX_UNIFORM_BYTES}-byte uniform slot (fields ${Object.keys(spec).join(', ')})`);
+      throw new RangeError(
+        `uniforms: ${this.byteSize} bytes exceed the ${MAX_UNIFORM_BYTES}-byte uniform slot (fields ${Object.keys(spec).join(', ')})`,
+      );
     }
   }
 
   /** The struct and its binding; the kernel reads `params.<member>`. */
   wgsl(binding: number): string {
-    const members = this.fields.flatMap((f) => f.members).map((m) => `  ${m.name}: ${m.width === 1 ? m.type : `vec${m.width}<${m.type}>`},`);
+    const members = this.fields
+      .flatMap((f) => f.members)
+      .map((m) => `  ${m.name}: ${m.width === 1 ? m.type : `vec${m.width}<${m.type}>`},`);
     // An empty struct is not valid WGSL; a kernel without parameters still gets a binding.
     if (members.length === 0) members.push('  unused: u32,');
     return `struct Params {\n${members.join('\n')}\n}\n@group(0) @binding(${binding}) var<uniform> params: Params;`;

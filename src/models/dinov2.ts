@@ -36,11 +36,14 @@ export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
 function checkConfig(c: Dinov2Config): void {
   for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'patch_size', 'image_size'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RangeError(`Dinov2 config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0)
+      throw new RangeError(`Dinov2 config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
   }
-  if (c.hidden_size % c.num_attention_heads) throw new RangeError(`Dinov2 config: hidden_size ${c.hidden_size} not divisible by ${c.num_attention_heads} heads`);
+  if (c.hidden_size % c.num_attention_heads)
+    throw new RangeError(`Dinov2 config: hidden_size ${c.hidden_size} not divisible by ${c.num_attention_heads} heads`);
   if (c.use_swiglu_ffn) throw new RangeError('Dinov2 config: use_swiglu_ffn = true (the giant model) is not supported');
-  if (c.hidden_act && c.hidden_act !== 'gelu') throw new RangeError(`Dinov2 config: hidden_act '${c.hidden_act}' is not supported (only exact 'gelu')`);
+  if (c.hidden_act && c.hidden_act !== 'gelu')
+    throw new RangeError(`Dinov2 config: hidden_act '${c.hidden_act}' is not supported (only exact 'gelu')`);
   if (c.qkv_bias === false) throw new RangeError('Dinov2 config: qkv_bias = false is not supported');
 }
 
@@ -74,7 +77,8 @@ class Dinov2Embeddings extends Module {
     if (!m) {
       const taps = axisTaps(this.grid0, grid, 'bicubic', { antialias: this.antialias });
       const dense = new Float32Array(grid * this.grid0);
-      for (let o = 0; o < grid; o++) for (let j = 0; j < taps.k; j++) dense[o * this.grid0 + taps.index[o * taps.k + j]] += taps.weight[o * taps.k + j];
+      for (let o = 0; o < grid; o++)
+        for (let j = 0; j < taps.k; j++) dense[o * this.grid0 + taps.index[o * taps.k + j]] += taps.weight[o * taps.k + j];
       const rh = tensor(dense, [grid, this.grid0]).keep();
       const rw = ops.transpose(rh, 0, 1).keep();
       m = { rh, rw };
@@ -180,8 +184,10 @@ export class Dinov2 extends Module {
   /** Hidden state after the last layer, before the final LayerNorm: [B, 1+R+N, D]. */
   hidden(pixels: Tensor): Tensor {
     const c = this.config;
-    if (pixels.rank !== 4 || pixels.shape[1] !== (c.num_channels ?? 3)) throw new RangeError(`Dinov2: pixels must be [B, ${c.num_channels ?? 3}, H, W], got [${pixels.shape}]`);
-    if (pixels.shape[2] % c.patch_size || pixels.shape[3] % c.patch_size) throw new RangeError(`Dinov2: image size ${pixels.shape[2]}×${pixels.shape[3]} is not a multiple of the patch ${c.patch_size}`);
+    if (pixels.rank !== 4 || pixels.shape[1] !== (c.num_channels ?? 3))
+      throw new RangeError(`Dinov2: pixels must be [B, ${c.num_channels ?? 3}, H, W], got [${pixels.shape}]`);
+    if (pixels.shape[2] % c.patch_size || pixels.shape[3] % c.patch_size)
+      throw new RangeError(`Dinov2: image size ${pixels.shape[2]}×${pixels.shape[3]} is not a multiple of the patch ${c.patch_size}`);
     return scope(() => runStack(this.embeddings.forward(pixels), this.encoder.layer, (layer, h) => layer.forward(h)));
   }
 

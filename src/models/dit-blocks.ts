@@ -51,7 +51,10 @@ export class DiTBlock extends Module {
     // Without SwiGLU, DiT uses timm's Mlp with the tanh-approximated GELU. SwiGLU keeps the
     // parameter count of that MLP: width int(2/3 · int(h · mlp_ratio)), as the reference computes it.
     const mlpHidden = Math.trunc(hidden * opts.mlpRatio);
-    this.mlp = this.child('mlp', opts.useSwiglu ? new SwiGLU(hidden, Math.trunc((2 / 3) * mlpHidden)) : new Mlp(hidden, mlpHidden, 'gelu_tanh'));
+    this.mlp = this.child(
+      'mlp',
+      opts.useSwiglu ? new SwiGLU(hidden, Math.trunc((2 / 3) * mlpHidden)) : new Mlp(hidden, mlpHidden, 'gelu_tanh'),
+    );
     this.adaLN = this.child('adaLN_modulation', new AdaLNModulation(hidden, 6));
   }
   forward(x: Tensor, c: Tensor, rope?: { cos: Tensor; sin: Tensor }): Tensor {

@@ -29,7 +29,8 @@ export interface DiTConfig {
 }
 
 function positive(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new RangeError(`DiT config: ${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new RangeError(`DiT config: ${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -104,7 +105,8 @@ abstract class DiTBase extends Module {
     this.patch = c.patch_size ?? 1;
     this.inChannels = positive(c.in_channels, 'in_channels');
     positive(c.input_size, 'input_size');
-    if (c.input_size % this.patch) throw new RangeError(`DiT config: input_size ${c.input_size} is not divisible by patch_size ${this.patch}`);
+    if (c.input_size % this.patch)
+      throw new RangeError(`DiT config: input_size ${c.input_size} is not divisible by patch_size ${this.patch}`);
     this.grid = c.input_size / this.patch;
     const [h1] = pair(c.hidden_size, 'hidden_size', dh);
     const [d1] = pair(c.depth, 'depth', dh);
@@ -116,17 +118,21 @@ abstract class DiTBase extends Module {
     // DDT head is what must cover the token dimension, and is checked there.
     if (!dh) checkWidth('DiT', 'model', h1, this.inChannels * this.patch * this.patch, build);
     const opts = { mlpRatio: c.mlp_ratio ?? 4, useSwiglu: c.use_swiglu ?? true, useRmsnorm: c.use_rmsnorm ?? true };
-    this.child(dh ? 's_embedder' : 'x_embedder', (this as { sEmbedder: TokenEmbedder }).sEmbedder = new TokenEmbedder(this.inChannels, h1, this.patch));
+    this.child(
+      dh ? 's_embedder' : 'x_embedder',
+      ((this as { sEmbedder: TokenEmbedder }).sEmbedder = new TokenEmbedder(this.inChannels, h1, this.patch)),
+    );
     this.tEmbedder = this.child('t_embedder', new GaussianFourierEmbedding(h1));
     this.yEmbedder = this.child('y_embedder', new LabelEmbedder(positive(c.num_classes, 'num_classes'), h1, c.class_dropout_prob ?? 0.1));
     this.posEmbed = this.buffer('pos_embed', tensor(sincos2dTable(h1, this.grid), [1, this.grid * this.grid, h1]));
     this.blocks = this.child('blocks', new ModuleList(Array.from({ length: d1 }, () => new DiTBlock(h1, nh1, opts))));
-    this.encRope = c.use_rope ?? true ? this.child(dh ? 'enc_feat_rope' : 'feat_rope', new RopeTables(h1 / nh1, this.grid)) : null;
+    this.encRope = (c.use_rope ?? true) ? this.child(dh ? 'enc_feat_rope' : 'feat_rope', new RopeTables(h1 / nh1, this.grid)) : null;
   }
 
   /** Time and label embeddings [B, h]. `dropMask` forces the null class (CFG / label dropout). */
   protected embedConditions(t: Tensor, y: Tensor, dropMask?: Tensor): [Tensor, Tensor] {
-    if (t.rank !== 1 || y.rank !== 1 || t.shape[0] !== y.shape[0]) throw new RangeError(`DiT.forward: t and y must be [B], got [${t.shape}] and [${y.shape}]`);
+    if (t.rank !== 1 || y.rank !== 1 || t.shape[0] !== y.shape[0])
+      throw new RangeError(`DiT.forward: t and y must be [B], got [${t.shape}] and [${y.shape}]`);
     if (y.dtype !== 'i32') throw new TypeError(`DiT.forward: labels must be i32, got ${y.dtype}`);
     return [this.tEmbedder.forward(t), this.yEmbedder.forward(y, { train: this.training, dropMask })];
   }
@@ -135,7 +141,9 @@ abstract class DiTBase extends Module {
   protected runBody(x: Tensor, c: Tensor): Tensor {
     const [, C, H, W] = x.shape;
     if (x.rank !== 4 || C !== this.inChannels || H !== this.config.input_size || W !== this.config.input_size) {
-      throw new RangeError(`DiT.forward: x must be [B, ${this.inChannels}, ${this.config.input_size}, ${this.config.input_size}], got [${x.shape}]`);
+      throw new RangeError(
+        `DiT.forward: x must be [B, ${this.inChannels}, ${this.config.input_size}, ${this.config.input_size}], got [${x.shape}]`,
+      );
     }
     const rope = this.encRope ? { cos: this.encRope.cos, sin: this.encRope.sin } : undefined;
     return runStack(ops.add(this.sEmbedder.forward(x), this.posEmbed), this.blocks, (blk, s) => blk.forward(s, c, rope));
@@ -162,7 +170,10 @@ export class DiT extends DiTBase {
   readonly finalLayer: FinalLayer;
   constructor(config: DiTConfig, build: BuildOptions = {}) {
     super(config, false, build);
-    this.finalLayer = this.child('final_layer', new FinalLayer(this.hidden, this.patch * this.patch * this.inChannels, config.use_rmsnorm ?? true));
+    this.finalLayer = this.child(
+      'final_layer',
+      new FinalLayer(this.hidden, this.patch * this.patch * this.inChannels, config.use_rmsnorm ?? true),
+    );
   }
   static fromConfig(config: DiTConfig, build: BuildOptions = {}): DiT {
     return new DiT(config, build);
@@ -199,7 +210,7 @@ export class DiTDH extends DiTBase {
       (this.blocks as unknown as { child(n: string, m: Module): Module }).child(String(idx), b);
       return b;
     });
-    this.decRope = config.use_rope ?? true ? this.child('dec_feat_rope', new RopeTables(h2 / nh2, this.grid)) : null;
+    this.decRope = (config.use_rope ?? true) ? this.child('dec_feat_rope', new RopeTables(h2 / nh2, this.grid)) : null;
     this.finalLayer = this.child('final_layer', new FinalLayer(h2, this.patch * this.patch * this.inChannels, config.use_rmsnorm ?? true));
   }
 

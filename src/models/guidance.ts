@@ -31,7 +31,10 @@ export function classifierFreeGuidance(forward: MaskedForward, x: Tensor, t: Ten
   return noGrad(() =>
     scope(() => {
       const B = x.shape[0];
-      const mask = tensor(Float32Array.from({ length: 2 * B }, (_, i) => (i < B ? 0 : 1)), [2 * B]);
+      const mask = tensor(
+        Float32Array.from({ length: 2 * B }, (_, i) => (i < B ? 0 : 1)),
+        [2 * B],
+      );
       const v2 = forward(ops.cat([x, x], 0), ops.cat([t, t], 0), ops.cat([y, y], 0), mask);
       return guide(ops.narrow(v2, 0, 0, B), ops.narrow(v2, 0, B, B), t, g);
     }),

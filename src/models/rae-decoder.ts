@@ -65,8 +65,17 @@ export class RAEDecoder extends Module {
   constructor(readonly config: RAEDecoderConfig) {
     super();
     const c = config;
-    for (const k of ['hidden_size', 'decoder_hidden_size', 'decoder_num_hidden_layers', 'decoder_num_attention_heads', 'decoder_intermediate_size', 'patch_size', 'num_patches'] as const) {
-      if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RangeError(`RAEDecoder config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+    for (const k of [
+      'hidden_size',
+      'decoder_hidden_size',
+      'decoder_num_hidden_layers',
+      'decoder_num_attention_heads',
+      'decoder_intermediate_size',
+      'patch_size',
+      'num_patches',
+    ] as const) {
+      if (!Number.isInteger(c[k]) || c[k] <= 0)
+        throw new RangeError(`RAEDecoder config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
     }
     this.grid = Math.round(Math.sqrt(c.num_patches));
     if (this.grid * this.grid !== c.num_patches) throw new RangeError(`RAEDecoder config: num_patches ${c.num_patches} is not a square`);
@@ -75,7 +84,10 @@ export class RAEDecoder extends Module {
     this.decoderEmbed = this.child('decoder_embed', new Linear(c.hidden_size, D));
     this.trainableClsToken = this.param('trainable_cls_token', zeros([1, 1, D]));
     this.decoderPosEmbed = this.buffer('decoder_pos_embed', tensor(sincos2dTable(D, this.grid, this.grid, 1), [1, c.num_patches + 1, D]));
-    this.decoderLayers = this.child('decoder_layers', new ModuleList(Array.from({ length: c.decoder_num_hidden_layers }, () => new DecoderLayer(c))));
+    this.decoderLayers = this.child(
+      'decoder_layers',
+      new ModuleList(Array.from({ length: c.decoder_num_hidden_layers }, () => new DecoderLayer(c))),
+    );
     this.decoderNorm = this.child('decoder_norm', new LayerNorm(D, c.layer_norm_eps ?? 1e-12));
     this.decoderPred = this.child('decoder_pred', new Linear(D, c.patch_size * c.patch_size * C));
   }

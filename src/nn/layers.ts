@@ -132,7 +132,8 @@ export class PatchEmbed extends Module {
     }
   }
   forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new RangeError(`PatchEmbed: input must be [B, ${this.inChannels}, H, W], got ${fmt(x.shape)}`);
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels)
+      throw new RangeError(`PatchEmbed: input must be [B, ${this.inChannels}, H, W], got ${fmt(x.shape)}`);
     const [B, C, H, W] = x.shape;
     const p = this.patch;
     if (H % p || W % p) throw new RangeError(`PatchEmbed: image ${H}×${W} is not divisible by the patch ${p}`);

@@ -122,7 +122,10 @@ export class Module {
    * Copies values into the module's tensors. strict (default): every key must be present, none
    * extra, shapes equal — all problems are reported together in one StateDictError.
    */
-  loadStateDict(state: Map<string, StateValue> | Record<string, StateValue>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+  loadStateDict(
+    state: Map<string, StateValue> | Record<string, StateValue>,
+    opts: { strict?: boolean } = {},
+  ): { missing: string[]; unexpected: string[] } {
     const strict = opts.strict ?? true;
     const entries = state instanceof Map ? state : new Map(Object.entries(state));
     const own = this.stateDict();

@@ -13,7 +13,8 @@ function checkParams(params: Tensor[], op: string): Tensor[] {
   if (!Array.isArray(params) || params.length === 0) throw new RangeError(`${op}: expected a non-empty list of parameters`);
   params.forEach((p, i) => {
     if (!(p instanceof Tensor)) throw new TypeError(`${op}: parameter ${i} is not a Tensor`);
-    if (p.dtype !== 'f32' || !p.isContiguous) throw new TypeError(`${op}: parameter ${p.name ?? i} must be a contiguous f32 tensor, got ${p.dtype} ${fmt(p.shape)}`);
+    if (p.dtype !== 'f32' || !p.isContiguous)
+      throw new TypeError(`${op}: parameter ${p.name ?? i} must be a contiguous f32 tensor, got ${p.dtype} ${fmt(p.shape)}`);
   });
   return params;
 }
@@ -88,7 +89,9 @@ export class AdamW extends Optimizer {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 1e-2;
     if (!(this.lr >= 0) || this.betas.some((b) => !(b >= 0 && b < 1)) || !(this.eps >= 0) || !(this.weightDecay >= 0)) {
-      throw new RangeError(`AdamW: invalid hyper-parameters lr=${this.lr} betas=${this.betas} eps=${this.eps} weightDecay=${this.weightDecay}`);
+      throw new RangeError(
+        `AdamW: invalid hyper-parameters lr=${this.lr} betas=${this.betas} eps=${this.eps} weightDecay=${this.weightDecay}`,
+      );
     }
   }
 
@@ -131,7 +134,8 @@ export class AdamW extends Optimizer {
   loadMoments(moments: Map<number, { m: Float32Array; v: Float32Array }>, stepCount: number): void {
     for (const [i, { m, v }] of moments) {
       const p = this.params[i];
-      if (!p || m.length !== p.size || v.length !== p.size) throw new RangeError(`AdamW.loadMoments: moments for parameter ${i} do not match its size ${p?.size}`);
+      if (!p || m.length !== p.size || v.length !== p.size)
+        throw new RangeError(`AdamW.loadMoments: moments for parameter ${i} do not match its size ${p?.size}`);
       let s = this.state.get(p);
       if (!s) {
         s = { m: zeros(p.shape).keep(), v: zeros(p.shape).keep() };
@@ -185,7 +189,8 @@ export class SGD extends Optimizer {
   constructor(params: Tensor[], opts: SGDOptions) {
     super(checkParams(params, 'SGD'));
     this.opts = { momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, ...opts };
-    if (this.opts.nesterov && (this.opts.momentum <= 0 || this.opts.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires momentum > 0 and dampening 0');
+    if (this.opts.nesterov && (this.opts.momentum <= 0 || this.opts.dampening !== 0))
+      throw new RangeError('SGD: Nesterov momentum requires momentum > 0 and dampening 0');
   }
   get lr(): number {
     return this.opts.lr;

@@ -69,4 +69,3 @@ export function rope2dTables(headDim: number, gridH: number, gridW = gridH, thet
   }
   return { cos, sin };
 }
-

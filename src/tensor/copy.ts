@@ -17,7 +17,8 @@ import type { Tensor } from './tensor.js';
  * so no byte beyond dst's elements is ever written.
  */
 export function copyInto(dst: Tensor, src: Tensor): void {
-  if (!shapesEqual(dst.shape, src.shape)) throw new RangeError(`copyInto: shapes differ: destination ${fmt(dst.shape)}, source ${fmt(src.shape)}`);
+  if (!shapesEqual(dst.shape, src.shape))
+    throw new RangeError(`copyInto: shapes differ: destination ${fmt(dst.shape)}, source ${fmt(src.shape)}`);
   if (dst.size === 0) return;
   if (dst.dtype === src.dtype && dst.isContiguous && src.isContiguous) {
     const unit = byteSize(dst.dtype);
@@ -39,7 +40,8 @@ export function copyInto(dst: Tensor, src: Tensor): void {
  * converts them (integers must be integers for i32/u32).
  */
 export function writeHost(dst: Tensor, values: ArrayLike<number>): void {
-  if (values.length !== dst.size) throw new RangeError(`writeHost: ${values.length} values for a tensor of shape ${fmt(dst.shape)} (${dst.size} elements)`);
+  if (values.length !== dst.size)
+    throw new RangeError(`writeHost: ${values.length} values for a tensor of shape ${fmt(dst.shape)} (${dst.size} elements)`);
   if (dst.size === 0) return;
   if (dst.dtype === 'f32' && dst.isContiguous) {
     // The common case (f32 checkpoints into f32 parameters): straight into place, no staging.

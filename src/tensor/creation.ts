@@ -4,7 +4,7 @@ import { mapInto } from '../kernels/elementwise.js';
 import { randomFill, type RandomKind } from '../kernels/random.js';
 import { assertDType, type DType } from '../core/dtype.js';
 import { contiguousStrides, fmt, sizeOf, validateShape, type Shape } from '../core/shape.js';
-import { empty, Tensor, viewOf } from './tensor.js';
+import { empty, type Tensor, viewOf } from './tensor.js';
 
 export interface DTypeOption {
   dtype?: DType;
@@ -21,7 +21,8 @@ function inferShape(data: Nested, op: string): number[] {
     cur = cur[0] as Nested;
   }
   const flat = Array.isArray(data) ? (data as unknown[]).flat(Infinity as 1) : [data];
-  if (flat.length !== sizeOf(shape)) throw new RangeError(`${op}: ragged nested array; inferred shape ${fmt(shape)} needs ${sizeOf(shape)} values, got ${flat.length}`);
+  if (flat.length !== sizeOf(shape))
+    throw new RangeError(`${op}: ragged nested array; inferred shape ${fmt(shape)} needs ${sizeOf(shape)} values, got ${flat.length}`);
   return shape;
 }
 
@@ -83,7 +84,6 @@ export function requireF16(op: string): void {
   if (!runtime().hasF16) throw new TypeError(`${op}: dtype f16 needs the adapter feature 'shader-f16', which this adapter lacks`);
 }
 
-
 export function full(shape: Shape, value: number, opts: DTypeOption = {}): Tensor {
   const sh = validateShape(shape, 'full');
   const dtype = assertDType(opts.dtype ?? 'f32', 'full');
@@ -140,7 +140,8 @@ export function getGeneratorState(): GeneratorState {
   return { seed: globalSeed, stream: globalStream };
 }
 export function setGeneratorState(s: GeneratorState): void {
-  if (!Number.isInteger(s.seed) || !Number.isInteger(s.stream) || s.stream < 0) throw new RangeError(`setGeneratorState: need integer seed and stream, got ${JSON.stringify(s)}`);
+  if (!Number.isInteger(s.seed) || !Number.isInteger(s.stream) || s.stream < 0)
+    throw new RangeError(`setGeneratorState: need integer seed and stream, got ${JSON.stringify(s)}`);
   globalSeed = s.seed >>> 0;
   globalStream = s.stream;
 }
@@ -157,7 +158,8 @@ function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: Random
     seedLo = opts.seed >>> 0;
     seedHi = Math.floor(opts.seed / 2 ** 32) >>> 0;
     stream = opts.stream ?? 0;
-    if (!Number.isInteger(stream) || stream < 0 || stream >= 2 ** 32) throw new RangeError(`${op}: stream must be an integer in [0, 2^32), got ${opts.stream}`);
+    if (!Number.isInteger(stream) || stream < 0 || stream >= 2 ** 32)
+      throw new RangeError(`${op}: stream must be an integer in [0, 2^32), got ${opts.stream}`);
   } else {
     if (opts.stream !== undefined) throw new TypeError(`${op}: stream needs a seed`);
     seedLo = globalSeed;
@@ -170,11 +172,13 @@ function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: Random
 }
 
 export const rand = (shape: Shape, opts: RandomOptions = {}): Tensor => draw('uniform', shape, 0, 1, opts, 'rand');
-export const uniform = (shape: Shape, low: number, high: number, opts: RandomOptions = {}): Tensor => draw('uniform', shape, low, high, opts, 'uniform');
+export const uniform = (shape: Shape, low: number, high: number, opts: RandomOptions = {}): Tensor =>
+  draw('uniform', shape, low, high, opts, 'uniform');
 export const randn = (shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor =>
   draw('normal', shape, opts.mean ?? 0, opts.std ?? 1, opts, 'randn');
 export function randint(low: number, high: number, shape: Shape, opts: RandomOptions = {}): Tensor {
-  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) throw new RangeError(`randint: need integers low < high, got ${low}, ${high}`);
+  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low)
+    throw new RangeError(`randint: need integers low < high, got ${low}, ${high}`);
   return draw('randint', shape, low, high, opts, 'randint', 'i32');
 }
 export const bernoulli = (shape: Shape, p: number, opts: RandomOptions = {}): Tensor => draw('bernoulli', shape, p, 0, opts, 'bernoulli');

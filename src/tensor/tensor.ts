@@ -115,7 +115,9 @@ export function installTensorOps(ops: TensorOps): void {
 
 function tensorOps(): TensorOps {
   if (!installedOps) {
-    throw new Error('Tensor methods need the differentiable ops: import them from the package root (rae-webgpu / src/index.ts) or from src/autograd/ops/index.js');
+    throw new Error(
+      'Tensor methods need the differentiable ops: import them from the package root (rae-webgpu / src/index.ts) or from src/autograd/ops/index.js',
+    );
   }
   return installedOps;
 }
@@ -164,12 +166,16 @@ export class Tensor implements View {
     return this._requiresGrad;
   }
   set requiresGrad(v: boolean) {
-    if (v && this.dtype !== 'f32' && this.dtype !== 'f16') throw new TypeError(`requiresGrad: only floating tensors can require gradients, this one is ${this.dtype}`);
+    if (v && this.dtype !== 'f32' && this.dtype !== 'f16')
+      throw new TypeError(`requiresGrad: only floating tensors can require gradients, this one is ${this.dtype}`);
     this._requiresGrad = v;
   }
 
   get storage(): Storage {
-    if (!this._storage) throw new Error(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} of shape [${this.shape.join(', ')}] was disposed and cannot be used`);
+    if (!this._storage)
+      throw new Error(
+        `tensor #${this.id}${this.name ? ` (${this.name})` : ''} of shape [${this.shape.join(', ')}] was disposed and cannot be used`,
+      );
     return this._storage;
   }
   get buffer(): PooledBuffer {

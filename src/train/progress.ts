@@ -21,7 +21,9 @@ export class Progress {
       .map(([k, v]) => `${k} ${typeof v === 'number' ? (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4)) : v}`)
       .join('  ');
     const tty = process.stdout.isTTY;
-    this.out(`${tty ? '\r' : ''}${this.label} ${step}/${this.total}  ${rate.toFixed(2)} it/s  eta ${eta.toFixed(0)}s  ${m}${tty && step < this.total ? '' : '\n'}`);
+    this.out(
+      `${tty ? '\r' : ''}${this.label} ${step}/${this.total}  ${rate.toFixed(2)} it/s  eta ${eta.toFixed(0)}s  ${m}${tty && step < this.total ? '' : '\n'}`,
+    );
   }
 
   elapsedSeconds(): number {

@@ -100,7 +100,12 @@ export interface StageResult {
  * Stage 1: decoder(tokens + σ·n) → pixels, L1 loss against the image, σ = τ·U(0, 1) per sample
  * (the reference code's noise augmentation). AdamW (0.9, 0.95), warmup + cosine, no decay.
  */
-export async function trainDecoder(decoder: RAEDecoder, tokens: Tensor, images: Tensor, opts: StageOptions & { tau?: number }): Promise<StageResult> {
+export async function trainDecoder(
+  decoder: RAEDecoder,
+  tokens: Tensor,
+  images: Tensor,
+  opts: StageOptions & { tau?: number },
+): Promise<StageResult> {
   const tau = opts.tau ?? 0.8;
   const rng = hostRng(opts.seed ?? 1);
   const opt = new AdamW(decoder.trainableParameters(), { lr: opts.lr, betas: [0.9, 0.95], weightDecay: 0 });

@@ -5,7 +5,9 @@ import { envDefaults } from '../../src/gpu/node.js';
 describe('envDefaults', () => {
   it('maps each variable to its option, and unset ones to no option at all', () => {
     expect(envDefaults({})).toEqual({});
-    expect(envDefaults({ RAE_ADAPTER: 'llvmpipe', RAE_BACKEND: 'vulkan', RAE_DEBUG: '1', RAE_EXPERIMENTAL: '0', RAE_PROFILE: '1' })).toEqual({
+    expect(
+      envDefaults({ RAE_ADAPTER: 'llvmpipe', RAE_BACKEND: 'vulkan', RAE_DEBUG: '1', RAE_EXPERIMENTAL: '0', RAE_PROFILE: '1' }),
+    ).toEqual({
       adapter: 'llvmpipe',
       backend: 'vulkan',
       debug: true,

@@ -25,7 +25,12 @@ describe('pointwise op table', () => {
       const x = ndRandUniform(shape, 1000 + op.length * 17, lo, hi);
       // Finite differences across a kink measure nothing: move such samples off it.
       const data = x.data.map((v) => (kinks.some((k) => Math.abs(v - k) < 1e-3) ? v + 0.5 : v));
-      const r = await gradCheck(([t]) => ops.unary(op, t), ([a]) => cpuMap(a, f), [{ data, shape }], { atol: 1e-4, rtol: 1e-3 });
+      const r = await gradCheck(
+        ([t]) => ops.unary(op, t),
+        ([a]) => cpuMap(a, f),
+        [{ data, shape }],
+        { atol: 1e-4, rtol: 1e-3 },
+      );
       expect(r.ok, r.message).toBe(true);
       expect(r.output.maxAbsErr).toBeLessThan(2e-5 * Math.max(1, Math.abs(hi)) ** 2);
     });

@@ -47,7 +47,9 @@ beforeAll(() => {
   const stage = path.join(work, 'stage');
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsup'), ['--out-dir', path.join(stage, 'dist')], { cwd: ROOT, stdio: 'pipe' });
   for (const f of ['package.json', 'README.md', 'wgsl']) cpSync(path.join(ROOT, f), path.join(stage, f), { recursive: true });
-  const packed = JSON.parse(execFileSync(NPM, ['pack', '--json', '--pack-destination', work], { cwd: stage, encoding: 'utf8' })) as { filename: string }[];
+  const packed = JSON.parse(execFileSync(NPM, ['pack', '--json', '--pack-destination', work], { cwd: stage, encoding: 'utf8' })) as {
+    filename: string;
+  }[];
   const tarball = path.join(work, packed[0].filename.replace(/^@[^/]+\//, '').replace('/', '-'));
   app = path.join(work, 'app');
   const pkgDir = path.join(app, 'node_modules', 'rae-webgpu');
@@ -64,7 +66,15 @@ beforeAll(() => {
   writeFileSync(
     path.join(app, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], skipLibCheck: false, outDir: 'out' },
+      compilerOptions: {
+        strict: true,
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        types: ['node'],
+        skipLibCheck: false,
+        outDir: 'out',
+      },
       files: ['example.ts'],
     }),
   );
@@ -77,7 +87,10 @@ afterAll(() => {
 
 describe('the packed package', () => {
   it('ships only what its manifest names, with types at the paths it declares', () => {
-    const pkg = JSON.parse(readFileSync(path.join(app, 'node_modules', 'rae-webgpu', 'package.json'), 'utf8')) as { types: string; exports: Record<string, { types: string }> };
+    const pkg = JSON.parse(readFileSync(path.join(app, 'node_modules', 'rae-webgpu', 'package.json'), 'utf8')) as {
+      types: string;
+      exports: Record<string, { types: string }>;
+    };
     const dts = readFileSync(path.join(app, 'node_modules', 'rae-webgpu', pkg.exports['.'].types), 'utf8');
     expect(pkg.types).toBe(pkg.exports['.'].types);
     // Module augmentation of a source path would point outside dist (the bug this guards against).
@@ -96,7 +109,11 @@ describe('the packed package', () => {
   }, 120_000);
 
   it('runs the compiled example on the adapter', () => {
-    const stdout = execFileSync(process.execPath, [path.join(app, 'out', 'example.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    const stdout = execFileSync(process.execPath, [path.join(app, 'out', 'example.js')], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
     const r = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
     expect(r).toEqual({ total: 1, chained: [4, 1], activated: [4, 8], y: [4, 3], params: true, tt: [10, 14, 14, 20] });
   }, 120_000);

@@ -23,7 +23,9 @@ describe('public API vs float64', () => {
     const a = randomData(33 * 65, 1);
     const b = randomData(65 * 17, 2);
     const bias = randomData(17, 3);
-    const y = tensor(Float32Array.from(a), [33, 65]).matmul(tensor(Float32Array.from(b), [65, 17])).add(tensor(Float32Array.from(bias), [17]));
+    const y = tensor(Float32Array.from(a), [33, 65])
+      .matmul(tensor(Float32Array.from(b), [65, 17]))
+      .add(tensor(Float32Array.from(bias), [17]));
     const yRef = C.add(C.matmul(nd(a, [33, 65]), nd(b, [65, 17])), nd(bias, [17]));
     expectAllclose(await y.toArray(), yRef.data, TOL.modelForward);
 
@@ -49,7 +51,9 @@ describe('public API vs float64', () => {
     const o = F.scaledDotProductAttention(qt, kt, vt, { scale: 0.3 });
     const oRef = C.scaledDotProductAttention(nd(q, shape), nd(k, shape), nd(v, shape), 0.3);
     expectAllclose(await o.toArray(), oRef.data, TOL.modelForward);
-    o.mul(tensor(Float32Array.from(go), shape)).sum().backward();
+    o.mul(tensor(Float32Array.from(go), shape))
+      .sum()
+      .backward();
     const f = (qq: C.NDArray, kk: C.NDArray, vv: C.NDArray) => {
       const out = C.scaledDotProductAttention(qq, kk, vv, 0.3);
       let s = 0;
@@ -117,12 +121,22 @@ describe('public API vs float64', () => {
 
 describe('public API conveniences', () => {
   it('crossEntropy and embedding accept integer-valued f32 labels / ids; interpolate takes a number size', async () => {
-    const logits = tensor([[1, 2, 3], [0.5, 0.1, -1]]);
+    const logits = tensor([
+      [1, 2, 3],
+      [0.5, 0.1, -1],
+    ]);
     const a = await F.crossEntropy(logits, tensor([2, 0])).item();
     const b = await F.crossEntropy(logits, [2, 0]).item();
     expect(a).toBeCloseTo(b, 6);
-    const table = tensor([[1, 2], [3, 4], [5, 6]]);
-    expect(await F.embedding(tensor([2, 0]), table).tolist()).toEqual([[5, 6], [1, 2]]);
+    const table = tensor([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+    expect(await F.embedding(tensor([2, 0]), table).tolist()).toEqual([
+      [5, 6],
+      [1, 2],
+    ]);
     expect(F.interpolate(zeros([1, 1, 4, 4]), 2).shape).toEqual([1, 1, 2, 2]);
   });
 });

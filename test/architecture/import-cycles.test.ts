@@ -39,9 +39,14 @@ function importsOf(file: string, text: string): Import[] {
   const statics = /^\s*(import|export)\s+(type\s+)?([^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm;
   for (const m of text.matchAll(statics)) {
     if (m[1] === 'export' && !m[3]) continue; // `export const x = '…'` is no import
-    out.push({ target: resolve(file, m[4]), typeOnly: Boolean(m[2]) || /^\{\s*(type\s+[\w$]+\s*,?\s*)+\}\s*from/.test(m[3] ?? ''), dynamic: false });
+    out.push({
+      target: resolve(file, m[4]),
+      typeOnly: Boolean(m[2]) || /^\{\s*(type\s+[\w$]+\s*,?\s*)+\}\s*from/.test(m[3] ?? ''),
+      dynamic: false,
+    });
   }
-  for (const m of text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ target: resolve(file, m[1]), typeOnly: false, dynamic: true });
+  for (const m of text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g))
+    out.push({ target: resolve(file, m[1]), typeOnly: false, dynamic: true });
   return out;
 }
 
@@ -112,7 +117,9 @@ describe('layers of src/', () => {
   });
 
   it('has no import cycle (type-only imports included)', () => {
-    const edges = new Map(files.map((f) => [f.rel, f.imports.filter((i) => !i.target.startsWith('node:') && i.target.includes('.ts')).map((i) => i.target)]));
+    const edges = new Map(
+      files.map((f) => [f.rel, f.imports.filter((i) => !i.target.startsWith('node:') && i.target.includes('.ts')).map((i) => i.target)]),
+    );
     expect(cycles(edges).map((c) => c.join(' <-> '))).toEqual([]);
   });
 
@@ -124,7 +131,8 @@ describe('layers of src/', () => {
       for (const i of f.imports) {
         const to = i.target.endsWith('.ts') ? folderOf(i.target) : null;
         if (!to || to === from) continue;
-        if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) violations.push(`${f.rel} imports ${i.target}${i.typeOnly ? ' (type only)' : ''}: ${from} is below ${to}`);
+        if (LAYERS.indexOf(to) > LAYERS.indexOf(from))
+          violations.push(`${f.rel} imports ${i.target}${i.typeOnly ? ' (type only)' : ''}: ${from} is below ${to}`);
       }
     }
     expect(violations).toEqual([]);
@@ -137,12 +145,17 @@ describe('layers of src/', () => {
       if (!folder || !CORE.includes(folder) || NODE_EDGE.includes(f.rel)) continue;
       for (const i of f.imports) if (i.target.startsWith('node:') && !i.typeOnly) violations.push(`${f.rel} imports ${i.target}`);
       if (/\bprocess\s*\.\s*(env|platform|argv|cwd|pid)\b/.test(f.text)) violations.push(`${f.rel} reads the process environment`);
-      if (/\bfrom\s+['"](fs|path|os|child_process|module|url)['"]/.test(f.text)) violations.push(`${f.rel} imports a Node built-in without the node: prefix`);
+      if (/\bfrom\s+['"](fs|path|os|child_process|module|url)['"]/.test(f.text))
+        violations.push(`${f.rel} imports a Node built-in without the node: prefix`);
     }
     expect(violations).toEqual([]);
   });
 
   it('keeps the Node edge small: only the named files may use Node', () => {
-    for (const edge of NODE_EDGE) expect(files.map((f) => f.rel), `${edge} is named as the Node edge but does not exist`).toContain(edge);
+    for (const edge of NODE_EDGE)
+      expect(
+        files.map((f) => f.rel),
+        `${edge} is named as the Node edge but does not exist`,
+      ).toContain(edge);
   });
 });

@@ -33,7 +33,14 @@ function distinct(shape: number[], seed: number) {
   return { data: Float64Array.from(p, (v) => 0.01 * v - 1), shape };
 }
 
-interface PoolCase { name: string; shape: number[]; k: [number, number]; stride?: [number, number]; padding?: [number, number]; countIncludePad?: boolean }
+interface PoolCase {
+  name: string;
+  shape: number[];
+  k: [number, number];
+  stride?: [number, number];
+  padding?: [number, number];
+  countIncludePad?: boolean;
+}
 const POOLS: PoolCase[] = [
   { name: '3×3 stride 2 valid (InceptionV3 stem), 11×9', shape: [2, 3, 11, 9], k: [3, 3], stride: [2, 2] },
   { name: '3×3 stride 1 pad 1 (same)', shape: [1, 4, 7, 6], k: [3, 3], stride: [1, 1], padding: [1, 1] },
@@ -49,7 +56,12 @@ describe('maxPool2d / avgPool2d vs float64', () => {
       const want = pool2dRef('max', x, c.k, o);
       const got = await toArray(F.maxPool2d(tensor(Float32Array.from(x.data), c.shape), c.k, o));
       expectAllclose(got, Float32Array.from(want.data), TOL.exact, { label: 'maxPool2d', shape: want.shape });
-      const r = await gradCheck(([t]) => F.maxPool2d(t, c.k, o), ([t]) => pool2dRef('max', t, c.k, o), [x], tol);
+      const r = await gradCheck(
+        ([t]) => F.maxPool2d(t, c.k, o),
+        ([t]) => pool2dRef('max', t, c.k, o),
+        [x],
+        tol,
+      );
       expect(r.ok, r.message).toBe(true);
     });
     for (const countIncludePad of [true, false]) {
@@ -58,8 +70,17 @@ describe('maxPool2d / avgPool2d vs float64', () => {
         const o = { stride: c.stride, padding: c.padding, countIncludePad };
         const want = pool2dRef('avg', x, c.k, o);
         const got = await toArray(F.avgPool2d(tensor(Float32Array.from(x.data), c.shape), c.k, o));
-        expectAllclose(got, want.data, TOL.f32Reduction, { label: 'avgPool2d', shape: want.shape, scale: c.k[0] * c.k[1] * maxAbs(x.data) });
-        const r = await gradCheck(([t]) => F.avgPool2d(t, c.k, o), ([t]) => pool2dRef('avg', t, c.k, o), [x], tol);
+        expectAllclose(got, want.data, TOL.f32Reduction, {
+          label: 'avgPool2d',
+          shape: want.shape,
+          scale: c.k[0] * c.k[1] * maxAbs(x.data),
+        });
+        const r = await gradCheck(
+          ([t]) => F.avgPool2d(t, c.k, o),
+          ([t]) => pool2dRef('avg', t, c.k, o),
+          [x],
+          tol,
+        );
         expect(r.ok, r.message).toBe(true);
       });
     }
@@ -95,7 +116,12 @@ describe('batchNorm (inference) vs float64', () => {
     const want = batchNormRef(args[0], args[1], args[2], args[3], args[4], eps);
     const got = await toArray(f(args.map((a) => tensor(Float32Array.from(a.data), a.shape))));
     expectAllclose(got, want.data, TOL.norm, { label: 'batchNorm', shape });
-    const r = await gradCheck((t) => f(t), (a) => batchNormRef(a[0], a[1], a[2], a[3], a[4], eps), args, tol);
+    const r = await gradCheck(
+      (t) => f(t),
+      (a) => batchNormRef(a[0], a[1], a[2], a[3], a[4], eps),
+      args,
+      tol,
+    );
     expect(r.ok, r.message).toBe(true);
   });
   it('without weight (Keras scale: false) and mismatched shapes', async () => {

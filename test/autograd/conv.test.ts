@@ -15,17 +15,33 @@ import { useGpu } from '../helpers/setup.js';
 useGpu();
 
 const tol = { atol: TOL.finiteDiff.atol, rtol: TOL.finiteDiff.rtol };
-const inp = (shape: number[], seed: number) => ({ data: randomData(shape.reduce((a, b) => a * b, 1), seed), shape });
+const inp = (shape: number[], seed: number) => ({
+  data: randomData(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  ),
+  shape,
+});
 
 describe('conv2d gradients vs finite differences', () => {
   it('stride 2, pad 1, bias: x, weight, bias', async () => {
     const o = { stride: [2, 2] as [number, number], padding: [1, 1] as [number, number] };
-    const r = await gradCheck(([x, w, b]) => F.conv2d(x, w, b, o), ([x, w, b]) => conv2dRef(x, w, b, o), [inp([2, 3, 7, 6], 1), inp([4, 3, 3, 3], 2), inp([4], 3)], tol);
+    const r = await gradCheck(
+      ([x, w, b]) => F.conv2d(x, w, b, o),
+      ([x, w, b]) => conv2dRef(x, w, b, o),
+      [inp([2, 3, 7, 6], 1), inp([4, 3, 3, 3], 2), inp([4], 3)],
+      tol,
+    );
     expect(r.ok, r.message).toBe(true);
   });
   it('groups 2, dilation 2, 2×3 kernel', async () => {
     const o = { dilation: [2, 2] as [number, number], padding: [1, 2] as [number, number], groups: 2 };
-    const r = await gradCheck(([x, w]) => F.conv2d(x, w, null, o), ([x, w]) => conv2dRef(x, w, null, o), [inp([1, 4, 6, 7], 4), inp([6, 2, 2, 3], 5)], tol);
+    const r = await gradCheck(
+      ([x, w]) => F.conv2d(x, w, null, o),
+      ([x, w]) => conv2dRef(x, w, null, o),
+      [inp([1, 4, 6, 7], 4), inp([6, 2, 2, 3], 5)],
+      tol,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 });
@@ -47,7 +63,12 @@ describe('conv2d bad input and nn.Conv2d', () => {
     const y = m.forward(tensor(Float32Array.from(xd), [1, 4, 5, 5]));
     const w = Float64Array.from(await toArray(m.weight));
     const b = Float64Array.from(await toArray(m.bias!));
-    const want = conv2dRef({ data: Float64Array.from(Float32Array.from(xd)), shape: [1, 4, 5, 5] }, { data: w, shape: [6, 2, 3, 3] }, { data: b, shape: [6] }, { padding: [1, 1], groups: 2 });
+    const want = conv2dRef(
+      { data: Float64Array.from(Float32Array.from(xd)), shape: [1, 4, 5, 5] },
+      { data: w, shape: [6, 2, 3, 3] },
+      { data: b, shape: [6] },
+      { padding: [1, 1], groups: 2 },
+    );
     const got = await toArray(y);
     expectAllclose(got, want.data, TOL.matmul, { label: 'Conv2d', shape: want.shape, scale: Math.sqrt(18) * maxAbs(want.data) });
     expect(ops.conv2d).toBe(F.conv2d);

@@ -42,12 +42,24 @@ describe('unary ops', () => {
     it(`${op} forward and gradient on [7, 65]`, async () => {
       const shape = [7, 65];
       // Keep relu/abs probes away from the kink at 0, where the derivative is undefined.
-      const data = randomData(sizeOf(shape), op.length * 31 + 7, lo, hi).map((v) => (['relu', 'abs'].includes(op) && Math.abs(v) < 1e-3 ? 0.5 : v));
-      const r = await gradCheck(([x]) => ops.unary(op, x), ([x]) => ref(x), [{ data, shape }], TOL.finiteDiff);
+      const data = randomData(sizeOf(shape), op.length * 31 + 7, lo, hi).map((v) =>
+        ['relu', 'abs'].includes(op) && Math.abs(v) < 1e-3 ? 0.5 : v,
+      );
+      const r = await gradCheck(
+        ([x]) => ops.unary(op, x),
+        ([x]) => ref(x),
+        [{ data, shape }],
+        TOL.finiteDiff,
+      );
       expect(r.ok, r.message).toBe(true);
       // The forward at the tolerance the header states (gradCheck's own bound is the gradients').
       const x = tensor(Float32Array.from(data), shape);
-      expectAllclose(await toArray(ops.unary(op, x)), ref(C.nd(Float64Array.from(Float32Array.from(data)), shape)).data, TOL.f32Elementwise, { label: `${op} forward`, shape });
+      expectAllclose(
+        await toArray(ops.unary(op, x)),
+        ref(C.nd(Float64Array.from(Float32Array.from(data)), shape)).data,
+        TOL.f32Elementwise,
+        { label: `${op} forward`, shape },
+      );
     });
   }
 });
@@ -62,8 +74,14 @@ describe('binary ops with broadcasting', () => {
     ['minimum', ops.minimum, C.minimum],
   ];
   const shapes: [number[], number[]][] = [
-    [[5, 7], [5, 7]],
-    [[3, 1, 7], [4, 1]],
+    [
+      [5, 7],
+      [5, 7],
+    ],
+    [
+      [3, 1, 7],
+      [4, 1],
+    ],
     [[65], [2, 1, 65]],
     [[1], [3, 2]],
   ];
@@ -73,7 +91,14 @@ describe('binary ops with broadcasting', () => {
         const a = randomData(sizeOf(sa), 3, -2, 2);
         // Divisors away from 0; max/min operands never tie.
         const b = randomData(sizeOf(sb), 5, 0.5, 2).map((v, i) => (name === 'div' ? v : (i % 2 ? -v : v) + 0.013));
-        const r = await gradCheck(([x, y]) => gpu(x, y), ([x, y]) => cpu(x, y), [{ data: a, shape: sa }, { data: b, shape: sb }]);
+        const r = await gradCheck(
+          ([x, y]) => gpu(x, y),
+          ([x, y]) => cpu(x, y),
+          [
+            { data: a, shape: sa },
+            { data: b, shape: sb },
+          ],
+        );
         expect(r.ok, r.message).toBe(true);
         const [a32, b32] = [Float32Array.from(a), Float32Array.from(b)];
         const want = cpu(C.nd(Float64Array.from(a32), sa), C.nd(Float64Array.from(b32), sb)).data;
@@ -84,9 +109,17 @@ describe('binary ops with broadcasting', () => {
 
   it('scalar operands and x + x (one tensor used twice)', async () => {
     const a = randomData(12, 9);
-    let r = await gradCheck(([x]) => ops.add(ops.mul(x, 3), 0.5), ([x]) => C.addScalar(C.mulScalar(x, 3), 0.5), [{ data: a, shape: [3, 4] }]);
+    let r = await gradCheck(
+      ([x]) => ops.add(ops.mul(x, 3), 0.5),
+      ([x]) => C.addScalar(C.mulScalar(x, 3), 0.5),
+      [{ data: a, shape: [3, 4] }],
+    );
     expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([x]) => ops.add(x, x), ([x]) => C.add(x, x), [{ data: a, shape: [3, 4] }]);
+    r = await gradCheck(
+      ([x]) => ops.add(x, x),
+      ([x]) => C.add(x, x),
+      [{ data: a, shape: [3, 4] }],
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -94,10 +127,18 @@ describe('binary ops with broadcasting', () => {
     const a = randomData(40, 11, -2, 2).map((v) => (Math.abs(Math.abs(v) - 1) < 1e-3 ? 0.3 : v));
     for (const p of [2, 3, -1, 0.5]) {
       const data = p === 0.5 ? a.map((v) => Math.abs(v) + 0.1) : p === -1 ? a.map((v) => (Math.abs(v) < 0.2 ? 0.7 : v)) : a;
-      const r = await gradCheck(([x]) => ops.powScalar(x, p), ([x]) => C.powScalar(x, p), [{ data, shape: [5, 8] }]);
+      const r = await gradCheck(
+        ([x]) => ops.powScalar(x, p),
+        ([x]) => C.powScalar(x, p),
+        [{ data, shape: [5, 8] }],
+      );
       expect(r.ok, `pow ${p}: ${r.message}`).toBe(true);
     }
-    const r = await gradCheck(([x]) => ops.clamp(x, -1, 1), ([x]) => C.clamp(x, -1, 1), [{ data: a, shape: [5, 8] }]);
+    const r = await gradCheck(
+      ([x]) => ops.clamp(x, -1, 1),
+      ([x]) => C.clamp(x, -1, 1),
+      [{ data: a, shape: [5, 8] }],
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -105,10 +146,14 @@ describe('binary ops with broadcasting', () => {
     const a = randomData(21, 1);
     const b = randomData(21, 2);
     const cond = tensor(Float32Array.from(a.map((v) => (v > 0 ? 1 : 0))), [3, 7]);
-    const r = await gradCheck(([x, y]) => ops.where(cond, x, y), ([x, y]) => C.where({ data: Float64Array.from(a.map((v) => (v > 0 ? 1 : 0))), shape: [3, 7] }, x, y), [
-      { data: a, shape: [3, 7] },
-      { data: b, shape: [3, 7] },
-    ]);
+    const r = await gradCheck(
+      ([x, y]) => ops.where(cond, x, y),
+      ([x, y]) => C.where({ data: Float64Array.from(a.map((v) => (v > 0 ? 1 : 0))), shape: [3, 7] }, x, y),
+      [
+        { data: a, shape: [3, 7] },
+        { data: b, shape: [3, 7] },
+      ],
+    );
     expect(r.ok, r.message).toBe(true);
     const x = tensor(Float32Array.from(a), [3, 7]);
     const y = tensor(Float32Array.from(b), [3, 7]);
@@ -121,10 +166,14 @@ describe('binary ops with broadcasting', () => {
 
   it('non-contiguous operands (transposed view)', async () => {
     const a = randomData(35, 4);
-    const r = await gradCheck(([x, y]) => ops.mul(transpose(x, 0, 1), y), ([x, y]) => C.mul(C.transpose(x, 0, 1), y), [
-      { data: a, shape: [5, 7] },
-      { data: randomData(35, 6), shape: [7, 5] },
-    ]);
+    const r = await gradCheck(
+      ([x, y]) => ops.mul(transpose(x, 0, 1), y),
+      ([x, y]) => C.mul(C.transpose(x, 0, 1), y),
+      [
+        { data: a, shape: [5, 7] },
+        { data: randomData(35, 6), shape: [7, 5] },
+      ],
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -145,19 +194,38 @@ describe('fused elementwise ops', () => {
     const X = { data: x, shape: [2, 5, 7] };
     const S = { data: s, shape: [2, 1, 7] };
     const Cc = { data: c, shape: [2, 1, 7] };
-    let r = await gradCheck(([a, b, d]) => ops.modulate(a, b, d), ([a, b, d]) => C.add(C.mul(a, C.addScalar(d, 1)), b), [X, S, Cc]);
+    let r = await gradCheck(
+      ([a, b, d]) => ops.modulate(a, b, d),
+      ([a, b, d]) => C.add(C.mul(a, C.addScalar(d, 1)), b),
+      [X, S, Cc],
+    );
     expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([a, b, d]) => ops.gatedAdd(a, b, d), ([a, b, d]) => C.add(a, C.mul(b, d)), [X, S, { data: randomData(70, 24), shape: [2, 5, 7] }]);
+    r = await gradCheck(
+      ([a, b, d]) => ops.gatedAdd(a, b, d),
+      ([a, b, d]) => C.add(a, C.mul(b, d)),
+      [X, S, { data: randomData(70, 24), shape: [2, 5, 7] }],
+    );
     expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([a, b]) => ops.siluMul(a, b), ([a, b]) => C.mul(C.silu(a), b), [X, { data: randomData(70, 25), shape: [2, 5, 7] }]);
+    r = await gradCheck(
+      ([a, b]) => ops.siluMul(a, b),
+      ([a, b]) => C.mul(C.silu(a), b),
+      [X, { data: randomData(70, 25), shape: [2, 5, 7] }],
+    );
     expect(r.ok, r.message).toBe(true);
     // Forwards at the stated forward tolerance (gradCheck holds outputs only to the gradients' bound).
     const t = (d: { data: Float64Array; shape: number[] }) => tensor(Float32Array.from(d.data), d.shape);
     const h = (d: { data: Float64Array; shape: number[] }) => C.nd(Float64Array.from(Float32Array.from(d.data)), d.shape);
     const G = { data: randomData(70, 24), shape: [2, 5, 7] };
     const U = { data: randomData(70, 25), shape: [2, 5, 7] };
-    expectAllclose(await toArray(ops.modulate(t(X), t(S), t(Cc))), C.add(C.mul(h(X), C.addScalar(h(Cc), 1)), h(S)).data, TOL.f32Elementwise, { label: 'modulate' });
-    expectAllclose(await toArray(ops.gatedAdd(t(X), t(S), t(G))), C.add(h(X), C.mul(h(S), h(G))).data, TOL.f32Elementwise, { label: 'gatedAdd' });
+    expectAllclose(
+      await toArray(ops.modulate(t(X), t(S), t(Cc))),
+      C.add(C.mul(h(X), C.addScalar(h(Cc), 1)), h(S)).data,
+      TOL.f32Elementwise,
+      { label: 'modulate' },
+    );
+    expectAllclose(await toArray(ops.gatedAdd(t(X), t(S), t(G))), C.add(h(X), C.mul(h(S), h(G))).data, TOL.f32Elementwise, {
+      label: 'gatedAdd',
+    });
     expectAllclose(await toArray(ops.siluMul(t(X), t(U))), C.mul(C.silu(h(X)), h(U)).data, TOL.f32Elementwise, { label: 'siluMul' });
   });
 });

@@ -19,7 +19,13 @@ useGpu();
 
 /** x² with a chosen backward expression over g (in0) and x (in1). */
 const square = (grad: string) => (x: Tensor) =>
-  record('square_under_test', map('square_under_test', [x], 'in0 * in0'), [x], (g, [xs]) => [map('square_under_test_grad', [g, xs], grad)], [x]);
+  record(
+    'square_under_test',
+    map('square_under_test', [x], 'in0 * in0'),
+    [x],
+    (g, [xs]) => [map('square_under_test_grad', [g, xs], grad)],
+    [x],
+  );
 const cpuSquare = ([x]: C.NDArray[]) => C.mul(x, x);
 const input = () => [{ data: randomData(35, 7, -2, 2), shape: [5, 7] }];
 
@@ -45,28 +51,49 @@ describe('gradCheck fails on wrong gradients and wrong data', () => {
   });
 
   it('fails when the float64 reference is perturbed (forward by 1e-2, or scaled by 1.01)', async () => {
-    let r = await gradCheck(([x]) => square('in0 * 2.0 * in1')(x), ([x]) => C.addScalar(C.mul(x, x), 1e-2), input());
+    let r = await gradCheck(
+      ([x]) => square('in0 * 2.0 * in1')(x),
+      ([x]) => C.addScalar(C.mul(x, x), 1e-2),
+      input(),
+    );
     expect(r.output.ok).toBe(false);
     expect(r.ok).toBe(false);
-    r = await gradCheck(([x]) => square('in0 * 2.0 * in1')(x), ([x]) => C.mulScalar(C.mul(x, x), 1.01), input());
+    r = await gradCheck(
+      ([x]) => square('in0 * 2.0 * in1')(x),
+      ([x]) => C.mulScalar(C.mul(x, x), 1.01),
+      input(),
+    );
     expect(r.output.ok).toBe(false);
     expect(r.grads[0]!.ok).toBe(false);
   });
 
   it('fails an input that received no gradient, and a graph that records none', async () => {
     const two = [...input(), { data: randomData(35, 8), shape: [5, 7] }];
-    const r = await gradCheck(([x]) => square('in0 * 2.0 * in1')(x), ([x, y]) => C.add(C.mul(x, x), C.mulScalar(y, 0)), two);
+    const r = await gradCheck(
+      ([x]) => square('in0 * 2.0 * in1')(x),
+      ([x, y]) => C.add(C.mul(x, x), C.mulScalar(y, 0)),
+      two,
+    );
     expect(r.ok).toBe(false);
     expect(r.grads[0]!.ok).toBe(true);
     expect(r.message).toMatch(/input 1: no gradient was computed/);
-    await expect(gradCheck(([x]) => map('unrecorded_square', [x], 'in0 * in0'), cpuSquare, input())).rejects.toThrow(/does not require grad/);
+    await expect(gradCheck(([x]) => map('unrecorded_square', [x], 'in0 * in0'), cpuSquare, input())).rejects.toThrow(
+      /does not require grad/,
+    );
   });
 });
 
 /** A fake fixture with one attention layer's key weight and (mathematically zero) key bias. */
 function fixture(grads: Record<string, number[]>): Golden {
-  const t = (data: number[]): LoadedTensor => ({ data: Float32Array.from(data), shape: [data.length], dtype: 'f32' }) as unknown as LoadedTensor;
-  return { meta: { model: 'fake', config: {} }, params: new Map(), inputs: new Map(), outputs: new Map(), grads: new Map(Object.entries(grads).map(([k, v]) => [k, t(v)])) };
+  const t = (data: number[]): LoadedTensor =>
+    ({ data: Float32Array.from(data), shape: [data.length], dtype: 'f32' }) as unknown as LoadedTensor;
+  return {
+    meta: { model: 'fake', config: {} },
+    params: new Map(),
+    inputs: new Map(),
+    outputs: new Map(),
+    grads: new Map(Object.entries(grads).map(([k, v]) => [k, t(v)])),
+  };
 }
 
 function withGrads(grads: Record<string, number[]>): Map<string, Tensor> {
@@ -104,7 +131,9 @@ describe('golden gradient comparison fails on wrong gradients', () => {
   });
 
   it('fails when a parameter has no fixture gradient, or the fixture one the model lacks', async () => {
-    await expect(expectGradientsMatch(fixture(ref), withGrads(ref), [W, B, Q, 'l.extra.weight'])).rejects.toThrow(/not in the fixture \[l\.extra\.weight\]/);
+    await expect(expectGradientsMatch(fixture(ref), withGrads(ref), [W, B, Q, 'l.extra.weight'])).rejects.toThrow(
+      /not in the fixture \[l\.extra\.weight\]/,
+    );
     await expect(gradientErrors(fixture({ ...ref, 'l.missing': [1] }), withGrads(ref))).rejects.toThrow(/l\.missing/);
   });
 

@@ -20,12 +20,22 @@ const inp = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: randomD
 
 describe('matmul and linear', () => {
   it('2-D matmul [17, 13] · [13, 9]', async () => {
-    const r = await gradCheck(([a, b]) => ops.matmul(a, b), ([a, b]) => C.matmul(a, b), [inp([17, 13], 1), inp([13, 9], 2)], TOL);
+    const r = await gradCheck(
+      ([a, b]) => ops.matmul(a, b),
+      ([a, b]) => C.matmul(a, b),
+      [inp([17, 13], 1), inp([13, 9], 2)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
   it('batched matmul with broadcast batch dims [2, 1, 5, 7] · [3, 7, 6]', async () => {
-    const r = await gradCheck(([a, b]) => ops.matmul(a, b), ([a, b]) => C.matmul(a, b), [inp([2, 1, 5, 7], 3), inp([3, 7, 6], 4)], TOL);
+    const r = await gradCheck(
+      ([a, b]) => ops.matmul(a, b),
+      ([a, b]) => C.matmul(a, b),
+      [inp([2, 1, 5, 7], 3), inp([3, 7, 6], 4)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -36,20 +46,40 @@ describe('matmul and linear', () => {
       [[7], [7]],
       [[7], [2, 7, 3]],
     ]) {
-      const r = await gradCheck(([a, b]) => ops.matmul(a, b), ([a, b]) => C.matmul(a, b), [inp(sa, 5), inp(sb, 6)], TOL);
+      const r = await gradCheck(
+        ([a, b]) => ops.matmul(a, b),
+        ([a, b]) => C.matmul(a, b),
+        [inp(sa, 5), inp(sb, 6)],
+        TOL,
+      );
       expect(r.ok, `${JSON.stringify(sa)}·${JSON.stringify(sb)}: ${r.message}`).toBe(true);
     }
   });
 
   it('transposed-view operand: transpose([7, 11])ᵀ · [7, 5] and [6, 7] · transpose([5, 7])', async () => {
-    let r = await gradCheck(([a, b]) => ops.matmul(ops.transpose(a, 0, 1), b), ([a, b]) => C.matmul(C.transpose(a, 0, 1), b), [inp([7, 11], 7), inp([7, 5], 8)], TOL);
+    let r = await gradCheck(
+      ([a, b]) => ops.matmul(ops.transpose(a, 0, 1), b),
+      ([a, b]) => C.matmul(C.transpose(a, 0, 1), b),
+      [inp([7, 11], 7), inp([7, 5], 8)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([a, b]) => ops.matmul(a, ops.transpose(b, 0, 1)), ([a, b]) => C.matmul(a, C.transpose(b, 0, 1)), [inp([6, 7], 9), inp([5, 7], 10)], TOL);
+    r = await gradCheck(
+      ([a, b]) => ops.matmul(a, ops.transpose(b, 0, 1)),
+      ([a, b]) => C.matmul(a, C.transpose(b, 0, 1)),
+      [inp([6, 7], 9), inp([5, 7], 10)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
   it('linear with bias on [2, 3, 7] → 5', async () => {
-    const r = await gradCheck(([x, w, b]) => ops.linear(x, w, b), ([x, w, b]) => C.linear(x, w, b), [inp([2, 3, 7], 11), inp([5, 7], 12), inp([5], 13)], TOL);
+    const r = await gradCheck(
+      ([x, w, b]) => ops.linear(x, w, b),
+      ([x, w, b]) => C.linear(x, w, b),
+      [inp([2, 3, 7], 11), inp([5, 7], 12), inp([5], 13)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -68,16 +98,31 @@ describe('softmax family and cross entropy', () => {
   for (const dim of [-1, 0]) {
     it(`softmax and logSoftmax over dim ${dim} of [5, 3, 7]`, async () => {
       const X = inp([5, 3, 7], 20 + dim, -3, 3);
-      let r = await gradCheck(([x]) => ops.softmax(x, dim), ([x]) => C.softmax(x, dim), [X], TOL);
+      let r = await gradCheck(
+        ([x]) => ops.softmax(x, dim),
+        ([x]) => C.softmax(x, dim),
+        [X],
+        TOL,
+      );
       expect(r.ok, `softmax: ${r.message}`).toBe(true);
-      r = await gradCheck(([x]) => ops.logSoftmax(x, dim), ([x]) => C.logSoftmax(x, dim), [X], TOL);
+      r = await gradCheck(
+        ([x]) => ops.logSoftmax(x, dim),
+        ([x]) => C.logSoftmax(x, dim),
+        [X],
+        TOL,
+      );
       expect(r.ok, `logSoftmax: ${r.message}`).toBe(true);
     });
   }
 
   it('crossEntropy(logits [9, 5], labels as a JS array)', async () => {
     const labels = [0, 4, 2, 2, 1, 3, 4, 0, 1];
-    const r = await gradCheck(([x]) => ops.crossEntropy(x, labels), ([x]) => C.crossEntropy(x, labels), [inp([9, 5], 25, -2, 2)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.crossEntropy(x, labels),
+      ([x]) => C.crossEntropy(x, labels),
+      [inp([9, 5], 25, -2, 2)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 });
@@ -94,12 +139,22 @@ describe('normalisation', () => {
   });
 
   it('layerNorm over [4, 10] without weight/bias', async () => {
-    const r = await gradCheck(([x]) => ops.layerNorm(x, [4, 10]), ([x]) => C.layerNorm(x, [4, 10]), [inp([3, 4, 10], 33, -2, 2)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.layerNorm(x, [4, 10]),
+      ([x]) => C.layerNorm(x, [4, 10]),
+      [inp([3, 4, 10], 33, -2, 2)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
   it('rmsNorm over [11] with weight', async () => {
-    const r = await gradCheck(([x, w]) => ops.rmsNorm(x, [11], w, 1e-6), ([x, w]) => C.rmsNorm(x, [11], w, 1e-6), [inp([2, 3, 11], 34, -2, 2), inp([11], 35, 0.5, 1.5)], TOL);
+    const r = await gradCheck(
+      ([x, w]) => ops.rmsNorm(x, [11], w, 1e-6),
+      ([x, w]) => C.rmsNorm(x, [11], w, 1e-6),
+      [inp([2, 3, 11], 34, -2, 2), inp([11], 35, 0.5, 1.5)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 });
@@ -122,7 +177,12 @@ describe('attention and rope', () => {
     const sinT = tensor(sin, [9, 8]);
     const cosN = C.nd(cos, [9, 8]);
     const sinN = C.nd(sin, [9, 8]);
-    const r = await gradCheck(([x]) => ops.rope(x, cosT, sinT), ([x]) => C.rope(x, cosN, sinN), [inp([2, 2, 9, 8], 43, -2, 2)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.rope(x, cosT, sinT),
+      ([x]) => C.rope(x, cosN, sinN),
+      [inp([2, 2, 9, 8], 43, -2, 2)],
+      TOL,
+    );
     cosT.dispose();
     sinT.dispose();
     expect(r.ok, r.message).toBe(true);
@@ -147,24 +207,48 @@ describe('lookups, layouts, pad, dropout, cast', () => {
   });
 
   it('indexSelect along dims 1 and 0 with repeated indices', async () => {
-    const cpuIndexSelect = (x: C.NDArray, dim: number, idx: number[]): C.NDArray => C.cat(idx.map((i) => C.narrow(x, dim, i, 1)), dim);
+    const cpuIndexSelect = (x: C.NDArray, dim: number, idx: number[]): C.NDArray =>
+      C.cat(
+        idx.map((i) => C.narrow(x, dim, i, 1)),
+        dim,
+      );
     for (const [dim, idx] of [
       [1, [3, 0, 3, 4]],
       [0, [2, 2, 0]],
     ] as [number, number[]][]) {
       const idxT = tensor(Int32Array.from(idx), [idx.length]);
-      const r = await gradCheck(([x]) => ops.indexSelect(x, dim, idxT), ([x]) => cpuIndexSelect(x, dim, idx), [inp([3, 5, 7], 51 + dim)], TOL);
+      const r = await gradCheck(
+        ([x]) => ops.indexSelect(x, dim, idxT),
+        ([x]) => cpuIndexSelect(x, dim, idx),
+        [inp([3, 5, 7], 51 + dim)],
+        TOL,
+      );
       idxT.dispose();
       expect(r.ok, `dim ${dim}: ${r.message}`).toBe(true);
     }
   });
 
   it('patchify [2, 3, 4, 6] with p = 2 and unpatchify back (square and 2×3 grids)', async () => {
-    let r = await gradCheck(([x]) => ops.patchify(x, 2), ([x]) => C.patchify(x, 2), [inp([2, 3, 4, 6], 60)], TOL);
+    let r = await gradCheck(
+      ([x]) => ops.patchify(x, 2),
+      ([x]) => C.patchify(x, 2),
+      [inp([2, 3, 4, 6], 60)],
+      TOL,
+    );
     expect(r.ok, `patchify: ${r.message}`).toBe(true);
-    r = await gradCheck(([x]) => ops.unpatchify(x, 2, 3, 2, 3), ([x]) => C.unpatchify(x, 2, 3, [2, 3]), [inp([2, 6, 12], 61)], TOL);
+    r = await gradCheck(
+      ([x]) => ops.unpatchify(x, 2, 3, 2, 3),
+      ([x]) => C.unpatchify(x, 2, 3, [2, 3]),
+      [inp([2, 6, 12], 61)],
+      TOL,
+    );
     expect(r.ok, `unpatchify 2×3: ${r.message}`).toBe(true);
-    r = await gradCheck(([x]) => ops.unpatchify(x, 2, 3), ([x]) => C.unpatchify(x, 2, 3), [inp([1, 4, 12], 62)], TOL);
+    r = await gradCheck(
+      ([x]) => ops.unpatchify(x, 2, 3),
+      ([x]) => C.unpatchify(x, 2, 3),
+      [inp([1, 4, 12], 62)],
+      TOL,
+    );
     expect(r.ok, `unpatchify square: ${r.message}`).toBe(true);
   });
 
@@ -178,10 +262,16 @@ describe('lookups, layouts, pad, dropout, cast', () => {
       const Bo = B + 3;
       const Co = Cc + 3;
       const out = C.ndFull([A, Bo, Co], 0.5);
-      for (let a = 0; a < A; a++) for (let b = 0; b < B; b++) for (let c = 0; c < Cc; c++) out.data[(a * Bo + b + 1) * Co + c] = x.data[(a * B + b) * Cc + c];
+      for (let a = 0; a < A; a++)
+        for (let b = 0; b < B; b++) for (let c = 0; c < Cc; c++) out.data[(a * Bo + b + 1) * Co + c] = x.data[(a * B + b) * Cc + c];
       return out;
     };
-    const r = await gradCheck(([x]) => ops.pad(x, pads, 0.5), ([x]) => cpuPad(x), [inp([2, 3, 5], 63)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.pad(x, pads, 0.5),
+      ([x]) => cpuPad(x),
+      [inp([2, 3, 5], 63)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
@@ -198,13 +288,23 @@ describe('lookups, layouts, pad, dropout, cast', () => {
     expect(zerosKept).toBeGreaterThan(0);
     expect(zerosKept).toBeLessThan(mask.length);
     const M = { data: mask, shape };
-    const r = await gradCheck(([x]) => ops.dropout(x, p, true, seed), ([x]) => C.mul(x, M), [inp(shape, 64)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.dropout(x, p, true, seed),
+      ([x]) => C.mul(x, M),
+      [inp(shape, 64)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 
   it('cast f32 → f16 → f32 (when the adapter has shader-f16)', async (ctx) => {
     requireFeature(ctx, 'shader-f16');
-    const r = await gradCheck(([x]) => ops.cast(ops.cast(x, 'f16'), 'f32'), ([x]) => x, [inp([7, 9], 65, -2, 2)], TOL);
+    const r = await gradCheck(
+      ([x]) => ops.cast(ops.cast(x, 'f16'), 'f32'),
+      ([x]) => x,
+      [inp([7, 9], 65, -2, 2)],
+      TOL,
+    );
     expect(r.ok, r.message).toBe(true);
   });
 });

@@ -29,7 +29,11 @@ describe('reductions', () => {
           ['mean', (x: Tensor) => R.mean(x, axes, { keepdim }), (x: C.NDArray) => C.mean(x, ax, { keepdim })],
           ['var', (x: Tensor) => R.variance(x, axes, { keepdim }), (x: C.NDArray) => C.variance(x, ax, { keepdim })],
         ] as const) {
-          const r = await gradCheck(([x]) => gpu(x), ([x]) => cpu(x), [{ data, shape }]);
+          const r = await gradCheck(
+            ([x]) => gpu(x),
+            ([x]) => cpu(x),
+            [{ data, shape }],
+          );
           expect(r.ok, `${name}: ${r.message}`).toBe(true);
         }
       });
@@ -39,9 +43,17 @@ describe('reductions', () => {
   it('max/min with gradient to the extremum', async () => {
     for (const axes of [1, [0, 2]] as const) {
       const ax = Array.isArray(axes) ? [...axes] : [axes];
-      let r = await gradCheck(([x]) => R.max(x, typeof axes === 'number' ? axes : [...axes]), ([x]) => C.max(x, ax), [{ data, shape }]);
+      let r = await gradCheck(
+        ([x]) => R.max(x, typeof axes === 'number' ? axes : [...axes]),
+        ([x]) => C.max(x, ax),
+        [{ data, shape }],
+      );
       expect(r.ok, r.message).toBe(true);
-      r = await gradCheck(([x]) => R.min(x, typeof axes === 'number' ? axes : [...axes]), ([x]) => C.min(x, ax), [{ data, shape }]);
+      r = await gradCheck(
+        ([x]) => R.min(x, typeof axes === 'number' ? axes : [...axes]),
+        ([x]) => C.min(x, ax),
+        [{ data, shape }],
+      );
       expect(r.ok, r.message).toBe(true);
     }
   });
@@ -75,22 +87,43 @@ describe('shape ops', () => {
       [{ data, shape }],
     );
     expect(r.ok, r.message).toBe(true);
-    const r2 = await gradCheck(([x]) => S.contiguous(S.transpose(S.flatten(x, 1), 0, 1)), ([x]) => C.transpose(C.flatten(x, 1), 0, 1), [{ data, shape }]);
+    const r2 = await gradCheck(
+      ([x]) => S.contiguous(S.transpose(S.flatten(x, 1), 0, 1)),
+      ([x]) => C.transpose(C.flatten(x, 1), 0, 1),
+      [{ data, shape }],
+    );
     expect(r2.ok, r2.message).toBe(true);
   });
 
   it('narrow/slice, expand, squeeze/unsqueeze, pad', async () => {
-    let r = await gradCheck(([x]) => S.slice(S.narrow(x, 1, 1, 3), 2, 2, -1), ([x]) => C.slice(C.narrow(x, 1, 1, 3), 2, 2, 6), [{ data, shape }]);
-    expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([x]) => S.expand(S.unsqueeze(x, 1), [3, 4, 5, 7]), ([x]) => C.expand(C.unsqueeze(x, 1), [3, 4, 5, 7]), [{ data, shape }]);
-    expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([x]) => S.squeeze(S.unsqueeze(x, 0), 0), ([x]) => x, [{ data, shape }]);
+    let r = await gradCheck(
+      ([x]) => S.slice(S.narrow(x, 1, 1, 3), 2, 2, -1),
+      ([x]) => C.slice(C.narrow(x, 1, 1, 3), 2, 2, 6),
+      [{ data, shape }],
+    );
     expect(r.ok, r.message).toBe(true);
     r = await gradCheck(
-      ([x]) => S.pad(x, [[1, 2], [0, 3]]),
+      ([x]) => S.expand(S.unsqueeze(x, 1), [3, 4, 5, 7]),
+      ([x]) => C.expand(C.unsqueeze(x, 1), [3, 4, 5, 7]),
+      [{ data, shape }],
+    );
+    expect(r.ok, r.message).toBe(true);
+    r = await gradCheck(
+      ([x]) => S.squeeze(S.unsqueeze(x, 0), 0),
+      ([x]) => x,
+      [{ data, shape }],
+    );
+    expect(r.ok, r.message).toBe(true);
+    r = await gradCheck(
+      ([x]) =>
+        S.pad(x, [
+          [1, 2],
+          [0, 3],
+        ]),
       ([x]) => {
         const out = C.ndZeros([3, 8, 10]);
-        for (let a = 0; a < 3; a++) for (let b = 0; b < 5; b++) for (let c = 0; c < 7; c++) out.data[a * 80 + (b + 1) * 10 + c] = x.data[a * 35 + b * 7 + c];
+        for (let a = 0; a < 3; a++)
+          for (let b = 0; b < 5; b++) for (let c = 0; c < 7; c++) out.data[a * 80 + (b + 1) * 10 + c] = x.data[a * 35 + b * 7 + c];
         return out;
       },
       [{ data, shape }],
@@ -100,15 +133,23 @@ describe('shape ops', () => {
 
   it('cat and stack', async () => {
     const d2 = randomData(3 * 2 * 7, 5);
-    let r = await gradCheck(([a, b]) => S.cat([a, b, a], 1), ([a, b]) => C.cat([a, b, a], 1), [
-      { data, shape },
-      { data: d2, shape: [3, 2, 7] },
-    ]);
+    let r = await gradCheck(
+      ([a, b]) => S.cat([a, b, a], 1),
+      ([a, b]) => C.cat([a, b, a], 1),
+      [
+        { data, shape },
+        { data: d2, shape: [3, 2, 7] },
+      ],
+    );
     expect(r.ok, r.message).toBe(true);
-    r = await gradCheck(([a, b]) => S.stack([a, b], 1), ([a, b]) => C.stack([a, b], 1), [
-      { data: d2, shape: [3, 2, 7] },
-      { data: d2.map((v) => v * 2), shape: [3, 2, 7] },
-    ]);
+    r = await gradCheck(
+      ([a, b]) => S.stack([a, b], 1),
+      ([a, b]) => C.stack([a, b], 1),
+      [
+        { data: d2, shape: [3, 2, 7] },
+        { data: d2.map((v) => v * 2), shape: [3, 2, 7] },
+      ],
+    );
     expect(r.ok, r.message).toBe(true);
   });
 

@@ -72,13 +72,13 @@ const HID = 13;
 const OUT = 3;
 const mlpX = f32data(N * IN, 101, -2, 2);
 const mlpLabels = [0, 2, 1, 1, 0, 2, 2, 1, 0];
-const mlpShapes: number[][] = [
-  [HID, IN],
-  [HID],
-  [OUT, HID],
-  [OUT],
+const mlpShapes: number[][] = [[HID, IN], [HID], [OUT, HID], [OUT]];
+const mlpInit = () => [
+  f32data(HID * IN, 102, -0.6, 0.6),
+  f32data(HID, 103, -0.3, 0.3),
+  f32data(OUT * HID, 104, -0.5, 0.5),
+  f32data(OUT, 105, -0.3, 0.3),
 ];
-const mlpInit = () => [f32data(HID * IN, 102, -0.6, 0.6), f32data(HID, 103, -0.3, 0.3), f32data(OUT * HID, 104, -0.5, 0.5), f32data(OUT, 105, -0.3, 0.3)];
 
 const SQRT1_2PI = 1 / Math.sqrt(2 * Math.PI);
 const gelu64 = (z: number) => 0.5 * z * (1 + C.erf(z / Math.SQRT2));
@@ -189,12 +189,8 @@ function tbLossGpu(x: Tensor, ps: Tensor[]): Tensor {
 }
 
 function numericalGrads(loss: (ps: Float64Array[]) => number, ps: Float64Array[]): Float64Array[] {
-  return ps.map((p, k) =>
-    C.numericalGradient(
-      (probe) => loss(ps.map((q, j) => (j === k ? probe.data : q))),
-      { data: p, shape: [p.length] },
-      1e-6,
-    ).data,
+  return ps.map(
+    (p, k) => C.numericalGradient((probe) => loss(ps.map((q, j) => (j === k ? probe.data : q))), { data: p, shape: [p.length] }, 1e-6).data,
   );
 }
 

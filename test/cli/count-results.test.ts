@@ -22,8 +22,14 @@ function count(report: object | null): { line: string; status: number | null } {
 
 describe('count-results', () => {
   it('prints all three counts, zero skipped included', () => {
-    expect(count({ numPassedTests: 5, numFailedTests: 0, numPendingTests: 0, numTodoTests: 0, testResults: [] })).toEqual({ line: '5 passed, 0 failed, 0 skipped', status: 0 });
-    expect(count({ numPassedTests: 5, numFailedTests: 0, numPendingTests: 2, numTodoTests: 1, testResults: [] })).toEqual({ line: '5 passed, 0 failed, 3 skipped', status: 0 });
+    expect(count({ numPassedTests: 5, numFailedTests: 0, numPendingTests: 0, numTodoTests: 0, testResults: [] })).toEqual({
+      line: '5 passed, 0 failed, 0 skipped',
+      status: 0,
+    });
+    expect(count({ numPassedTests: 5, numFailedTests: 0, numPendingTests: 2, numTodoTests: 1, testResults: [] })).toEqual({
+      line: '5 passed, 0 failed, 3 skipped',
+      status: 0,
+    });
   });
 
   it('counts failed tests and suites that failed to load, and fails the run', () => {
@@ -31,13 +37,19 @@ describe('count-results', () => {
       numPassedTests: 4,
       numFailedTests: 1,
       numPendingTests: 1,
-      testResults: [{ status: 'failed', assertionResults: [] }, { status: 'failed', assertionResults: [{}] }],
+      testResults: [
+        { status: 'failed', assertionResults: [] },
+        { status: 'failed', assertionResults: [{}] },
+      ],
     };
     expect(count(report)).toEqual({ line: '4 passed, 2 failed, 1 skipped', status: 1 });
   });
 
   it('a missing report or a run with no passed test fails', () => {
     expect(count(null)).toEqual({ line: '0 passed, 1 failed, 0 skipped', status: 1 });
-    expect(count({ numPassedTests: 0, numFailedTests: 0, numPendingTests: 3, testResults: [] })).toEqual({ line: '0 passed, 0 failed, 3 skipped', status: 1 });
+    expect(count({ numPassedTests: 0, numFailedTests: 0, numPendingTests: 3, testResults: [] })).toEqual({
+      line: '0 passed, 0 failed, 3 skipped',
+      status: 1,
+    });
   });
 });

@@ -1,11 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import {
-  attentionWeights, compareArrays, matmul, mulScalar, nd, ndRandn, rope, rotatePairs, scaledDotProductAttention,
-  softmax, transpose,
+  attentionWeights,
+  compareArrays,
+  matmul,
+  mulScalar,
+  nd,
+  ndRandn,
+  rope,
+  rotatePairs,
+  scaledDotProductAttention,
+  softmax,
+  transpose,
 } from '../../src/cpu/index.js';
 
 /** Attention written as scalar loops, sharing no code with the oracle. */
-function loopAttention(q: Float64Array, k: Float64Array, v: Float64Array, bh: number, nq: number, nk: number, d: number, dv: number, scale: number) {
+function loopAttention(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  bh: number,
+  nq: number,
+  nk: number,
+  d: number,
+  dv: number,
+  scale: number,
+) {
   const out = new Float64Array(bh * nq * dv);
   for (let h = 0; h < bh; h++)
     for (let i = 0; i < nq; i++) {
@@ -96,10 +115,17 @@ describe('rope', () => {
 
   it('by hand: each pair is rotated by its angle', () => {
     // N = 2 positions, D = 4 (two pairs); angles theta[n][pair]
-    const theta = [[0.1, 0.2], [0.3, 0.4]];
+    const theta = [
+      [0.1, 0.2],
+      [0.3, 0.4],
+    ];
     const cosA: number[] = [];
     const sinA: number[] = [];
-    for (const row of theta) for (const t of row) { cosA.push(Math.cos(t), Math.cos(t)); sinA.push(Math.sin(t), Math.sin(t)); }
+    for (const row of theta)
+      for (const t of row) {
+        cosA.push(Math.cos(t), Math.cos(t));
+        sinA.push(Math.sin(t), Math.sin(t));
+      }
     const x = nd([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 4]);
     const y = rope(x, nd(cosA, [2, 4]), nd(sinA, [2, 4]));
     for (let n = 0; n < 2; n++)

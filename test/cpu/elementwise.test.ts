@@ -1,7 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import {
-  abs, add, clamp, cos, div, eq, erf, erfc, exp, ge, gelu, geluTanh, gt, le, log, lt, maximum, minimum,
-  mul, nd, ndToNested, ne, neg, powScalar, relu, rsqrt, sigmoid, silu, sin, sqrt, sub, tanh, where,
+  abs,
+  add,
+  clamp,
+  cos,
+  div,
+  eq,
+  erf,
+  erfc,
+  exp,
+  ge,
+  gelu,
+  geluTanh,
+  gt,
+  le,
+  log,
+  lt,
+  maximum,
+  minimum,
+  mul,
+  nd,
+  ndToNested,
+  ne,
+  neg,
+  powScalar,
+  relu,
+  rsqrt,
+  sigmoid,
+  silu,
+  sin,
+  sqrt,
+  sub,
+  tanh,
+  where,
 } from '../../src/cpu/index.js';
 
 const v = (xs: number[]) => nd(xs, [xs.length]);
@@ -132,10 +163,22 @@ describe('binary ops', () => {
   const col = nd([100, 200], [2, 1]);
 
   it('broadcast add/sub/mul/div', () => {
-    expect(ndToNested(add(a, row))).toEqual([[11, 22, 33], [14, 25, 36]]);
-    expect(ndToNested(sub(a, col))).toEqual([[-99, -98, -97], [-196, -195, -194]]);
-    expect(ndToNested(mul(col, row))).toEqual([[1000, 2000, 3000], [2000, 4000, 6000]]);
-    expect(ndToNested(div(a, nd([2], [])))).toEqual([[0.5, 1, 1.5], [2, 2.5, 3]]);
+    expect(ndToNested(add(a, row))).toEqual([
+      [11, 22, 33],
+      [14, 25, 36],
+    ]);
+    expect(ndToNested(sub(a, col))).toEqual([
+      [-99, -98, -97],
+      [-196, -195, -194],
+    ]);
+    expect(ndToNested(mul(col, row))).toEqual([
+      [1000, 2000, 3000],
+      [2000, 4000, 6000],
+    ]);
+    expect(ndToNested(div(a, nd([2], [])))).toEqual([
+      [0.5, 1, 1.5],
+      [2, 2.5, 3],
+    ]);
   });
 
   it('maximum/minimum propagate NaN', () => {
@@ -161,7 +204,10 @@ describe('binary ops', () => {
   it('where broadcasts all three operands', () => {
     const cond = nd([1, 0, 1], [3]);
     const out = where(cond, a, col);
-    expect(ndToNested(out)).toEqual([[1, 100, 3], [4, 200, 6]]);
+    expect(ndToNested(out)).toEqual([
+      [1, 100, 3],
+      [4, 200, 6],
+    ]);
   });
 
   it('throws on incompatible shapes, naming both', () => {

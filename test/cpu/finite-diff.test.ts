@@ -1,13 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import {
-  compareArrays, layerNorm, mul, nd, ndRandn, numericalGradient, numericalVjp, relErrorByMax, softmax, sumAll,
+  compareArrays,
+  layerNorm,
+  mul,
+  nd,
+  ndRandn,
+  numericalGradient,
+  numericalVjp,
+  relErrorByMax,
+  softmax,
+  sumAll,
 } from '../../src/cpu/index.js';
 
 describe('numericalGradient', () => {
   it('gradient of sum(x^2) is 2x', () => {
     const x = ndRandn([3, 4], 1);
     const g = numericalGradient((t) => sumAll(mul(t, t)), x);
-    const r = compareArrays(g.data, x.data.map((v) => 2 * v), { atol: 1e-8, rtol: 1e-8, shape: x.shape });
+    const r = compareArrays(
+      g.data,
+      x.data.map((v) => 2 * v),
+      { atol: 1e-8, rtol: 1e-8, shape: x.shape },
+    );
     expect(r.ok, r.message).toBe(true);
     expect(g.shape).toEqual([3, 4]);
   });

@@ -6,8 +6,24 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  NDArray, add, cat, conv2dPatch, gelu, interpolate, layerNorm, linear, mul, nd, narrow, permute, relErrorByMax,
-  reshape, scaledDotProductAttention, sub, div, transpose,
+  type NDArray,
+  add,
+  cat,
+  conv2dPatch,
+  gelu,
+  interpolate,
+  layerNorm,
+  linear,
+  mul,
+  nd,
+  narrow,
+  permute,
+  relErrorByMax,
+  reshape,
+  scaledDotProductAttention,
+  sub,
+  div,
+  transpose,
 } from '../../src/cpu/index.js';
 import { goldenPath } from '../helpers/golden.js';
 import { readSafetensors } from './safetensors-lite.js';
@@ -30,20 +46,22 @@ interface DinoConfig {
  * Dinov2WithRegistersModel / Dinov2Model forward (HF transformers), eval mode. The registers
  * variant interpolates the position grid with antialiasing, plain Dinov2 without.
  */
-function dinov2Forward(
-  p: (k: string) => NDArray,
-  cfg: DinoConfig,
-  pixels: NDArray,
-  opts: { antialias: boolean; float32Coords?: boolean },
-) {
+function dinov2Forward(p: (k: string) => NDArray, cfg: DinoConfig, pixels: NDArray, opts: { antialias: boolean; float32Coords?: boolean }) {
   const [b, , h, w] = pixels.shape;
   const dim = cfg.hidden_size;
   const ps = cfg.patch_size;
   const gh = h / ps;
   const gw = w / ps;
   // patch embedding: conv -> [B, D, gh, gw] -> [B, gh*gw, D]
-  const patches = transpose(reshape(conv2dPatch(pixels, p('embeddings.patch_embeddings.projection.weight'),
-    p('embeddings.patch_embeddings.projection.bias')), [b, dim, gh * gw]), 1, 2);
+  const patches = transpose(
+    reshape(conv2dPatch(pixels, p('embeddings.patch_embeddings.projection.weight'), p('embeddings.patch_embeddings.projection.bias')), [
+      b,
+      dim,
+      gh * gw,
+    ]),
+    1,
+    2,
+  );
   const cls = p('embeddings.cls_token'); // [1, 1, D]
   let x = cat([cat(Array(b).fill(cls), 0), patches], 1);
   // position embeddings: interpolate the square grid (antialiased bicubic) to gh x gw

@@ -11,7 +11,10 @@ describe('matmul', () => {
     const a = nd([1, 2, 3, 4, 5, 6], [2, 3]);
     const b = nd([7, 8, 9, 10, 11, 12], [3, 2]);
     // [1*7+2*9+3*11, 1*8+2*10+3*12] = [58, 64]; [4*7+5*9+6*11, 4*8+5*10+6*12] = [139, 154]
-    expect(ndToNested(matmul(a, b))).toEqual([[58, 64], [139, 154]]);
+    expect(ndToNested(matmul(a, b))).toEqual([
+      [58, 64],
+      [139, 154],
+    ]);
   });
 
   it('1-D cases follow torch.matmul', () => {
@@ -55,7 +58,10 @@ describe('matmul', () => {
     const b = nd([10, 20, 30], [3]);
     expect(ndToNested(linear(x, w, b))).toEqual([[11, 22, 33]]);
     expect(ndToNested(linear(x, w))).toEqual([[1, 2, 3]]);
-    expect(ndToNested(outer(nd([1, 2], [2]), nd([3, 4, 5], [3])))).toEqual([[3, 4, 5], [6, 8, 10]]);
+    expect(ndToNested(outer(nd([1, 2], [2]), nd([3, 4, 5], [3])))).toEqual([
+      [3, 4, 5],
+      [6, 8, 10],
+    ]);
   });
 
   // Timing is a benchmark concern, not a test: this checks correctness at a realistic size.

@@ -38,7 +38,10 @@ describe('ndarray basics', () => {
     expect(ndGet(nd([1, 2, 3, 4, 5, 6], [2, 3]), [1, 0])).toBe(4);
     expect(normalizeAxis(-1, 3)).toBe(2);
     expect(() => normalizeAxis(3, 3)).toThrow(/out of range/);
-    expect(ndToNested(nd([1, 2, 3, 4], [2, 2]))).toEqual([[1, 2], [3, 4]]);
+    expect(ndToNested(nd([1, 2, 3, 4], [2, 2]))).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
   });
 });
 
@@ -58,9 +61,15 @@ describe('broadcasting', () => {
 
   it('broadcastTo materialises', () => {
     const row = nd([1, 2, 3], [3]);
-    expect(ndToNested(broadcastTo(row, [2, 3]))).toEqual([[1, 2, 3], [1, 2, 3]]);
+    expect(ndToNested(broadcastTo(row, [2, 3]))).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
     const col = nd([1, 2], [2, 1]);
-    expect(ndToNested(broadcastTo(col, [2, 3]))).toEqual([[1, 1, 1], [2, 2, 2]]);
+    expect(ndToNested(broadcastTo(col, [2, 3]))).toEqual([
+      [1, 1, 1],
+      [2, 2, 2],
+    ]);
     expect(broadcastTo(nd([7], []), [2, 2]).data).toEqual(Float64Array.of(7, 7, 7, 7));
     expect(() => broadcastTo(nd([1, 2], [2]), [3])).toThrow(/cannot broadcast/);
     expect(() => broadcastTo(nd([1, 2], [2]), [])).toThrow(/cannot broadcast/);

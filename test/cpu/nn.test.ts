@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  crossEntropy, embedding, layerNorm, logSoftmax, nd, ndRandn, ndToNested, rmsNorm, softmax, sumAll,
-} from '../../src/cpu/index.js';
+import { crossEntropy, embedding, layerNorm, logSoftmax, nd, ndRandn, ndToNested, rmsNorm, softmax, sumAll } from '../../src/cpu/index.js';
 
 describe('softmax family', () => {
   it('softmax of [1, 2, 3]', () => {
@@ -87,7 +85,10 @@ describe('normalisation', () => {
 describe('embedding', () => {
   it('gathers rows for ids of any shape', () => {
     const table = nd([0, 1, 10, 11, 20, 21], [3, 2]);
-    expect(ndToNested(embedding([2, 0], table))).toEqual([[20, 21], [0, 1]]);
+    expect(ndToNested(embedding([2, 0], table))).toEqual([
+      [20, 21],
+      [0, 1],
+    ]);
     const e = embedding(nd([1, 1, 2, 0], [2, 2]), table);
     expect(e.shape).toEqual([2, 2, 2]);
     expect(sumAll(e)).toBe(10 + 11 + 10 + 11 + 20 + 21 + 0 + 1);

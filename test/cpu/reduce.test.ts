@@ -11,7 +11,10 @@ describe('reductions', () => {
   it('sum over one axis, negative axes and keepdim', () => {
     const s = sum(x, 2);
     expect(s.shape).toEqual([2, 3]);
-    expect(ndToNested(s)).toEqual([[6, 46, 86], [406, 446, 486]]);
+    expect(ndToNested(s)).toEqual([
+      [6, 46, 86],
+      [406, 446, 486],
+    ]);
     const sk = sum(x, -1, { keepdim: true });
     expect(sk.shape).toEqual([2, 3, 1]);
     expect(Array.from(sk.data)).toEqual(Array.from(s.data));
@@ -31,7 +34,10 @@ describe('reductions', () => {
 
   it('mean, max, min', () => {
     expect(ndToNested(mean(x, [1, 2]))).toEqual([10 + 1.5, 110 + 1.5]); // mean of 10j is 10, of k is 1.5
-    expect(ndToNested(max(x, 1))).toEqual([[20, 21, 22, 23], [120, 121, 122, 123]]);
+    expect(ndToNested(max(x, 1))).toEqual([
+      [20, 21, 22, 23],
+      [120, 121, 122, 123],
+    ]);
     expect(ndToNested(min(x, [0, 1]))).toEqual([0, 1, 2, 3]);
     expect(Number.isNaN(max(nd([1, NaN, 3], [3])).data[0])).toBe(true);
   });

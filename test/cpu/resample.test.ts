@@ -43,24 +43,39 @@ describe('interpolate, no antialias', () => {
     ];
     const out = interpolate(img, [4, 4], 'bicubic');
     expect(out.shape).toEqual([1, 1, 4, 4]);
-    const expected = separable(m, [[1, 2], [3, 4]]);
+    const expected = separable(m, [
+      [1, 2],
+      [3, 4],
+    ]);
     out.data.forEach((v, f) => expect(v).toBeCloseTo(expected[Math.floor(f / 4)][f % 4], 14));
     expect(out.data[0]).toBeCloseTo(0.68359375, 14); // the value torch prints for this case
   });
 
   it('bilinear 2x2 -> 4x4 clamps the negative source coordinate', () => {
     const out = interpolate(img, [4, 4], 'bilinear');
-    expect(ndToNested(out)).toEqual([[[
-      [1, 1.25, 1.75, 2],
-      [1.5, 1.75, 2.25, 2.5],
-      [2.5, 2.75, 3.25, 3.5],
-      [3, 3.25, 3.75, 4],
-    ]]]);
+    expect(ndToNested(out)).toEqual([
+      [
+        [
+          [1, 1.25, 1.75, 2],
+          [1.5, 1.75, 2.25, 2.5],
+          [2.5, 2.75, 3.25, 3.5],
+          [3, 3.25, 3.75, 4],
+        ],
+      ],
+    ]);
   });
 
   it('align_corners=true maps corners to corners', () => {
     const bl = interpolate(img, [3, 3], 'bilinear', { alignCorners: true });
-    expect(ndToNested(bl)).toEqual([[[[1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]]]]);
+    expect(ndToNested(bl)).toEqual([
+      [
+        [
+          [1, 1.5, 2],
+          [2, 2.5, 3],
+          [3, 3.5, 4],
+        ],
+      ],
+    ]);
     // bicubic: middle sample at t = 0.5 with taps (0,0,1,1) -> weights 0.5, 0.5
     const bc = interpolate(img, [3, 3], 'bicubic', { alignCorners: true });
     expect(Array.from(bc.data)).toEqual([1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4]);
@@ -120,7 +135,11 @@ describe('interpolate, antialias', () => {
   it('downsampling a constant image keeps it constant', () => {
     const c = ndFull([1, 2, 37, 37], 3.25);
     for (const mode of ['bilinear', 'bicubic'] as const)
-      for (const size of [[16, 16], [5, 11], [36, 20]] as [number, number][]) {
+      for (const size of [
+        [16, 16],
+        [5, 11],
+        [36, 20],
+      ] as [number, number][]) {
         const out = interpolate(c, size, mode, { antialias: true });
         for (const v of out.data) expect(v).toBeCloseTo(3.25, 13);
       }
@@ -159,7 +178,12 @@ describe('interpolate, antialias', () => {
 
   it('taps are normalised and in range', () => {
     for (const mode of ['bilinear', 'bicubic'] as const)
-      for (const [i, o] of [[37, 16], [16, 37], [256, 224], [7, 3]]) {
+      for (const [i, o] of [
+        [37, 16],
+        [16, 37],
+        [256, 224],
+        [7, 3],
+      ]) {
         const taps = resampleTaps(i, o, mode, { antialias: true });
         const m = tapMatrix(i, taps);
         for (const row of m) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 14);

@@ -21,7 +21,13 @@ describe('expectAllclose', () => {
     expect(() => expectAllclose(outside, want, TOL.f32Elementwise, { label: 'perturbed', shape: [6, 10] })).toThrow(
       /perturbed: 1\/60 elements exceed .*worst at \[1, 7\]: actual .* expected .*abs err/,
     );
-    expect(() => expectAllclose(want.map((v) => v * (1 + 1e-9)), want, TOL.exact)).toThrow(/60\/60 elements exceed/);
+    expect(() =>
+      expectAllclose(
+        want.map((v) => v * (1 + 1e-9)),
+        want,
+        TOL.exact,
+      ),
+    ).toThrow(/60\/60 elements exceed/);
   });
 
   it('reports the worst element (index, got, want) among several failures', () => {

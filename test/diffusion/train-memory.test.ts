@@ -25,10 +25,25 @@ const live = (s: MemoryStats) => ({ liveTensors: s.liveTensors, liveBuffers: s.l
 
 describe('training loops free their steps (safety net off)', () => {
   it('trainDiffusion: 3 steps with clipping and EMA leave the model, the data and the EMA weights', async () => {
-    const model = DiTDH.fromConfig({ input_size: 4, patch_size: 1, in_channels: 8, hidden_size: [32, 48], depth: [1, 1], num_heads: [2, 2], num_classes: 3 });
+    const model = DiTDH.fromConfig({
+      input_size: 4,
+      patch_size: 1,
+      in_channels: 8,
+      hidden_size: [32, 48],
+      depth: [1, 1],
+      num_heads: [2, 2],
+      num_classes: 3,
+    });
     const latents = randn([6, 8, 4, 4], { seed: 1 });
     const before = live(memoryStats());
-    const r = await trainDiffusion(model, latents, Int32Array.from([0, 1, 2, 0, 1, 2]), { steps: 3, batch: 4, lr: 1e-3, clip: 1, logEvery: 1, quiet: true });
+    const r = await trainDiffusion(model, latents, Int32Array.from([0, 1, 2, 0, 1, 2]), {
+      steps: 3,
+      batch: 4,
+      lr: 1e-3,
+      clip: 1,
+      logEvery: 1,
+      quiet: true,
+    });
     expect(r.losses.map((l) => l.step)).toEqual([1, 2, 3]);
     expect(r.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
     const trainable = model.trainableParameters();
@@ -45,7 +60,15 @@ describe('training loops free their steps (safety net off)', () => {
   });
 
   it('trainDecoder: 3 steps with noise augmentation leave nothing behind', async () => {
-    const decoder = RAEDecoder.fromConfig({ hidden_size: 16, decoder_hidden_size: 32, decoder_num_hidden_layers: 1, decoder_num_attention_heads: 2, decoder_intermediate_size: 64, patch_size: 4, num_patches: 4 });
+    const decoder = RAEDecoder.fromConfig({
+      hidden_size: 16,
+      decoder_hidden_size: 32,
+      decoder_num_hidden_layers: 1,
+      decoder_num_attention_heads: 2,
+      decoder_intermediate_size: 64,
+      patch_size: 4,
+      num_patches: 4,
+    });
     const tokens = randn([5, 4, 16], { seed: 2 });
     const images = rand([5, 3, 8, 8], { seed: 3 });
     const before = live(memoryStats());

@@ -8,7 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FID_INCEPTION_OPTIONAL, FID_INCEPTION_REQUIRED, FidInceptionLayoutError, loadFidInceptionSafetensors } from '../../src/eval/fid-inception-layout.js';
+import {
+  FID_INCEPTION_OPTIONAL,
+  FID_INCEPTION_REQUIRED,
+  FidInceptionLayoutError,
+  loadFidInceptionSafetensors,
+} from '../../src/eval/fid-inception-layout.js';
 import { serializeSafetensors, type WriteTensor } from '../../src/io/index.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'rae-fid-inception-'));
@@ -66,7 +71,9 @@ describe('FID Inception safetensors layout', () => {
     });
     const file = write('renamed.safetensors', renamed);
     expect(() => loadFidInceptionSafetensors(file)).toThrow(FidInceptionLayoutError);
-    expect(() => loadFidInceptionSafetensors(file)).toThrow(/missing tensor Mixed_6b\.branch7x7_2\.conv\.weight \(shape \[128, 128, 1, 7\]\)/);
+    expect(() => loadFidInceptionSafetensors(file)).toThrow(
+      /missing tensor Mixed_6b\.branch7x7_2\.conv\.weight \(shape \[128, 128, 1, 7\]\)/,
+    );
     expect(() => loadFidInceptionSafetensors(file)).toThrow(/unexpected tensor Mixed_6b\.branch7x7_2\.convv\.weight/);
     const transposed = editHeader(good, (h) => {
       h['Mixed_6b.branch7x7_2.conv.weight'].shape = [128, 128, 7, 1];
@@ -82,6 +89,8 @@ describe('FID Inception safetensors layout', () => {
     const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
     const at = 8 + length + header['Mixed_5b.branch1x1.bn.running_var'].data_offsets[0] + 2 * 5;
     bytes.writeUInt16LE(0x7e00, at); // an f16 NaN as element 5
-    expect(() => loadFidInceptionSafetensors(write('nan.safetensors', bytes))).toThrow(/Mixed_5b\.branch1x1\.bn\.running_var has a non-finite value \(NaN\) at index 5/);
+    expect(() => loadFidInceptionSafetensors(write('nan.safetensors', bytes))).toThrow(
+      /Mixed_5b\.branch1x1\.bn\.running_var has a non-finite value \(NaN\) at index 5/,
+    );
   }, 120_000);
 });

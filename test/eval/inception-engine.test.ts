@@ -40,7 +40,9 @@ describe('InceptionV3 in the engine vs tfjs CPU', () => {
     const r0 = allclose(mixed0, wantMixed0, TOL.modelForward, { label: 'mixed0 mean', shape: [2, 256] });
     const r10 = allclose(features, wantFeatures, TOL.modelForward, { label: 'mixed10 features', shape: [2, 2048] });
     const rel = (r: { maxAbsErr: number }, want: Float32Array) => (r.maxAbsErr / maxAbs(want)).toExponential(2);
-    console.log(`inception engine vs tfjs: 2 images in ${seconds.toFixed(1)} s (incl. first-use pipeline compiles); max error / max|want|: mixed0 ${rel(r0, wantMixed0)}, mixed10 ${rel(r10, wantFeatures)}`);
+    console.log(
+      `inception engine vs tfjs: 2 images in ${seconds.toFixed(1)} s (incl. first-use pipeline compiles); max error / max|want|: mixed0 ${rel(r0, wantMixed0)}, mixed10 ${rel(r10, wantFeatures)}`,
+    );
     expectAllclose(mixed0, wantMixed0, TOL.modelForward, { label: 'mixed0 mean', shape: [2, 256] });
     expectAllclose(features, wantFeatures, TOL.modelForward, { label: 'mixed10 features', shape: [2, 2048] });
     expect(features.length).toBe(4096);

@@ -69,7 +69,11 @@ describe('nsfwjs InceptionV3 weights', () => {
     try {
       expect(file.metadata.network).toContain(ours().weightsSha256);
       expect(file.metadata.preprocessing).toMatch(/halfPixelCenters=true/);
-      expect([file.info('image0').shape, file.info('image1').shape, file.info('features').shape]).toEqual([[23, 17, 3], [31, 40, 3], [2, 2048]]);
+      expect([file.info('image0').shape, file.info('image1').shape, file.info('features').shape]).toEqual([
+        [23, 17, 3],
+        [31, 40, 3],
+        [2, 2048],
+      ]);
       const features = file.read('features').data as Float32Array;
       expect(features.every((v) => Number.isFinite(v) && v >= 0)).toBe(true); // means of ReLU outputs
     } finally {

@@ -28,7 +28,7 @@ function syntheticImage(h: number, w: number, seed: number): Uint8Array {
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let c = 0; c < 3; c++) {
-        const wave = 0.5 + 0.5 * Math.sin((x * (c + 1)) / w * 3 + (y * (3 - c)) / h * 2 + seed);
+        const wave = 0.5 + 0.5 * Math.sin(((x * (c + 1)) / w) * 3 + ((y * (3 - c)) / h) * 2 + seed);
         img[(y * w + x) * 3 + c] = Math.min(255, Math.floor(200 * wave + 56 * rng()));
       }
     }
@@ -45,16 +45,27 @@ export function preprocess(img: Uint8Array, h: number, w: number): tf.Tensor4D {
 }
 
 async function main(): Promise<void> {
-  const sizes: Array<[number, number]> = [[23, 17], [31, 40]];
+  const sizes: Array<[number, number]> = [
+    [23, 17],
+    [31, 40],
+  ];
   const images = sizes.map(([h, w], i) => syntheticImage(h, w, 100 + i));
   const model = await loadWithTfjs();
-  const features = tfl.model({ inputs: model.inputs, outputs: [model.getLayer('mixed10').output as tfl.SymbolicTensor, model.getLayer('mixed0').output as tfl.SymbolicTensor] });
-  const batch = tf.concat(images.map((img, i) => preprocess(img, sizes[i][0], sizes[i][1])), 0);
+  const features = tfl.model({
+    inputs: model.inputs,
+    outputs: [model.getLayer('mixed10').output as tfl.SymbolicTensor, model.getLayer('mixed0').output as tfl.SymbolicTensor],
+  });
+  const batch = tf.concat(
+    images.map((img, i) => preprocess(img, sizes[i][0], sizes[i][1])),
+    0,
+  );
   const started = performance.now();
   const [mixed10, mixed0] = features.predict(batch) as tf.Tensor4D[];
   const pooled10 = tf.mean(mixed10, [1, 2]);
   const pooled0 = tf.mean(mixed0, [1, 2]);
-  console.log(`tfjs CPU forward of 2 images: ${((performance.now() - started) / 1000).toFixed(1)} s; mixed10 ${mixed10.shape}, mixed0 ${mixed0.shape}`);
+  console.log(
+    `tfjs CPU forward of 2 images: ${((performance.now() - started) / 1000).toFixed(1)} s; mixed10 ${mixed10.shape}, mixed0 ${mixed0.shape}`,
+  );
   const inception = loadNsfwjsInception();
   saveSafetensors(
     OUT,

@@ -71,7 +71,9 @@ describe('reference statistics cache', () => {
     const stats = featureStats(set(40, 6, 10));
     const file = path.join(dir, 'copied.stats.safetensors');
     saveReferenceStats(file, key, stats);
-    expect(() => loadReferenceStats(file, { ...key, imageCount: 50 })).toThrow(/cached for .*"imageCount":40.* but asked for .*"imageCount":50/);
+    expect(() => loadReferenceStats(file, { ...key, imageCount: 50 })).toThrow(
+      /cached for .*"imageCount":40.* but asked for .*"imageCount":50/,
+    );
     // Overwrite the first value of mu (the data section follows the header) with a NaN.
     const bytes = readFileSync(file);
     const headerLength = Number(bytes.readBigUInt64LE(0));

@@ -67,7 +67,11 @@ describe.skipIf(!hasNumpy)('metrics vs float64 NumPy/SciPy', () => {
   it('streaming statistics equal numpy mean/cov, in any batching', () => {
     const a = features(300, 64, 1, 0.3);
     // Add a large common offset: the shifted sums must not cancel catastrophically.
-    const offset = featureSet(a.data.map((v) => v + 1000), a.count, a.dim);
+    const offset = featureSet(
+      a.data.map((v) => v + 1000),
+      a.count,
+      a.dim,
+    );
     const ref = reference('fid', write('s.bin', offset), write('s2.bin', offset), '64');
     const s = new StreamingStats(64);
     for (let start = 0; start < 300; start += 77) {
@@ -81,7 +85,12 @@ describe.skipIf(!hasNumpy)('metrics vs float64 NumPy/SciPy', () => {
     const row0 = ref.sigma1_row0 as number[];
     let worst = 0;
     for (let i = 0; i < 64; i++) {
-      worst = Math.max(worst, Math.abs(stats.mu[i] - mu[i]) / 1000, Math.abs(stats.sigma[i * 65] - diag[i]) / scale, Math.abs(stats.sigma[i] - row0[i]) / scale);
+      worst = Math.max(
+        worst,
+        Math.abs(stats.mu[i] - mu[i]) / 1000,
+        Math.abs(stats.sigma[i * 65] - diag[i]) / scale,
+        Math.abs(stats.sigma[i] - row0[i]) / scale,
+      );
     }
     expect(worst).toBeLessThan(1e-12);
   });

@@ -118,7 +118,15 @@ describe('loops that await runtime().yieldIfBusy()', () => {
   it("the issue's DiT training loop (never reads back) runs past the bound with yieldIfBusy and is refused without it", async () => {
     const rt = runtime();
     // 16 tokens of width 16, batch 32, as in the issue.
-    const model = DiT.fromConfig({ input_size: 4, patch_size: 1, in_channels: 4, hidden_size: 16, depth: 2, num_heads: 2, num_classes: 10 });
+    const model = DiT.fromConfig({
+      input_size: 4,
+      patch_size: 1,
+      in_channels: 4,
+      hidden_size: 16,
+      depth: 2,
+      num_heads: 2,
+      num_classes: 10,
+    });
     const opt = new AdamW(model.trainableParameters(), { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0 });
     const x = randn([32, 4, 4, 4], { seed: 3 });
     const y = randint(0, 10, [32], { seed: 4 });

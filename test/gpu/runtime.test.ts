@@ -60,8 +60,17 @@ describe('errors', () => {
   it('a shader that fails to compile is reported with the kernel name and numbered source', async () => {
     const rt = runtime();
     const out = rt.allocate(16);
-    rt.dispatch({ key: 'broken-kernel-test', bindings: ['write'], wgsl: () => '@group(0) @binding(0) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = undefined_thing; }' }, [out], [1]);
-    await expect(rt.sync()).rejects.toThrow(/kernel 'broken-kernel-test': [\s\S]*undefined_thing[\s\S]*   2\| @compute/);
+    rt.dispatch(
+      {
+        key: 'broken-kernel-test',
+        bindings: ['write'],
+        wgsl: () =>
+          '@group(0) @binding(0) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = undefined_thing; }',
+      },
+      [out],
+      [1],
+    );
+    await expect(rt.sync()).rejects.toThrow(/kernel 'broken-kernel-test': [\s\S]*undefined_thing[\s\S]* {3}2\| @compute/);
     rt.release(out);
   });
 

@@ -100,7 +100,9 @@ export function maxAbs(a: ArrayLike<number>): number {
 export function resolveTolerance(tol: Tolerance, want: ArrayLike<number>, opts: CloseOptions = {}): { atol: number; rtol: number } {
   const t = opts.tighten ?? {};
   if ((t.atol ?? 0) > tol.atol || (t.rtol ?? 0) > tol.rtol) {
-    throw new Error(`${opts.label ?? 'allclose'}: tolerance override ${JSON.stringify(t)} is looser than the policy's ${JSON.stringify(tol)}`);
+    throw new Error(
+      `${opts.label ?? 'allclose'}: tolerance override ${JSON.stringify(t)} is looser than the policy's ${JSON.stringify(tol)}`,
+    );
   }
   if ((tol.atolScale === 'caller') !== (opts.scale !== undefined)) {
     throw new Error(`${opts.label ?? 'allclose'}: a scale must be given exactly when the family's atol scale is the caller's`);
@@ -136,6 +138,11 @@ export function relByMax(actual: ArrayLike<number>, expected: ArrayLike<number>)
 }
 
 /** expectAllclose on a GPU tensor's contents. */
-export async function expectTensorAllclose(t: Tensor, want: ArrayLike<number>, tol: Tolerance, opts: CloseOptions = {}): Promise<CompareResult> {
+export async function expectTensorAllclose(
+  t: Tensor,
+  want: ArrayLike<number>,
+  tol: Tolerance,
+  opts: CloseOptions = {},
+): Promise<CompareResult> {
   return expectAllclose(await toArray(t), want, tol, opts);
 }

@@ -27,7 +27,8 @@ export interface Golden {
 export function goldenPath(name: string, opts: { dir?: string } = {}): string {
   const dir = opts.dir ?? GOLDEN_DIR;
   const p = path.join(dir, path.extname(name) ? name : `${name}.safetensors`);
-  if (!existsSync(p)) throw new Error(`golden fixture ${p} is missing${dir === GOLDEN_DIR ? ' (set RAE_GOLDEN_DIR to the fixtures folder)' : ''}`);
+  if (!existsSync(p))
+    throw new Error(`golden fixture ${p} is missing${dir === GOLDEN_DIR ? ' (set RAE_GOLDEN_DIR to the fixtures folder)' : ''}`);
   return p;
 }
 
@@ -36,7 +37,13 @@ export function loadGolden(name: string, opts: { dir?: string } = {}): Golden {
   const meta = JSON.parse(openSafetensors(file).metadata.meta);
   const all = loadSafetensors(file);
   const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  return { meta, params: pick('param.') as Map<string, HostTensor>, inputs: pick('input.'), outputs: pick('output.'), grads: pick('grad.') };
+  return {
+    meta,
+    params: pick('param.') as Map<string, HostTensor>,
+    inputs: pick('input.'),
+    outputs: pick('output.'),
+    grads: pick('grad.'),
+  };
 }
 
 export { relByMax };
@@ -104,7 +111,11 @@ export async function gradientErrors(g: Golden, tensors: Map<string, Tensor>): P
  * and the fixture's gradient keys exactly the tensors that `expected` names (the model's
  * trainable parameters plus any inputs the test differentiates), so none goes unchecked.
  */
-export async function expectGradientsMatch(g: Golden, tensors: Map<string, Tensor>, expected: Iterable<string>): Promise<Map<string, number>> {
+export async function expectGradientsMatch(
+  g: Golden,
+  tensors: Map<string, Tensor>,
+  expected: Iterable<string>,
+): Promise<Map<string, number>> {
   const errors = await gradientErrors(g, tensors);
   const want = [...expected].sort();
   const have = [...errors.keys()].sort();
@@ -114,6 +125,7 @@ export async function expectGradientsMatch(g: Golden, tensors: Map<string, Tenso
     throw new Error(`gradient keys differ: not in the fixture [${missing.join(', ')}]; not expected [${extra.join(', ')}]`);
   }
   const bad = [...errors].filter(([, e]) => !(e < TOL.modelGradient.atol));
-  if (bad.length) throw new Error(`gradients off the reference (error ≥ ${TOL.modelGradient.atol}): ${bad.map(([k, e]) => `${k}: ${e}`).join('; ')}`);
+  if (bad.length)
+    throw new Error(`gradients off the reference (error ≥ ${TOL.modelGradient.atol}): ${bad.map(([k, e]) => `${k}: ${e}`).join('; ')}`);
   return errors;
 }

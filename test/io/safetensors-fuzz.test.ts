@@ -3,7 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  SafetensorsError, openSafetensors, parseSafetensors, serializeSafetensors, type SafetensorsFile,
+  SafetensorsError,
+  openSafetensors,
+  parseSafetensors,
+  serializeSafetensors,
+  type SafetensorsFile,
 } from '../../src/io/safetensors.js';
 import { makeRng } from '../../src/cpu/random.js';
 
@@ -12,15 +16,18 @@ import { makeRng } from '../../src/cpu/random.js';
 const mulberry32 = makeRng;
 
 const BASES: Uint8Array[] = [
-  serializeSafetensors({
-    weight: { shape: [2, 3], data: new Float32Array([1, -2.5, 65504, 6e-8, Infinity, NaN]) },
-    half: { shape: [3], data: new Float32Array([1, 2, 3]), dtype: 'F16' },
-    brain: { shape: [2], data: new Float32Array([3.140625, -1]), dtype: 'BF16' },
-    labels: { shape: [2], data: new BigInt64Array([7n, -1n]) },
-    mask: { shape: [3], data: new Uint8Array([1, 0, 1]), dtype: 'BOOL' },
-    empty: { shape: [0, 4], data: new Float32Array(0) },
-    scalar: { shape: [], data: new Float64Array([0.5]) },
-  }, { format: 'pt', meta: '{"a":1}' }),
+  serializeSafetensors(
+    {
+      weight: { shape: [2, 3], data: new Float32Array([1, -2.5, 65504, 6e-8, Infinity, NaN]) },
+      half: { shape: [3], data: new Float32Array([1, 2, 3]), dtype: 'F16' },
+      brain: { shape: [2], data: new Float32Array([3.140625, -1]), dtype: 'BF16' },
+      labels: { shape: [2], data: new BigInt64Array([7n, -1n]) },
+      mask: { shape: [3], data: new Uint8Array([1, 0, 1]), dtype: 'BOOL' },
+      empty: { shape: [0, 4], data: new Float32Array(0) },
+      scalar: { shape: [], data: new Float64Array([0.5]) },
+    },
+    { format: 'pt', meta: '{"a":1}' },
+  ),
   serializeSafetensors({
     a: { shape: [4], data: new Int8Array([1, 2, 3, 4]) },
     b: { shape: [1, 1], data: new Uint32Array([4e9]) },
@@ -31,8 +38,24 @@ const BASES: Uint8Array[] = [
 ];
 
 const NASTY_NUMBERS = [
-  '-1', '0.5', '1e400', '-0', '1e21', '9007199254740993', '18446744073709551616', '4294967296',
-  '99999999999999999999999999', '2', '0', '"4"', 'null', 'true', '[]', '{}', '[0,0]', '1.0',
+  '-1',
+  '0.5',
+  '1e400',
+  '-0',
+  '1e21',
+  '9007199254740993',
+  '18446744073709551616',
+  '4294967296',
+  '99999999999999999999999999',
+  '2',
+  '0',
+  '"4"',
+  'null',
+  'true',
+  '[]',
+  '{}',
+  '[0,0]',
+  '1.0',
 ];
 const NASTY_STRINGS = ['"F8_E4M3"', '"f32"', '""', '"__metadata__"', '"BOOL"', '"I64"', '"U32"', '7', '{"x":"y"}'];
 
@@ -59,24 +82,40 @@ function mutate(base: Uint8Array, rand: () => number): [Uint8Array, string] {
   const data = base.subarray(8 + n);
   const kind = Math.floor(rand() * 8);
   switch (kind) {
-    case 0: { // flip bits in the length prefix or the header
+    case 0: {
+      // flip bits in the length prefix or the header
       const out = base.slice();
       const flips = 1 + Math.floor(rand() * 4);
       for (let i = 0; i < flips; i++) out[Math.floor(rand() * (8 + n))] ^= 1 << Math.floor(rand() * 8);
       return [out, `bit flips x${flips}`];
     }
-    case 1: { // truncate
+    case 1: {
+      // truncate
       const len = Math.floor(rand() * base.length);
       return [base.slice(0, len), `truncate to ${len}`];
     }
-    case 2: { // edit the declared header length
+    case 2: {
+      // edit the declared header length
       const out = base.slice();
-      const choices = [0n, 1n, BigInt(n - 1), BigInt(n + 1), BigInt(n + data.length), BigInt(base.length), 2n ** 32n, 100_000_001n, 2n ** 63n, 2n ** 64n - 1n, BigInt(Math.floor(rand() * 2 ** 32))];
+      const choices = [
+        0n,
+        1n,
+        BigInt(n - 1),
+        BigInt(n + 1),
+        BigInt(n + data.length),
+        BigInt(base.length),
+        2n ** 32n,
+        100_000_001n,
+        2n ** 63n,
+        2n ** 64n - 1n,
+        BigInt(Math.floor(rand() * 2 ** 32)),
+      ];
       const v = pick(choices);
       new DataView(out.buffer).setBigUint64(0, v < 0n ? 0n : v, true);
       return [out, `header length := ${v}`];
     }
-    case 3: { // replace a number in the JSON with something hostile
+    case 3: {
+      // replace a number in the JSON with something hostile
       const numbers = [...headerText.matchAll(/-?\d+(\.\d+)?([eE][+-]?\d+)?/g)];
       if (numbers.length === 0) return [base.slice(), 'no-op'];
       const m = pick(numbers);
@@ -84,7 +123,8 @@ function mutate(base: Uint8Array, rand: () => number): [Uint8Array, string] {
       const text = headerText.slice(0, m.index) + token + headerText.slice(m.index! + m[0].length);
       return [withHeader(text, data, rand), `number ${m[0]} at ${m.index} := ${token}`];
     }
-    case 4: { // replace a string in the JSON (dtype, name, key)
+    case 4: {
+      // replace a string in the JSON (dtype, name, key)
       const strings = [...headerText.matchAll(/"(?:[^"\\]|\\.)*"/g)];
       if (strings.length === 0) return [base.slice(), 'no-op'];
       const m = pick(strings);
@@ -92,18 +132,34 @@ function mutate(base: Uint8Array, rand: () => number): [Uint8Array, string] {
       const text = headerText.slice(0, m.index) + token + headerText.slice(m.index! + m[0].length);
       return [withHeader(text, data, rand), `string ${m[0]} := ${token}`];
     }
-    case 5: { // splice a structural fragment somewhere in the header
-      const fragments = ['{', '}', '[', ']', ',', ':', '"', '\\', '\u0000', '\u00e9', '"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},', '"__metadata__":{"k":"v"},'];
+    case 5: {
+      // splice a structural fragment somewhere in the header
+      const fragments = [
+        '{',
+        '}',
+        '[',
+        ']',
+        ',',
+        ':',
+        '"',
+        '\\',
+        '\u0000',
+        '\u00e9',
+        '"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},',
+        '"__metadata__":{"k":"v"},',
+      ];
       const at = Math.floor(rand() * (headerText.length + 1));
       const frag = pick(fragments);
       return [withHeader(headerText.slice(0, at) + frag + headerText.slice(at), data, rand), `insert ${JSON.stringify(frag)} at ${at}`];
     }
-    case 6: { // corrupt data bytes (BOOL/I64 values, NaN payloads): the header stays valid
+    case 6: {
+      // corrupt data bytes (BOOL/I64 values, NaN payloads): the header stays valid
       const out = base.slice();
       if (data.length > 0) for (let i = 0; i < 3; i++) out[8 + n + Math.floor(rand() * data.length)] = Math.floor(rand() * 256);
       return [out, 'data bytes'];
     }
-    default: { // grow or shrink the data section
+    default: {
+      // grow or shrink the data section
       const extra = Math.floor(rand() * 9) - 4;
       if (extra >= 0) {
         const out = new Uint8Array(base.length + extra);

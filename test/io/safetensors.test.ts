@@ -3,9 +3,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  SafetensorsError, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, loadSafetensors,
-  openCheckpoint, openSafetensors, openShardedSafetensors, parseSafetensors, saveSafetensors,
-  serializeSafetensors, type WriteTensor,
+  SafetensorsError,
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  loadSafetensors,
+  openCheckpoint,
+  openSafetensors,
+  openShardedSafetensors,
+  parseSafetensors,
+  saveSafetensors,
+  serializeSafetensors,
+  type WriteTensor,
 } from '../../src/io/safetensors.js';
 import { goldenPath } from '../helpers/golden.js';
 
@@ -13,7 +23,6 @@ const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rae-safetensors-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let tmpCounter = 0;
 const tmpDir = (): string => fs.mkdtempSync(path.join(tmpRoot, `t${tmpCounter++}-`));
-
 
 /** Builds a file by hand from a header object (or raw header text) and data bytes. */
 function craft(header: unknown, data: Uint8Array = new Uint8Array(0), opts: { pad?: boolean } = {}): Uint8Array {
@@ -46,9 +55,16 @@ const f32Bits = (x: number): number => new Uint32Array(new Float32Array([x]).buf
 
 describe('half-float conversions', () => {
   const f16Cases: [number, number][] = [
-    [1.0, 0x3c00], [-2.5, 0xc100], [65504, 0x7bff], [0, 0x0000], [-0, 0x8000],
-    [2 ** -24, 0x0001], [2 ** -14, 0x0400], [0.333251953125, 0x3555],
-    [Infinity, 0x7c00], [-Infinity, 0xfc00],
+    [1.0, 0x3c00],
+    [-2.5, 0xc100],
+    [65504, 0x7bff],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [2 ** -24, 0x0001],
+    [2 ** -14, 0x0400],
+    [0.333251953125, 0x3555],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
   ];
   it('f16 known bit patterns both ways', () => {
     for (const [value, bits] of f16Cases) {
@@ -70,7 +86,7 @@ describe('half-float conversions', () => {
     expect(f32ToF16Bits(2 ** -25)).toBe(0x0000); // half the smallest subnormal → 0 (even)
     expect(f32ToF16Bits(2 ** -25 * 1.5)).toBe(0x0001);
     expect(f32ToF16Bits(1e-10)).toBe(0x0000);
-    expect(f32ToF16Bits((2 ** -14) * (1 - 2 ** -12))).toBe(0x0400); // subnormal carries into smallest normal
+    expect(f32ToF16Bits(2 ** -14 * (1 - 2 ** -12))).toBe(0x0400); // subnormal carries into smallest normal
   });
   it('every f16 value survives f16 → f32 → f16', () => {
     for (let h = 0; h < 0x10000; h++) {
@@ -105,8 +121,10 @@ describe('round trips', () => {
     const data = new Float32Array(floats);
     const shape = [3, 3];
     const bytes = serializeSafetensors({
-      f32: { shape, data }, f64: { shape, data: new Float64Array(floats) },
-      f16: { shape, data, dtype: 'F16' }, bf16: { shape, data, dtype: 'BF16' },
+      f32: { shape, data },
+      f64: { shape, data: new Float64Array(floats) },
+      f16: { shape, data, dtype: 'F16' },
+      bf16: { shape, data, dtype: 'BF16' },
     });
     const file = parseSafetensors(bytes);
     expect(file.keys()).toEqual(['bf16', 'f16', 'f32', 'f64']);
@@ -150,10 +168,16 @@ describe('round trips', () => {
     };
     const file = parseSafetensors(serializeSafetensors(tensors));
     const expectations: Record<string, [string, string, number[]]> = {
-      i64: ['I64', 'i32', [-(2 ** 31), 0, 2 ** 31 - 1]], i64FromNumbers: ['I64', 'i32', [-7, 9]],
-      i32: ['I32', 'i32', [-(2 ** 31), 2 ** 31 - 1]], i16: ['I16', 'i32', [-32768, 32767]],
-      i8: ['I8', 'i32', [-128, 127]], u8: ['U8', 'i32', [0, 255]], u16: ['U16', 'i32', [0, 65535]],
-      u32: ['U32', 'u32', [0, 2 ** 32 - 1]], bool: ['BOOL', 'i32', [1, 0, 1]], i8FromF32: ['I8', 'i32', [-3, 4]],
+      i64: ['I64', 'i32', [-(2 ** 31), 0, 2 ** 31 - 1]],
+      i64FromNumbers: ['I64', 'i32', [-7, 9]],
+      i32: ['I32', 'i32', [-(2 ** 31), 2 ** 31 - 1]],
+      i16: ['I16', 'i32', [-32768, 32767]],
+      i8: ['I8', 'i32', [-128, 127]],
+      u8: ['U8', 'i32', [0, 255]],
+      u16: ['U16', 'i32', [0, 65535]],
+      u32: ['U32', 'u32', [0, 2 ** 32 - 1]],
+      bool: ['BOOL', 'i32', [1, 0, 1]],
+      i8FromF32: ['I8', 'i32', [-3, 4]],
     };
     for (const [name, [stored, engine, values]] of Object.entries(expectations)) {
       expect(file.info(name).dtype).toBe(stored);
@@ -165,29 +189,38 @@ describe('round trips', () => {
 
   it('I64 outside int32 is a clear error naming the tensor', () => {
     const bytes = serializeSafetensors({ big: { shape: [2], data: new BigInt64Array([1n, 2n ** 40n]) } });
-    expect(() => parseSafetensors(bytes, 'x.safetensors').read('big')).toThrow(/x\.safetensors: tensor "big": I64 value 1099511627776 at index 1/);
+    expect(() => parseSafetensors(bytes, 'x.safetensors').read('big')).toThrow(
+      /x\.safetensors: tensor "big": I64 value 1099511627776 at index 1/,
+    );
     expect(parseSafetensors(bytes).readRaw('big').length).toBe(16); // raw bytes stay available
   });
 
   it('writer rejects values the dtype cannot hold and shape/length mismatches', () => {
-    expect(() => serializeSafetensors({ w: { shape: [2], data: new Float32Array([1.5, 2]), dtype: 'I32' } })).toThrow(/tensor "w": value 1\.5 at index 0 cannot be stored as I32/);
+    expect(() => serializeSafetensors({ w: { shape: [2], data: new Float32Array([1.5, 2]), dtype: 'I32' } })).toThrow(
+      /tensor "w": value 1\.5 at index 0 cannot be stored as I32/,
+    );
     expect(() => serializeSafetensors({ w: { shape: [1], data: new Int32Array([300]), dtype: 'U8' } })).toThrow(SafetensorsError);
     expect(() => serializeSafetensors({ w: { shape: [1], data: new Uint8Array([2]), dtype: 'BOOL' } })).toThrow(/BOOL/);
-    expect(() => serializeSafetensors({ w: { shape: [2, 3], data: new Float32Array(5) } })).toThrow(/tensor "w": shape \[2,3\] has 6 elements but data has 5/);
+    expect(() => serializeSafetensors({ w: { shape: [2, 3], data: new Float32Array(5) } })).toThrow(
+      /tensor "w": shape \[2,3\] has 6 elements but data has 5/,
+    );
     expect(() => serializeSafetensors({ '': { shape: [0], data: new Float32Array(0) } })).toThrow(/invalid tensor name/);
     expect(() => serializeSafetensors({ w: { shape: [-1], data: new Float32Array(0) } })).toThrow(/shape/);
     expect(() => serializeSafetensors({}, { n: 3 as unknown as string })).toThrow(/__metadata__\["n"\] must be a string/);
   });
 
   it('metadata, empty tensors and scalars', () => {
-    const metadata = { format: 'pt', note: 'héllo ✓', '__proto__': 'plain key' };
-    const bytes = serializeSafetensors(new Map<string, WriteTensor>([
-      ['scalar', { shape: [], data: new Float32Array([42]) }],
-      ['empty', { shape: [3, 0, 2], data: new Float32Array(0) }],
-      ['empty16', { shape: [0], data: new Float32Array(0), dtype: 'F16' }],
-      ['10', { shape: [1], data: new Int32Array([10]) }],
-      ['2', { shape: [1], data: new Int32Array([2]) }],
-    ]), metadata);
+    const metadata = { format: 'pt', note: 'héllo ✓', __proto__: 'plain key' };
+    const bytes = serializeSafetensors(
+      new Map<string, WriteTensor>([
+        ['scalar', { shape: [], data: new Float32Array([42]) }],
+        ['empty', { shape: [3, 0, 2], data: new Float32Array(0) }],
+        ['empty16', { shape: [0], data: new Float32Array(0), dtype: 'F16' }],
+        ['10', { shape: [1], data: new Int32Array([10]) }],
+        ['2', { shape: [1], data: new Int32Array([2]) }],
+      ]),
+      metadata,
+    );
     const file = parseSafetensors(bytes);
     expect(Object.entries(file.metadata)).toEqual(Object.entries(metadata));
     expect(file.read('scalar')).toEqual({ dtype: 'f32', shape: [], data: new Float32Array([42]) });
@@ -202,7 +235,9 @@ describe('round trips', () => {
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     expect(n % 8).toBe(0);
     const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
-    expect(text.trimEnd()).toBe('{"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}}');
+    expect(text.trimEnd()).toBe(
+      '{"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}}',
+    );
     expect(bytes.length).toBe(8 + n + 6);
     const file = parseSafetensors(bytes);
     expect(file.tensors.get('b')).toEqual({ name: 'b', dtype: 'F32', shape: [1], byteOffset: 8 + n + 2, byteLength: 4 });
@@ -259,7 +294,13 @@ describe('validation of hostile files', () => {
     const bad = craft('{"\u00e9":1}');
     bad.set([0x7b, 0x22, 0xc3, 0x28], 8); // invalid UTF-8 sequence
     expectBad(bad, /not valid UTF-8/);
-    expectBad(craft('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4)), /repeats the key "a"/);
+    expectBad(
+      craft(
+        '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+        new Uint8Array(4),
+      ),
+      /repeats the key "a"/,
+    );
     expectBad(craft('{"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4)), /repeats the key "dtype"/);
     const empty = '{"dtype":"F32","shape":[0],"data_offsets":[0,0]}';
     expectBad(craft(`{"a\\u0062":${empty},"ab":${empty}}`), /header repeats the key "ab"/); // escapes decoded before comparing
@@ -273,14 +314,23 @@ describe('validation of hostile files', () => {
   it('entries', () => {
     expectBad(craft({ a: [1] }), /tensor "a": entry is not an object/);
     expectBad(craft({ a: { dtype: 'F32' } }), /tensor "a": missing shape, data_offsets/);
-    expectBad(craft({ a: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /tensor "a": unsupported dtype "F8_E4M3"/);
+    expectBad(
+      craft({ a: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)),
+      /tensor "a": unsupported dtype "F8_E4M3"/,
+    );
     expectBad(craft({ a: { dtype: 3, shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /unsupported dtype 3/);
     expectBad(craft({ '': f32(0, 4) }, new Uint8Array(4)), /empty name/);
     for (const shape of [[-1], [1.5], ['2'], [2 ** 53], 7, null]) {
-      expectBad(craft({ a: { dtype: 'F32', shape, data_offsets: [0, 4] } }, new Uint8Array(4)), /tensor "a": shape must be an array of non-negative integers/);
+      expectBad(
+        craft({ a: { dtype: 'F32', shape, data_offsets: [0, 4] } }, new Uint8Array(4)),
+        /tensor "a": shape must be an array of non-negative integers/,
+      );
     }
     for (const offsets of [[0], [0, 4, 8], [-4, 0], [0, 4.5], [0, '4'], [0, 1e300]]) {
-      expectBad(craft({ a: { dtype: 'F32', shape: [1], data_offsets: offsets } }, new Uint8Array(4)), /tensor "a": data_offsets must be two non-negative integers/);
+      expectBad(
+        craft({ a: { dtype: 'F32', shape: [1], data_offsets: offsets } }, new Uint8Array(4)),
+        /tensor "a": data_offsets must be two non-negative integers/,
+      );
     }
     expectBad(craft({ a: f32(4, 0, [1]) }, new Uint8Array(4)), /begin 4 is after end 0/);
   });
@@ -320,9 +370,15 @@ describe('validation of hostile files', () => {
 describe('sharded checkpoints', () => {
   function makeSharded(weightMap: Record<string, string>, extra: Record<string, unknown> = {}): string {
     const dir = tmpDir();
-    saveSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), { a: { shape: [2], data: new Float32Array([1, 2]) }, b: { shape: [1], data: new Int32Array([5]) } });
+    saveSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), {
+      a: { shape: [2], data: new Float32Array([1, 2]) },
+      b: { shape: [1], data: new Int32Array([5]) },
+    });
     saveSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), { c: { shape: [], data: new Float32Array([3]), dtype: 'F16' } });
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 14 }, weight_map: weightMap, ...extra }));
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: 14 }, weight_map: weightMap, ...extra }),
+    );
     return dir;
   }
   const goodMap = { a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' };
@@ -346,10 +402,16 @@ describe('sharded checkpoints', () => {
     viaCheckpoint.close();
   });
   it('validates the index', () => {
-    expect(() => openShardedSafetensors(makeSharded({ ...goodMap, d: 'model-00003-of-00003.safetensors' }))).toThrow(/index\.json: shard "model-00003-of-00003\.safetensors" does not exist/);
-    expect(() => openShardedSafetensors(makeSharded({ ...goodMap, c: 'model-00001-of-00002.safetensors' }))).toThrow(/weight_map puts "c" in "model-00001-of-00002\.safetensors", which has no such tensor/);
+    expect(() => openShardedSafetensors(makeSharded({ ...goodMap, d: 'model-00003-of-00003.safetensors' }))).toThrow(
+      /index\.json: shard "model-00003-of-00003\.safetensors" does not exist/,
+    );
+    expect(() => openShardedSafetensors(makeSharded({ ...goodMap, c: 'model-00001-of-00002.safetensors' }))).toThrow(
+      /weight_map puts "c" in "model-00001-of-00002\.safetensors", which has no such tensor/,
+    );
     expect(() => openShardedSafetensors(makeSharded({ a: '../elsewhere.safetensors' }))).toThrow(/points outside the checkpoint directory/);
-    expect(() => openShardedSafetensors(makeSharded({ a: 7 } as unknown as Record<string, string>))).toThrow(/weight_map\["a"\] must be a file name/);
+    expect(() => openShardedSafetensors(makeSharded({ a: 7 } as unknown as Record<string, string>))).toThrow(
+      /weight_map\["a"\] must be a file name/,
+    );
     expect(() => openShardedSafetensors(makeSharded(goodMap, { weight_map: [] }))).toThrow(/"weight_map" must be an object/);
     const dir = makeSharded(goodMap);
     fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), '{"weight_map": ');

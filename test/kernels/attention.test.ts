@@ -10,7 +10,6 @@
 import { describe, expect, it } from 'vitest';
 import { runtime } from '../../src/gpu/runtime.js';
 import { attentionBackward, attentionForward, type AttentionConfig } from '../../src/kernels/attention.js';
-import type { View } from '../../src/kernels/view.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import { expectAllclose, TOL } from '../helpers/compare.js';
@@ -28,7 +27,17 @@ interface Ref {
 }
 
 /** Float64 attention over contiguous [BH, N, D] arrays; with `g` (= dO) also the analytic gradients. */
-function reference(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, bh: number, nq: number, nk: number, d: number, scale: number, g?: ArrayLike<number>): Ref {
+function reference(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  bh: number,
+  nq: number,
+  nk: number,
+  d: number,
+  scale: number,
+  g?: ArrayLike<number>,
+): Ref {
   const o = new Float64Array(bh * nq * d);
   const lse = new Float64Array(bh * nq);
   const dq = new Float64Array(bh * nq * d);
@@ -106,7 +115,16 @@ function disposeAll(...ts: Tensor[]): void {
 
 describe('attentionForward', () => {
   const cases: [number, number, number][] = [];
-  for (const d of [8, 16, 72]) for (const [nq, nk] of [[1, 1], [7, 7], [65, 65], [127, 127], [7, 65], [127, 33]]) cases.push([nq, nk, d]);
+  for (const d of [8, 16, 72])
+    for (const [nq, nk] of [
+      [1, 1],
+      [7, 7],
+      [65, 65],
+      [127, 127],
+      [7, 65],
+      [127, 33],
+    ])
+      cases.push([nq, nk, d]);
   cases.push([65, 127, 12], [33, 9, 6], [20, 70, 128]);
 
   it.each(cases)('B=2 H=3 Nq=%i Nk=%i D=%i matches float64 (f32: atol 1e-5, rtol 1e-4)', async (nq, nk, d) => {
@@ -172,7 +190,19 @@ describe('attentionForward', () => {
 });
 
 /** Runs forward + backward on the GPU; returns everything read back. */
-async function gpuGrads(qd: Float32Array, kd: Float32Array, vd: Float32Array, gd: Float32Array, b: number, h: number, nq: number, nk: number, d: number, scale: number, config?: AttentionConfig) {
+async function gpuGrads(
+  qd: Float32Array,
+  kd: Float32Array,
+  vd: Float32Array,
+  gd: Float32Array,
+  b: number,
+  h: number,
+  nq: number,
+  nk: number,
+  d: number,
+  scale: number,
+  config?: AttentionConfig,
+) {
   const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
   const g = tensor(gd, [b, h, nq, d]);
   const o = empty([b, h, nq, d]);
@@ -222,7 +252,16 @@ describe.each(VARIANTS)('attention variant: %s', (_, config) => {
 
 describe('attentionBackward', () => {
   const cases: [number, number, number][] = [];
-  for (const d of [8, 16, 72]) for (const [nq, nk] of [[1, 1], [7, 7], [65, 65], [127, 127], [7, 65], [127, 33]]) cases.push([nq, nk, d]);
+  for (const d of [8, 16, 72])
+    for (const [nq, nk] of [
+      [1, 1],
+      [7, 7],
+      [65, 65],
+      [127, 127],
+      [7, 65],
+      [127, 33],
+    ])
+      cases.push([nq, nk, d]);
   cases.push([65, 127, 12], [33, 9, 6]);
 
   it.each(cases)('B=2 H=3 Nq=%i Nk=%i D=%i matches the float64 analytic gradient (f32: atol 1e-5, rtol 1e-4)', async (nq, nk, d) => {
@@ -271,7 +310,7 @@ describe('attentionBackward', () => {
         numeric.push((up - down) / (2 * eps));
         analytic.push(grads[w][idx]);
       }
-      expectAllclose(analytic, numeric, TOL.attention, { label: ['dq', 'dk', 'dv'][w] + ' vs finite differences' });
+      expectAllclose(analytic, numeric, TOL.attention, { label: `${['dq', 'dk', 'dv'][w]} vs finite differences` });
     }
   });
 
@@ -395,7 +434,12 @@ describe('attention memory', () => {
     const got = await Promise.all([o, ...grads].map((t) => toArray(t)));
     const lseGot = await toArray(lse);
     expectAllclose(pick(got[0]), pick(ref.o), TOL.attention, { label: 'o rows' });
-    expectAllclose(rows.map((r) => lseGot[r]), rows.map((r) => ref.lse[r]), TOL.attention, { label: 'lse rows' });
+    expectAllclose(
+      rows.map((r) => lseGot[r]),
+      rows.map((r) => ref.lse[r]),
+      TOL.attention,
+      { label: 'lse rows' },
+    );
     expectAllclose(pick(got[1]), pick(ref.dq!), TOL.attention, { label: 'dq rows' });
     expectAllclose(pick(got[2]), pick(ref.dk!), TOL.attention, { label: 'dk rows' });
     expectAllclose(pick(got[3]), pick(ref.dv!), TOL.attention, { label: 'dv rows' });

@@ -31,7 +31,14 @@ interface Case {
 const CASES: Case[] = [
   { name: '3×3 pad 1, odd sizes', x: [2, 5, 11, 13], w: [7, 5, 3, 3], padding: [1, 1], bias: true },
   { name: 'stride 2, valid', x: [1, 3, 17, 15], w: [9, 3, 3, 3], stride: [2, 2] },
-  { name: 'stride 2 pad 1 (right edge unused: asymmetric in effect)', x: [2, 4, 10, 12], w: [6, 4, 3, 3], stride: [2, 2], padding: [1, 1], bias: true },
+  {
+    name: 'stride 2 pad 1 (right edge unused: asymmetric in effect)',
+    x: [2, 4, 10, 12],
+    w: [6, 4, 3, 3],
+    stride: [2, 2],
+    padding: [1, 1],
+    bias: true,
+  },
   { name: 'dilation 2, pad (2, 1)', x: [1, 3, 13, 9], w: [5, 3, 3, 2], dilation: [2, 2], padding: [2, 1] },
   { name: 'groups 2, 1×7 pad (0, 3)', x: [2, 6, 9, 10], w: [10, 3, 1, 7], padding: [0, 3], groups: 2, bias: true },
   { name: 'depthwise 5×5 stride (2, 1)', x: [1, 8, 12, 11], w: [8, 1, 5, 5], stride: [2, 1], padding: [2, 2], groups: 8 },
@@ -49,20 +56,25 @@ function adjoint(c: Case, x: Float64Array, w: Float64Array, r: Float64Array, OH:
   const dx = new Float64Array(x.length);
   const dW = new Float64Array(w.length);
   const db = new Float64Array(Co);
-  for (let n = 0; n < N; n++) for (let co = 0; co < Co; co++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-    const g = ((n * Co + co) * OH + oh) * OW + ow;
-    db[co] += r[g];
-    const grp = Math.floor(co / Cog);
-    for (let ci = 0; ci < Cig; ci++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-      const ih = oh * sh - ph + kh * dh;
-      const iw = ow * sw - pw + kw * dw;
-      if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-      const xi = ((n * C + grp * Cig + ci) * H + ih) * W + iw;
-      const wi = ((co * Cig + ci) * KH + kh) * KW + kw;
-      dx[xi] += r[g] * w[wi];
-      dW[wi] += r[g] * x[xi];
-    }
-  }
+  for (let n = 0; n < N; n++)
+    for (let co = 0; co < Co; co++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++) {
+          const g = ((n * Co + co) * OH + oh) * OW + ow;
+          db[co] += r[g];
+          const grp = Math.floor(co / Cog);
+          for (let ci = 0; ci < Cig; ci++)
+            for (let kh = 0; kh < KH; kh++)
+              for (let kw = 0; kw < KW; kw++) {
+                const ih = oh * sh - ph + kh * dh;
+                const iw = ow * sw - pw + kw * dw;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const xi = ((n * C + grp * Cig + ci) * H + ih) * W + iw;
+                const wi = ((co * Cig + ci) * KH + kh) * KW + kw;
+                dx[xi] += r[g] * w[wi];
+                dW[wi] += r[g] * x[xi];
+              }
+        }
   return { dx, dW, db };
 }
 
@@ -97,10 +109,13 @@ describe('conv2d (implicit GEMM) vs float64', () => {
   }
 });
 
-describe('conv2d kernels with the other tuning rows\' tiles', () => {
+describe("conv2d kernels with the other tuning rows' tiles", () => {
   // The NVIDIA/default row's tile (16×8 threads, 4×4 each) and a 4×8 one, run here on lavapipe so
   // every tile in the table is checked on some adapter.
-  const tiles = [{ wgX: 16, wgY: 8, rm: 4, rn: 4 }, { wgX: 8, wgY: 4, rm: 4, rn: 8 }];
+  const tiles = [
+    { wgX: 16, wgY: 8, rm: 4, rn: 4 },
+    { wgX: 8, wgY: 4, rm: 4, rn: 8 },
+  ];
   const c = CASES[2];
   for (const tile of tiles) {
     it(`${tile.rm}×${tile.rn} per thread, ${tile.wgX}×${tile.wgY} threads: ${c.name}`, async () => {
@@ -113,7 +128,21 @@ describe('conv2d kernels with the other tuning rows\' tiles', () => {
       const [Co, , KH, KW] = c.w;
       const [, , OH, OW] = want.shape;
       const r = Float64Array.from(Float32Array.from(randomData(want.data.length, 4)));
-      const g = { N, C, H, W, Co, OH, OW, KH, KW, stride: c.stride ?? [1, 1], padding: c.padding ?? [0, 0], dilation: c.dilation ?? [1, 1], groups: c.groups ?? 1 } as ConvGeometry;
+      const g = {
+        N,
+        C,
+        H,
+        W,
+        Co,
+        OH,
+        OW,
+        KH,
+        KW,
+        stride: c.stride ?? [1, 1],
+        padding: c.padding ?? [0, 0],
+        dilation: c.dilation ?? [1, 1],
+        groups: c.groups ?? 1,
+      } as ConvGeometry;
       const t = (d: Float64Array, s: number[]) => tensor(Float32Array.from(d), s);
       const y = empty(want.shape, 'f32');
       conv2dInto(t(x, c.x), t(w, c.w), t(b, [Co]), y, g, tile);

@@ -98,19 +98,68 @@ describe('mapInto: the kernel', () => {
     const every2 = viewOf(tBase, [n], [2], 3);
     const out = empty([n]);
     mapInto({ name: 'test_mul', expr: 'in0 * in1', compute: 'f32' }, [every2, tOne], out);
-    expectAllclose(await toArray(out), Array.from({ length: n }, (_, i) => Math.fround(base[3 + 2 * i] * 0.625)), TOL.exact, { label: 'stride 2 × broadcast' });
+    expectAllclose(
+      await toArray(out),
+      Array.from({ length: n }, (_, i) => Math.fround(base[3 + 2 * i] * 0.625)),
+      TOL.exact,
+      { label: 'stride 2 × broadcast' },
+    );
     [tBase, tOne, out].forEach((t) => t.dispose());
   });
 
   it('merges dims contiguous in every operand and keeps the others (coalesce)', () => {
     // All contiguous: one dim.
-    expect(coalesce([4, 5, 6], [[30, 6, 1], [30, 6, 1]])).toEqual({ shape: [120], strides: [[1], [1]] });
+    expect(
+      coalesce(
+        [4, 5, 6],
+        [
+          [30, 6, 1],
+          [30, 6, 1],
+        ],
+      ),
+    ).toEqual({ shape: [120], strides: [[1], [1]] });
     // Size-1 dims vanish; an operand broadcast along dim 1 (stride 0) stops every merge.
-    expect(coalesce([4, 1, 5, 6], [[30, 30, 6, 1], [6, 0, 0, 1]])).toEqual({ shape: [4, 5, 6], strides: [[30, 6, 1], [6, 0, 1]] });
+    expect(
+      coalesce(
+        [4, 1, 5, 6],
+        [
+          [30, 30, 6, 1],
+          [6, 0, 0, 1],
+        ],
+      ),
+    ).toEqual({
+      shape: [4, 5, 6],
+      strides: [
+        [30, 6, 1],
+        [6, 0, 1],
+      ],
+    });
     // A row broadcast over the two leading dims merges them (both strides 0), not the last.
-    expect(coalesce([4, 5, 6], [[30, 6, 1], [0, 0, 1]])).toEqual({ shape: [20, 6], strides: [[6, 1], [0, 1]] });
+    expect(
+      coalesce(
+        [4, 5, 6],
+        [
+          [30, 6, 1],
+          [0, 0, 1],
+        ],
+      ),
+    ).toEqual({
+      shape: [20, 6],
+      strides: [
+        [6, 1],
+        [0, 1],
+      ],
+    });
     // A transposed operand cannot be merged with its neighbour.
-    expect(coalesce([5, 7], [[7, 1], [1, 5]]).shape).toEqual([5, 7]);
+    expect(
+      coalesce(
+        [5, 7],
+        [
+          [7, 1],
+          [1, 5],
+        ],
+      ).shape,
+    ).toEqual([5, 7]);
   });
 
   it('four inputs, broadcasting from lower ranks, and scalars', async () => {
@@ -191,7 +240,7 @@ describe('mapInto: the kernel', () => {
     const tb = tensor(b, [1000]);
     mapInto({ name: 'test_acc', expr: 'acc + in0', compute: 'f32', readsOutput: true }, [tb], out);
     expectAllclose(await toArray(out), f32(a.map((v, i) => v + b[i])), TOL.exact, { label: 'acc + in0' });
-    const ints = Int32Array.from({ length: 77 }, (_, i) => (i * 7919) % 1000 - 500);
+    const ints = Int32Array.from({ length: 77 }, (_, i) => ((i * 7919) % 1000) - 500);
     const ti = tensor(ints, [77], { dtype: 'i32' });
     const oi = empty([77], 'i32');
     mapInto({ name: 'test_i32', expr: 'in0 * 3 - 1', compute: 'i32' }, [ti], oi);
@@ -211,7 +260,8 @@ type UnaryName = Parameters<typeof ops.unary>[0];
  * comments; the bounds keep a ≥ 2.5× margin (other drivers' transcendentals differ by an ulp or two).
  */
 function tight(atol: number, rtol: number): Tolerance {
-  if (atol > TOL.f32Elementwise.atol || rtol > TOL.f32Elementwise.rtol) throw new Error(`(${atol}, ${rtol}) is looser than TOL.f32Elementwise`);
+  if (atol > TOL.f32Elementwise.atol || rtol > TOL.f32Elementwise.rtol)
+    throw new Error(`(${atol}, ${rtol}) is looser than TOL.f32Elementwise`);
   return { ...TOL.f32Elementwise, atol, rtol };
 }
 const OP_TOL: [UnaryName, (x: C.NDArray) => C.NDArray, [number, number], Tolerance][] = [
@@ -269,7 +319,9 @@ describe('pointwise ops forward against float64', () => {
   };
   const nonFinite = f32([NaN, Infinity, -Infinity, 0]);
   const checkNonFinite = async (op: UnaryName, ref: (x: C.NDArray) => C.NDArray) =>
-    expectAllclose(await runUnary(op, nonFinite, [4]), ref(C.nd(Float64Array.from(nonFinite), [4])).data, TOL.exact, { label: `${op} of NaN, ±Inf, 0` });
+    expectAllclose(await runUnary(op, nonFinite, [4]), ref(C.nd(Float64Array.from(nonFinite), [4])).data, TOL.exact, {
+      label: `${op} of NaN, ±Inf, 0`,
+    });
 
   it('unary ops pass NaN through and saturate at ±Infinity where float64 does', async () => {
     for (const [op, ref] of OP_TOL) if (!NAN_BUGS[op]) await checkNonFinite(op, ref);
@@ -299,7 +351,12 @@ describe('pointwise ops forward against float64', () => {
       const want = [...indices([5, 4, 9])].map((idx) => ref(a[idx[0] * 9 + idx[2]], b[idx[1]]));
       expectAllclose(await toArray(y), want, tol, { label: name, shape: [5, 4, 9] });
       const ys = gpu(ta, -1.75);
-      expectAllclose(await toArray(ys), Array.from(a, (v) => ref(v, -1.75)), tol, { label: `${name} scalar` });
+      expectAllclose(
+        await toArray(ys),
+        Array.from(a, (v) => ref(v, -1.75)),
+        tol,
+        { label: `${name} scalar` },
+      );
       [ta, tb, y, ys].forEach((t) => t.dispose());
     });
   }
@@ -309,22 +366,49 @@ describe('pointwise ops forward against float64', () => {
     const b = f32(randomData(300, 52, -3, 3));
     const ta = tensor(a, [300]);
     const tb = tensor(b, [300]);
-    expectAllclose(await toArray(ops.clamp(ta, -1, 2)), Array.from(a, (v) => Math.min(Math.max(v, -1), 2)), TOL.exact, { label: 'clamp' });
-    expectAllclose(await toArray(ops.powScalar(ta, 2)), Array.from(a, (v) => Math.fround(v * v)), TOL.exact, { label: 'pow 2' });
+    expectAllclose(
+      await toArray(ops.clamp(ta, -1, 2)),
+      Array.from(a, (v) => Math.min(Math.max(v, -1), 2)),
+      TOL.exact,
+      { label: 'clamp' },
+    );
+    expectAllclose(
+      await toArray(ops.powScalar(ta, 2)),
+      Array.from(a, (v) => Math.fround(v * v)),
+      TOL.exact,
+      { label: 'pow 2' },
+    );
     for (const p of [3, -1, 0.5]) {
       const x = p === 0.5 ? tensor(f32(a.map(Math.abs)), [300]) : ta;
-      const want = Array.from(p === 0.5 ? a.map(Math.abs) : a, (v) => Math.pow(v, p));
+      const want = Array.from(p === 0.5 ? a.map(Math.abs) : a, (v) => v ** p);
       expectAllclose(await toArray(ops.powScalar(x, p)), want, derived({ atol: 1e-6, rtol: 1e-5 }), { label: `pow ${p}` });
     }
     for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
       const tie = tensor(f32(b.map((v, i) => (i % 3 ? v : a[i]))), [300]); // every third element ties
       const bb = await toArray(tie);
-      const cmp = { eq: (x: number, y: number) => x === y, ne: (x: number, y: number) => x !== y, lt: (x: number, y: number) => x < y, le: (x: number, y: number) => x <= y, gt: (x: number, y: number) => x > y, ge: (x: number, y: number) => x >= y }[op];
-      expectAllclose(await toArray(ops.compare(op, ta, tie)), Array.from(a, (v, i) => (cmp(v, bb[i]) ? 1 : 0)), TOL.exact, { label: op });
+      const cmp = {
+        eq: (x: number, y: number) => x === y,
+        ne: (x: number, y: number) => x !== y,
+        lt: (x: number, y: number) => x < y,
+        le: (x: number, y: number) => x <= y,
+        gt: (x: number, y: number) => x > y,
+        ge: (x: number, y: number) => x >= y,
+      }[op];
+      expectAllclose(
+        await toArray(ops.compare(op, ta, tie)),
+        Array.from(a, (v, i) => (cmp(v, bb[i]) ? 1 : 0)),
+        TOL.exact,
+        { label: op },
+      );
       tie.dispose();
     }
     const cond = tensor(f32(a.map((v) => (v > 0 ? 1 : 0))), [300]);
-    expectAllclose(await toArray(ops.where(cond, ta, tb)), Array.from(a, (v, i) => (v > 0 ? v : b[i])), TOL.exact, { label: 'where' });
+    expectAllclose(
+      await toArray(ops.where(cond, ta, tb)),
+      Array.from(a, (v, i) => (v > 0 ? v : b[i])),
+      TOL.exact,
+      { label: 'where' },
+    );
     [ta, tb, cond].forEach((t) => t.dispose());
   });
 });

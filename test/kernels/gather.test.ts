@@ -43,7 +43,6 @@ function embeddingBackwardRef(ids: Int32Array, dout: Float32Array, v: number, d:
   return out;
 }
 
-
 describe('embedding', () => {
   const [V, N, D] = [13, 37, 65];
 
@@ -116,7 +115,10 @@ describe('embedding', () => {
     const dtable = viewOf(tStore, [V, D], [1, V], 0);
     const idT = tensor(ids, [N]);
     embeddingBackwardInto(idT, dout, dtable);
-    expectAllclose(await toArray(dtable), embeddingBackwardRef(ids, doutData, V, D), TOL.gather, { label: 'embedding backward strided', shape: [V, D] });
+    expectAllclose(await toArray(dtable), embeddingBackwardRef(ids, doutData, V, D), TOL.gather, {
+      label: 'embedding backward strided',
+      shape: [V, D],
+    });
     // No ids at all: dtable becomes zeros.
     const none = empty([0], 'i32');
     const dnone = empty([0, D]);
@@ -194,7 +196,10 @@ describe('index_select', () => {
   });
 
   it('dim 0 (outer = 1) and last dim (inner = 1), u32 indices', async () => {
-    for (const l of [{ outer: 1, n: 9, inner: 5 }, { outer: 4, n: 9, inner: 1 }]) {
+    for (const l of [
+      { outer: 1, n: 9, inner: 5 },
+      { outer: 4, n: 9, inner: 1 },
+    ]) {
       const xData = pseudoRandom(l.outer * l.n * l.inner, 31);
       const idx = Uint32Array.from([8, 0, 3, 3, 8, 1]);
       const x = tensor(xData, [l.outer * l.n * l.inner]);

@@ -59,7 +59,9 @@ describe('kernel compile hooks', () => {
     const cache = new PipelineCache(runtime().device, { checkKeys: true });
     cache.get({ key: 'test|check', bindings: ['write'], wgsl: () => kernel(1) });
     expect(() => cache.get({ key: 'test|check', bindings: ['write'], wgsl: () => kernel(1) })).not.toThrow();
-    expect(() => cache.get({ key: 'test|check', bindings: ['write'], wgsl: () => kernel(3) })).toThrow(/key 'test\|check' maps to two different WGSL sources \(first difference at line 3/);
+    expect(() => cache.get({ key: 'test|check', bindings: ['write'], wgsl: () => kernel(3) })).toThrow(
+      /key 'test\|check' maps to two different WGSL sources \(first difference at line 3/,
+    );
     // Without checking (the default), the cached pipeline is returned as before.
     const plain = new PipelineCache(runtime().device);
     const k = plain.get({ key: 'test|check', bindings: ['write'], wgsl: () => kernel(1) });

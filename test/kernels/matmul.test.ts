@@ -56,7 +56,10 @@ let seed = 1;
  * and viewed with swapped strides. bcast0: the first dim is a stride-0 broadcast of one matrix.
  * offset: the view starts `offset` elements into its buffer.
  */
-async function operand(shape: number[], o: { trans?: boolean; dtype?: DType; bcast0?: boolean; offset?: number; scale?: number } = {}): Promise<Operand> {
+async function operand(
+  shape: number[],
+  o: { trans?: boolean; dtype?: DType; bcast0?: boolean; offset?: number; scale?: number } = {},
+): Promise<Operand> {
   const r = shape.length;
   const stored = o.bcast0 ? shape.slice(1) : [...shape];
   const sr = stored.length;
@@ -94,17 +97,29 @@ const ACTS: Record<MatmulActivation, (x: number) => number> = {
 };
 
 interface Case {
-  M: number; K: number; N: number;
-  aBatch?: number[]; bBatch?: number[];
-  transA?: boolean; transB?: boolean;
-  aBcast0?: boolean; bBcast0?: boolean;
-  dtype?: DType; outDtype?: DType;
-  bias?: boolean; activation?: MatmulActivation; residual?: number[] | 'full' | 'transposed';
-  alpha?: number; accumulate?: boolean; transOut?: boolean; offsets?: boolean;
+  M: number;
+  K: number;
+  N: number;
+  aBatch?: number[];
+  bBatch?: number[];
+  transA?: boolean;
+  transB?: boolean;
+  aBcast0?: boolean;
+  bBcast0?: boolean;
+  dtype?: DType;
+  outDtype?: DType;
+  bias?: boolean;
+  activation?: MatmulActivation;
+  residual?: number[] | 'full' | 'transposed';
+  alpha?: number;
+  accumulate?: boolean;
+  transOut?: boolean;
+  offsets?: boolean;
 }
 
 function batchOf(c: Case): number[] {
-  const a = c.aBatch ?? [], b = c.bBatch ?? [];
+  const a = c.aBatch ?? [],
+    b = c.bBatch ?? [];
   const r = Math.max(a.length, b.length);
   return Array.from({ length: r }, (_, i) => Math.max(a[a.length - r + i] ?? 1, b[b.length - r + i] ?? 1));
 }
@@ -137,7 +152,14 @@ async function check(c: Case, config?: MatmulConfig): Promise<string> {
   } else {
     out = empty(outShape, oDt);
   }
-  const opts: MatmulOptions = { bias: bias?.t, residual: res?.t, activation: c.activation, alpha: c.alpha, accumulate: c.accumulate, config };
+  const opts: MatmulOptions = {
+    bias: bias?.t,
+    residual: res?.t,
+    activation: c.activation,
+    alpha: c.alpha,
+    accumulate: c.accumulate,
+    config,
+  };
   matmulInto(a.t, b.t, out, opts);
   const got = await toArray(out);
 
@@ -220,7 +242,10 @@ const NT: Case[] = [
   { M: 19, K: 33, N: 37, transB: true, bias: true, activation: 'gelu', residual: [37], alpha: 0.5, accumulate: true },
   { M: 19, K: 33, N: 37, transA: true, transB: true },
 ];
-const SMOKE: Case[] = [{ M: 65, K: 127, N: 33 }, { M: 36, K: 64, N: 40, transB: true, bias: true, activation: 'silu' }];
+const SMOKE: Case[] = [
+  { M: 65, K: 127, N: 33 },
+  { M: 36, K: 64, N: 40, transB: true, bias: true, activation: 'silu' },
+];
 
 // Cold shader compilation on a loaded 2-core machine can take minutes for a group; a warm Mesa
 // shader cache makes the whole file take seconds.
@@ -264,17 +289,18 @@ describe('matmulInto', () => {
       it('batched, broadcast batch dims, strided out', async () => {
         for (const c of BATCHES) await check(c, cfg);
       });
-      if (level === 'full') it('epilogues', async () => {
-        for (const activation of ['none', 'relu', 'silu', 'gelu', 'gelu_tanh'] as const) {
-          await check({ M: 19, K: 24, N: 37, bias: true, activation }, cfg);
-        }
-        await check({ M: 19, K: 33, N: 37, residual: 'full' }, cfg);
-        await check({ M: 19, K: 33, N: 37, residual: [37], bias: true, activation: 'gelu' }, cfg);
-        await check({ aBatch: [2], M: 19, K: 33, N: 37, residual: [1, 37], alpha: -0.25 }, cfg);
-        await check({ aBatch: [2], M: 19, K: 33, N: 37, residual: 'transposed', accumulate: true }, cfg);
-        await check({ M: 19, K: 32, N: 36, alpha: 0.5, accumulate: true, transOut: true }, cfg);
-        await check({ M: 19, K: 32, N: 36, bias: true, activation: 'silu', residual: 'full', alpha: 2, accumulate: true }, cfg);
-      });
+      if (level === 'full')
+        it('epilogues', async () => {
+          for (const activation of ['none', 'relu', 'silu', 'gelu', 'gelu_tanh'] as const) {
+            await check({ M: 19, K: 24, N: 37, bias: true, activation }, cfg);
+          }
+          await check({ M: 19, K: 33, N: 37, residual: 'full' }, cfg);
+          await check({ M: 19, K: 33, N: 37, residual: [37], bias: true, activation: 'gelu' }, cfg);
+          await check({ aBatch: [2], M: 19, K: 33, N: 37, residual: [1, 37], alpha: -0.25 }, cfg);
+          await check({ aBatch: [2], M: 19, K: 33, N: 37, residual: 'transposed', accumulate: true }, cfg);
+          await check({ M: 19, K: 32, N: 36, alpha: 0.5, accumulate: true, transOut: true }, cfg);
+          await check({ M: 19, K: 32, N: 36, bias: true, activation: 'silu', residual: 'full', alpha: 2, accumulate: true }, cfg);
+        });
       it('f16 inputs and outputs (f32 accumulation)', async (ctx) => {
         requireFeature(ctx, 'shader-f16');
         await check({ M: 33, K: 64, N: 36, dtype: 'f16' }, cfg);

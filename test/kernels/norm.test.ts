@@ -54,7 +54,15 @@ function stats(x: ArrayLike<number>, rows: number, D: number, eps: number, rms: 
  * terms cancel almost completely when D = 1, where dx = rstd·g·eps/(x² + eps) for RMSNorm), and
  * the per-column Σ|dy·x̂| and Σ|dy| for the column sums.
  */
-function grads(x: ArrayLike<number>, w: ArrayLike<number> | null, dy: ArrayLike<number>, rows: number, D: number, eps: number, rms: boolean) {
+function grads(
+  x: ArrayLike<number>,
+  w: ArrayLike<number> | null,
+  dy: ArrayLike<number>,
+  rows: number,
+  D: number,
+  eps: number,
+  rms: boolean,
+) {
   const { mu, rstd } = stats(x, rows, D, eps, rms);
   const dx = new Float64Array(rows * D);
   const dw = new Float64Array(D);
@@ -185,9 +193,16 @@ describe('norm gradients and numerics', () => {
       const fb = (a: NDArray) => layerNorm(X, [D], W, a, eps);
       const ref = grads(xh, wh, dyh, rows, D, eps, rms);
       const name = rms ? 'rmsNorm' : 'layerNorm';
-      expectAllclose(ref.dx, numericalVjp(fx, X, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dx vs finite differences` });
-      expectAllclose(ref.dw, numericalVjp(fw, W, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dweight vs finite differences` });
-      if (!rms) expectAllclose(ref.db, numericalVjp(fb, B, up).data, derived({ atol: 1e-6, rtol: 0 }), { label: `${name} analytic dbias vs finite differences` });
+      expectAllclose(ref.dx, numericalVjp(fx, X, up).data, derived({ atol: 1e-6, rtol: 0 }), {
+        label: `${name} analytic dx vs finite differences`,
+      });
+      expectAllclose(ref.dw, numericalVjp(fw, W, up).data, derived({ atol: 1e-6, rtol: 0 }), {
+        label: `${name} analytic dweight vs finite differences`,
+      });
+      if (!rms)
+        expectAllclose(ref.db, numericalVjp(fb, B, up).data, derived({ atol: 1e-6, rtol: 0 }), {
+          label: `${name} analytic dbias vs finite differences`,
+        });
 
       // The kernels against the finite differences directly.
       const x = tensor(xh, [rows, D]);
@@ -207,10 +222,17 @@ describe('norm gradients and numerics', () => {
         layerNormInto(x, w, b, eps, y, mean, rstd);
         layerNormBackwardInto(x, w, mean, rstd, dy, dx, dw, db);
       }
-      expectAllclose(await read(dx), numericalVjp(fx, X, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dx vs finite differences` });
-      expectAllclose(await read(dw), numericalVjp(fw, W, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dweight vs finite differences` });
+      expectAllclose(await read(dx), numericalVjp(fx, X, up).data, derived({ atol: 2e-5, rtol: 0 }), {
+        label: `${name} kernel dx vs finite differences`,
+      });
+      expectAllclose(await read(dw), numericalVjp(fw, W, up).data, derived({ atol: 2e-5, rtol: 0 }), {
+        label: `${name} kernel dweight vs finite differences`,
+      });
       const dbGot = await read(db);
-      if (!rms) expectAllclose(dbGot, numericalVjp(fb, B, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${name} kernel dbias vs finite differences` });
+      if (!rms)
+        expectAllclose(dbGot, numericalVjp(fb, B, up).data, derived({ atol: 2e-5, rtol: 0 }), {
+          label: `${name} kernel dbias vs finite differences`,
+        });
       [x, w, b, dy, y, mean, rstd].forEach((t) => t.dispose());
     }
   });
@@ -258,7 +280,9 @@ describe('norm gradients and numerics', () => {
     expectAllclose(await read(y), wantY, TOL.norm, { label: 'rmsNorm f16 in' });
     const ref = grads(xh, wh, dyh, rows, D, 1e-6, true);
     expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: 'rmsNorm f16 dx' });
-    expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 1e-3 }), { label: 'rmsNorm f16 dweight (f16 output)' });
+    expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 1e-3 }), {
+      label: 'rmsNorm f16 dweight (f16 output)',
+    });
     [x, w, dy, rstdBig].forEach((t) => t.dispose());
   });
 
@@ -272,7 +296,10 @@ describe('norm gradients and numerics', () => {
     const bh = randn(D, 14, 0.5);
     const x = tensor(xh, [rows, D]);
     const dy = tensor(dyh, [rows, D]);
-    for (const [useW, useB] of [[true, false], [false, true]]) {
+    for (const [useW, useB] of [
+      [true, false],
+      [false, true],
+    ]) {
       const w = useW ? tensor(wh, [D]) : undefined;
       const b = useB ? tensor(bh, [D]) : undefined;
       const y = empty([rows, D]);
@@ -288,8 +315,10 @@ describe('norm gradients and numerics', () => {
       const label = useW ? 'weight only' : 'bias only';
       expectAllclose(await read(y), wantY, TOL.norm, { label: `layerNorm y, ${label}` });
       expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: `layerNorm dx, ${label}` });
-      if (dw) expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 0 }), { label: `layerNorm dweight, ${label}` });
-      if (db) expectAllclose(await read(db), ref.db, derived({ atol: 2e-5 * ref.dbScale, rtol: 0 }), { label: `layerNorm dbias, ${label}` });
+      if (dw)
+        expectAllclose(await read(dw), ref.dw, derived({ atol: 2e-5 * ref.dwScale, rtol: 0 }), { label: `layerNorm dweight, ${label}` });
+      if (db)
+        expectAllclose(await read(db), ref.db, derived({ atol: 2e-5 * ref.dbScale, rtol: 0 }), { label: `layerNorm dbias, ${label}` });
       [w, b, mean, rstd].forEach((t) => t?.dispose());
     }
     [x, dy].forEach((t) => t.dispose());

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { runtime } from '../../src/gpu/runtime.js';
 import { adamwStep, clipScale, emaUpdate, groupsPerDispatch, sgdStep, sumOfSquares, type AdamWHyper } from '../../src/kernels/optim.js';
 import { tensor, toArray, zeros } from '../../src/tensor/creation.js';
-import { viewOf, type Tensor } from '../../src/tensor/tensor.js';
+import { viewOf } from '../../src/tensor/tensor.js';
 import { expectTensorAllclose, TOL } from '../helpers/compare.js';
 import { uniformF32 } from '../helpers/random.js';
 import { settleGarbage, useGpu } from '../helpers/setup.js';
@@ -44,15 +44,31 @@ describe('adamwStep', () => {
       const params = init0.map((d) => tensor(d, [d.length]));
       const ms = SIZES.map((n) => zeros([n]));
       const vs = SIZES.map((n) => zeros([n]));
-      const ref: AdamState[] = init0.map((d) => ({ p: Float64Array.from(d), m: new Float64Array(d.length), v: new Float64Array(d.length) }));
+      const ref: AdamState[] = init0.map((d) => ({
+        p: Float64Array.from(d),
+        m: new Float64Array(d.length),
+        v: new Float64Array(d.length),
+      }));
       const k = Math.min(groupsPerDispatch(4, 0), maxPerDispatch ?? Infinity);
       const compiledBefore = rt.pipelines.compiled;
       for (let step = 1; step <= 5; step++) {
-        const h: AdamWHyper = { lr: 1e-2 * step, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step, gradScale: step === 3 ? 0.25 : undefined };
+        const h: AdamWHyper = {
+          lr: 1e-2 * step,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0.05,
+          step,
+          gradScale: step === 3 ? 0.25 : undefined,
+        };
         const gHost = SIZES.map((n, j) => uniformF32(n, 100 * step + j, 2));
         const grads = gHost.map((d) => tensor(d, [d.length]));
         const before = rt.counters.dispatches;
-        adamwStep(SIZES.map((_, j) => ({ param: params[j], grad: grads[j], m: ms[j], v: vs[j] })), h, { maxPerDispatch });
+        adamwStep(
+          SIZES.map((_, j) => ({ param: params[j], grad: grads[j], m: ms[j], v: vs[j] })),
+          h,
+          { maxPerDispatch },
+        );
         expect(rt.counters.dispatches - before).toBe(Math.ceil(SIZES.length / k));
         ref.forEach((s, j) => adamwRef(s, gHost[j], h));
         grads.forEach((g) => g.dispose());
@@ -77,7 +93,12 @@ describe('adamwStep', () => {
     const vFlat = zeros([total]);
     let off = 0;
     const groups = sizes.map((n, j) => {
-      const g = { param: viewOf(flat, [n], [1], off), grad: tensor(uniformF32(n, 50 + j), [n]), m: viewOf(mFlat, [n], [1], off), v: viewOf(vFlat, [n], [1], off) };
+      const g = {
+        param: viewOf(flat, [n], [1], off),
+        grad: tensor(uniformF32(n, 50 + j), [n]),
+        m: viewOf(mFlat, [n], [1], off),
+        v: viewOf(vFlat, [n], [1], off),
+      };
       off += n;
       return g;
     });
@@ -99,9 +120,29 @@ describe('adamwStep', () => {
 
   it('rejects mismatched sizes and a grad sharing the param buffer', () => {
     const p = zeros([4]);
-    expect(() => adamwStep([{ param: p, grad: zeros([3]), m: zeros([4]), v: zeros([4]) }], { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1, weightDecay: 0, step: 1 })).toThrow(/grad has 3 elements/);
-    expect(() => adamwStep([{ param: p, grad: p, m: zeros([4]), v: zeros([4]) }], { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1, weightDecay: 0, step: 1 })).toThrow(/binds one buffer twice/);
-    expect(() => adamwStep([{ param: p, grad: zeros([4]), m: zeros([4]), v: zeros([4]) }], { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1, weightDecay: 0, step: 0 })).toThrow(/step/);
+    expect(() =>
+      adamwStep([{ param: p, grad: zeros([3]), m: zeros([4]), v: zeros([4]) }], {
+        lr: 1,
+        beta1: 0.9,
+        beta2: 0.9,
+        eps: 1,
+        weightDecay: 0,
+        step: 1,
+      }),
+    ).toThrow(/grad has 3 elements/);
+    expect(() =>
+      adamwStep([{ param: p, grad: p, m: zeros([4]), v: zeros([4]) }], { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1, weightDecay: 0, step: 1 }),
+    ).toThrow(/binds one buffer twice/);
+    expect(() =>
+      adamwStep([{ param: p, grad: zeros([4]), m: zeros([4]), v: zeros([4]) }], {
+        lr: 1,
+        beta1: 0.9,
+        beta2: 0.9,
+        eps: 1,
+        weightDecay: 0,
+        step: 0,
+      }),
+    ).toThrow(/step/);
   });
 });
 
@@ -160,7 +201,9 @@ describe('sgdStep', () => {
   }
 
   it('needs a momentum buffer per group when momentum > 0', () => {
-    expect(() => sgdStep([{ param: zeros([2]), grad: zeros([2]) }], { lr: 1, momentum: 0.9, firstStep: true })).toThrow(/no momentum buffer/);
+    expect(() => sgdStep([{ param: zeros([2]), grad: zeros([2]) }], { lr: 1, momentum: 0.9, firstStep: true })).toThrow(
+      /no momentum buffer/,
+    );
   });
 });
 
@@ -174,7 +217,10 @@ describe('emaUpdate', () => {
       const pHost = SIZES.map((n, j) => uniformF32(n, 500 + 10 * s + j));
       const ps = pHost.map((d) => tensor(d, [d.length]));
       const before = runtime().counters.dispatches;
-      emaUpdate(SIZES.map((_, j) => ({ ema: emas[j], param: ps[j] })), decay);
+      emaUpdate(
+        SIZES.map((_, j) => ({ ema: emas[j], param: ps[j] })),
+        decay,
+      );
       expect(runtime().counters.dispatches - before).toBe(Math.ceil(SIZES.length / groupsPerDispatch(2, 0)));
       ref.forEach((e, j) => {
         for (let i = 0; i < e.length; i++) e[i] = decay * e[i] + (1 - decay) * pHost[j][i];
@@ -262,12 +308,22 @@ describe('clipping through the GPU scale buffer', () => {
       for (let step = 1; step <= 3; step++) {
         sumOfSquares(grads, sumsq);
         clipScale(sumsq, maxNorm, scale);
-        adamwStep(SIZES.map((_, j) => ({ param: gpu.p[j], grad: grads[j], m: gpu.m[j], v: gpu.v[j] })), { ...h, step, gradScaleBuffer: scale });
-        adamwStep(SIZES.map((_, j) => ({ param: host.p[j], grad: grads[j], m: host.m[j], v: host.v[j] })), { ...h, step, gradScale: hostScale });
+        adamwStep(
+          SIZES.map((_, j) => ({ param: gpu.p[j], grad: grads[j], m: gpu.m[j], v: gpu.v[j] })),
+          { ...h, step, gradScaleBuffer: scale },
+        );
+        adamwStep(
+          SIZES.map((_, j) => ({ param: host.p[j], grad: grads[j], m: host.m[j], v: host.v[j] })),
+          { ...h, step, gradScale: hostScale },
+        );
       }
       expect(rt.counters.readbacks).toBe(readbacks);
       await expectTensorAllclose(scale, [hostScale], TOL.optimizer, { label: 'scale', tighten: { rtol: 1e-6 } });
-      const ref: AdamState[] = pHost.map((d) => ({ p: Float64Array.from(d), m: new Float64Array(d.length), v: new Float64Array(d.length) }));
+      const ref: AdamState[] = pHost.map((d) => ({
+        p: Float64Array.from(d),
+        m: new Float64Array(d.length),
+        v: new Float64Array(d.length),
+      }));
       for (let step = 1; step <= 3; step++) ref.forEach((s, j) => adamwRef(s, gHost[j], { ...h, step, gradScale: hostScale }));
       for (let j = 0; j < SIZES.length; j++) {
         const hostP = await toArray(host.p[j]);
@@ -278,7 +334,10 @@ describe('clipping through the GPU scale buffer', () => {
       // SGD with momentum through the same buffer, plus a host gradScale on top.
       const sp = pHost.map((d) => tensor(d, [d.length]));
       const sb = SIZES.map((n) => zeros([n]));
-      sgdStep(SIZES.map((_, j) => ({ param: sp[j], grad: grads[j], momentum: sb[j] })), { lr: 0.1, momentum: 0.9, firstStep: true, gradScale: 0.5, gradScaleBuffer: scale });
+      sgdStep(
+        SIZES.map((_, j) => ({ param: sp[j], grad: grads[j], momentum: sb[j] })),
+        { lr: 0.1, momentum: 0.9, firstStep: true, gradScale: 0.5, gradScaleBuffer: scale },
+      );
       for (let j = 0; j < SIZES.length; j++) {
         const r = Array.from(pHost[j], (p, i) => p - 0.1 * gHost[j][i] * 0.5 * hostScale);
         await expectTensorAllclose(sp[j], r, TOL.optimizer, { label: `sgd clipped param ${j}` });

@@ -12,7 +12,7 @@ import { argmax, max, mean, min, nd, sum, variance, type NDArray } from '../../s
 import { runtime } from '../../src/gpu/runtime.js';
 import { reduceInto, setReductionMode, varianceInto, type ReduceLayout, type ReduceOp } from '../../src/kernels/reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
-import { empty, Tensor, viewOf } from '../../src/tensor/tensor.js';
+import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import type { View } from '../../src/kernels/view.js';
 import { derived, expectAllclose, TOL } from '../helpers/compare.js';
 import { randn, randomData } from '../helpers/random.js';
@@ -32,7 +32,10 @@ function gather(data: ArrayLike<number>, L: StridedLayout): NDArray {
 }
 
 function reference(g: NDArray, op: ReduceOp | 'var0' | 'var1' | 'var2'): Float64Array {
-  const neg = nd(g.data.map((v) => -v), g.shape);
+  const neg = nd(
+    g.data.map((v) => -v),
+    g.shape,
+  );
   switch (op) {
     case 'sum':
       return sum(g, 1).data;
@@ -47,7 +50,13 @@ function reference(g: NDArray, op: ReduceOp | 'var0' | 'var1' | 'var2'): Float64
     case 'argmin':
       return argmax(neg, 1).data; // NaN counts as the extreme either way, first occurrence wins
     case 'sumsq':
-      return sum(nd(g.data.map((v) => v * v), g.shape), 1).data;
+      return sum(
+        nd(
+          g.data.map((v) => v * v),
+          g.shape,
+        ),
+        1,
+      ).data;
     case 'var0':
       return variance(g, 1, { correction: 0 }).data;
     case 'var1':
@@ -177,7 +186,9 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
       ['uniform', Float32Array.from(randomData(N, 77, 0, 1))],
     ] as const) {
       const x = tensor(host, [N]);
-      const outs = (['sum', 'mean', 'sumsq', 'max', 'argmax'] as const).map((op) => [op, empty([1], op === 'argmax' ? 'i32' : 'f32')] as const);
+      const outs = (['sum', 'mean', 'sumsq', 'max', 'argmax'] as const).map(
+        (op) => [op, empty([1], op === 'argmax' ? 'i32' : 'f32')] as const,
+      );
       const before = runtime().counters.dispatches;
       reduceInto(x, { outer: 1, R: N, inner: 1, sOuter: N, sR: 1, sInner: 1 }, outs[0][1], 'sum');
       expect(runtime().counters.dispatches - before, 'chunk partials, then their reduction').toBeGreaterThanOrEqual(2);
@@ -212,9 +223,19 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     host[3 * R + 100] = Infinity; // row 3: ±inf
     host[3 * R + 120] = -Infinity;
     const x = tensor(host, [rows, R]);
-    await checkAll(x, host, { outer: rows, R, inner: 1, sOuter: R, sR: 1, sInner: 1, offset: 0 }, 'ties/NaN', ['max', 'min', 'argmax', 'argmin']);
+    await checkAll(x, host, { outer: rows, R, inner: 1, sOuter: R, sR: 1, sInner: 1, offset: 0 }, 'ties/NaN', [
+      'max',
+      'min',
+      'argmax',
+      'argmin',
+    ]);
     // Same data read column-wise (columns strategy).
-    await checkAll(x, host, { outer: 1, R: rows, inner: R, sOuter: 0, sR: R, sInner: 1, offset: 0 }, 'ties/NaN columns', ['max', 'min', 'argmax', 'argmin']);
+    await checkAll(x, host, { outer: 1, R: rows, inner: R, sOuter: 0, sR: R, sInner: 1, offset: 0 }, 'ties/NaN columns', [
+      'max',
+      'min',
+      'argmax',
+      'argmin',
+    ]);
     x.dispose();
   });
 });
@@ -223,7 +244,9 @@ describe('reduce edge cases', () => {
   it('empty R: sum 0, mean NaN, var NaN; max throws; R = 1 variance with correction 1 is NaN', async () => {
     const x = tensor(new Float32Array([1, 2, 3]), [3]);
     const outs = ['sum', 'mean', 'sumsq'].map(() => empty([3]));
-    (['sum', 'mean', 'sumsq'] as const).forEach((op, k) => reduceInto(x, { outer: 3, R: 0, inner: 1, sOuter: 1, sR: 1, sInner: 1 }, outs[k], op));
+    (['sum', 'mean', 'sumsq'] as const).forEach((op, k) =>
+      reduceInto(x, { outer: 3, R: 0, inner: 1, sOuter: 1, sR: 1, sInner: 1 }, outs[k], op),
+    );
     expect(Array.from(await toArray(outs[0]))).toEqual([0, 0, 0]);
     expect(Array.from(await toArray(outs[1])).every(Number.isNaN)).toBe(true);
     expect(Array.from(await toArray(outs[2]))).toEqual([0, 0, 0]);

@@ -8,7 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { interpolate, nd } from '../../src/cpu/index.js';
 import { runtime } from '../../src/gpu/runtime.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
-import { axisTaps, interpolateInto, releaseResampleTables, resampleTableCount, type ResampleMode, type ResampleOptions } from '../../src/kernels/resample.js';
+import {
+  axisTaps,
+  interpolateInto,
+  releaseResampleTables,
+  resampleTableCount,
+  type ResampleMode,
+  type ResampleOptions,
+} from '../../src/kernels/resample.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, viewOf, type Tensor } from '../../src/tensor/tensor.js';
 import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
@@ -32,18 +39,36 @@ async function gpuInterpolate(x: Tensor, size: [number, number], mode: ResampleM
   return data;
 }
 
-async function check(shape: [number, number, number, number], size: [number, number], mode: ResampleMode, opts: ResampleOptions = {}, seed = 1): Promise<void> {
-  const data = pseudoRandom(shape.reduce((a, b) => a * b, 1), seed);
+async function check(
+  shape: [number, number, number, number],
+  size: [number, number],
+  mode: ResampleMode,
+  opts: ResampleOptions = {},
+  seed = 1,
+): Promise<void> {
+  const data = pseudoRandom(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   const x = tensor(data, shape);
   const got = await gpuInterpolate(x, size, mode, opts);
   x.dispose();
   const want = interpolate(nd(data, shape), size, mode, { ...opts, float32Coords: true });
-  expectAllclose(got, want.data, TOL.resample, { shape: want.shape, label: `${mode} [${shape.join(',')}] -> [${size.join(',')}] ${JSON.stringify(opts)}` });
+  expectAllclose(got, want.data, TOL.resample, {
+    shape: want.shape,
+    label: `${mode} [${shape.join(',')}] -> [${size.join(',')}] ${JSON.stringify(opts)}`,
+  });
 }
 
 describe('resample taps', () => {
   it('plain taps sum to 1 and stay in range', () => {
-    for (const [i, o] of [[256, 224], [5, 11], [37, 16], [1, 4], [4, 1]]) {
+    for (const [i, o] of [
+      [256, 224],
+      [5, 11],
+      [37, 16],
+      [1, 4],
+      [4, 1],
+    ]) {
       for (const mode of ['bilinear', 'bicubic'] as const) {
         for (const alignCorners of [false, true]) {
           for (const antialias of [false, true]) {
@@ -98,7 +123,8 @@ describe('interpolateInto (antialias)', () => {
     const x = viewOf(base, [1, d, s, s], [s * s * d, 1, s * d, d], 0);
     const got = await gpuInterpolate(x, [16, 16], 'bicubic', { antialias: true });
     const nchw = new Float64Array(d * s * s);
-    for (let c = 0; c < d; c++) for (let h = 0; h < s; h++) for (let w = 0; w < s; w++) nchw[(c * s + h) * s + w] = data[(h * s + w) * d + c];
+    for (let c = 0; c < d; c++)
+      for (let h = 0; h < s; h++) for (let w = 0; w < s; w++) nchw[(c * s + h) * s + w] = data[(h * s + w) * d + c];
     const want = interpolate(nd(nchw, [1, d, s, s]), [16, 16], 'bicubic', { antialias: true, float32Coords: true });
     expectAllclose(got, want.data, TOL.resample, { shape: want.shape, label: 'aa bicubic 37->16' });
     x.dispose();
@@ -162,7 +188,11 @@ describe('interpolateInto (runtime behaviour)', () => {
     const rounded = Float64Array.from(await toArray(x));
     const want = interpolate(nd(rounded, [1, 2, 12, 10]), [7, 15], 'bicubic', { float32Coords: true });
     // One f16 rounding of the output: 2e-3 of the largest value (never more than TOL.f16's atol).
-    expectAllclose(got, want.data, TOL.f16, { shape: want.shape, label: 'f16', tighten: { atol: 2e-3 * Math.min(1, maxAbs(want.data)), rtol: 0 } });
+    expectAllclose(got, want.data, TOL.f16, {
+      shape: want.shape,
+      label: 'f16',
+      tighten: { atol: 2e-3 * Math.min(1, maxAbs(want.data)), rtol: 0 },
+    });
     x.dispose();
     out.dispose();
   });

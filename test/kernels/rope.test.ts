@@ -48,12 +48,7 @@ function transposeRef(g: ArrayLike<number>, cos: ArrayLike<number>, sin: ArrayLi
 const f64 = (a: ArrayLike<number>) => ({ data: Float64Array.from(a), shape: [] as number[] });
 
 describe('ropeInto', () => {
-  it.each([
-    [[2, 3, 16, 8]],
-    [[7, 6]],
-    [[5, 1, 3, 9, 4]],
-    [[2, 65, 12]],
-  ])('x %j matches the float64 reference', async (shape) => {
+  it.each([[[2, 3, 16, 8]], [[7, 6]], [[5, 1, 3, 9, 4]], [[2, 65, 12]]])('x %j matches the float64 reference', async (shape) => {
     const [n, d] = shape.slice(-2);
     const size = shape.reduce((a, b) => a * b, 1);
     const xd = uniform(size, 3 + size);

@@ -113,8 +113,14 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax famil
     // And against the exact float64 gradient at x (the kernel's y carries f32 rounding).
     const es = softmaxGrad(wantP, dyh, rows, C);
     const el = logSoftmaxGrad(wantLp, dyh, rows, C);
-    expectAllclose(gotS, es, derived({ atol: 2e-6 * maxAbs(es) + 1e-7, rtol: 1e-4 }), { label: 'softmaxBackward vs exact', shape: [rows, C] });
-    expectAllclose(gotL, el, derived({ atol: 2e-6 * maxAbs(el) + 1e-7, rtol: 1e-4 }), { label: 'logSoftmaxBackward vs exact', shape: [rows, C] });
+    expectAllclose(gotS, es, derived({ atol: 2e-6 * maxAbs(es) + 1e-7, rtol: 1e-4 }), {
+      label: 'softmaxBackward vs exact',
+      shape: [rows, C],
+    });
+    expectAllclose(gotL, el, derived({ atol: 2e-6 * maxAbs(el) + 1e-7, rtol: 1e-4 }), {
+      label: 'logSoftmaxBackward vs exact',
+      shape: [rows, C],
+    });
     x.dispose();
     dy.dispose();
   });
@@ -137,7 +143,10 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax famil
     expectAllclose(await read(loss), ref.loss, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy loss' });
     expectAllclose(await read(loss2), ref.loss, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy loss (no logProbs)' });
     expectAllclose(await read(logp), ref.lp, derived({ atol: lossTol, rtol: 0 }), { label: 'crossEntropy logProbs', shape: [rows, C] });
-    expectAllclose(await read(grad), ref.grad, derived({ atol: 1e-7 / rows, rtol: 2e-5 }), { label: 'crossEntropyBackward', shape: [rows, C] });
+    expectAllclose(await read(grad), ref.grad, derived({ atol: 1e-7 / rows, rtol: 2e-5 }), {
+      label: 'crossEntropyBackward',
+      shape: [rows, C],
+    });
     x.dispose();
     labels.dispose();
   });
@@ -162,7 +171,9 @@ describe('softmax numerics and gradients', () => {
       fwd(x, y);
       bwd(y, dy, dx);
       y.dispose();
-      expectAllclose(await read(dx), numericalVjp(oracle, xs, up).data, derived({ atol: 2e-5, rtol: 0 }), { label: `${kind} vs finite differences` });
+      expectAllclose(await read(dx), numericalVjp(oracle, xs, up).data, derived({ atol: 2e-5, rtol: 0 }), {
+        label: `${kind} vs finite differences`,
+      });
     }
     // Cross entropy: d(mean loss)/dlogits.
     const lab = Int32Array.of(3, 0);
@@ -242,7 +253,9 @@ describe('softmax numerics and gradients', () => {
     crossEntropyInto(x, labels, loss);
     expectAllclose(await read(p), softmax(f64(xh, [rows, C]), 1).data, TOL.softmax, { label: 'softmax 70000 rows' });
     const ref = crossEntropyRef(xh, lab, rows, C, 1);
-    expectAllclose(await read(loss), ref.loss, derived({ atol: 2e-6 * (1 + maxAbs(ref.lp)), rtol: 0 }), { label: 'crossEntropy 70000 rows' });
+    expectAllclose(await read(loss), ref.loss, derived({ atol: 2e-6 * (1 + maxAbs(ref.lp)), rtol: 0 }), {
+      label: 'crossEntropy 70000 rows',
+    });
     [x, labels].forEach((t) => t.dispose());
   });
 

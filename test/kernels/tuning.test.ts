@@ -21,9 +21,15 @@ describe('tuning table', () => {
       general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
       kContiguous: { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
     });
-    expect(chooseMatmulConfig({ device: 'SwiftShader Device (Subzero)' })).toEqual({ general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } });
-    expect(chooseMatmulConfig({ vendor: 'nvidia', device: 'NVIDIA H200' })).toEqual({ general: { kind: 'shared', wgX: 16, wgY: 16, rm: 8, rn: 8, tk: 16 } });
-    expect(chooseMatmulConfig({ vendor: 'amd', description: 'Radeon' })).toEqual({ general: { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 } });
+    expect(chooseMatmulConfig({ device: 'SwiftShader Device (Subzero)' })).toEqual({
+      general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
+    });
+    expect(chooseMatmulConfig({ vendor: 'nvidia', device: 'NVIDIA H200' })).toEqual({
+      general: { kind: 'shared', wgX: 16, wgY: 16, rm: 8, rn: 8, tk: 16 },
+    });
+    expect(chooseMatmulConfig({ vendor: 'amd', description: 'Radeon' })).toEqual({
+      general: { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 },
+    });
   });
 
   it('attention: loops over D on CPU adapters, staged unrolled tiles elsewhere', () => {
@@ -44,7 +50,8 @@ describe('tuning table', () => {
         const cfg = chooseAttentionConfig(d, pass);
         expect({ ...cfg, stage: 0 }).toEqual({ ...row.attention[pass], stage: 0 });
         expect(cfg.stage).toBeLessThanOrEqual(row.attention[pass].stage);
-        if (cfg.stage > cfg.unroll) expect(cfg.stage * (2 * Math.ceil(d / 4) * 16 + 8)).toBeLessThanOrEqual(rt.limits.maxComputeWorkgroupStorageSize);
+        if (cfg.stage > cfg.unroll)
+          expect(cfg.stage * (2 * Math.ceil(d / 4) * 16 + 8)).toBeLessThanOrEqual(rt.limits.maxComputeWorkgroupStorageSize);
       }
     }
   });
@@ -66,7 +73,8 @@ describe('adapter capabilities', () => {
     expect(c.f16).toBe(rt.features.has('shader-f16'));
     expect(c.timestampQuery).toBe(rt.features.has('timestamp-query'));
     expect(c.software).toBe(softwareAdapter([c.vendor, c.architecture, c.device, c.description].join(' ').toLowerCase()));
-    if (c.subgroupMinSize !== undefined && c.subgroupMaxSize !== undefined) expect(c.subgroupMinSize).toBeLessThanOrEqual(c.subgroupMaxSize);
+    if (c.subgroupMinSize !== undefined && c.subgroupMaxSize !== undefined)
+      expect(c.subgroupMinSize).toBeLessThanOrEqual(c.subgroupMaxSize);
   });
 
   it('recognise software adapters by name', () => {

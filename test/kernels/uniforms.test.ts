@@ -26,7 +26,17 @@ describe('uniforms', () => {
     // v aligns to 16 bytes; the struct rounds up to a multiple of 16.
     expect(P.byteSize).toBe(48);
     const words = P.pack({ n: 7, alpha: 0.5, v: [1, 2, 3, 4], stride: [-1, 5] });
-    expect(Array.from(words)).toEqual([7, new Uint32Array(new Float32Array([0.5]).buffer)[0], 0, 0, ...new Uint32Array(new Float32Array([1, 2, 3, 4]).buffer), 0xffffffff, 5, 0, 0]);
+    expect(Array.from(words)).toEqual([
+      7,
+      new Uint32Array(new Float32Array([0.5]).buffer)[0],
+      0,
+      0,
+      ...new Uint32Array(new Float32Array([1, 2, 3, 4]).buffer),
+      0xffffffff,
+      5,
+      0,
+      0,
+    ]);
   });
 
   it('rejects missing, unknown and out-of-range values, and layouts over the uniform slot', () => {

@@ -37,8 +37,14 @@ describe('fused and unfused activations', () => {
     it(`${act}: matmul epilogue == matmul then map, bitwise`, async () => {
       const [M, K, N] = [37, 5, 29];
       const a = tensor(values(M * K, 3), [M, K]);
-      const b = tensor(values(K * N, 7).map((v) => v / 4), [K, N]);
-      const bias = tensor(values(N, 11).map((v) => v / 8), [N]);
+      const b = tensor(
+        values(K * N, 7).map((v) => v / 4),
+        [K, N],
+      );
+      const bias = tensor(
+        values(N, 11).map((v) => v / 8),
+        [N],
+      );
       const fused = empty([M, N]);
       const plain = empty([M, N]);
       const unfused = empty([M, N]);
@@ -52,7 +58,8 @@ describe('fused and unfused activations', () => {
       // Both right too: the float64 activation of the f32 pre-activation, within an erf good to
       // 1e-7 (scaled by |x|) plus a few f32 roundings of the result (exp is not correctly rounded).
       let bad = -1;
-      for (let i = 0; i < p.length && bad < 0; i++) if (!(Math.abs(f[i] - ref(p[i])) <= 1e-7 * Math.abs(p[i]) + 1e-6 * Math.abs(ref(p[i])))) bad = i;
+      for (let i = 0; i < p.length && bad < 0; i++)
+        if (!(Math.abs(f[i] - ref(p[i])) <= 1e-7 * Math.abs(p[i]) + 1e-6 * Math.abs(ref(p[i])))) bad = i;
       expect(bad, `element ${bad}: x = ${p[bad]}, got ${f[bad]}, float64 ${ref(p[bad])}`).toBe(-1);
       for (const t of [a, b, bias, fused, plain, unfused]) t.dispose();
     });

@@ -17,10 +17,28 @@ beforeAll(async () => {
 
 describe('wgsl/ snapshots', () => {
   it('covers the core kernels and nothing stale', () => {
-    const files = readdirSync(dir).filter((f) => f.endsWith('.wgsl')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.wgsl'))
+      .sort();
     expect(files).toEqual(snapshots.map((s) => s.file).sort());
-    for (const prefix of ['matmul-register', 'matmul-splitk', 'attention-forward', 'attention-backward-dq', 'attention-backward-dkdv', 'layernorm-forward', 'layernorm-backward', 'rmsnorm-forward', 'rmsnorm-backward', 'softmax', 'elementwise', 'adamw']) {
-      expect(files.some((f) => f.startsWith(prefix)), prefix).toBe(true);
+    for (const prefix of [
+      'matmul-register',
+      'matmul-splitk',
+      'attention-forward',
+      'attention-backward-dq',
+      'attention-backward-dkdv',
+      'layernorm-forward',
+      'layernorm-backward',
+      'rmsnorm-forward',
+      'rmsnorm-backward',
+      'softmax',
+      'elementwise',
+      'adamw',
+    ]) {
+      expect(
+        files.some((f) => f.startsWith(prefix)),
+        prefix,
+      ).toBe(true);
     }
   });
 
@@ -34,7 +52,9 @@ describe('wgsl/ snapshots', () => {
     const device = runtime().device;
     const caps = runtime().caps;
     // A kernel that enables a feature this adapter lacks cannot be checked here (none today on lavapipe).
-    const checkable = snapshots.filter((s) => (caps.f16 || !/enable f16;/.test(s.source)) && (caps.subgroups || !/enable subgroups;/.test(s.source)));
+    const checkable = snapshots.filter(
+      (s) => (caps.f16 || !/enable f16;/.test(s.source)) && (caps.subgroups || !/enable subgroups;/.test(s.source)),
+    );
     expect(checkable.length).toBeGreaterThan(snapshots.length / 2);
     for (const s of checkable) {
       device.pushErrorScope('validation');

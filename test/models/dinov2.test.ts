@@ -59,7 +59,9 @@ describe('Dinov2 (no registers) golden', () => {
     bad.delete('layernorm.bias');
     bad.set('extra.weight', { shape: [1], data: new Float32Array(1) });
     bad.set('embeddings.cls_token', { shape: [1, 2, 48], data: new Float32Array(96) });
-    expect(() => model.loadStateDict(bad)).toThrow(/missing keys \(1\): layernorm.bias[\s\S]*unexpected keys \(1\): extra.weight[\s\S]*embeddings.cls_token: checkpoint \[1, 2, 48\] vs model \[1, 1, 48\]/);
+    expect(() => model.loadStateDict(bad)).toThrow(
+      /missing keys \(1\): layernorm.bias[\s\S]*unexpected keys \(1\): extra.weight[\s\S]*embeddings.cls_token: checkpoint \[1, 2, 48\] vs model \[1, 1, 48\]/,
+    );
     model.dispose();
   });
 });

@@ -58,7 +58,10 @@ for (const name of ['dit_small', 'dit_gelu_ln_p2']) {
         sd.set('input.x', x);
         const errors = await gradientErrors(g, sd);
         // Every trainable tensor of the model has a reference gradient (none skipped).
-        const trainable = m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k);
+        const trainable = m
+          .namedParameters()
+          .filter(([, t]) => t.requiresGrad)
+          .map(([k]) => k);
         for (const k of trainable) expect(errors.has(k), `no reference gradient for ${k}`).toBe(true);
         expect(errors.has('input.x')).toBe(true);
         for (const [k, err] of errors) expect(err, `${k}: rel err ${err}`).toBeLessThan(1e-3);

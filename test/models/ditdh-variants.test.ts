@@ -49,7 +49,10 @@ describe('DiTDH golden: SwiGLU off, LayerNorm, no RoPE', () => {
       const sd = m.stateDict();
       sd.set('input.x', x);
       const errors = await gradientErrors(g, sd);
-      const trainable = m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k);
+      const trainable = m
+        .namedParameters()
+        .filter(([, t]) => t.requiresGrad)
+        .map(([k]) => k);
       for (const k of trainable) expect(errors.has(k), `no reference gradient for ${k}`).toBe(true);
       expect(errors.has('input.x')).toBe(true);
       for (const [k, err] of errors) expect(err, `${k}: rel err ${err}`).toBeLessThan(1e-3);

@@ -56,7 +56,13 @@ describe('DiTDH golden', () => {
       const sd = m.stateDict();
       sd.set('input.x', x);
       // Every trainable (not frozen) parameter and the input have a fixture gradient, and every one is compared.
-      await expectGradientsMatch(g, sd, [...m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k), 'input.x']);
+      await expectGradientsMatch(g, sd, [
+        ...m
+          .namedParameters()
+          .filter(([, t]) => t.requiresGrad)
+          .map(([k]) => k),
+        'input.x',
+      ]);
       m.dispose();
     }));
 
@@ -88,11 +94,13 @@ describe('DiTDH golden', () => {
       // (a freshly initialised DiT^DH has a zero final layer, which would let an implementation
       // that drops the weak terms pass) nor equal to v_main.
       const weak = DiTDH.fromConfig(config);
-      const perturbed = new Map([...g.params].map(([k, p], j) => {
-        if (/pos_embed|freqs_/.test(k)) return [k, p] as [string, HostTensor]; // fixed tables stay
-        const noise = randomData(p.data.length, 101 + j, -0.05, 0.05);
-        return [k, { ...p, data: Float32Array.from(p.data, (v, i) => v * 0.8 + noise[i]) }] as [string, HostTensor];
-      }));
+      const perturbed = new Map(
+        [...g.params].map(([k, p], j) => {
+          if (/pos_embed|freqs_/.test(k)) return [k, p] as [string, HostTensor]; // fixed tables stay
+          const noise = randomData(p.data.length, 101 + j, -0.05, 0.05);
+          return [k, { ...p, data: Float32Array.from(p.data, (v, i) => v * 0.8 + noise[i]) }] as [string, HostTensor];
+        }),
+      );
       weak.loadStateDict(perturbed);
       weak.eval();
       const x = input('noise');
@@ -102,11 +110,23 @@ describe('DiTDH golden', () => {
       const vw = await toArray(weak.forward(x, t, y));
       expect(Math.max(...Array.from(vw, Math.abs)), 'v_weak must not be zero').toBeGreaterThan(0.1 * Math.max(...Array.from(vm, Math.abs)));
       expect(relByMax(vw, vm), 'v_weak must differ from v_main').toBeGreaterThan(0.1);
-      const v = await toArray(autoGuidanceVelocity((a, tt) => main.forward(a, tt, y), (a, tt) => weak.forward(a, tt, y), { scale: 1.42 })(x, t));
+      const v = await toArray(
+        autoGuidanceVelocity(
+          (a, tt) => main.forward(a, tt, y),
+          (a, tt) => weak.forward(a, tt, y),
+          { scale: 1.42 },
+        )(x, t),
+      );
       const want = Array.from(vw, (w, i) => w + 1.42 * (vm[i] - w));
       expect(relByMax(v, want)).toBeLessThan(1e-5);
       // Outside the guidance interval the velocity is v_main alone (scale 1).
-      const off = await toArray(autoGuidanceVelocity((a, tt) => main.forward(a, tt, y), (a, tt) => weak.forward(a, tt, y), { scale: 1.42, interval: [0, 0.5] })(x, t));
+      const off = await toArray(
+        autoGuidanceVelocity(
+          (a, tt) => main.forward(a, tt, y),
+          (a, tt) => weak.forward(a, tt, y),
+          { scale: 1.42, interval: [0, 0.5] },
+        )(x, t),
+      );
       expect(relByMax(off, vm)).toBeLessThan(1e-5);
       main.dispose();
       weak.dispose();

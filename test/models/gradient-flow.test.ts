@@ -20,7 +20,9 @@ useGpu();
 
 function randomise(m: Module, seed: number): void {
   let s = seed;
-  const state = new Map([...m.namedParameters()].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(randomData(t.size, s++, -0.2, 0.2)) }]));
+  const state = new Map(
+    [...m.namedParameters()].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(randomData(t.size, s++, -0.2, 0.2)) }]),
+  );
   m.loadStateDict(state, { strict: false });
 }
 
@@ -42,7 +44,14 @@ const sq = (t: Tensor) => ops.mean(ops.mul(t, t));
 describe('gradients reach every parameter', () => {
   it('Dinov2WithRegisters (position table resized by resampling matrices)', () =>
     scopeAsync(async () => {
-      const m = Dinov2WithRegisters.fromConfig({ hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, patch_size: 4, image_size: 24, num_register_tokens: 2 });
+      const m = Dinov2WithRegisters.fromConfig({
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        patch_size: 4,
+        image_size: 24,
+        num_register_tokens: 2,
+      });
       randomise(m, 1);
       backward(sq(m.latent(randn([2, 3, 16, 16], { seed: 2 }))));
       // mask_token is only used for masked-image modelling; the final layernorm is bypassed by latent().
@@ -53,7 +62,15 @@ describe('gradients reach every parameter', () => {
 
   it('RAEDecoder', () =>
     scopeAsync(async () => {
-      const m = RAEDecoder.fromConfig({ hidden_size: 16, decoder_hidden_size: 24, decoder_num_hidden_layers: 2, decoder_num_attention_heads: 2, decoder_intermediate_size: 48, patch_size: 2, num_patches: 9 });
+      const m = RAEDecoder.fromConfig({
+        hidden_size: 16,
+        decoder_hidden_size: 24,
+        decoder_num_hidden_layers: 2,
+        decoder_num_attention_heads: 2,
+        decoder_intermediate_size: 48,
+        patch_size: 2,
+        num_patches: 9,
+      });
       randomise(m, 3);
       backward(sq(m.unpatchify(m.forward(randn([2, 9, 16], { seed: 4 })))));
       expect(await expectAllGrads(m)).toBeGreaterThan(20);
@@ -61,8 +78,23 @@ describe('gradients reach every parameter', () => {
     }));
 
   for (const [name, make] of [
-    ['DiT', () => DiT.fromConfig({ input_size: 4, patch_size: 2, in_channels: 8, hidden_size: 32, depth: 2, num_heads: 2, num_classes: 5 })],
-    ['DiTDH', () => DiTDH.fromConfig({ input_size: 4, patch_size: 1, in_channels: 8, hidden_size: [32, 48], depth: [1, 1], num_heads: [2, 2], num_classes: 5 })],
+    [
+      'DiT',
+      () => DiT.fromConfig({ input_size: 4, patch_size: 2, in_channels: 8, hidden_size: 32, depth: 2, num_heads: 2, num_classes: 5 }),
+    ],
+    [
+      'DiTDH',
+      () =>
+        DiTDH.fromConfig({
+          input_size: 4,
+          patch_size: 1,
+          in_channels: 8,
+          hidden_size: [32, 48],
+          depth: [1, 1],
+          num_heads: [2, 2],
+          num_classes: 5,
+        }),
+    ],
   ] as const) {
     it(`${name}: velocity shape and gradients (input too)`, () =>
       scopeAsync(async () => {

@@ -43,7 +43,14 @@ describe('RAEDecoder golden', () => {
       backward(ops.sum(ops.mul(logits, tensor(w.data, w.shape))));
       const sd = model.stateDict();
       // Every trainable parameter has a fixture gradient, and every one is compared.
-      await expectGradientsMatch(g, sd, model.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k));
+      await expectGradientsMatch(
+        g,
+        sd,
+        model
+          .namedParameters()
+          .filter(([, t]) => t.requiresGrad)
+          .map(([k]) => k),
+      );
       model.dispose();
     }));
 

@@ -74,7 +74,18 @@ describe('users of the copy helpers', () => {
       expect(await host(lin.weight)).toEqual([1, 2, 3, 4, 5, 6]);
       expect(await host(lin.bias!)).toEqual([7, 8]);
       // A transposed (non-contiguous) source tensor is copied element by element.
-      lin.loadStateDict({ weight: ops.transpose(tensor([[1, 4], [2, 5], [3, 6]]), 0, 1), bias: tensor([0, 0]) });
+      lin.loadStateDict({
+        weight: ops.transpose(
+          tensor([
+            [1, 4],
+            [2, 5],
+            [3, 6],
+          ]),
+          0,
+          1,
+        ),
+        bias: tensor([0, 0]),
+      });
       expect(await host(lin.weight)).toEqual([1, 2, 3, 4, 5, 6]);
       const ema = new EMA(lin.parameters(), 0.5);
       lin.loadStateDict({ weight: full([2, 3], 3), bias: full([2], 1) });

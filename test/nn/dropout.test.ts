@@ -26,7 +26,9 @@ const SIGMAS = 6;
 /** Asserts that `count` successes in `n` trials are within 6σ of Binomial(n, p). */
 function expectBinomial(count: number, n: number, p: number, label: string): void {
   const sd = Math.sqrt(n * p * (1 - p));
-  expect(Math.abs(count - n * p), `${label}: ${count} of ${n}, expected ${n * p} ± ${SIGMAS}·${sd.toFixed(1)}`).toBeLessThanOrEqual(SIGMAS * sd);
+  expect(Math.abs(count - n * p), `${label}: ${count} of ${n}, expected ${n * p} ± ${SIGMAS}·${sd.toFixed(1)}`).toBeLessThanOrEqual(
+    SIGMAS * sd,
+  );
 }
 
 /** Counts by subset: all, even indices, odd indices, first half, second half. */
@@ -153,7 +155,7 @@ describe('label dropout (class_dropout_prob, the null class for CFG)', () => {
       expectBinomial(train.filter((c) => c === 'null').length, n, 0.1, 'null-class rate');
       const evalRows = await classify(emb.forward(labels, { train: false }));
       expect(evalRows.every((c) => c === 'label')).toBe(true);
-      const mask = Float32Array.from({ length: n }, (_, i) => i % 3 === 0 ? 1 : 0);
+      const mask = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 : 0));
       const forced = await classify(emb.forward(labels, { dropMask: tensor(mask, [n]) }));
       expect(forced.every((c, i) => (mask[i] === 1 ? c === 'null' : c === 'label'))).toBe(true);
       emb.dispose();

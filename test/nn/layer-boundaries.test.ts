@@ -23,7 +23,11 @@ describe('layer boundaries', () => {
   it('src/models imports nothing from diffusion, train or cli', () => {
     const files = sources('models');
     expect(files.length).toBeGreaterThan(3);
-    const bad = files.flatMap(({ file, text }) => imports(text).filter((i) => /^\.\.\/(diffusion|train|cli)\//.test(i)).map((i) => `${file} → ${i}`));
+    const bad = files.flatMap(({ file, text }) =>
+      imports(text)
+        .filter((i) => /^\.\.\/(diffusion|train|cli)\//.test(i))
+        .map((i) => `${file} → ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 

@@ -50,7 +50,12 @@ describe('F.mseLoss / F.l1Loss against float64', () => {
           backward(ops.mul(l, 3));
           const ga = Array.from(a, (v, i) => 3 * L.grad(v - b[i], n));
           expect(relByMax(await toArray(ta.grad!), ga)).toBeLessThan(1e-6);
-          expect(relByMax(await toArray(tb.grad!), ga.map((v) => -v))).toBeLessThan(1e-6);
+          expect(
+            relByMax(
+              await toArray(tb.grad!),
+              ga.map((v) => -v),
+            ),
+          ).toBeLessThan(1e-6);
         }));
     }
   }

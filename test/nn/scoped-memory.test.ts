@@ -188,7 +188,14 @@ describe('DiT^DH: training step and guided sampling return to the baseline (safe
 describe('encoder and decoder: forward + backward leave only the gradients (safety net off)', () => {
   it('Dinov2WithRegisters latent at a resized grid, then RAEDecoder, backward to every parameter', async () => {
     const empty = live(memoryStats());
-    const encoder = Dinov2WithRegisters.fromConfig({ hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, patch_size: 14, image_size: 28, num_register_tokens: 2 });
+    const encoder = Dinov2WithRegisters.fromConfig({
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      patch_size: 14,
+      image_size: 28,
+      num_register_tokens: 2,
+    });
     const decoder = RAEDecoder.fromConfig({
       hidden_size: 32,
       decoder_hidden_size: 48,
@@ -221,7 +228,10 @@ describe('encoder and decoder: forward + backward leave only the gradients (safe
       pass();
       // Every parameter gets a gradient but DINOv2's mask token (masked inputs only) and its final
       // affine LayerNorm (the RAE latent uses a LayerNorm without affine).
-      const unused = encoder.namedParameters().filter(([, p]) => p.grad === null).map(([k]) => k);
+      const unused = encoder
+        .namedParameters()
+        .filter(([, p]) => p.grad === null)
+        .map(([k]) => k);
       expect(unused.sort()).toEqual(['embeddings.mask_token', 'layernorm.bias', 'layernorm.weight']);
       expect(decoder.trainableParameters().every((p) => p.grad !== null)).toBe(true);
       expect(memoryStats().liveTensors).toBe(base.liveTensors + params.length - unused.length);

@@ -80,7 +80,13 @@ describe('generated tables vs the reference implementation', () => {
 
     const model = DiTDH.fromConfig(dhCfg);
     const sd = model.stateDict();
-    for (const key of ['pos_embed', 'enc_feat_rope.freqs_cos', 'enc_feat_rope.freqs_sin', 'dec_feat_rope.freqs_cos', 'dec_feat_rope.freqs_sin']) {
+    for (const key of [
+      'pos_embed',
+      'enc_feat_rope.freqs_cos',
+      'enc_feat_rope.freqs_sin',
+      'dec_feat_rope.freqs_cos',
+      'dec_feat_rope.freqs_sin',
+    ]) {
       const t = sd.get(key);
       expect(t, `fresh DiTDH has no ${key}`).toBeDefined();
       expect(maxAbsDiff(await toArray(t!), param(dh, key)), key).toBeLessThan(ATOL);

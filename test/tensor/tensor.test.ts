@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import '../../src/autograd/methods.js';
 import { runtime } from '../../src/gpu/runtime.js';
-import { arange, full, ones, rand, randint, randn, tensor, toArray, zeros, manualSeed } from '../../src/tensor/creation.js';
+import { arange, full, ones, rand, randint, randn, tensor, zeros, manualSeed } from '../../src/tensor/creation.js';
 import { memoryStats, scope } from '../../src/tensor/scope.js';
 import { requireFeature, settleGarbage, useGpu } from '../helpers/setup.js';
 
@@ -10,7 +10,10 @@ useGpu();
 
 describe('creation and read-back', () => {
   it('tensor() from nested arrays, typed arrays and scalars', async () => {
-    const a = tensor([[1, 2, 3], [4, 5, 6]]);
+    const a = tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(a.shape).toEqual([2, 3]);
     expect(Array.from(await a.toArray())).toEqual([1, 2, 3, 4, 5, 6]);
     const b = tensor(new Int32Array([7, -8]), [2]);
@@ -49,17 +52,32 @@ describe('creation and read-back', () => {
   it('views: reshape, permute, transpose, slice, expand, cat, stack, contiguous', async () => {
     const x = arange(24, undefined, 1, { dtype: 'f32' }).reshape(2, 3, 4);
     expect(await x.permute(2, 0, 1).contiguous().tolist()).toEqual([
-      [[0, 4, 8], [12, 16, 20]],
-      [[1, 5, 9], [13, 17, 21]],
-      [[2, 6, 10], [14, 18, 22]],
-      [[3, 7, 11], [15, 19, 23]],
+      [
+        [0, 4, 8],
+        [12, 16, 20],
+      ],
+      [
+        [1, 5, 9],
+        [13, 17, 21],
+      ],
+      [
+        [2, 6, 10],
+        [14, 18, 22],
+      ],
+      [
+        [3, 7, 11],
+        [15, 19, 23],
+      ],
     ]);
     expect(Array.from(await x.slice(2, 1, 3).toArray())).toEqual([1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22]);
     expect(Array.from(await tensor([1, 2]).reshape(2, 1).expand(2, 3).toArray())).toEqual([1, 1, 1, 2, 2, 2]);
     expect(x.T.shape).toEqual([2, 4, 3]);
     const { cat, stack } = await import('../../src/autograd/ops/shape.js');
     expect(Array.from(await cat([tensor([1, 2]), tensor([3])]).toArray())).toEqual([1, 2, 3]);
-    expect(await stack([tensor([1, 2]), tensor([3, 4])], 1).tolist()).toEqual([[1, 3], [2, 4]]);
+    expect(await stack([tensor([1, 2]), tensor([3, 4])], 1).tolist()).toEqual([
+      [1, 3],
+      [2, 4],
+    ]);
   });
 });
 
@@ -130,7 +148,10 @@ describe('memory', () => {
     expect(storage.refs).toBe(2);
     x.dispose();
     expect(storage.refs).toBe(1);
-    expect(await v.tolist()).toEqual([[1, 2], [3, 4]]);
+    expect(await v.tolist()).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     v.dispose();
     expect(storage.refs).toBe(0);
   });

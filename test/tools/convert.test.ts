@@ -117,7 +117,8 @@ describe.skipIf(!hasTorch)('tools/convert_rae_checkpoint.py (torch checkpoint â†
     const reference = openSafetensors(convert(CKPT));
     expect(stripped.metadata.weights).toBe('state dict');
     expect(stripped.keys()).toEqual(reference.keys());
-    for (const k of reference.keys()) expect(Buffer.compare(Buffer.from(stripped.readRaw(k)), Buffer.from(reference.readRaw(k))), k).toBe(0);
+    for (const k of reference.keys())
+      expect(Buffer.compare(Buffer.from(stripped.readRaw(k)), Buffer.from(reference.readRaw(k))), k).toBe(0);
   });
 
   it('bad requests fail with a message, writing nothing', () => {
@@ -126,7 +127,14 @@ describe.skipIf(!hasTorch)('tools/convert_rae_checkpoint.py (torch checkpoint â†
     expect(missing.out).toMatch(/nope\.pt: no such file/);
     expect(existsSync(path.join(work, 'nope.safetensors'))).toBe(false);
     const onlyModel = path.join(work, 'only-model.pt');
-    expect(python(['-c', "import sys, torch; c = torch.load(sys.argv[1], weights_only=False); torch.save({'model': c['model'], 'step': 1}, sys.argv[2])", CKPT, onlyModel]).status).toBe(0);
+    expect(
+      python([
+        '-c',
+        "import sys, torch; c = torch.load(sys.argv[1], weights_only=False); torch.save({'model': c['model'], 'step': 1}, sys.argv[2])",
+        CKPT,
+        onlyModel,
+      ]).status,
+    ).toBe(0);
     const r = python([SCRIPT, onlyModel, path.join(work, 'x.safetensors'), '--key', 'ema']);
     expect(r.status).toBe(1);
     expect(existsSync(path.join(work, 'x.safetensors'))).toBe(false);

@@ -73,8 +73,18 @@ const cases: Case[] = [
 describe('optimizer step → clipGradNorm → next step, against float64', () => {
   for (const c of cases) {
     it(c.name, async () => {
-      const init = SHAPES.map((s, k) => f32data(s.reduce((a, b) => a * b, 1), 10 + k));
-      const targets = SHAPES.map((s, k) => f32data(s.reduce((a, b) => a * b, 1), 20 + k));
+      const init = SHAPES.map((s, k) =>
+        f32data(
+          s.reduce((a, b) => a * b, 1),
+          10 + k,
+        ),
+      );
+      const targets = SHAPES.map((s, k) =>
+        f32data(
+          s.reduce((a, b) => a * b, 1),
+          20 + k,
+        ),
+      );
       const params = init.map((d, k) => tensor(Float32Array.from(d), SHAPES[k], { requiresGrad: true }).keep());
       const targetT = targets.map((d, k) => tensor(Float32Array.from(d), SHAPES[k]).keep());
       const opt = c.make(params);

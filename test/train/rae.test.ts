@@ -25,7 +25,15 @@ import { Module } from '../../src/nn/module.js';
 import { manualSeed, tensor, toArray, zeros } from '../../src/tensor/creation.js';
 import { scopeAsync } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { denormalizeImages, latentStats, latentToTokens, normalizeImages, tokensToLatent, trainDecoder, trainDiffusion } from '../../src/train/rae.js';
+import {
+  denormalizeImages,
+  latentStats,
+  latentToTokens,
+  normalizeImages,
+  tokensToLatent,
+  trainDecoder,
+  trainDiffusion,
+} from '../../src/train/rae.js';
 import { relByMax } from '../helpers/golden.js';
 import { randomData } from '../helpers/random.js';
 import { useGpu } from '../helpers/setup.js';
@@ -58,7 +66,8 @@ describe('image normalisation and latent layout', () => {
       for (let b = 0; b < B; b++)
         for (let c = 0; c < D; c++)
           for (let i = 0; i < h; i++)
-            for (let j = 0; j < w; j++) worst = Math.max(worst, Math.abs(z[((b * D + c) * h + i) * w + j] - tok[(b * h * w + w * i + j) * D + c]));
+            for (let j = 0; j < w; j++)
+              worst = Math.max(worst, Math.abs(z[((b * D + c) * h + i) * w + j] - tok[(b * h * w + w * i + j) * D + c]));
       expect(worst).toBe(0);
       const back = latentToTokens(tensor(z, [B, D, h, w]));
       expect(back.shape).toEqual([B, h * w, D]);
@@ -70,7 +79,7 @@ describe('image normalisation and latent layout', () => {
       const [N, C, h, w] = [64, 3, 2, 5];
       const per = C * h * w;
       const z = Float32Array.from(randomData(N * per, 43, -3, 5));
-      for (let i = 0; i < per; i++) z[i * 7 % z.length] *= 2; // uneven spread across elements
+      for (let i = 0; i < per; i++) z[(i * 7) % z.length] *= 2; // uneven spread across elements
       const { mean, std } = latentStats(tensor(z, [N, C, h, w]));
       expect(mean.shape).toEqual([1, C, h, w]);
       expect(std.shape).toEqual([1, C, h, w]);
@@ -79,7 +88,12 @@ describe('image normalisation and latent layout', () => {
       for (let n = 0; n < N; n++) for (let i = 0; i < per; i++) m[i] += z[n * per + i] / N;
       for (let n = 0; n < N; n++) for (let i = 0; i < per; i++) s[i] += (z[n * per + i] - m[i]) ** 2 / N;
       expect(relByMax(await toArray(mean), m)).toBeLessThan(1e-5);
-      expect(relByMax(await toArray(std), Array.from(s, (v) => Math.sqrt(v + 1e-5)))).toBeLessThan(1e-5);
+      expect(
+        relByMax(
+          await toArray(std),
+          Array.from(s, (v) => Math.sqrt(v + 1e-5)),
+        ),
+      ).toBeLessThan(1e-5);
       mean.dispose();
       std.dispose();
     }));
@@ -109,7 +123,14 @@ describe('trainDiffusion', () => {
     const model = new ConstantVelocity(shape);
     const latents = tensor(x, shape);
     const r = await trainDiffusion(model as unknown as DiT, latents, Int32Array.from([0]), {
-      steps: 300, batch: 32, lr: 0.05, clip: 1, emaDecay: 0.9, logEvery: 10, quiet: true, seed: 3,
+      steps: 300,
+      batch: 32,
+      lr: 0.05,
+      clip: 1,
+      emaDecay: 0.9,
+      logEvery: 10,
+      quiet: true,
+      seed: 3,
     });
     const b = await toArray(model.b);
     const worst = Math.max(...Array.from(b, (v, i) => Math.abs(v + x[i])));
@@ -136,7 +157,10 @@ describe('trainDiffusion', () => {
 class ConstantDecoder extends Module {
   readonly c: Tensor;
   readonly seen: Tensor[] = [];
-  constructor(readonly H: number, readonly W: number) {
+  constructor(
+    readonly H: number,
+    readonly W: number,
+  ) {
     super();
     this.c = this.param('c', zeros([1, 3, H, W]));
   }
@@ -161,7 +185,14 @@ describe('trainDecoder', () => {
     const dec = new ConstantDecoder(H, W);
     const steps = 120;
     const batch = 8;
-    await trainDecoder(dec as unknown as RAEDecoder, tensor(tok, [1, T, D]), tensor(img, [1, 3, H, W]), { steps, batch, lr: 0.05, tau, quiet: true, seed: 5 });
+    await trainDecoder(dec as unknown as RAEDecoder, tensor(tok, [1, T, D]), tensor(img, [1, 3, H, W]), {
+      steps,
+      batch,
+      lr: 0.05,
+      tau,
+      quiet: true,
+      seed: 5,
+    });
     const c = await toArray(dec.c);
     const worst = Math.max(...Array.from(c, (v, i) => Math.abs(v * STD[Math.floor(i / (H * W))] + MEAN[Math.floor(i / (H * W))] - img[i])));
     expect(worst, 'c·std + mean should be the image').toBeLessThan(0.15 * 0.229);

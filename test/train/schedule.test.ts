@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { holdLinear, warmupCosine } from '../../src/train/schedule.js';
 
-const close = (got: number, want: number) => expect(Math.abs(got - want), `${got} vs ${want}`).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want)));
+const close = (got: number, want: number) =>
+  expect(Math.abs(got - want), `${got} vs ${want}`).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want)));
 
 describe('warmupCosine', () => {
   const base = 1e-3;

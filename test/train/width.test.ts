@@ -31,17 +31,27 @@ async function finalLoss(width: number): Promise<{ first: number; last: number }
   manualSeed(3);
   const shape = [1, TOKEN_DIM, GRID, GRID];
   const latent = tensor(Float32Array.from(ndRandn(shape, 9).data), shape);
-  const model = DiT.fromConfig({
-    input_size: GRID,
-    patch_size: 1,
-    in_channels: TOKEN_DIM,
-    hidden_size: width,
-    depth: 1,
-    num_heads: Math.max(1, width / 16),
-    num_classes: 1,
-    class_dropout_prob: 0,
-  }, { allowNarrow: true });
-  const r = await trainDiffusion(model, latent, Int32Array.from([0]), { steps: STEPS, batch: 32, lr: 5e-3, logEvery: 10, quiet: true, seed: 4 });
+  const model = DiT.fromConfig(
+    {
+      input_size: GRID,
+      patch_size: 1,
+      in_channels: TOKEN_DIM,
+      hidden_size: width,
+      depth: 1,
+      num_heads: Math.max(1, width / 16),
+      num_classes: 1,
+      class_dropout_prob: 0,
+    },
+    { allowNarrow: true },
+  );
+  const r = await trainDiffusion(model, latent, Int32Array.from([0]), {
+    steps: STEPS,
+    batch: 32,
+    lr: 5e-3,
+    logEvery: 10,
+    quiet: true,
+    seed: 4,
+  });
   r.ema.dispose();
   model.dispose();
   latent.dispose();

@@ -5,7 +5,7 @@ import { asShape } from '../../tensor/creation.js';
 import { fmt } from '../../core/shape.js';
 import type { View } from '../../kernels/view.js';
 import { scope } from '../../tensor/scope.js';
-import { empty, Tensor } from '../../tensor/tensor.js';
+import { empty, type Tensor } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { assertFloat, assertTensor } from './util.js';
 
@@ -41,7 +41,15 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const out0 = merged ? empty([B, Nq, H * D], 'f32') : empty([B, H, Nq, D], 'f32');
   // The [B, N, H·D] buffer seen as [B, H, N, D]: the kernels take any strides.
   const asHeads = (t: Tensor): View =>
-    merged ? { buffer: t.buffer, dtype: t.dtype, shape: [B, H, Nq, D], strides: [t.strides[0], D * t.strides[2], t.strides[1], t.strides[2]], offset: t.offset } : t;
+    merged
+      ? {
+          buffer: t.buffer,
+          dtype: t.dtype,
+          shape: [B, H, Nq, D],
+          strides: [t.strides[0], D * t.strides[2], t.strides[1], t.strides[2]],
+          offset: t.offset,
+        }
+      : t;
   // The log-sum-exp rows live only as long as the node that saves them.
   return scope(() => {
     const lse = empty([B, H, Nq], 'f32');

@@ -3,7 +3,14 @@
  * bias [Co]): forward and both operand gradients by the implicit-GEMM kernels of
  * kernels/conv.ts, the bias gradient as a sum of dy over (N, OH, OW).
  */
-import { conv2dInputGradInto, conv2dInto, conv2dWeightGradInto, conv2dWeightGradSplits, convOutSize, type ConvGeometry } from '../../kernels/conv.js';
+import {
+  conv2dInputGradInto,
+  conv2dInto,
+  conv2dWeightGradInto,
+  conv2dWeightGradSplits,
+  convOutSize,
+  type ConvGeometry,
+} from '../../kernels/conv.js';
 import { fmt } from '../../core/shape.js';
 import { asShape } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
@@ -49,15 +56,22 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const [N, C, H, W] = x.shape;
   const [Co, Cig, KH, KW] = weight.shape;
   if (!Number.isInteger(groups) || groups < 1 || C % groups || Co % groups) {
-    throw new RangeError(`conv2d: groups = ${groups} must be a positive integer dividing the input channels ${C} and output channels ${Co}`);
+    throw new RangeError(
+      `conv2d: groups = ${groups} must be a positive integer dividing the input channels ${C} and output channels ${Co}`,
+    );
   }
-  if (Cig * groups !== C) throw new RangeError(`conv2d: weight ${fmt(weight.shape)} expects ${Cig * groups} input channels (groups = ${groups}), input ${fmt(x.shape)} has ${C}`);
+  if (Cig * groups !== C)
+    throw new RangeError(
+      `conv2d: weight ${fmt(weight.shape)} expects ${Cig * groups} input channels (groups = ${groups}), input ${fmt(x.shape)} has ${C}`,
+    );
   if (bias && (bias.rank !== 1 || bias.shape[0] !== Co)) throw new RangeError(`conv2d: bias must be [${Co}], got ${fmt(bias.shape)}`);
   if (KH === 0 || KW === 0 || Cig === 0) throw new RangeError(`conv2d: empty kernel ${fmt(weight.shape)}`);
   const OH = convOutSize(H, KH, stride[0], padding[0], dilation[0]);
   const OW = convOutSize(W, KW, stride[1], padding[1], dilation[1]);
   if (OH < 1 || OW < 1) {
-    throw new RangeError(`conv2d: kernel ${KH}×${KW} (dilation ${dilation.join('×')}) does not fit input ${H}×${W} padded by ${padding.join('×')}`);
+    throw new RangeError(
+      `conv2d: kernel ${KH}×${KW} (dilation ${dilation.join('×')}) does not fit input ${H}×${W} padded by ${padding.join('×')}`,
+    );
   }
   const g: ConvGeometry = { N, C, H, W, Co, OH, OW, KH, KW, stride, padding, dilation, groups };
   return scope(() => {

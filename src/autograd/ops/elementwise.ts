@@ -27,7 +27,9 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   assertFloat(x, op);
   const def: PointwiseDef = UNARY_OPS[op];
   const y = map(op, [x], def.fwd, { helpers: H });
-  return record(op, y, [x], (g, [saved]) => [map(`${op}_grad`, [g, saved], def.grad, { helpers: H, dtype: g.dtype })], [def.usesOutput ? y : x]);
+  return record(op, y, [x], (g, [saved]) => [map(`${op}_grad`, [g, saved], def.grad, { helpers: H, dtype: g.dtype })], [
+    def.usesOutput ? y : x,
+  ]);
 }
 
 export function neg(x: Tensor): Tensor {
@@ -43,14 +45,21 @@ export function powScalar(x: Tensor, p: number): Tensor {
   if (!Number.isFinite(p)) throw new RangeError(`pow: exponent must be finite, got ${p}`);
   const intP = Number.isInteger(p);
   const powExpr = (base: string, e: string) =>
-    intP ? `select(1.0, select(1.0, -1.0, ${base} < 0.0 && (i32(${e}) % 2) != 0), ${e} != 0.0) * pow(abs(${base}), ${e})` : `pow(${base}, ${e})`;
+    intP
+      ? `select(1.0, select(1.0, -1.0, ${base} < 0.0 && (i32(${e}) % 2) != 0), ${e} != 0.0) * pow(abs(${base}), ${e})`
+      : `pow(${base}, ${e})`;
   const fwd = p === 2 ? 'in0 * in0' : p === 1 ? 'in0' : powExpr('in0', 's0');
   const y = map('pow', [x], fwd, { scalars: [p] });
   return record(
     'pow',
     y,
     [x],
-    (g, [xs]) => [map('pow_grad', [g, xs], p === 2 ? 'in0 * 2.0 * in1' : p === 1 ? 'in0' : `in0 * s0 * ${powExpr('in1', 's0 - 1.0')}`, { scalars: [p], dtype: g.dtype })],
+    (g, [xs]) => [
+      map('pow_grad', [g, xs], p === 2 ? 'in0 * 2.0 * in1' : p === 1 ? 'in0' : `in0 * s0 * ${powExpr('in1', 's0 - 1.0')}`, {
+        scalars: [p],
+        dtype: g.dtype,
+      }),
+    ],
     [x],
   );
 }
@@ -61,7 +70,13 @@ export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
   const l = Math.max(lo, -3.4e38);
   const h = Math.min(hi, 3.4e38);
   const y = map('clamp', [x], 'clamp(in0, s0, s1)', { scalars: [l, h] });
-  return record('clamp', y, [x], (g, [xs]) => [map('clamp_grad', [g, xs], 'select(0.0, in0, in1 >= s0 && in1 <= s1)', { scalars: [l, h], dtype: g.dtype })], [x]);
+  return record(
+    'clamp',
+    y,
+    [x],
+    (g, [xs]) => [map('clamp_grad', [g, xs], 'select(0.0, in0, in1 >= s0 && in1 <= s1)', { scalars: [l, h], dtype: g.dtype })],
+    [x],
+  );
 }
 
 function asTensor(v: Scalarish, like: Tensor): Tensor {
@@ -123,7 +138,13 @@ function binaryScalar(op: BinaryOp, def: (typeof BINARY)[BinaryOp], a: Scalarish
     op,
     y,
     [t],
-    (g, saved) => [map(`${op}_g${scalarFirst ? 'b' : 'a'}_scalar`, needs ? [g, saved[0]] : [g], gexpr, { dtype: g.dtype, scalars: [value], shape: g.shape })],
+    (g, saved) => [
+      map(`${op}_g${scalarFirst ? 'b' : 'a'}_scalar`, needs ? [g, saved[0]] : [g], gexpr, {
+        dtype: g.dtype,
+        scalars: [value],
+        shape: g.shape,
+      }),
+    ],
     needs ? [t] : [],
   );
 }
@@ -200,7 +221,11 @@ export function fused(name: string, inputs: Tensor[], fwd: string, grads: (strin
     y,
     inputs,
     (g, saved) =>
-      inputs.map((t, i) => (t.requiresGrad && grads[i] ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape) : null)),
+      inputs.map((t, i) =>
+        t.requiresGrad && grads[i]
+          ? sumToShape(map(`${name}_g${i}`, [g, ...saved], grads[i]!, { helpers: H, dtype: g.dtype, shape: g.shape }), t.shape)
+          : null,
+      ),
     inputs,
   );
 }

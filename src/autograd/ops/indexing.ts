@@ -4,7 +4,7 @@ import { interpolateInto, type ResampleMode } from '../../kernels/resample.js';
 import { asShape, bernoulli, contiguousCopy } from '../../tensor/creation.js';
 import { fmt, normDim, sizeOf } from '../../core/shape.js';
 import { scope } from '../../tensor/scope.js';
-import { empty, Tensor } from '../../tensor/tensor.js';
+import { empty, type Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
 import { cast } from './elementwise.js';
 import { map } from './map.js';
@@ -44,7 +44,8 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
 export function indexSelect(x: Tensor, dim: number, idx: Tensor): Tensor {
   assertTensor(x, 'indexSelect');
   assertTensor(idx, 'indexSelect', 'index');
-  if (idx.dtype !== 'i32' || idx.rank !== 1) throw new TypeError(`indexSelect: index must be a 1-D i32 tensor, got ${idx.dtype}${fmt(idx.shape)}`);
+  if (idx.dtype !== 'i32' || idx.rank !== 1)
+    throw new TypeError(`indexSelect: index must be a 1-D i32 tensor, got ${idx.dtype}${fmt(idx.shape)}`);
   const d = normDim(dim, x.rank, 'indexSelect');
   const layout = { outer: sizeOf(x.shape.slice(0, d)), n: x.shape[d], inner: sizeOf(x.shape.slice(d + 1)) };
   const shape = [...x.shape];
@@ -77,8 +78,10 @@ export function interpolate(x: Tensor, sizeArg: readonly [number, number] | numb
   const size = typeof sizeArg === 'number' ? [sizeArg, sizeArg] : sizeArg;
   assertFloat(x, 'interpolate');
   if (x.rank !== 4) throw new RangeError(`interpolate: input must be [B, C, H, W], got ${fmt(x.shape)}`);
-  if (size.length !== 2 || size.some((s) => !Number.isInteger(s) || s <= 0)) throw new RangeError(`interpolate: size must be two positive integers, got ${JSON.stringify(size)}`);
-  if (isGradEnabled() && x.requiresGrad) throw new Error('interpolate: backward is not implemented (forward only); call it on a tensor that does not require grad');
+  if (size.length !== 2 || size.some((s) => !Number.isInteger(s) || s <= 0))
+    throw new RangeError(`interpolate: size must be two positive integers, got ${JSON.stringify(size)}`);
+  if (isGradEnabled() && x.requiresGrad)
+    throw new Error('interpolate: backward is not implemented (forward only); call it on a tensor that does not require grad');
   const out = empty([x.shape[0], x.shape[1], size[0], size[1]], 'f32');
   interpolateInto(x, out, opts.mode ?? 'bilinear', { alignCorners: opts.alignCorners ?? false, antialias: opts.antialias ?? false });
   return out;
@@ -114,6 +117,12 @@ export function dropout(x: Tensor, p: number, training = true, seed?: number): T
   return scope(() => {
     const keep = bernoulli(x.shape, 1 - p, seed === undefined ? {} : { seed });
     const y = map('dropout', [x, keep], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: x.dtype });
-    return record('dropout', y, [x], (g, [m]) => [map('dropout_grad', [g, m], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: g.dtype })], [keep]);
+    return record(
+      'dropout',
+      y,
+      [x],
+      (g, [m]) => [map('dropout_grad', [g, m], 'in0 * in1 * s0', { scalars: [1 / (1 - p)], dtype: g.dtype })],
+      [keep],
+    );
   });
 }

@@ -6,7 +6,12 @@ import { empty, type Tensor } from '../../tensor/tensor.js';
 import { computeType, promote } from './util.js';
 
 /** Runs a fused map over tensors into a new tensor of the broadcast shape. */
-export function map(name: string, inputs: Tensor[], expr: string, opts: { dtype?: DType; scalars?: number[]; helpers?: string; shape?: readonly number[] } = {}): Tensor {
+export function map(
+  name: string,
+  inputs: Tensor[],
+  expr: string,
+  opts: { dtype?: DType; scalars?: number[]; helpers?: string; shape?: readonly number[] } = {},
+): Tensor {
   let shape = opts.shape ?? inputs[0].shape;
   if (!opts.shape) for (const t of inputs.slice(1)) shape = broadcastShapes(shape, t.shape, name);
   const dtype = opts.dtype ?? inputs.reduce<DType>((d, t) => promote(d, t.dtype, name), inputs[0].dtype);
@@ -15,4 +20,3 @@ export function map(name: string, inputs: Tensor[], expr: string, opts: { dtype?
   mapInto(spec, inputs, out);
   return out;
 }
-

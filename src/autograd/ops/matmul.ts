@@ -7,7 +7,7 @@ import type { View } from '../../kernels/view.js';
 import { asShape } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import { broadcastShapes, fmt } from '../../core/shape.js';
-import { empty, Tensor } from '../../tensor/tensor.js';
+import { empty, type Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../tape.js';
 import { unary } from './elementwise.js';
 import { sum, sumToShape } from './reduce.js';
@@ -78,7 +78,8 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, opts: LinearOpti
   assertTensor(w, 'linear', 'weight');
   if (w.rank !== 2) throw new RangeError(`linear: weight must be [out, in], got ${fmt(w.shape)}`);
   const [outF, inF] = w.shape;
-  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) throw new RangeError(`linear: input ${fmt(x.shape)} does not end in ${inF} (weight ${fmt(w.shape)})`);
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF)
+    throw new RangeError(`linear: input ${fmt(x.shape)} does not end in ${inF} (weight ${fmt(w.shape)})`);
   if (b && (b.rank !== 1 || b.shape[0] !== outF)) throw new RangeError(`linear: bias must be [${outF}], got ${fmt(b.shape)}`);
   const lead = x.shape.slice(0, -1);
   const outShape = [...lead, outF];
@@ -94,7 +95,11 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, opts: LinearOpti
   return scope(() => {
     const x2 = asShape(x, [M, inF]);
     const r2 = opts.residual ? asShape(opts.residual, [M, outF]) : undefined;
-    const y2 = mm(x2, tview(w), [M, outF], { bias: b ?? undefined, residual: fuseAct ? undefined : r2, activation: fuseAct ? act : 'none' });
+    const y2 = mm(x2, tview(w), [M, outF], {
+      bias: b ?? undefined,
+      residual: fuseAct ? undefined : r2,
+      activation: fuseAct ? act : 'none',
+    });
     const out = record(
       'linear',
       asShape(y2, outShape),

@@ -39,25 +39,27 @@ function rows(x: Tensor): [number, number] {
 function softmaxLike(kind: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
   assertTensor(x, kind);
   assertFloat(x, kind);
-  return overLastDim(x, dim, kind, (xm) => scope(() => {
-    const [R, C] = rows(xm);
-    const y2 = empty([R, C], 'f32');
-    (kind === 'softmax' ? softmaxInto : logSoftmaxInto)(asShape(xm, [R, C]), y2);
-    const y = asShape(y2, xm.shape);
-    return record(
-      kind,
-      y,
-      [xm],
-      (g, [ys]) => {
-        const yv = asShape(ys, [R, C]);
-        const gv = asShape(g, [R, C]);
-        const dx = empty([R, C], 'f32');
-        (kind === 'softmax' ? softmaxBackwardInto : logSoftmaxBackwardInto)(yv, gv, dx);
-        return [asShape(dx, xm.shape)];
-      },
-      [y],
-    );
-  }));
+  return overLastDim(x, dim, kind, (xm) =>
+    scope(() => {
+      const [R, C] = rows(xm);
+      const y2 = empty([R, C], 'f32');
+      (kind === 'softmax' ? softmaxInto : logSoftmaxInto)(asShape(xm, [R, C]), y2);
+      const y = asShape(y2, xm.shape);
+      return record(
+        kind,
+        y,
+        [xm],
+        (g, [ys]) => {
+          const yv = asShape(ys, [R, C]);
+          const gv = asShape(g, [R, C]);
+          const dx = empty([R, C], 'f32');
+          (kind === 'softmax' ? softmaxBackwardInto : logSoftmaxBackwardInto)(yv, gv, dx);
+          return [asShape(dx, xm.shape)];
+        },
+        [y],
+      );
+    }),
+  );
 }
 
 export const softmax = (x: Tensor, dim = -1) => softmaxLike('softmax', x, dim);
@@ -85,7 +87,8 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
       });
       lab = tensorI32(arr);
     }
-    if (lab.rank !== 1 || lab.shape[0] !== N) throw new RangeError(`crossEntropy: labels ${fmt(lab.shape)} must be [${N}] for logits ${fmt(logits.shape)}`);
+    if (lab.rank !== 1 || lab.shape[0] !== N)
+      throw new RangeError(`crossEntropy: labels ${fmt(lab.shape)} must be [${N}] for logits ${fmt(logits.shape)}`);
     const lg = logits.isContiguous ? logits : asShape(logits, logits.shape);
     const perRow = empty([N], 'f32');
     crossEntropyInto(lg, lab, perRow);

@@ -39,7 +39,8 @@ function pool(kind: PoolKind, x: Tensor, kernelSize: Pair, opts: AvgPool2dOption
   const [N, C, H, W] = x.shape;
   const OH = Math.floor((H + 2 * padding[0] - kernel[0]) / stride[0]) + 1;
   const OW = Math.floor((W + 2 * padding[1] - kernel[1]) / stride[1]) + 1;
-  if (OH < 1 || OW < 1) throw new RangeError(`${op}: kernel ${kernel.join('×')} does not fit input ${H}×${W} padded by ${padding.join('×')}`);
+  if (OH < 1 || OW < 1)
+    throw new RangeError(`${op}: kernel ${kernel.join('×')} does not fit input ${H}×${W} padded by ${padding.join('×')}`);
   const g: PoolGeometry = { NC: N * C, H, W, OH, OW, kernel, stride, padding, countIncludePad: opts.countIncludePad ?? true };
   return scope(() => {
     const xc = x.isContiguous ? x : asShape(x, x.shape);
@@ -74,15 +75,28 @@ export const avgPool2d = (x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = 
  * Batch-norm in inference form over dim 1 (NC or NC…): y = (x − mean) / √(var + eps) · weight + bias
  * with the running statistics given. Differentiable in every argument; x is read once.
  */
-export function batchNorm(x: Tensor, runningMean: Tensor, runningVar: Tensor, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   assertTensor(x, 'batchNorm', 'input');
   assertFloat(x, 'batchNorm');
   if (x.rank < 2) throw new RangeError(`batchNorm: input must be [N, C, …], got ${fmt(x.shape)}`);
   const C = x.shape[1];
-  for (const [what, t] of [['mean', runningMean], ['var', runningVar], ['weight', weight], ['bias', bias]] as const) {
+  for (const [what, t] of [
+    ['mean', runningMean],
+    ['var', runningVar],
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
     if (!t) continue;
     assertTensor(t, 'batchNorm', what);
-    if (t.rank !== 1 || t.shape[0] !== C) throw new RangeError(`batchNorm: ${what} must be [${C}] for input ${fmt(x.shape)}, got ${fmt(t.shape)}`);
+    if (t.rank !== 1 || t.shape[0] !== C)
+      throw new RangeError(`batchNorm: ${what} must be [${C}] for input ${fmt(x.shape)}, got ${fmt(t.shape)}`);
   }
   if (!(eps >= 0)) throw new RangeError(`batchNorm: eps must be ≥ 0, got ${eps}`);
   return scope(() => {

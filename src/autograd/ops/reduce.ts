@@ -6,7 +6,7 @@ import { reduceInto, varianceInto, type ReduceOp } from '../../kernels/reduce.js
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import { normDim, fmt, shapesEqual, sizeOf, type Dims, type ReduceOptions } from '../../core/shape.js';
-import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
+import { empty, type Tensor, viewOf } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { map } from './map.js';
 import { assertFloat, assertTensor } from './util.js';
@@ -43,7 +43,14 @@ function reduceKernel(x: Tensor, dims: number[], op: ReduceOp | { variance: numb
   if (!(adjacent && x.isContiguous)) {
     const kept = x.shape.map((_, i) => i).filter((i) => !dims.includes(i));
     const perm = [...kept, ...dims];
-    src = contiguousCopy(viewOf(x, perm.map((p) => x.shape[p]), perm.map((p) => x.strides[p]), x.offset));
+    src = contiguousCopy(
+      viewOf(
+        x,
+        perm.map((p) => x.shape[p]),
+        perm.map((p) => x.strides[p]),
+        x.offset,
+      ),
+    );
     first = kept.length;
     last = rank - 1;
   }

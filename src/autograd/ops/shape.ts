@@ -6,7 +6,7 @@ import { mapInto } from '../../kernels/elementwise.js';
 import { asShape, contiguousCopy } from '../../tensor/creation.js';
 import { fmt, normDim, shapesEqual, sizeOf, validateShape } from '../../core/shape.js';
 import { scope } from '../../tensor/scope.js';
-import { empty, Tensor, viewOf } from '../../tensor/tensor.js';
+import { empty, type Tensor, viewOf } from '../../tensor/tensor.js';
 import { record, SliceGrad } from '../tape.js';
 import { sumToShape } from './reduce.js';
 import { assertTensor, computeType } from './util.js';
@@ -36,7 +36,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 /** Like reshape, but requires a viewable (contiguous) tensor, as torch.view does. */
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   assertTensor(x, 'view');
-  if (!x.isContiguous) throw new Error(`view: tensor of shape ${fmt(x.shape)} with strides ${fmt(x.strides)} is not contiguous; use reshape()`);
+  if (!x.isContiguous)
+    throw new Error(`view: tensor of shape ${fmt(x.shape)} with strides ${fmt(x.strides)} is not contiguous; use reshape()`);
   return reshape(x, shape);
 }
 
@@ -52,10 +53,22 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (dims.length !== x.rank) throw new RangeError(`permute: got ${dims.length} dims ${fmt(dims)} for a tensor of rank ${x.rank}`);
   const p = dims.map((d) => normDim(d, x.rank, 'permute'));
   if (new Set(p).size !== p.length) throw new RangeError(`permute: dims ${fmt(dims)} repeat an axis`);
-  const y = viewOf(x, p.map((d) => x.shape[d]), p.map((d) => x.strides[d]), x.offset);
+  const y = viewOf(
+    x,
+    p.map((d) => x.shape[d]),
+    p.map((d) => x.strides[d]),
+    x.offset,
+  );
   const inv = new Array<number>(p.length);
   p.forEach((d, i) => (inv[d] = i));
-  return record('permute', y, [x], (g) => [viewOf(g, inv.map((d) => g.shape[d]), inv.map((d) => g.strides[d]), g.offset)]);
+  return record('permute', y, [x], (g) => [
+    viewOf(
+      g,
+      inv.map((d) => g.shape[d]),
+      inv.map((d) => g.strides[d]),
+      g.offset,
+    ),
+  ]);
 }
 
 export function transpose(x: Tensor, d0 = -2, d1 = -1): Tensor {
@@ -77,13 +90,26 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 }
 
 function squeezeView(g: Tensor, d: number): Tensor {
-  return viewOf(g, g.shape.filter((_, i) => i !== d), g.strides.filter((_, i) => i !== d), g.offset);
+  return viewOf(
+    g,
+    g.shape.filter((_, i) => i !== d),
+    g.strides.filter((_, i) => i !== d),
+    g.offset,
+  );
 }
 
 export function squeeze(x: Tensor, dim?: number): Tensor {
   assertTensor(x, 'squeeze');
-  const dims = dim === undefined ? x.shape.map((s, i) => (s === 1 ? i : -1)).filter((i) => i >= 0) : [normDim(dim, x.rank, 'squeeze')].filter((i) => x.shape[i] === 1);
-  const y = viewOf(x, x.shape.filter((_, i) => !dims.includes(i)), x.strides.filter((_, i) => !dims.includes(i)), x.offset);
+  const dims =
+    dim === undefined
+      ? x.shape.map((s, i) => (s === 1 ? i : -1)).filter((i) => i >= 0)
+      : [normDim(dim, x.rank, 'squeeze')].filter((i) => x.shape[i] === 1);
+  const y = viewOf(
+    x,
+    x.shape.filter((_, i) => !dims.includes(i)),
+    x.strides.filter((_, i) => !dims.includes(i)),
+    x.offset,
+  );
   return record('squeeze', y, [x], (g) => [asShape(g, x.shape)]);
 }
 
@@ -170,7 +196,12 @@ export function cat(xs: readonly Tensor[], dim = 0): Tensor {
 export function stack(xs: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(xs) || xs.length === 0) throw new RangeError('stack: expected a non-empty list of tensors');
   const d = normDim(dim, xs[0].rank + 1, 'stack');
-  return scope(() => cat(xs.map((t) => unsqueeze(t, d)), d));
+  return scope(() =>
+    cat(
+      xs.map((t) => unsqueeze(t, d)),
+      d,
+    ),
+  );
 }
 
 /** Copies `src` into the window of `out` of `src`'s shape starting at element `offset`. */

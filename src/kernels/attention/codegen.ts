@@ -44,13 +44,19 @@ export interface BoundOperand extends Operand {
 export function bind(op: string, ops: BoundOperand[]): BoundOperand[] {
   for (const o of ops) {
     const clash = ops.find((x) => x.view.buffer === o.view.buffer && x.access !== o.access);
-    if (clash) throw new RangeError(`${op}: ${o.access === 'write' ? o.name : clash.name} shares its buffer with ${o.access === 'write' ? clash.name : o.name}; write into a separate buffer`);
+    if (clash)
+      throw new RangeError(
+        `${op}: ${o.access === 'write' ? o.name : clash.name} shares its buffer with ${o.access === 'write' ? clash.name : o.name}; write into a separate buffer`,
+      );
   }
   // Writes to one buffer must agree on the element type.
-  for (const o of ops) if (o.access === 'write' && ops.some((x) => x.access === 'write' && x.view.buffer === o.view.buffer && !x.v4)) o.v4 = false;
+  for (const o of ops)
+    if (o.access === 'write' && ops.some((x) => x.access === 'write' && x.view.buffer === o.view.buffer && !x.v4)) o.v4 = false;
   let next = 0;
   ops.forEach((o, i) => {
-    const prev = ops.slice(0, i).find((x) => x.view.buffer === o.view.buffer && x.access === o.access && x.v4 === o.v4 && x.view.dtype === o.view.dtype);
+    const prev = ops
+      .slice(0, i)
+      .find((x) => x.view.buffer === o.view.buffer && x.access === o.access && x.v4 === o.v4 && x.view.dtype === o.view.dtype);
     o.buf = prev ? prev.buf : `${o.name}_buf`;
     o.binding = prev ? prev.binding : next++;
   });
@@ -306,7 +312,11 @@ export function dots(sh: Shape, access: (n: string, u: number, i: string) => str
 }
 
 /** reg(r, i) = start(reg(r, i), r) + Σ_u weight(r, u) · access(name, u, i), for each [reg, name, weight, start]. */
-export function updates(sh: Shape, access: (n: string, u: number, i: string) => string, specs: [string, string, (r: number, u: number) => string, (x: string, r: number) => string][]): string {
+export function updates(
+  sh: Shape,
+  access: (n: string, u: number, i: string) => string,
+  specs: [string, string, (r: number, u: number) => string, (x: string, r: number) => string][],
+): string {
   return sh.forI((i) =>
     specs
       .flatMap(([reg, n, weight, start]) => [

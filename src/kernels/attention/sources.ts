@@ -4,8 +4,23 @@
  */
 import { FLAT_INDEX, WG } from '../common.js';
 import {
-  declarations, dots, hsum, loadRows, operandLets, pairs, range, rowLets, Shape, storeRows, streamLoop, tileDecls, updates,
-  type AttentionConfig, type Header, type BoundOperand, type Stream,
+  declarations,
+  dots,
+  hsum,
+  loadRows,
+  operandLets,
+  pairs,
+  range,
+  rowLets,
+  Shape,
+  storeRows,
+  streamLoop,
+  tileDecls,
+  updates,
+  type AttentionConfig,
+  type Header,
+  type BoundOperand,
+  type Stream,
 } from './codegen.js';
 
 /** Parameters of the forward, dQ and dK/dV kernels (besides the operands'). */
@@ -24,7 +39,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let scale = params.scale;
   // ⌈D/4⌉ from the uniform, so that the compiler cannot unroll the loops over D.
   let dv4 = params.dv4;`;
-
 
 export function forwardSource(d: number, cfg: AttentionConfig, ops: BoundOperand[]): string {
   const [q, k, v, o] = ops;
@@ -51,10 +65,14 @@ ${rowLets(cfg, 'Nq')}
   // q carries scale·log2(e): scores come out in log2 units, ready for exp2.
 ${loadRows(sh, q, 'qr', ' * sl2')}
 ${sh.declare('acc')}
-${range(cfg.perThread).map((r) => `  var m${r} = -3.0e38;\n  var l${r} = 0.0;`).join('\n')}
+${range(cfg.perThread)
+  .map((r) => `  var m${r} = -3.0e38;\n  var l${r} = 0.0;`)
+  .join('\n')}
 ${streamLoop(sh, st, step)}
 ${storeRows(sh, o, 'acc', (r) => `(1.0 / l${r})`)}
-${range(cfg.perThread).map((r) => `  if (valid${r}) { ${ops[4].buf}[lse_base + row${r} * lse_sn] = (m${r} + log2(l${r})) * ${Math.LN2}; }`).join('\n')}
+${range(cfg.perThread)
+  .map((r) => `  if (valid${r}) { ${ops[4].buf}[lse_base + row${r} * lse_sn] = (m${r} + log2(l${r})) * ${Math.LN2}; }`)
+  .join('\n')}
 }`;
 }
 
@@ -83,7 +101,10 @@ export function dqSource(d: number, cfg: AttentionConfig, ops: BoundOperand[]): 
   const [q, k, v, dO, , , dq] = ops;
   const sh = new Shape(d, cfg);
   const st: Stream = { rows: [k, v], scalars: [], limit: 'Nk' };
-  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [['sa', 'qr', 'k'], ['sg', 'gr', 'v']])}
+  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [
+    ['sa', 'qr', 'k'],
+    ['sg', 'gr', 'v'],
+  ])}
 ${pairs(cfg)
   .map(
     ([r, u]) => `    let p${r}_${u} = select(0.0, exp2(${hsum(`sa${r}_${u}`)} - lse${r}), ok_${u});
@@ -117,8 +138,18 @@ ${storeRows(sh, dq, 'acc', () => 'scale')}
 export function dkdvSource(d: number, cfg: AttentionConfig, ops: BoundOperand[]): string {
   const [q, k, v, dO, lse, delta, dk, dv] = ops;
   const sh = new Shape(d, cfg);
-  const st: Stream = { rows: [q, dO], scalars: [{ op: lse, factor: ` * ${Math.LOG2E}` }, { op: delta, factor: '' }], limit: 'Nq' };
-  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [['sa', 'kr', 'q'], ['sg', 'vr', 'dO']])}
+  const st: Stream = {
+    rows: [q, dO],
+    scalars: [
+      { op: lse, factor: ` * ${Math.LOG2E}` },
+      { op: delta, factor: '' },
+    ],
+    limit: 'Nq',
+  };
+  const step = (access: (n: string, u: number, i: string) => string) => `${dots(sh, access, [
+    ['sa', 'kr', 'q'],
+    ['sg', 'vr', 'dO'],
+  ])}
 ${pairs(cfg)
   .map(
     ([r, u]) => `    let p${r}_${u} = select(0.0, exp2(${hsum(`sa${r}_${u}`)} - lses${u}), ok_${u});

@@ -16,9 +16,16 @@ export type LoadMode = 'k4' | 'o4' | 'k1' | 'o1' | 's';
 /** Everything the generated WGSL depends on (all of it is in the pipeline key). */
 export interface KernelSpec {
   cfg: MatmulConfig;
-  aMode: LoadMode; bMode: LoadMode;
-  aT: DType; bT: DType; oT: DType; biasT?: DType; resT?: DType;
-  act: MatmulActivation; accumulate: boolean; batchRank: number;
+  aMode: LoadMode;
+  bMode: LoadMode;
+  aT: DType;
+  bT: DType;
+  oT: DType;
+  biasT?: DType;
+  resT?: DType;
+  act: MatmulActivation;
+  accumulate: boolean;
+  batchRank: number;
 }
 
 /** Batch dims the kernels decode (more are peeled off into separate dispatches). */
@@ -31,13 +38,32 @@ export const MAX_BATCH_RANK = 4;
  */
 function layoutFor(batchRank: number) {
   return uniforms({
-    M: 'u32', N: 'u32', K: 'u32', batch_start: 'u32',
-    a_sm: 'u32', a_sk: 'u32', b_sk: 'u32', b_sn: 'u32', o_sm: 'u32', o_sn: 'u32',
-    bias_sn: 'u32', res_sm: 'u32', res_sn: 'u32', alpha: 'f32',
-    a_offset: 'u32', b_offset: 'u32', o_offset: 'u32', bias_offset: 'u32', res_offset: 'u32',
-    a_sk4: 'u32', b_sk4: 'u32',
-    batch_shape: ['u32', batchRank], a_batch_stride: ['u32', batchRank], b_batch_stride: ['u32', batchRank],
-    o_batch_stride: ['u32', batchRank], res_batch_stride: ['u32', batchRank],
+    M: 'u32',
+    N: 'u32',
+    K: 'u32',
+    batch_start: 'u32',
+    a_sm: 'u32',
+    a_sk: 'u32',
+    b_sk: 'u32',
+    b_sn: 'u32',
+    o_sm: 'u32',
+    o_sn: 'u32',
+    bias_sn: 'u32',
+    res_sm: 'u32',
+    res_sn: 'u32',
+    alpha: 'f32',
+    a_offset: 'u32',
+    b_offset: 'u32',
+    o_offset: 'u32',
+    bias_offset: 'u32',
+    res_offset: 'u32',
+    a_sk4: 'u32',
+    b_sk4: 'u32',
+    batch_shape: ['u32', batchRank],
+    a_batch_stride: ['u32', batchRank],
+    b_batch_stride: ['u32', batchRank],
+    o_batch_stride: ['u32', batchRank],
+    res_batch_stride: ['u32', batchRank],
   } as const);
 }
 export type MatmulUniforms = ReturnType<typeof layoutFor>;
@@ -65,7 +91,8 @@ export function preamble(s: KernelSpec): string {
   const vecB = s.bMode === 'k4' || s.bMode === 'o4';
   const dtypes = [s.aT, s.bT, s.oT, ...(s.biasT ? [s.biasT] : []), ...(s.resT ? [s.resT] : [])];
   let bind = 0;
-  const decl = (name: string, type: string, rw = false) => `@group(0) @binding(${bind++}) var<storage, ${rw ? 'read_write' : 'read'}> ${name}: array<${type}>;`;
+  const decl = (name: string, type: string, rw = false) =>
+    `@group(0) @binding(${bind++}) var<storage, ${rw ? 'read_write' : 'read'}> ${name}: array<${type}>;`;
   const lines = [decl('A', vecT(s.aT, vecA)), decl('B', vecT(s.bT, vecB))];
   if (s.biasT) lines.push(decl('BIAS', s.biasT));
   if (s.resT) lines.push(decl('RES', s.resT));
@@ -111,7 +138,15 @@ export function stores(RM: number, RN: number, row: (r: string) => string, col: 
   ${storeLoop(RM, RN, row, col, (r, j) => `accs[${r} * ${G}u + ${j} / 4u][${j} % 4u]`)}`;
 }
 
-export function storeLoop(RM: number, RN: number, row: (r: string) => string, col: (j: string) => string, value: (r: string, j: string) => string, first = '0u', step = '1u'): string {
+export function storeLoop(
+  RM: number,
+  RN: number,
+  row: (r: string) => string,
+  col: (j: string) => string,
+  value: (r: string, j: string) => string,
+  first = '0u',
+  step = '1u',
+): string {
   return `for (var i = ${first}; i < ${RM * RN}u; i += ${step}) {
     let r = i / ${RN}u; let j = i % ${RN}u;
     let row = ${row('r')}; let col = ${col('j')};

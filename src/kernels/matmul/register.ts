@@ -50,7 +50,9 @@ export function registerSource(s: KernelSpec, c: RegisterConfig): string {
   const step = (n: number) => {
     const lines: string[] = [];
     for (let kk = 0; kk < n; kk++) lines.push(...aLoad(kk, 'k'), ...bLoad(kk, 'k'));
-    for (let kk = 0; kk < n; kk++) for (let r = 0; r < RM; r++) for (let g = 0; g < G; g++) lines.push(`acc${r}_${g} = fma(vec4<f32>(${aVal(r, kk)}), ${bRow(kk, g)}, acc${r}_${g});`);
+    for (let kk = 0; kk < n; kk++)
+      for (let r = 0; r < RM; r++)
+        for (let g = 0; g < G; g++) lines.push(`acc${r}_${g} = fma(vec4<f32>(${aVal(r, kk)}), ${bRow(kk, g)}, acc${r}_${g});`);
     return lines.join('\n    ');
   };
   if (!c.scalar) body.push(`for (; k + 4u <= K; k += 4u) {\n    ${step(4)}\n  }`);
@@ -69,6 +71,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${accs.join('\n  ')}
   var k = 0u;
   ${body.join('\n  ')}
-  ${stores(RM, RN, (r) => `row0 + ${r}`, (j) => `col0 + ${j}`)}
+  ${stores(
+    RM,
+    RN,
+    (r) => `row0 + ${r}`,
+    (j) => `col0 + ${j}`,
+  )}
 }`;
 }

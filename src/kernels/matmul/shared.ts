@@ -18,7 +18,18 @@ interface OperandStrides {
  * k-major with vec4 rows along TO: S[kk·TO/4 + o/4][o%4]. Threads walk the operand's contiguous
  * dim so that neighbouring threads read neighbouring addresses; out-of-range elements are zero.
  */
-function tileLoader(S: string, X: string, mode: LoadMode, TO: number, TK: number, T: number, o0: string, O: string, base: string, st: OperandStrides): string {
+function tileLoader(
+  S: string,
+  X: string,
+  mode: LoadMode,
+  TO: number,
+  TK: number,
+  T: number,
+  o0: string,
+  O: string,
+  base: string,
+  st: OperandStrides,
+): string {
   const vec = mode === 'k4' || mode === 'o4';
   const w = vec ? 4 : 1;
   const alongK = mode === 'k4' || mode === 'k1' || mode === 's';
@@ -26,17 +37,25 @@ function tileLoader(S: string, X: string, mode: LoadMode, TO: number, TK: number
   const lines: string[] = [];
   for (let i = 0; i < groups / T; i++) {
     const e = `(tid + ${i * T}u)`;
-    const [o, kk] = alongK ? [`(${e} / ${TK / w}u)`, `(${e} % ${TK / w}u) * ${w}u`] : [`(${e} % ${TO / w}u) * ${w}u`, `(${e} / ${TO / w}u)`];
+    const [o, kk] = alongK
+      ? [`(${e} / ${TK / w}u)`, `(${e} % ${TK / w}u) * ${w}u`]
+      : [`(${e} % ${TO / w}u) * ${w}u`, `(${e} / ${TO / w}u)`];
     lines.push(`{ let o = ${o}; let kk = ${kk}; let go = ${o0} + o; let gk = k0 + kk;`);
     if (mode === 'k4') {
-      lines.push(`  let v = select(vec4<f32>(0.0), vec4<f32>(${X}[(${base} + min(go, ${O} - 1u) * ${st.so}) / 4u + min(gk, K - 4u) / 4u]), go < ${O} && gk < K);`);
+      lines.push(
+        `  let v = select(vec4<f32>(0.0), vec4<f32>(${X}[(${base} + min(go, ${O} - 1u) * ${st.so}) / 4u + min(gk, K - 4u) / 4u]), go < ${O} && gk < K);`,
+      );
       for (let j = 0; j < 4; j++) lines.push(`  ${S}[(kk + ${j}u) * ${TO / 4}u + o / 4u][o % 4u] = v.${comp(j)};`);
     } else if (mode === 'o4') {
-      lines.push(`  ${S}[kk * ${TO / 4}u + o / 4u] = select(vec4<f32>(0.0), vec4<f32>(${X}[(${base} + min(go, ${O} - 4u)) / 4u + min(gk, K - 1u) * ${st.sk4}]), go < ${O} && gk < K);`);
+      lines.push(
+        `  ${S}[kk * ${TO / 4}u + o / 4u] = select(vec4<f32>(0.0), vec4<f32>(${X}[(${base} + min(go, ${O} - 4u)) / 4u + min(gk, K - 1u) * ${st.sk4}]), go < ${O} && gk < K);`,
+      );
     } else {
       const so = mode === 'o1' ? '' : ` * ${st.so}`;
       const sk = mode === 'k1' ? '' : ` * ${st.sk}`;
-      lines.push(`  ${S}[kk * ${TO / 4}u + o / 4u][o % 4u] = select(0.0, f32(${X}[${base} + min(go, ${O} - 1u)${so} + min(gk, K - 1u)${sk}]), go < ${O} && gk < K);`);
+      lines.push(
+        `  ${S}[kk * ${TO / 4}u + o / 4u][o % 4u] = select(0.0, f32(${X}[${base} + min(go, ${O} - 1u)${so} + min(gk, K - 1u)${sk}]), go < ${O} && gk < K);`,
+      );
     }
     lines.push('}');
   }
@@ -45,12 +64,18 @@ function tileLoader(S: string, X: string, mode: LoadMode, TO: number, TK: number
 
 export function sharedSource(s: KernelSpec, c: SharedConfig): string {
   const { wgX, wgY, rm: RM, rn: RN, tk: TK } = c;
-  const TM = wgY * RM, TN = wgX * RN, T = wgX * wgY;
-  for (const [mode, TO] of [[s.aMode, TM], [s.bMode, TN]] as const) {
+  const TM = wgY * RM,
+    TN = wgX * RN,
+    T = wgX * wgY;
+  for (const [mode, TO] of [
+    [s.aMode, TM],
+    [s.bMode, TN],
+  ] as const) {
     const w = mode === 'k4' || mode === 'o4' ? 4 : 1;
     if (((TO * TK) / w) % T !== 0 || TK % 4 !== 0) throw new RangeError(`matmul: shared config ${JSON.stringify(c)} does not tile evenly`);
   }
-  const GM = RM / 4, GN = RN / 4;
+  const GM = RM / 4,
+    GN = RN / 4;
   const accs: string[] = [];
   const fmas: string[] = [];
   for (let g = 0; g < GM; g++) fmas.push(`let a${g} = As[kk * ${TM / 4}u + lid.y + ${g * wgY}u];`);
@@ -82,6 +107,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     workgroupBarrier();
   }
-  ${stores(RM, RN, (r) => `tileRow + (lid.y + (${r} / 4u) * ${wgY}u) * 4u + ${r} % 4u`, (j) => `tileCol + (lid.x + (${j} / 4u) * ${wgX}u) * 4u + ${j} % 4u`)}
+  ${stores(
+    RM,
+    RN,
+    (r) => `tileRow + (lid.y + (${r} / 4u) * ${wgY}u) * 4u + ${r} % 4u`,
+    (j) => `tileCol + (lid.x + (${j} / 4u) * ${wgX}u) * 4u + ${j} % 4u`,
+  )}
 }`;
 }

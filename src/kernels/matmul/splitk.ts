@@ -38,7 +38,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     ${lines.join('\n    ')}
   }
   var sums = array<f32, ${RM * RN}>(${sums.join(', ')});
-  ${storeLoop(RM, RN, (r) => `row0 + ${r}`, (j) => `col0 + ${j}`, (r, j) => `sums[${r} * ${RN}u + ${j}]`, 'lid.x', `${L}u`)}
+  ${storeLoop(
+    RM,
+    RN,
+    (r) => `row0 + ${r}`,
+    (j) => `col0 + ${j}`,
+    (r, j) => `sums[${r} * ${RN}u + ${j}]`,
+    'lid.x',
+    `${L}u`,
+  )}
 }
 `;
 }
