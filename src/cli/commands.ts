@@ -6,12 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DeviceLostError } from '../gpu/errors.js';
 import { init, type Runtime, shutdown } from '../gpu/runtime.js';
 import { writeReport } from '../report/report.js';
 import type { ConfigPatch, PresetName, RunConfig } from '../train/config.js';
 import { loadData, loadEncoder } from '../train/context.js';
 import { closeSharedDecodePools, defaultDataSource } from '../train/data/index.js';
-import type { LoopResult } from '../train/loop.js';
+import { DeviceLostDuringTrainingError, type LoopResult, oneLine } from '../train/loop.js';
 import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-folder.js';
 import { sampleRun } from '../train/sample.js';
 import { trainDecoderStage } from '../train/stage1.js';
@@ -69,6 +70,16 @@ function stageMessage(stage: string, runDir: string, r: LoopResult, command: str
   }
 }
 
+/**
+ * A lost device (driver reset, GPU removed, out of device memory at the driver level) cannot be
+ * recovered in this process, but the run can: the error gains the exact command to continue it.
+ */
+function withResumeHint(e: unknown, command: string, runDir: string): unknown {
+  if (!(e instanceof DeviceLostDuringTrainingError || e instanceof DeviceLostError)) return e;
+  const what = e instanceof DeviceLostError ? `the GPU device was lost (${oneLine(e)})` : e.message;
+  return new Error(`${what}. Continue with: rae ${command} --run ${runDir} --resume`);
+}
+
 export interface StageFlags extends CommonFlags {
   run: string;
 }
@@ -90,6 +101,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
       resume: Boolean(flags.resume),
       debugNanAtStep: flags.debugNanAtStep,
       debugStopAtStep: flags.debugStopAtStep,
+      debugLoseDeviceAtStep: flags.debugLoseDeviceAtStep,
     };
     try {
       const r = command === 'train-decoder' ? await trainDecoderStage(opts) : await trainDiTStage(opts);
@@ -97,7 +109,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
       stageMessage(command === 'train-decoder' ? 'stage 1' : 'stage 2', runDir, r, command);
     } catch (e) {
       end({ exit: `error: ${e instanceof Error ? e.message : e}` });
-      throw e;
+      throw withResumeHint(e, command, runDir);
     }
     await refreshReport(runDir);
     return 0;
@@ -297,6 +309,8 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       const report = await refreshReport(runDir, true);
       console.log(`done in ${(seconds / 60).toFixed(1)} min; open ${report ? path.resolve(report) : runDir} (${os.hostname()})`);
       return 0;
+    } catch (e) {
+      throw withResumeHint(e, 'demo', runDir);
     } finally {
       release();
     }

@@ -56,6 +56,7 @@ export interface CommonFlags {
   skipBad?: boolean;
   debugNanAtStep?: number;
   debugStopAtStep?: number;
+  debugLoseDeviceAtStep?: number;
   [k: string]: unknown;
 }
 
@@ -92,9 +93,10 @@ export function addCommonOptions(cmd: Command, opts: { runRequired: boolean; sta
       .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and at the end)', intArg('--checkpoint-every'))
       .option('--keep <n>', 'checkpoints of this stage to keep', intArg('--keep'))
       .option('--resume', "continue from the stage's latest checkpoint (exactly: same losses as an uninterrupted run)")
-      // For tests only: force a NaN loss / a clean stop (as on SIGINT) at a given step.
+      // For tests only: force a NaN loss / a clean stop (as on SIGINT) / a lost GPU device at a given step.
       .addOption(new Option('--debug-nan-at-step <n>').argParser(intArg('--debug-nan-at-step')).hideHelp())
-      .addOption(new Option('--debug-stop-at-step <n>').argParser(intArg('--debug-stop-at-step')).hideHelp());
+      .addOption(new Option('--debug-stop-at-step <n>').argParser(intArg('--debug-stop-at-step')).hideHelp())
+      .addOption(new Option('--debug-lose-device-at-step <n>').argParser(intArg('--debug-lose-device-at-step')).hideHelp());
   }
   return cmd;
 }

@@ -29,8 +29,12 @@ export class NoAdapterError extends GpuError {
 }
 
 export class DeviceLostError extends GpuError {
-  constructor(reason: string, message: string) {
-    super(`device lost (${reason}): ${message}`);
+  /** `reason` and `detail` are Dawn's GPUDeviceLostInfo.reason and .message. */
+  constructor(
+    readonly reason: string,
+    readonly detail: string,
+  ) {
+    super(`device lost (${reason}): ${detail}`);
     this.name = 'DeviceLostError';
   }
 }

@@ -399,6 +399,15 @@ export class Runtime {
     return { ...this.pool.stats(), pipelines: this.pipelines.size };
   }
 
+  /**
+   * Tests only: loses the device the way a driver reset would (the runtime is not shut down),
+   * and returns once the runtime has recorded the loss, so the next operation throws.
+   */
+  async loseDeviceForTest(): Promise<void> {
+    this.device.destroy();
+    await this.device.lost;
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -5,6 +5,8 @@
  */
 import path from 'node:path';
 import cliProgress from 'cli-progress';
+import { DeviceLostError } from '../gpu/errors.js';
+import { runtime } from '../gpu/runtime.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { toArray } from '../tensor/creation.js';
 import { latestCheckpoint } from './checkpoint.js';
@@ -12,6 +14,25 @@ import { appendMetric, type MetricRecord } from './run-folder.js';
 
 export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
+}
+
+/** Dawn's reason and message of a loss, on one line. */
+export const oneLine = (lost: DeviceLostError) => `${lost.reason}: ${lost.detail}`.replace(/\s*\n\s*/g, ' ');
+
+/**
+ * The device was lost during a step: nothing of that step (or later) was saved, and no save was
+ * attempted with the dead device. The message names the step and the checkpoint to resume from.
+ */
+export class DeviceLostDuringTrainingError extends Error {
+  override name = 'DeviceLostDuringTrainingError';
+  constructor(
+    readonly lost: DeviceLostError,
+    readonly stage: MetricRecord['stage'],
+    readonly step: number,
+    lastGoodCheckpoint: string,
+  ) {
+    super(`the GPU device was lost at ${stage} step ${step} (${oneLine(lost)}); stopped without saving. ${lastGoodCheckpoint}`);
+  }
 }
 
 export interface LoopSpec {
@@ -34,6 +55,8 @@ export interface LoopSpec {
   debugNanAtStep?: number;
   /** Tests: behave as if SIGINT arrived during this step (1-based). */
   debugStopAtStep?: number;
+  /** Tests: the device is lost (destroyed) during this step (1-based), after its work is recorded. */
+  debugLoseDeviceAtStep?: number;
   quiet?: boolean;
 }
 
@@ -102,10 +125,14 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   let lastLoss = Number.NaN;
   let lastCheckpoint: string | undefined;
   let lastSaved = spec.startStep;
+  // The 1-based step being run (or saved), named if the device is lost.
+  let current = spec.startStep;
   try {
     for (let step = spec.startStep; step < spec.totalSteps; step++) {
+      current = step + 1;
       const lr = spec.lrAt(step);
       const lossT = await spec.step(step, lr);
+      if (spec.debugLoseDeviceAtStep === step + 1) await runtime().loseDeviceForTest();
       // Read every step: a NaN must stop the run at the step it appears, before a checkpoint.
       let loss = (await toArray(lossT))[0];
       lossT.dispose();
@@ -144,6 +171,11 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       if (stopRequested) break;
     }
     if (lastSaved !== done) lastCheckpoint = await spec.save(done);
+  } catch (e) {
+    // A checkpoint is read back from the device before any file is written, so a loss during a
+    // save leaves the previous checkpoint as the latest; nothing more is tried on the dead device.
+    if (e instanceof DeviceLostError) throw new DeviceLostDuringTrainingError(e, spec.stage, current, lastGood(spec));
+    throw e;
   } finally {
     display.stop();
     process.off('SIGINT', sigint);

@@ -32,6 +32,7 @@ export interface StageOptions {
   data?: RunData;
   debugNanAtStep?: number;
   debugStopAtStep?: number;
+  debugLoseDeviceAtStep?: number;
   quiet?: boolean;
 }
 
@@ -133,6 +134,7 @@ export async function trainDecoderStage(
       imagesPerStep: d.batch,
       debugNanAtStep: o.debugNanAtStep,
       debugStopAtStep: o.debugStopAtStep,
+      debugLoseDeviceAtStep: o.debugLoseDeviceAtStep,
       quiet: o.quiet,
       lrAt: (step) => warmupCosine(step, d.steps, d.lr, d.finalLr, warmup),
       step: async (_step, lr) => {

@@ -86,6 +86,7 @@ export async function trainDiTStage(
       imagesPerStep: d.batch,
       debugNanAtStep: o.debugNanAtStep,
       debugStopAtStep: o.debugStopAtStep,
+      debugLoseDeviceAtStep: o.debugLoseDeviceAtStep,
       quiet: o.quiet,
       lrAt: (step) => holdLinear(step, d.lr, d.finalLr, hold, decayEnd),
       step: async (step, lr) => {
