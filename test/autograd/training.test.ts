@@ -15,6 +15,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
+import { AdamW64 } from '../../src/cpu/optim.js';
 import { F, memoryStats, optim, scope, tensor, toArray, type Tensor } from '../../src/index.js';
 import { relByMax } from '../helpers/golden.js';
 import { sizeOf, useGpu, settleGarbage } from '../helpers/setup.js';
@@ -32,34 +33,6 @@ const EPS = 1e-8;
 const f32data = (n: number, seed: number, lo = -1, hi = 1) => Float64Array.from(Float32Array.from(randomData(n, seed, lo, hi)));
 
 const param = (data: Float64Array, shape: number[]): Tensor => tensor(Float32Array.from(data), shape, { requiresGrad: true });
-
-/** Float64 AdamW with PyTorch semantics (decoupled weight decay, bias correction), in place. */
-class AdamW64 {
-  private m: Float64Array[];
-  private v: Float64Array[];
-  private t = 0;
-  constructor(readonly params: Float64Array[]) {
-    this.m = params.map((p) => new Float64Array(p.length));
-    this.v = params.map((p) => new Float64Array(p.length));
-  }
-  step(grads: Float64Array[]): void {
-    this.t++;
-    const [b1, b2] = BETAS;
-    const bc1 = 1 - b1 ** this.t;
-    const bc2 = 1 - b2 ** this.t;
-    this.params.forEach((p, k) => {
-      const g = grads[k];
-      const m = this.m[k];
-      const v = this.v[k];
-      for (let i = 0; i < p.length; i++) {
-        p[i] *= 1 - LR * WD;
-        m[i] = b1 * m[i] + (1 - b1) * g[i];
-        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-        p[i] -= ((LR / bc1) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(bc2) + EPS);
-      }
-    });
-  }
-}
 
 const minAbs = (gs: Float64Array[]) => Math.min(...gs.map((g) => g.reduce((a, v) => Math.min(a, Math.abs(v)), Infinity)));
 
@@ -215,7 +188,7 @@ async function trainAndCompare(
   const x = tensor(Float32Array.from(xData), xShape);
   const opt = new optim.AdamW(ps, { lr: LR, betas: BETAS, eps: EPS, weightDecay: WD });
   const ref = init.map((d) => Float64Array.from(d));
-  const opt64 = new AdamW64(ref);
+  const opt64 = new AdamW64(ref, { lr: LR, betas: BETAS, eps: EPS, weightDecay: WD });
   try {
     for (let s = 1; s <= steps; s++) {
       const lossT = scope(() => {
