@@ -71,8 +71,9 @@ fn gelu_erf_grad(x: f32) -> f32 {
   return cdf + x * pdf;
 }
 fn tanh_safe(x: f32) -> f32 {
-  // tanh via exp overflows to NaN for |x| > ~44 in some drivers; clamp first.
-  return tanh(clamp(x, -15.0, 15.0));
+  // tanh via exp overflows to NaN for |x| > ~44 in some drivers; clamp first. clamp maps NaN to
+  // −15, so NaN (tested on the bits: fast-math folds x != x) passes through as in PyTorch.
+  return select(tanh(clamp(x, -15.0, 15.0)), x, (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u);
 }
 fn gelu_tanh(x: f32) -> f32 {
   // 0.5·(1 + tanh(u)) = sigmoid(2u), u = √(2/π)(x + 0.044715x³).
@@ -91,7 +92,8 @@ fn sigmoid_f32(x: f32) -> f32 {
 }
 fn silu_f32(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 fn silu_grad(x: f32) -> f32 { let s = sigmoid_f32(x); return s * (1.0 + x * (1.0 - s)); }
-fn relu_f32(x: f32) -> f32 { return max(x, 0.0); }
+// max(NaN, 0) is 0 in WGSL; PyTorch's relu passes NaN through.
+fn relu_f32(x: f32) -> f32 { return select(max(x, 0.0), x, (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u); }
 
 fn mm_act(x: f32) -> f32 { return gelu_erf(x); }
 fn mm_store(acc: f32, col: u32, ridx: u32, oidx: u32) {

@@ -31,7 +31,7 @@ export const UNARY_OPS = {
   cos: { fwd: 'cos(in0)', grad: '-in0 * sin(in1)', method: true },
   tanh: { fwd: 'tanh_safe(in0)', grad: 'in0 * (1.0 - in1 * in1)', usesOutput: true, method: true, functional: true },
   sigmoid: { fwd: 'sigmoid_f32(in0)', grad: 'in0 * in1 * (1.0 - in1)', usesOutput: true, method: true, functional: true },
-  relu: { fwd: 'max(in0, 0.0)', grad: 'select(0.0, in0, in1 > 0.0)', method: true, functional: true },
+  relu: { fwd: 'relu_f32(in0)', grad: 'select(0.0, in0, in1 > 0.0)', method: true, functional: true },
   silu: { fwd: 'silu_f32(in0)', grad: 'in0 * silu_grad(in1)', method: true, functional: true },
   // gelu / gelu_tanh reach users as x.gelu({ approximate }) and F.gelu(x, { approximate }).
   gelu: { fwd: 'gelu_erf(in0)', grad: 'in0 * gelu_erf_grad(in1)' },

@@ -313,10 +313,7 @@ describe('pointwise ops forward against float64', () => {
    * Each has an `it.fails` below, which starts failing — i.e. tells you to drop the entry — once
    * the behaviour is fixed.
    */
-  const NAN_BUGS: Partial<Record<UnaryName, string>> = {
-    relu: 'GPU relu(NaN) = 0 (WGSL max(x, 0.0) drops the NaN); PyTorch and src/cpu give NaN',
-    tanh: 'GPU tanh(NaN) = -1 (tanh_safe clamps NaN to -15 first); PyTorch gives NaN',
-  };
+  const NAN_BUGS: Partial<Record<UnaryName, string>> = {};
   const nonFinite = f32([NaN, Infinity, -Infinity, 0]);
   const checkNonFinite = async (op: UnaryName, ref: (x: C.NDArray) => C.NDArray) =>
     expectAllclose(await runUnary(op, nonFinite, [4]), ref(C.nd(Float64Array.from(nonFinite), [4])).data, TOL.exact, {
