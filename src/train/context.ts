@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
-import { Dinov2WithRegisters, type Dinov2, type Dinov2Config } from '../models/dinov2.js';
+import { Dinov2, Dinov2WithRegisters, type Dinov2Config } from '../models/dinov2.js';
 import { DiT, DiTDH, type DiTConfig } from '../models/dit.js';
 import { loadDinov2 } from '../io/pretrained.js';
 import { RAEDecoder } from '../models/rae-decoder.js';
@@ -46,8 +46,12 @@ function randomEncoderConfig(c: RunConfig): Dinov2Config {
   };
 }
 
-/** The frozen encoder of a run. A random one is created once and saved as DIR/encoder.safetensors. */
-export async function loadEncoder(runDir: string, c: RunConfig): Promise<EncoderInfo> {
+/**
+ * The frozen encoder of a run. A random one is created once and saved as DIR/encoder.safetensors.
+ * `randomInit` gives the same architecture at a seeded random initialisation instead (the linear
+ * probe's baseline): nothing is loaded, nothing is saved.
+ */
+export async function loadEncoder(runDir: string, c: RunConfig, opts: { randomInit?: boolean } = {}): Promise<EncoderInfo> {
   let encoder: Dinov2;
   let note: string;
   let inputSize = c.encoder.inputSize;
@@ -56,15 +60,17 @@ export async function loadEncoder(runDir: string, c: RunConfig): Promise<Encoder
       throw new RunError(
         `--encoder ${c.encoder.path}: no such folder (expected a local Hugging Face snapshot of facebook/dinov2-with-registers-*)`,
       );
-    encoder = loadDinov2(c.encoder.path);
-    note = `pretrained DINOv2 from ${c.encoder.path}`;
+    encoder = opts.randomInit ? randomLikeSnapshot(c.encoder.path, c.seed) : loadDinov2(c.encoder.path);
+    note = `${opts.randomInit ? 'randomly initialised architecture of' : 'pretrained'} DINOv2 from ${c.encoder.path}`;
     inputSize = c.encoder.inputSize === c.data.imageSize ? 224 : c.encoder.inputSize;
   } else {
     const file = path.join(runDir, 'encoder.safetensors');
     manualSeed(c.seed + 0x0e0c);
     encoder = Dinov2WithRegisters.fromConfig(randomEncoderConfig(c));
     const named = encoder.namedParameters();
-    if (fs.existsSync(file)) {
+    if (opts.randomInit) {
+      // The seeded initialisation itself: the run's saved encoder (if any) is not consulted.
+    } else if (fs.existsSync(file)) {
       encoder.loadStateDict(loadSafetensors(file) as Map<string, { shape: number[]; data: Float32Array }>, { strict: false });
     } else {
       await saveEncoder(file, named);
@@ -75,6 +81,21 @@ export async function loadEncoder(runDir: string, c: RunConfig): Promise<Encoder
   const patch = encoder.config.patch_size;
   if (inputSize % patch) throw new RunError(`encoder input ${inputSize} is not a multiple of its patch ${patch}`);
   return { encoder, note, inputSize, grid: inputSize / patch, dim: encoder.config.hidden_size };
+}
+
+/** A DINOv2 of a snapshot's config.json at a seeded random initialisation (its weights unread). */
+function randomLikeSnapshot(dir: string, seed: number): Dinov2 {
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(file)) throw new RunError(`--encoder ${dir}: no config.json (expected a Hugging Face snapshot directory)`);
+  let config: Dinov2Config;
+  try {
+    config = JSON.parse(fs.readFileSync(file, 'utf8')) as Dinov2Config;
+  } catch (e) {
+    throw new RunError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  manualSeed(seed + 0x0e0c);
+  const registers = (config.num_register_tokens ?? 0) > 0 || config.model_type === 'dinov2_with_registers';
+  return registers ? Dinov2WithRegisters.fromConfig(config) : Dinov2.fromConfig(config);
 }
 
 async function saveEncoder(file: string, named: [string, Tensor][]): Promise<void> {
