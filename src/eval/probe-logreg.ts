@@ -150,9 +150,14 @@ export async function trainLogReg(data: LabelledFeatures, classes: number, opts:
           let xb = X;
           let yb = Y;
           if (order) {
-            const idx = tensor(order.subarray(start, start + count), [count], { dtype: 'i32' });
-            xb = ops.indexSelect(X, 0, idx);
-            yb = ops.indexSelect(Y, 0, idx);
+            const rows = order.subarray(start, start + count);
+            xb = ops.indexSelect(X, 0, tensor(rows, [count], { dtype: 'i32' }));
+            // indexSelect gathers floats only; the batch's labels are a few bytes to upload.
+            yb = tensor(
+              Int32Array.from(rows, (r) => data.labels[r]),
+              [count],
+              { dtype: 'i32' },
+            );
           }
           const l = ops.crossEntropy(ops.add(ops.matmul(xb, W), b), yb);
           l.backward();

@@ -97,15 +97,26 @@ export interface ProbeFit {
 
 export const DEFAULT_WEIGHT_DECAYS = [0, 0.1, 1];
 
+/** A validation carve-out needs a member of every class on both sides. */
+const minPerClass = (weightDecays: readonly number[]) => (weightDecays.length > 1 ? 2 : 1);
+
 function subset(f: LabelledFeatures, rows: Int32Array): LabelledFeatures {
   const x = new Float32Array(rows.length * f.dim);
   rows.forEach((r, i) => x.set(f.x.subarray(r * f.dim, (r + 1) * f.dim), i * f.dim));
   return { x, labels: Int32Array.from(rows, (r) => f.labels[r]), dim: f.dim };
 }
 
-function checkClassCounts(train: LabelledFeatures, classNames: readonly string[], min: number): void {
+function checkClassCount(classNames: readonly string[]): void {
+  const C = classNames.length;
+  if (C < 2)
+    throw new ProbeError(
+      `the data set has ${C} class${C === 1 ? ` ('${classNames[0]}')` : 'es'}: a probe needs labels (class subfolders, or a labelled format)`,
+    );
+}
+
+function checkClassCounts(labels: Int32Array, classNames: readonly string[], min: number): void {
   const counts = new Array<number>(classNames.length).fill(0);
-  for (const y of train.labels) counts[y]++;
+  for (const y of labels) counts[y]++;
   const short = counts.map((c, k) => [k, c] as const).filter(([, c]) => c < min);
   if (short.length)
     throw new ProbeError(
@@ -133,20 +144,16 @@ export async function fitProbe(
   opts: FitProbeOptions,
 ): Promise<ProbeFit> {
   const C = classNames.length;
-  if (C < 2)
-    throw new ProbeError(
-      `the data set has ${C} class${C === 1 ? ` ('${classNames[0]}')` : 'es'}: a probe needs labels (class subfolders, or a labelled format)`,
-    );
+  checkClassCount(classNames);
   checkLabelledFeatures(train, C, 'training features');
   checkLabelledFeatures(test, C, 'test features');
   if (test.dim !== train.dim) throw new ProbeError(`test features have ${test.dim} dimensions, training features ${train.dim}`);
   const wds = opts.weightDecays?.length ? opts.weightDecays : [0];
-  const grid = wds.length > 1;
-  checkClassCounts(train, classNames, opts.minPerClass ?? (grid ? 2 : 1));
+  checkClassCounts(train.labels, classNames, opts.minPerClass ?? minPerClass(wds));
 
   const validation: ProbeFit['validation'] = [];
   let best = wds[0];
-  if (grid) {
+  if (wds.length > 1) {
     const n = rowsOf(train);
     const frac = opts.validationFraction ?? 0.2;
     const all = Int32Array.from({ length: n }, (_, i) => i);
@@ -265,7 +272,11 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
   const epochs = o.epochs ?? PROBE_EPOCHS;
+  const weightDecays = o.weightDecays ?? DEFAULT_WEIGHT_DECAYS;
   const data = await openProbeData(o.config, o, { workers: o.workers });
+  // Before the (slow) extraction: labels a probe can use.
+  checkClassCount(data.train.classes);
+  checkClassCounts(data.train.labels, data.train.classes, minPerClass(weightDecays));
   const enc = o.enc ?? (await loadEncoder(o.runDir ?? '', o.config, { randomInit: o.randomInit }));
   try {
     log(
@@ -286,7 +297,7 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
     const fit = await fitProbe(train, test, data.train.classes, {
       epochs,
       lr: o.lr ?? PROBE_DEFAULTS.lr,
-      weightDecays: o.weightDecays ?? DEFAULT_WEIGHT_DECAYS,
+      weightDecays,
       seed: o.config.seed,
     });
     const fitSeconds = (performance.now() - tFit) / 1000;
