@@ -102,5 +102,5 @@ export async function probeCommand(flags: ProbeFlags): Promise<number> {
 
 export function summary(r: ProbeResult): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-  return `probe: top-1 ${pct(r.accuracy)} on ${r.testImages} ${r.split === 'test' ? 'test-split' : 'held-out'} images (train ${pct(r.trainAccuracy)}, chance ${pct(r.chance)}; ${r.classes} classes, ${r.featureDim}-d features, weight decay ${r.weightDecay}); extraction ${r.extractSeconds.toFixed(1)} s, fit ${r.fitSeconds.toFixed(1)} s, total ${r.seconds.toFixed(1)} s`;
+  return `probe: top-1 ${pct(r.accuracy)} on ${r.testImages} ${r.split === 'test' ? 'test-split' : 'held-out'} images (train ${pct(r.trainAccuracy)}, chance ${pct(r.chance)}; ${r.classes} classes, ${r.featureDim}-d features, weight decay ${r.weightDecay}); extraction ${r.extractSeconds.toFixed(1)} s, fit ${r.fitSeconds.toFixed(1)} s, total ${r.seconds.toFixed(1)} s (${r.cpuSeconds.toFixed(1)} CPU s)`;
 }

@@ -118,7 +118,7 @@ export interface LogRegFit {
   steps: number;
 }
 
-export const PROBE_DEFAULTS = { lr: 1e-2, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
+export const PROBE_DEFAULTS = { lr: 5e-2, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
 
 /** Trains W, b on (already standardised) features. Checks the input first. */
 export async function trainLogReg(data: LabelledFeatures, classes: number, opts: LogRegOptions): Promise<LogRegFit> {
@@ -207,6 +207,27 @@ export async function predictLogReg(model: LogRegModel, x: Float32Array, chunk =
     b.dispose();
   }
   return out;
+}
+
+/** Mean softmax cross entropy of the model on (standardised) rows, in float64 on the host. */
+export function meanCrossEntropy(model: LogRegModel, x: Float32Array, labels: Int32Array): number {
+  const { dim: D, classes: C, W, b } = model;
+  const n = labels.length;
+  const z = new Float64Array(C);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let mx = -Infinity;
+    for (let c = 0; c < C; c++) {
+      let s = b[c];
+      for (let d = 0; d < D; d++) s += x[i * D + d] * W[d * C + c];
+      z[c] = s;
+      if (s > mx) mx = s;
+    }
+    let se = 0;
+    for (let c = 0; c < C; c++) se += Math.exp(z[c] - mx);
+    total += mx + Math.log(se) - z[labels[i]];
+  }
+  return total / n;
 }
 
 export function accuracyOf(pred: Int32Array, labels: Int32Array): number {
