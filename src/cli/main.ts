@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `rae <command>`: info, train-decoder, train-dit, sample, report, demo. */
+/** `rae <command>`: info, train-decoder, train-dit, sample, probe, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
 import { runInfo } from './info.js';

@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
-import { PROBE_EPOCHS, type ProbeResult, runProbe } from '../eval/probe.js';
+import { PROBE_EPOCHS, type ProbeOptions, type ProbeResult, runProbe } from '../eval/probe.js';
 import { init, shutdown } from '../gpu/runtime.js';
 import { writeReport } from '../report/report.js';
-import { PRESETS } from '../train/config.js';
+import { PRESETS, type RunConfig } from '../train/config.js';
 import { closeSharedDecodePools, defaultDataSource } from '../train/data/index.js';
 import { RunError, writeFileAtomic } from '../train/run-folder.js';
 import { type CommonFlags, intArg, numArg, resolveConfig } from './options.js';
@@ -83,10 +83,9 @@ export async function probeCommand(flags: ProbeFlags): Promise<number> {
       log: (line) => console.log(line),
     });
     console.log(summary(r));
-    const text = `${JSON.stringify(r, null, 2)}\n`;
-    if (flags.json) writeFileAtomic(flags.json, text);
+    if (flags.json) writeFileAtomic(flags.json, `${JSON.stringify(r, null, 2)}\n`);
     if (flags.run) {
-      writeFileAtomic(probeFile(flags.run, r.randomInit), text);
+      saveProbe(flags.run, r);
       try {
         console.log(`report → ${await writeReport(flags.run)}`);
       } catch (e) {
@@ -98,6 +97,29 @@ export async function probeCommand(flags: ProbeFlags): Promise<number> {
     await closeSharedDecodePools();
     shutdown();
   }
+}
+
+/** Keeps a probe result in the run folder, where the report finds it. */
+export function saveProbe(runDir: string, r: ProbeResult): string {
+  const file = probeFile(runDir, r.randomInit);
+  writeFileAtomic(file, `${JSON.stringify(r, null, 2)}\n`);
+  return file;
+}
+
+/**
+ * The probe step of a pipeline that already holds the run's encoder (`rae demo`): probes it on the
+ * run's data, saves DIR/probe.json and prints the summary line. The caller rewrites the report.
+ */
+export async function probeIntoRun(
+  runDir: string,
+  config: RunConfig,
+  opts: Omit<ProbeOptions, 'config' | 'runDir' | 'log'> & { log?: (line: string) => void },
+): Promise<ProbeResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const r = await runProbe({ ...opts, config, runDir, log });
+  saveProbe(runDir, r);
+  log(summary(r));
+  return r;
 }
 
 export function summary(r: ProbeResult): string {

@@ -1,8 +1,8 @@
 /**
  * `rae probe` as a user runs it (child processes through vite-node) on a tiny IDX data set with
  * a test split: --random-init with --json; --run DIR writes DIR/probe.json (the run's own
- * encoder, saved once) and a report with the probe section; one-line errors for a missing
- * encoder, a folder that is not a run and a data set without labels.
+ * encoder, saved once) and a report with the probe section; a data set without labels is a
+ * one-line error; a missing encoder or a folder that is not a run is refused before any work.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeConfig } from '../../src/cli/options.js';
+import { probeCommand } from '../../src/cli/probe-command.js';
 import { presetConfig } from '../../src/train/config.js';
 import { removeTempDirs, tempDir, writeFolder, writeIdx } from '../data/fixtures.js';
 
@@ -102,14 +103,23 @@ describe('rae probe', () => {
     expect(report).toContain(`${(100 * j.accuracy).toFixed(1)}%`);
   });
 
-  it('user errors are one line', async () => {
-    expectOneLineError(await rae(['probe', '--data', '/nonexistent']), /rae: rae probe needs an encoder/);
-    expectOneLineError(await rae(['probe', '--run', tmpdir()]), /no config\.json \(not a run folder\)/);
+  it('--help names the options; a user error is one line', async () => {
+    const help = await rae(['probe', '--help']);
+    expect(help.status, help.stderr).toBe(0);
+    for (const o of ['--encoder <dir>', '--run <dir>', '--random-init', '--train-images', '--test-images', '--epochs', '--json <file>'])
+      expect(help.stdout).toContain(o);
     const flat = tempDir('probe-flat');
     await writeFolder(flat, 'only', { pics: 6 });
     expectOneLineError(
       await rae(['probe', '--preset', 'tiny', '--random-init', '--data', path.join(flat, 'only', 'pics'), '--test-images', '2']),
-      /the data set has 1 class \('pics'\): a probe needs labels/,
+      /rae: the data set has 1 class \('pics'\): a probe needs labels/,
     );
+  });
+
+  it('refuses to start without an encoder or with a folder that is not a run (in-process)', async () => {
+    await expect(probeCommand({ data: '/nonexistent' })).rejects.toThrow(
+      /rae probe needs an encoder: --encoder DIR, --run DIR, or --random-init/,
+    );
+    await expect(probeCommand({ run: tmpdir() })).rejects.toThrow(/no config\.json \(not a run folder\)/);
   });
 });
