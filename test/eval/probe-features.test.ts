@@ -9,6 +9,7 @@
  *    split's indices; a class missing from training is an error;
  *  - runProbe end to end on a tiny IDX set; an encoder whose weights are NaN is a clear error.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { extractFeatures, openProbeData, poolTokens, runProbe } from '../../src/eval/probe.js';
@@ -108,6 +109,34 @@ describe('feature pooling', () => {
     expect(Array.from(await value(a))).toEqual(Array.from(first.data));
     expect(Array.from(await value(b))).toEqual(Array.from(first.data));
     for (const e of [saved, a, b]) e.encoder.dispose();
+  });
+});
+
+describe('random initialisation of a snapshot architecture', () => {
+  it("builds the snapshot's config.json architecture without reading its weights", async () => {
+    const snap = tempDir('probe-snapshot');
+    const config = {
+      model_type: 'dinov2_with_registers',
+      hidden_size: 24,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 48,
+    };
+    fs.writeFileSync(
+      path.join(snap, 'config.json'),
+      JSON.stringify({ ...config, patch_size: 14, image_size: 224, num_register_tokens: 2 }),
+    );
+    const c = tinyConfig();
+    c.encoder.path = snap;
+    // No weight files: a pretrained load must fail, a random-init one must not touch them.
+    await expect(loadEncoder('', c)).rejects.toThrow();
+    const enc = await loadEncoder('', c, { randomInit: true });
+    expect(enc).toMatchObject({ dim: 24, inputSize: 224, grid: 16 });
+    expect(enc.note).toMatch(/randomly initialised architecture of DINOv2/);
+    const f = await extractFeatures(enc, memoryDataset(2, 16, 2), { batch: 2 });
+    expect(f.x.length).toBe(2 * 24);
+    expect(f.x.every(Number.isFinite)).toBe(true);
+    enc.encoder.dispose();
   });
 });
 
