@@ -2,6 +2,7 @@
 /** `rae <command>`: info, train-decoder, train-dit, sample, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
+import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
 
@@ -117,6 +118,7 @@ function build(): Command {
       process.exitCode = await demoCommand(o);
     });
 
+  registerEvalCommand(program);
   return program;
 }
 
