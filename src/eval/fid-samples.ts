@@ -89,8 +89,12 @@ export function frechetDistanceOfFeatures(a: FeatureSet, b: FeatureSet): FidResu
       g[j * n1 + i] = v;
     }
   const ev = symmetricEigen(g, n1, false).values;
+  // G = M·Mᵀ squares M's singular values, so its zero eigenvalues (rank ≤ min(n1 − 1, n2 − 1, d):
+  // centring always removes one) come out as ±ε·‖G‖ and their square roots as √ε·‖M‖ each — not
+  // negligible. Those below λ_max·n1·ε are round-off and dropped (the same rule as fid.ts).
+  const cut = Math.max(Math.abs(ev[0]), Math.abs(ev[n1 - 1])) * n1 * Number.EPSILON;
   let nuclear = 0;
-  for (const v of ev) if (v > 0) nuclear += Math.sqrt(v);
+  for (const v of ev) if (v > cut) nuclear += Math.sqrt(v);
   nuclear /= Math.sqrt((n1 - 1) * (n2 - 1));
   const covarianceTerm = trace(cp.x, n1) + trace(cq.x, n2) - 2 * nuclear;
   return { fid: meanTerm + covarianceTerm, meanTerm, covarianceTerm, warnings };

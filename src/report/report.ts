@@ -6,6 +6,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { evalSection } from './eval-section.js';
 import { type Html, html, trusted } from './html.js';
 import { ImageBudget } from './images.js';
 import { type RunFolder, readRunFolder } from './run-folder.js';
@@ -65,6 +66,7 @@ export async function renderReport(run: RunFolder, generatedAt = new Date()): Pr
   const sections: [id: string, title: string, body: Html][] = [
     ['training', 'Training curves', trainingSection(run)],
     ['quality', 'Reconstruction quality', await qualitySection(run, budget)],
+    ['metrics', 'Quality metrics (FID, KID)', evalSection(run.dir)],
     ['samples', 'Samples', await samplesSection(run, budget)],
     ['timings', 'Timings', timingsSection(run)],
     ['setup', 'Adapter and data', setupSection(run)],
