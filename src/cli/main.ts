@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addPretrainCommand } from './pretrain-command.js';
 
 function build(): Command {
   const program = new Command('rae')
@@ -68,6 +69,8 @@ function build(): Command {
     .action(async (o) => {
       process.exitCode = await trainDiTCommand(o);
     });
+
+  addPretrainCommand(program);
 
   program
     .command('sample')
