@@ -4,26 +4,21 @@
  * checkpoints and --resume as the RAE stages, and at the end the encoder alone in DIR/encoder/
  * (model.safetensors + config.json) — the folder `--encoder` accepts.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { backward } from '../autograd/tape.js';
 import { makeRng } from '../cpu/random.js';
-import { saveSafetensors } from '../io/safetensors.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../models/dinov2.js';
 import { type MaeConfig, MaskedAutoencoder, randomMasking } from '../models/mae.js';
 import { AdamW, EMA } from '../nn/optim.js';
-import { getGeneratorState, manualSeed, setGeneratorState, toArray } from '../tensor/creation.js';
+import { getGeneratorState, manualSeed, setGeneratorState } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { fingerprint, modelShape, type RunConfig } from './config.js';
 import { loadData, type RunData } from './context.js';
 import { BatchLoader, imagesToTensor } from './data/index.js';
 import { type LoopResult, runLoop } from './loop.js';
 import { normalizeImages } from './rae.js';
-import { RunError, writeFileAtomic } from './run-folder.js';
+import { saveMaeEncoder } from './mae-files.js';
+import { RunError } from './run-folder.js';
 import { warmupCosine } from './schedule.js';
 import { resumePoint, saveStage } from './stage-common.js';
-
-export const MAE_ENCODER_DIR = 'encoder';
 
 /** The architecture of a run's MAE from its configuration (input size = the data's image size). */
 export function maeConfig(c: RunConfig): MaeConfig {
@@ -52,14 +47,6 @@ export function maeConfig(c: RunConfig): MaeConfig {
     mask_ratio: m.maskRatio,
     layer_norm_eps: 1e-6,
   };
-}
-
-/** Everything `loadEncoder` needs to use the encoder: architecture, input, normalisation, token layout. */
-export interface MaeEncoderFile extends MaeConfig {
-  image_mean: number[];
-  image_std: number[];
-  latent: { drop_prefix_tokens: number; grid: number; dim: number; description: string };
-  pretraining: { steps: number; seconds?: number; data: string };
 }
 
 export const maeSeed = (c: RunConfig) => c.seed + 0x3ae;
@@ -169,35 +156,4 @@ export async function pretrainMaeStage(o: MaeStageOptions): Promise<LoopResult &
     model.dispose();
     await loader.close();
   }
-}
-
-/** Writes DIR/encoder/{model.safetensors, config.json}; config.json last, so its presence marks a complete export. */
-async function saveMaeEncoder(
-  runDir: string,
-  c: RunConfig,
-  model: MaskedAutoencoder,
-  info: { steps: number; seconds: number },
-): Promise<string> {
-  const dir = path.join(runDir, MAE_ENCODER_DIR);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.rmSync(path.join(dir, 'config.json'), { force: true });
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [k, t] of model.encoder.namedParameters()) tensors.set(k, { shape: [...t.shape], data: (await toArray(t)) as Float32Array });
-  saveSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  const cfg = model.config;
-  const grid = cfg.image_size / cfg.patch_size;
-  const file: MaeEncoderFile = {
-    ...cfg,
-    image_mean: [...IMAGENET_MEAN],
-    image_std: [...IMAGENET_STD],
-    latent: {
-      drop_prefix_tokens: 1,
-      grid,
-      dim: cfg.hidden_size,
-      description: 'patch tokens in row-major order after the final LayerNorm with its affine removed (eps 1e-6); the CLS token is dropped',
-    },
-    pretraining: { steps: info.steps, seconds: Math.round(info.seconds * 10) / 10, data: c.data.source },
-  };
-  writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(file, null, 2)}\n`);
-  return dir;
 }
