@@ -5,6 +5,7 @@ import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDi
 import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addPretrainCommand } from './pretrain-command.js';
 
 function build(): Command {
   const program = new Command('rae')
@@ -69,6 +70,8 @@ function build(): Command {
     .action(async (o) => {
       process.exitCode = await trainDiTCommand(o);
     });
+
+  addPretrainCommand(program);
 
   program
     .command('sample')
