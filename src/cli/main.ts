@@ -2,8 +2,10 @@
 /** `rae <command>`: info, train-decoder, train-dit, sample, probe, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
+import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addPretrainCommand } from './pretrain-command.js';
 import { registerProbeCommand } from './probe-command.js';
 
 function build(): Command {
@@ -70,6 +72,8 @@ function build(): Command {
       process.exitCode = await trainDiTCommand(o);
     });
 
+  addPretrainCommand(program);
+
   program
     .command('sample')
     .description('images from a trained run: Euler or Heun on the shifted grid, CFG or AutoGuidance, PNG grids + raw samples')
@@ -120,6 +124,7 @@ function build(): Command {
       process.exitCode = await demoCommand(o);
     });
 
+  registerEvalCommand(program);
   return program;
 }
 

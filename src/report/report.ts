@@ -6,6 +6,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { evalSection } from './eval-section.js';
 import { type Html, html, trusted } from './html.js';
 import { ImageBudget } from './images.js';
 import { hasProbe, probeHeadline, probeSection } from './probe-section.js';
@@ -68,6 +69,7 @@ export async function renderReport(run: RunFolder, generatedAt = new Date()): Pr
   const sections: [id: string, title: string, body: Html][] = [
     ['training', 'Training curves', trainingSection(run)],
     ['quality', 'Reconstruction quality', await qualitySection(run, budget)],
+    ['metrics', 'Quality metrics (FID, KID)', evalSection(run.dir)],
     ['samples', 'Samples', await samplesSection(run, budget)],
     ...(hasProbe(run.dir) ? [['probe', 'Linear probe', probeSection(run.dir)] as [string, string, Html]] : []),
     ['timings', 'Timings', timingsSection(run)],

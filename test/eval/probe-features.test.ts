@@ -132,7 +132,7 @@ describe('random initialisation of a snapshot architecture', () => {
     await expect(loadEncoder('', c)).rejects.toThrow();
     const enc = await loadEncoder('', c, { randomInit: true });
     expect(enc).toMatchObject({ dim: 24, inputSize: 224, grid: 16 });
-    expect(enc.note).toMatch(/randomly initialised architecture of DINOv2/);
+    expect(enc.note).toMatch(/randomly initialised DINOv2 with the architecture of/);
     const f = await extractFeatures(enc, memoryDataset(2, 16, 2), { batch: 2 });
     expect(f.x.length).toBe(2 * 24);
     expect(f.x.every(Number.isFinite)).toBe(true);
