@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { latestCheckpoint } from '../train/checkpoint.js';
 import { fingerprint, type RunConfig } from '../train/config.js';
 import { MAE_ENCODER_DIR } from '../train/mae-files.js';
 import { pretrainMaeStage } from '../train/mae-stage.js';
@@ -35,7 +36,8 @@ export async function ensureCachedMae(
   const release = acquireLock(dir, 'rae demo (MAE pretraining)');
   try {
     writeConfig(dir, c);
-    const result = await pretrainMaeStage({ runDir: dir, config: c, resume: true, quiet: opts.quiet });
+    const resume = latestCheckpoint(dir, 'mae') !== undefined;
+    const result = await pretrainMaeStage({ runDir: dir, config: c, resume, quiet: opts.quiet });
     return { dir, reused: false, result };
   } finally {
     release();
