@@ -275,7 +275,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       if (!config.encoder.path) {
         // The demo's encoder is an MAE of our own, pretrained once per configuration and cached.
         const endMae = beginCommand(runDir, 'pretrain-encoder');
-        const mae = await ensureCachedMae(config);
+        const mae = await ensureCachedMae(config, { root: path.join(path.dirname(runDir), 'encoders') });
         endMae({
           steps: mae.result?.done ?? 0,
           imagesPerSecond: mae.result?.imagesPerSecond,

@@ -1,6 +1,7 @@
 /**
  * The demo's encoder: an MAE pretrained once per pretraining configuration in a cache folder
- * (runs/encoders/mae-<fingerprint>/, an ordinary `rae pretrain-encoder` run folder) and reused by
+ * (encoders/mae-<preset>-<fingerprint>/ next to the run folder, so runs/encoders/ for the default
+ * runs/demo-<time>; an ordinary `rae pretrain-encoder` run folder) and reused by
  * later demos once its export is complete. An interrupted pretraining is resumed. Never committed
  * (runs/ is ignored by git).
  */
