@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-/** `rae <command>`: info, train-decoder, train-dit, sample, report, demo. */
+/** `rae <command>`: info, train-decoder, train-dit, sample, probe, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
+import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
 import { addPretrainCommand } from './pretrain-command.js';
+import { registerProbeCommand } from './probe-command.js';
 
 function build(): Command {
   const program = new Command('rae')
@@ -94,6 +96,8 @@ function build(): Command {
       process.exitCode = await sampleCommand(o);
     });
 
+  registerProbeCommand(program);
+
   program
     .command('report')
     .description("(re)write the run's self-contained report.html")
@@ -120,6 +124,7 @@ function build(): Command {
       process.exitCode = await demoCommand(o);
     });
 
+  registerEvalCommand(program);
   return program;
 }
 
