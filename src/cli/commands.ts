@@ -17,6 +17,7 @@ import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-fol
 import { sampleRun } from '../train/sample.js';
 import { trainDecoderStage } from '../train/stage1.js';
 import { trainDiTStage } from '../train/stage2.js';
+import { ensureCachedMae } from './mae-cache.js';
 import { type CommonFlags, resolveConfig, writeConfig } from './options.js';
 
 const defaultData = () => defaultDataSource().source;
@@ -244,8 +245,9 @@ export interface DemoFlags extends CommonFlags {
 }
 
 /**
- * `rae demo`: stage 1, stage 2, sampling and the report in one run folder, at preset 'cpu' on a
- * software adapter and 'gpu-s' on a real GPU unless --preset says otherwise.
+ * `rae demo`: MAE pretraining of the encoder (cached across demos), stage 1, stage 2, sampling and
+ * the report in one run folder, at preset 'cpu' on a software adapter and 'gpu-s' on a real GPU
+ * unless --preset says otherwise. --encoder DIR skips the pretraining.
  */
 export async function demoCommand(flags: DemoFlags): Promise<number> {
   const t0 = performance.now();
@@ -270,6 +272,21 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       console.log(`rae demo (preset ${preset}) on ${a.description || a.device} (${a.backend}) → ${runDir}`);
       recordAdapter(runDir, rt);
       const end = beginCommand(runDir, 'demo');
+      if (!config.encoder.path) {
+        // The demo's encoder is an MAE of our own, pretrained once per configuration and cached.
+        const endMae = beginCommand(runDir, 'pretrain-encoder');
+        const mae = await ensureCachedMae(config, { root: path.join(path.dirname(runDir), 'encoders') });
+        endMae({
+          steps: mae.result?.done ?? 0,
+          imagesPerSecond: mae.result?.imagesPerSecond,
+          exit: mae.result?.interrupted ? 'interrupted' : 'ok',
+        });
+        if (mae.result) stageMessage('MAE pretraining', mae.dir, mae.result, 'demo');
+        else console.log(`MAE encoder: reusing ${mae.dir}`);
+        if (mae.result?.interrupted) return 0;
+        config.encoder.path = mae.dir;
+        writeConfig(runDir, config);
+      }
       const enc = await loadEncoder(runDir, config);
       console.log(`encoder: ${enc.note}; latent ${enc.grid}×${enc.grid} tokens × ${enc.dim}`);
       const data = await loadData(runDir, config);

@@ -110,7 +110,7 @@ function build(): Command {
     program
       .command('demo')
       .description(
-        'the whole pipeline in one run folder: stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
+        'the whole pipeline in one run folder: MAE encoder pretraining (cached in encoders/ next to the run folder), stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
       )
       .option('--run <dir>', 'run folder (default runs/demo-<time>)'),
     { runRequired: false, stageFlags: false },

@@ -78,7 +78,7 @@ export function addCommonOptions(cmd: Command, opts: { runRequired: boolean; sta
     )
     .option(
       '--encoder <dir>',
-      'local Hugging Face snapshot of facebook/dinov2-with-registers-* (default: a random DINOv2-with-registers, saved in the run)',
+      'frozen encoder: a local Hugging Face snapshot of facebook/dinov2-with-registers-*, or an MAE run folder of `rae pretrain-encoder` (default: a random DINOv2-with-registers saved in the run; the demo pretrains an MAE)',
     )
     .option('--seed <n>', 'seed of everything random', intArg('--seed'))
     .option('--image-size <n>', 'training image size (ADM centre crop + resize)', intArg('--image-size'))

@@ -74,6 +74,31 @@ describe('rae pretrain-encoder', () => {
     expect(readMetrics(dec).filter((m) => m.stage === 'decoder')).toHaveLength(2);
   }, 300_000);
 
+  it('rae demo pretrains its MAE into encoders/ next to the run, trains on it, and finds it complete next time', async () => {
+    const parent = tmp();
+    const run = path.join(parent, 'demo');
+    const r = await rae(['demo', '--preset', 'tiny', '--run', run]);
+    ok(r);
+    expect(r.stdout).toMatch(/MAE pretraining: 6 steps/);
+    const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+    expect(config.encoder.path).toMatch(new RegExp(`^${path.join(parent, 'encoders', 'mae-tiny-')}[0-9a-f]{16}$`));
+    expect(fs.existsSync(path.join(config.encoder.path, 'encoder', 'config.json'))).toBe(true);
+    expect(r.stdout).toMatch(/encoder: MAE-pretrained \(6 steps\) ViT/);
+    const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+    expect(info.commands.map((c: { command: string }) => c.command)).toEqual([
+      'demo',
+      'pretrain-encoder',
+      'train-decoder',
+      'train-dit',
+      'sample',
+    ]);
+    const { ensureCachedMae } = await import('../../src/cli/mae-cache.js');
+    const { presetConfig } = await import('../../src/train/config.js');
+    const c = presetConfig('tiny');
+    c.data.source = config.data.source;
+    expect(await ensureCachedMae(c, { root: path.join(parent, 'encoders') })).toEqual({ dir: config.encoder.path, reused: true });
+  }, 300_000);
+
   it('--encoder naming a folder that is neither kind, or an unfinished MAE run, is one clear error', async () => {
     const empty = tmp();
     const r = await rae(['train-decoder', '--run', tmp(), '--preset', 'tiny', '--encoder', empty, '--steps', '1']);
