@@ -9,6 +9,7 @@ import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } fr
 import { InFlightTracker } from './inflight.js';
 import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
+import { type DynamicWord, plannedBytes, Recorder, type ReplayProgram } from './recorder.js';
 import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
 
 export interface InitOptions extends DiscoveryOptions {
@@ -107,6 +108,8 @@ export class Runtime {
   private lostError: DeviceLostError | null = null;
   private pendingErrors: string[] = [];
   private destroyed = false;
+  /** Set while a step is being recorded (see recorder.ts). */
+  private recorder: Recorder | null = null;
 
   constructor(
     readonly gpu: GPU,
@@ -235,6 +238,9 @@ export class Runtime {
       bytes = padded;
     }
     if (bytes.byteLength === 0) return;
+    this.recorder?.refuse(
+      `host data (${bytes.byteLength} bytes into ${b.label ?? 'a buffer'}) was uploaded inside the step: a replay would not upload it again; pass it as an input or create it outside the step`,
+    );
     this.admit('upload', bytes.byteLength);
     this.counters.uploads++;
     if (!this.encoder) {
@@ -263,7 +269,14 @@ export class Runtime {
    * Records one compute dispatch. `params` goes to the last binding when the kernel declares a
    * uniform. Never waits for the GPU.
    */
-  dispatch(src: KernelSource, buffers: PooledBuffer[], workgroups: [number, number?, number?], params?: ArrayBufferView): void {
+  dispatch(
+    src: KernelSource,
+    buffers: PooledBuffer[],
+    workgroups: [number, number?, number?],
+    params?: ArrayBufferView,
+    /** Words of `params` that change between replays of a recorded step (ignored otherwise). */
+    dynamic?: readonly DynamicWord[],
+  ): void {
     this.checkAlive(src.key);
     this.admit(src.key);
     const k = this.pipelines.get(src);
@@ -295,6 +308,7 @@ export class Runtime {
     this.dispatchesInBatch++;
     this.commandsInBatch++;
     this.counters.dispatches++;
+    this.recorder?.dispatch(k, src, buffers, [x, y, z], params, dynamic);
     if (this.debug) {
       // Debug mode only: surface the error at the op that caused it.
       this.flush();
@@ -312,6 +326,63 @@ export class Runtime {
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
     this.commandsInBatch++;
+    this.recorder?.copy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  // ---- Recording a step and replaying it (recorder.ts; src/tensor/compile.ts drives it). ----
+
+  /** Whether a step is being recorded now. */
+  get recording(): boolean {
+    return this.recorder !== null;
+  }
+
+  /** Starts recording: commands and buffer lifetimes from now on are captured. */
+  beginRecording(): Recorder {
+    if (this.recorder) throw new GpuError('a step is already being recorded (compiled steps do not nest)', 'compileStep');
+    this.recorder = new Recorder();
+    this.pool.observer = this.recorder;
+    return this.recorder;
+  }
+
+  /** Stops recording; with `build`, returns the replay program (else discards the recording). */
+  endRecording(build: true): ReplayProgram;
+  endRecording(build: false): null;
+  endRecording(build: boolean): ReplayProgram | null {
+    const r = this.recorder;
+    if (!r) throw new GpuError('no step is being recorded', 'compileStep');
+    this.recorder = null;
+    this.pool.observer = null;
+    if (!build) return null;
+    return r.finish({
+      device: this.device,
+      uniformSlot: this.uniformCpu.byteLength / this.maxDispatchesPerSubmit,
+      allocate: (bytes, label) => this.allocate(bytes, label),
+      release: (b) => this.release(b),
+      pin: (buffers, onLost) => this.pool.pin(buffers, onLost),
+      submitReplay: (encode) => {
+        this.checkAlive('replay');
+        this.flush();
+        const t = this.inFlight;
+        if (t.commands >= t.maxCommands)
+          throw new InFlightLimitError(t.commands, t.maxCommands, `${t.commands} GPU commands are`, 'replay');
+        const enc = this.device.createCommandEncoder({ label: 'compiled-step' });
+        const n = encode(enc);
+        this.device.queue.submit([enc.finish()]);
+        this.inFlight.onSubmit(n, 0);
+        this.counters.dispatches += n;
+        this.counters.submits++;
+      },
+    });
+  }
+
+  /** While recording: `fn` runs at each replay, before dynamic uniform words are read. */
+  onReplay(fn: () => void): void {
+    this.recorder?.onReplay(fn);
+  }
+
+  /** While recording: something the step did cannot be replayed; the recording will throw `what`. */
+  refuseReplay(what: string): void {
+    this.recorder?.refuse(what);
   }
 
   private commandEncoder(): GPUCommandEncoder {
@@ -361,6 +432,8 @@ export class Runtime {
   /** Reads bytes back to the host: submits pending work, then awaits the mapping. */
   async read(b: PooledBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
     this.checkAlive('read');
+    if (this.recorder)
+      throw new GpuError('a read-back inside a step being compiled: read outside the step (a replay cannot wait for the GPU)', 'read');
     const aligned = Math.ceil(bytes / 4) * 4;
     const start = byteOffset - (byteOffset % 4);
     const span = Math.ceil((byteOffset + aligned - start) / 4) * 4;
@@ -395,8 +468,8 @@ export class Runtime {
     this.throwPendingErrors('sync');
   }
 
-  stats(): PoolStats & { pipelines: number } {
-    return { ...this.pool.stats(), pipelines: this.pipelines.size };
+  stats(): PoolStats & { pipelines: number; plannedBytes: number } {
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, plannedBytes: plannedBytes() };
   }
 
   /**
