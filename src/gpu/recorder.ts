@@ -355,14 +355,19 @@ export class ReplayProgram {
         commands++;
       }
       let pass: GPUComputePassEncoder | null = null;
+      let pipeline: GPUComputePipeline | null = null;
       for (const op of this.ops) {
         if ('copy' in op) {
           pass?.end();
           pass = null;
           enc.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.bytes);
         } else {
-          pass ??= enc.beginComputePass({ label: 'compiled-step' });
-          pass.setPipeline(op.pipeline);
+          if (!pass) {
+            pass = enc.beginComputePass({ label: 'compiled-step' });
+            pipeline = null;
+          }
+          // Each call into Dawn costs host time: the pipeline is set only when it changes.
+          if (op.pipeline !== pipeline) pass.setPipeline((pipeline = op.pipeline));
           pass.setBindGroup(0, op.bindGroup);
           pass.dispatchWorkgroups(op.wg[0], op.wg[1], op.wg[2]);
         }

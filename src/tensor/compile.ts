@@ -33,6 +33,11 @@ export interface CompileOptions {
   name?: string;
   /** Eager calls before the recording (default 1: lazily created state exists by then). */
   warmup?: number;
+  /**
+   * When the step cannot be replayed (it uploads host data or reads back): called with the
+   * reason, and the step stays eager from then on. Without it, that call throws.
+   */
+  onRefuse?: (reason: string) => void;
 }
 
 export interface CompiledStepStats extends ReplayStats {
@@ -87,6 +92,7 @@ export function compileStep<A extends Tensor[], R>(fn: (...inputs: A) => R, opts
   let outputs: OutputSpec[] = [];
   let template: unknown;
   let disposed = false;
+  let refused = false;
 
   const checkInputs = (args: Tensor[]) => {
     args.forEach((t, i) => {
@@ -112,7 +118,15 @@ export function compileStep<A extends Tensor[], R>(fn: (...inputs: A) => R, opts
       rt.endRecording(false);
       throw e;
     }
-    program = rt.endRecording(true);
+    try {
+      program = rt.endRecording(true);
+    } catch (e) {
+      // The eager run itself went through: its results stand; only the replay is refused.
+      if (!opts.onRefuse) throw e;
+      refused = true;
+      opts.onRefuse((e as Error).message);
+      return result;
+    }
     inputs = args.map((t) => ({ shape: t.shape, dtype: t.dtype, offset: t.offset }));
     outputs = [];
     template = mapTensors(result, (t) => {
@@ -148,8 +162,8 @@ export function compileStep<A extends Tensor[], R>(fn: (...inputs: A) => R, opts
   const step = ((...args: A): R => {
     if (disposed) throw new Error(`${name}: the compiled step was disposed`);
     checkInputs(args);
-    if (warmup > 0) {
-      warmup--;
+    if (warmup > 0 || refused) {
+      warmup = Math.max(0, warmup - 1);
       return runEager(args);
     }
     if (!program) return record(args);
