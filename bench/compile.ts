@@ -53,10 +53,13 @@ export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: b
   };
   const eager = () => scope(() => void body(x, y));
   const compiled = compileStep(body, { name: 'DiT^DH step' });
+  const fusedStep = compileStep(body, { name: 'DiT^DH step, fused', fusion: true });
   const replay = () => compiled(x, y).dispose();
+  const replayFused = () => fusedStep(x, y).dispose();
   for (let i = 0; i < 3; i++) {
     eager();
     replay();
+    replayFused();
   }
   await rt.sync();
 
@@ -72,11 +75,16 @@ export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: b
   const rounds = opts.rounds ?? 5;
   const e: { ms: number; host: number; dispatches: number }[] = [];
   const c: { ms: number; host: number; dispatches: number }[] = [];
+  const f: { ms: number; host: number; dispatches: number }[] = [];
   for (let r = 0; r < rounds; r++) {
     e.push(await measure(eager, 3));
     c.push(await measure(replay, 3));
+    f.push(await measure(replayFused, 3));
   }
   const st = compiled.stats()!;
+  const fst = fusedStep.stats()!;
+  const fMs = median(f.map((m) => m.ms));
+  const fHost = median(f.map((m) => m.host));
   const eMs = median(e.map((m) => m.ms));
   const cMs = median(c.map((m) => m.ms));
   const eHost = median(e.map((m) => m.host));
@@ -86,9 +94,11 @@ export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: b
     `compiled vs eager, interleaved (${rounds} rounds × 3 steps, medians; ranges in brackets):`,
     `  eager:    ${eMs.toFixed(1)} ms/step [${Math.min(...e.map((m) => m.ms)).toFixed(1)}–${Math.max(...e.map((m) => m.ms)).toFixed(1)}], host ${eHost.toFixed(2)} ms/step = ${((eHost * 1000) / eD).toFixed(1)} µs/dispatch, ${eD} dispatches`,
     `  compiled: ${cMs.toFixed(1)} ms/step [${Math.min(...c.map((m) => m.ms)).toFixed(1)}–${Math.max(...c.map((m) => m.ms)).toFixed(1)}], host ${cHost.toFixed(2)} ms/step = ${((cHost * 1000) / st.dispatches).toFixed(1)} µs/dispatch, ${st.dispatches} dispatches + ${st.copies} copies`,
-    `  speed-up ${(eMs / cMs).toFixed(2)}× per step; planned intermediates + inputs ${mib(st.plannedBytes)} (one buffer each: ${mib(st.unplannedBytes)}), peak bound ${mib(st.peakBytes)}, ${st.dynamicWords} dynamic uniform words`,
+    `  fused:    ${fMs.toFixed(1)} ms/step [${Math.min(...f.map((m) => m.ms)).toFixed(1)}–${Math.max(...f.map((m) => m.ms)).toFixed(1)}], host ${fHost.toFixed(2)} ms/step = ${((fHost * 1000) / fst.dispatches).toFixed(1)} µs/dispatch, ${fst.dispatches} dispatches (${(100 * (1 - fst.dispatches / eD)).toFixed(0)} % fewer), planned ${mib(fst.plannedBytes)}`,
+    `  speed-up ${(eMs / cMs).toFixed(2)}× (compiled), ${(eMs / fMs).toFixed(2)}× (fused) per step; planned intermediates + inputs ${mib(st.plannedBytes)} (one buffer each: ${mib(st.unplannedBytes)}), peak bound ${mib(st.peakBytes)}, ${st.dynamicWords} dynamic uniform words`,
   ];
   compiled.dispose();
+  fusedStep.dispose();
   opt.dispose();
   model.dispose();
   x.dispose();

@@ -13,6 +13,8 @@ export interface KernelSource {
   /** Generates the WGSL. Called once per key. */
   wgsl: () => string;
   entryPoint?: string;
+  /** What a fusion pass of a recorded step needs to know of the kernel (elementwise maps: src/kernels/fusion.ts). */
+  fuse?: unknown;
 }
 
 export interface CompiledKernel {

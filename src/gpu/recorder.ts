@@ -45,9 +45,11 @@ interface Value {
   problem?: string;
 }
 
-interface DispatchCmd {
+/** A recorded dispatch; a fusion pass may make new ones (kernel null: compiled when the program is built). */
+export interface DispatchCmd {
   kind: 'dispatch';
-  kernel: CompiledKernel;
+  kernel: CompiledKernel | null;
+  src: KernelSource;
   key: string;
   values: number[];
   workgroups: [number, number, number];
@@ -55,7 +57,7 @@ interface DispatchCmd {
   dynamic: readonly DynamicWord[] | null;
 }
 
-interface CopyCmd {
+export interface CopyCmd {
   kind: 'copy';
   src: number;
   srcOffset: number;
@@ -64,12 +66,27 @@ interface CopyCmd {
   bytes: number;
 }
 
-type Cmd = DispatchCmd | CopyCmd;
+export type Cmd = DispatchCmd | CopyCmd;
+
+/** What a fusion pass may know of a value: whether it lives only inside the step. */
+export interface ValueInfo {
+  /** Created and released inside the step: no one outside sees it. */
+  intermediate: boolean;
+}
+
+/**
+ * Rewrites the recorded commands (e.g. fusing chains of elementwise maps: src/kernels/fusion.ts).
+ * It may drop dispatches whose results only feed others it replaces, never change what the
+ * values that outlive the step end up holding.
+ */
+export type FusionPass = (cmds: readonly Cmd[], values: readonly ValueInfo[]) => Cmd[];
 
 /** What finish() needs from the runtime to build and run a program. */
 export interface ReplayHost {
   readonly device: GPUDevice;
   readonly uniformSlot: number;
+  /** Compiles (or finds) the pipeline of a kernel a fusion pass generated. */
+  kernel(src: KernelSource): CompiledKernel;
   allocate(bytes: number, label: string): PooledBuffer;
   release(b: PooledBuffer): void;
   /** Pins buffers: `onLost` runs when one is released or destroyed while pinned. */
@@ -140,6 +157,7 @@ export class Recorder {
     this.cmds.push({
       kind: 'dispatch',
       kernel,
+      src,
       key: src.key,
       values: buffers.map((b) => this.use(b, n)),
       workgroups,
@@ -171,10 +189,28 @@ export class Recorder {
   }
 
   /** Builds the program; throws naming what the step did that cannot be replayed. */
-  finish(host: ReplayHost): ReplayProgram {
+  finish(host: ReplayHost, fusion?: FusionPass): ReplayProgram {
     const problems = [...this.problems, ...this.values.flatMap((v) => (v.problem && v.first >= 0 ? [v.problem] : []))];
     if (problems.length) throw new GpuError(`this step cannot be replayed:\n  ${problems.join('\n  ')}`, 'compileStep');
-    return new ReplayProgram(host, this.values, this.cmds, this.hooks, this.inputCount);
+    let cmds = this.cmds;
+    if (fusion) {
+      cmds = fusion(
+        cmds,
+        this.values.map((v) => ({ intermediate: v.kind === 'temp' && v.released })),
+      );
+      for (const c of cmds) if (c.kind === 'dispatch' && !c.kernel) c.kernel = host.kernel(c.src);
+      // Lifetimes follow the rewritten list.
+      for (const v of this.values) v.first = v.last = -1;
+      cmds.forEach((c, n) => {
+        const ids = c.kind === 'dispatch' ? c.values : [c.src, c.dst];
+        for (const id of ids) {
+          const v = this.values[id];
+          if (v.first < 0) v.first = n;
+          v.last = n;
+        }
+      });
+    }
+    return new ReplayProgram(host, this.values, cmds, this.hooks, this.inputCount);
   }
 }
 
@@ -300,8 +336,9 @@ export class ReplayProgram {
         entries.push({ binding: entries.length, resource: { buffer: this.uniformGpu, offset, size: slot } });
         for (const w of c.dynamic ?? []) this.patches.push({ byte: offset + 4 * w.word, value: w.value });
       }
-      const bindGroup = host.device.createBindGroup({ label: c.key, layout: c.kernel.layout, entries });
-      this.ops.push({ pipeline: c.kernel.pipeline, bindGroup, wg: c.workgroups });
+      const kernel = c.kernel!;
+      const bindGroup = host.device.createBindGroup({ label: c.key, layout: kernel.layout, entries });
+      this.ops.push({ pipeline: kernel.pipeline, bindGroup, wg: c.workgroups });
     }
     for (let i = 0; i < inputCount; i++) {
       const id = values.findIndex((v) => v.kind === 'input' && v.input === i);

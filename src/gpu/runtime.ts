@@ -9,7 +9,7 @@ import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } fr
 import { InFlightTracker } from './inflight.js';
 import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
-import { type DynamicWord, plannedBytes, Recorder, type ReplayProgram } from './recorder.js';
+import { type DynamicWord, type FusionPass, plannedBytes, Recorder, type ReplayProgram } from './recorder.js';
 import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
 
 export interface InitOptions extends DiscoveryOptions {
@@ -345,34 +345,38 @@ export class Runtime {
   }
 
   /** Stops recording; with `build`, returns the replay program (else discards the recording). */
-  endRecording(build: true): ReplayProgram;
+  endRecording(build: true, fusion?: FusionPass): ReplayProgram;
   endRecording(build: false): null;
-  endRecording(build: boolean): ReplayProgram | null {
+  endRecording(build: boolean, fusion?: FusionPass): ReplayProgram | null {
     const r = this.recorder;
     if (!r) throw new GpuError('no step is being recorded', 'compileStep');
     this.recorder = null;
     this.pool.observer = null;
     if (!build) return null;
-    return r.finish({
-      device: this.device,
-      uniformSlot: this.uniformCpu.byteLength / this.maxDispatchesPerSubmit,
-      allocate: (bytes, label) => this.allocate(bytes, label),
-      release: (b) => this.release(b),
-      pin: (buffers, onLost) => this.pool.pin(buffers, onLost),
-      submitReplay: (encode) => {
-        this.checkAlive('replay');
-        this.flush();
-        const t = this.inFlight;
-        if (t.commands >= t.maxCommands)
-          throw new InFlightLimitError(t.commands, t.maxCommands, `${t.commands} GPU commands are`, 'replay');
-        const enc = this.device.createCommandEncoder({ label: 'compiled-step' });
-        const n = encode(enc);
-        this.device.queue.submit([enc.finish()]);
-        this.inFlight.onSubmit(n, 0);
-        this.counters.dispatches += n;
-        this.counters.submits++;
+    return r.finish(
+      {
+        device: this.device,
+        kernel: (src) => this.pipelines.get(src),
+        uniformSlot: this.uniformCpu.byteLength / this.maxDispatchesPerSubmit,
+        allocate: (bytes, label) => this.allocate(bytes, label),
+        release: (b) => this.release(b),
+        pin: (buffers, onLost) => this.pool.pin(buffers, onLost),
+        submitReplay: (encode) => {
+          this.checkAlive('replay');
+          this.flush();
+          const t = this.inFlight;
+          if (t.commands >= t.maxCommands)
+            throw new InFlightLimitError(t.commands, t.maxCommands, `${t.commands} GPU commands are`, 'replay');
+          const enc = this.device.createCommandEncoder({ label: 'compiled-step' });
+          const n = encode(enc);
+          this.device.queue.submit([enc.finish()]);
+          this.inFlight.onSubmit(n, 0);
+          this.counters.dispatches += n;
+          this.counters.submits++;
+        },
       },
-    });
+      fusion,
+    );
   }
 
   /** While recording: `fn` runs at each replay, before dynamic uniform words are read. */

@@ -25,6 +25,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { ReplayProgram, ReplayStats } from '../gpu/recorder.js';
 import { byteSize, type DType } from '../core/dtype.js';
 import { fmt } from '../core/shape.js';
+import { fuseMaps } from '../kernels/fusion.js';
 import { scope } from './scope.js';
 import { type Storage, Tensor } from './tensor.js';
 
@@ -38,6 +39,11 @@ export interface CompileOptions {
    * reason, and the step stays eager from then on. Without it, that call throws.
    */
   onRefuse?: (reason: string) => void;
+  /**
+   * Fuse chains of elementwise maps into single kernels (src/kernels/fusion.ts). Off by default:
+   * with it, results may differ from the eager step in the last bits (FMA contraction).
+   */
+  fusion?: boolean;
 }
 
 export interface CompiledStepStats extends ReplayStats {
@@ -119,7 +125,7 @@ export function compileStep<A extends Tensor[], R>(fn: (...inputs: A) => R, opts
       throw e;
     }
     try {
-      program = rt.endRecording(true);
+      program = rt.endRecording(true, opts.fusion ? fuseMaps : undefined);
     } catch (e) {
       // The eager run itself went through: its results stand; only the replay is refused.
       if (!opts.onRefuse) throw e;

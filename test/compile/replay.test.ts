@@ -109,6 +109,42 @@ describe('compileStep', () => {
     expect(memoryStats().compiledPlannedBytes).toBe(0);
   });
 
+  it('with fusion, replays with fewer dispatches and parameters within 1e-5 (relative to max) of the eager step', async () => {
+    const run = async (fusion: boolean | null) => {
+      const m = buildModel();
+      made.push(m);
+      const step = fusion === null ? null : compileStep(m.step, { fusion });
+      for (let i = 0; i < STEPS; i++) {
+        const x = tensor(inputs[i], [B, D]);
+        m.opt.lr = lrAt(i);
+        (step ? step(x) : m.step(x)).dispose();
+        x.dispose();
+      }
+      const ts: Tensor[] = [...m.params, ...m.ema.shadow];
+      const host = await Promise.all(ts.map(async (t) => (await toArray(t)) as Float32Array));
+      const dispatches = step?.stats()?.dispatches ?? 0;
+      step?.dispose();
+      return { host, dispatches };
+    };
+    const eager = await run(null);
+    const plain = await run(false);
+    const fused = await run(true);
+    expect(fused.dispatches).toBeLessThan(plain.dispatches);
+    let worst = 0;
+    fused.host.forEach((f, k) => {
+      const e = eager.host[k];
+      let maxAbs = 0;
+      let maxDiff = 0;
+      for (let i = 0; i < e.length; i++) {
+        maxAbs = Math.max(maxAbs, Math.abs(e[i]));
+        maxDiff = Math.max(maxDiff, Math.abs(e[i] - f[i]));
+      }
+      worst = Math.max(worst, maxDiff / maxAbs);
+    });
+    console.log(`fusion: ${plain.dispatches} → ${fused.dispatches} dispatches; worst relative-by-max difference ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-5);
+  });
+
   it('refuses an input of another shape, uploads inside the step, and replays after a used buffer is released', async () => {
     const m = buildModel();
     made.push(m);
