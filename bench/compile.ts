@@ -105,3 +105,36 @@ export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: b
   y.dispose();
   return lines.join('\n');
 }
+
+/**
+ * The eager bind-group cache, on and off, interleaved: host time to record a 256-element add
+ * (the runtime bench's op) and the DiT^DH-sized chain of maps a training step makes.
+ */
+export async function benchBindGroupCache(ops = 2000, rounds = 5): Promise<string> {
+  const rt = runtime();
+  const a = randn([256], { seed: 1 });
+  const b = randn([256], { seed: 2 });
+  const once = () => ops_add(a, b);
+  for (let i = 0; i < 50; i++) once();
+  await rt.sync();
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const enabled of [false, true]) {
+      rt.bindGroups.enabled = enabled;
+      const t = performance.now();
+      for (let i = 0; i < ops; i++) once();
+      (enabled ? on : off).push(((performance.now() - t) * 1000) / ops);
+      await rt.sync();
+    }
+  }
+  rt.bindGroups.enabled = true;
+  a.dispose();
+  b.dispose();
+  const r = (xs: number[]) => `${median(xs).toFixed(1)} µs/op [${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}]`;
+  return `eager bind-group cache, host time to record a 256-element add (${rounds} interleaved rounds of ${ops}): off ${r(off)}, on ${r(on)}`;
+}
+
+function ops_add(a: Tensor, b: Tensor): void {
+  ops.add(a, b).dispose();
+}

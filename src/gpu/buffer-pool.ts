@@ -91,6 +91,8 @@ export interface PoolHooks {
   flush?: () => void;
   /** The device refused a buffer the pool created (reported asynchronously by Dawn). */
   onDeviceOutOfMemory?: (err: GpuOutOfMemoryError) => void;
+  /** A buffer is about to be destroyed (bind groups that name it must go). */
+  onDestroy?: (b: PooledBuffer) => void;
 }
 
 /** Told of every buffer handed out and taken back (the step recorder attaches one). */
@@ -217,6 +219,7 @@ export class BufferPool {
     this.lose(b);
     // A buffer the device refused is dropped, never handed out again.
     if (!this.broken.has(b)) this.pending.push(b);
+    else this.hooks.onDestroy?.(b);
   }
 
   /** Called by the batcher right after queue.submit(). */
@@ -262,7 +265,11 @@ export class BufferPool {
 
   /** Destroy every pooled (not live) buffer, e.g. between phases with different shapes. */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
+    for (const list of this.free.values())
+      for (const b of list) {
+        this.hooks.onDestroy?.(b);
+        b.buffer.destroy();
+      }
     this.free.clear();
     this.pooledBytes = 0;
     this.pooledCount = 0;

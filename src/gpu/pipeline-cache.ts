@@ -82,7 +82,12 @@ export class PipelineCache {
         entries: src.bindings.map((kind, binding) => ({
           binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+          // The uniform's offset is dynamic: one bind group serves every slot of the uniform arena,
+          // so repeated dispatches on the same buffers reuse it (the runtime's bind-group cache).
+          buffer:
+            kind === 'uniform'
+              ? { type: 'uniform' as const, hasDynamicOffset: true }
+              : { type: kind === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
         })),
       });
       this.layouts.set(layoutKey, layout);

@@ -285,7 +285,10 @@ export class ReplayProgram {
   /** Bytes at the start of the uniform buffer holding the dispatches with dynamic words. */
   private readonly dynamicBytes: number;
   private readonly patches: { byte: number; value: () => number }[] = [];
-  private readonly ops: ({ pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; wg: [number, number, number] } | CopyOp)[] = [];
+  private readonly ops: (
+    | { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; offsets: number[] | null; wg: [number, number, number] }
+    | CopyOp
+  )[] = [];
   private readonly inputSlots: PooledBuffer[] = [];
   private unpin: () => void;
   private lost: string | null = null;
@@ -331,14 +334,17 @@ export class ReplayProgram {
         continue;
       }
       const entries: GPUBindGroupEntry[] = c.values.map((id, binding) => ({ binding, resource: { buffer: phys[id].buffer } }));
+      let dynamicOffsets: number[] | null = null;
       if (c.params) {
         const offset = offsets.get(c)!;
-        entries.push({ binding: entries.length, resource: { buffer: this.uniformGpu, offset, size: slot } });
+        // The layouts give the uniform a dynamic offset (pipeline-cache.ts).
+        entries.push({ binding: entries.length, resource: { buffer: this.uniformGpu, offset: 0, size: slot } });
+        dynamicOffsets = [offset];
         for (const w of c.dynamic ?? []) this.patches.push({ byte: offset + 4 * w.word, value: w.value });
       }
       const kernel = c.kernel!;
       const bindGroup = host.device.createBindGroup({ label: c.key, layout: kernel.layout, entries });
-      this.ops.push({ pipeline: kernel.pipeline, bindGroup, wg: c.workgroups });
+      this.ops.push({ pipeline: kernel.pipeline, bindGroup, offsets: dynamicOffsets, wg: c.workgroups });
     }
     for (let i = 0; i < inputCount; i++) {
       const id = values.findIndex((v) => v.kind === 'input' && v.input === i);
@@ -405,7 +411,8 @@ export class ReplayProgram {
           }
           // Each call into Dawn costs host time: the pipeline is set only when it changes.
           if (op.pipeline !== pipeline) pass.setPipeline((pipeline = op.pipeline));
-          pass.setBindGroup(0, op.bindGroup);
+          if (op.offsets) pass.setBindGroup(0, op.bindGroup, op.offsets);
+          else pass.setBindGroup(0, op.bindGroup);
           pass.dispatchWorkgroups(op.wg[0], op.wg[1], op.wg[2]);
         }
         commands++;

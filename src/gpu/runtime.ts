@@ -4,6 +4,7 @@
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
 import { BufferPool, memoryBudget, type PooledBuffer, type PoolStats } from './buffer-pool.js';
+import { BindGroupCache } from './bind-groups.js';
 import { readCaps, type AdapterCaps } from './caps.js';
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } from './errors.js';
 import { InFlightTracker } from './inflight.js';
@@ -81,6 +82,8 @@ export interface BufferBinding {
 
 export class Runtime {
   readonly pool: BufferPool;
+  /** Bind groups of eager dispatches, by layout and buffers (bind-groups.ts). */
+  readonly bindGroups: BindGroupCache;
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   readonly features: Set<string>;
@@ -126,11 +129,13 @@ export class Runtime {
     const software = this.caps.software !== null;
     const budget = memoryBudget(opts.memoryLimit, software, opts.hostAvailableMemory);
     this.memoryLimitSource = budget.source;
+    this.bindGroups = new BindGroupCache(device, Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment));
     this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budget.limit, {
       flush: () => this.flush(),
       onDeviceOutOfMemory: (e) => {
         this.deviceOom ??= e;
       },
+      onDestroy: (b) => this.bindGroups.forget(b),
     });
     this.inFlight = new InFlightTracker(
       device.queue,
@@ -285,24 +290,25 @@ export class Runtime {
     if (x > maxWg || y > maxWg || z > maxWg)
       throw new GpuError(`dispatch of [${x}, ${y}, ${z}] workgroups exceeds ${maxWg} per dimension`, src.key);
     if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
-    if (src.bindings[src.bindings.length - 1] === 'uniform') {
+    const hasUniform = src.bindings[src.bindings.length - 1] === 'uniform';
+    if (buffers.length + (hasUniform ? 1 : 0) !== src.bindings.length)
+      throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${buffers.length + (hasUniform ? 1 : 0)}`, src.key);
+    let offset = -1;
+    if (hasUniform) {
       if (!params) throw new GpuError('kernel declares a uniform but no params were given', src.key);
       if (this.dispatchesInBatch >= this.maxDispatchesPerSubmit) this.flush();
       const slot = this.uniformCpu.byteLength / this.maxDispatchesPerSubmit;
       if (params.byteLength > slot) throw new GpuError(`params of ${params.byteLength} bytes exceed the ${slot}-byte slot`, src.key);
-      const offset = this.uniformUsed;
+      offset = this.uniformUsed;
       this.uniformCpu.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength), offset);
       this.uniformUsed += slot;
-      entries.push({ binding: buffers.length, resource: { buffer: this.uniformGpu, offset, size: slot } });
     }
-    if (entries.length !== src.bindings.length)
-      throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${entries.length}`, src.key);
-    const bindGroup = this.device.createBindGroup({ label: src.key, layout: k.layout, entries });
+    const bindGroup = this.bindGroups.get(k.layout, buffers, hasUniform ? this.uniformGpu : null);
     if (this.debug) this.device.pushErrorScope('validation');
     const pass = this.computePass(src.key);
     pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (offset >= 0) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
     this.dispatchesInBatch++;
