@@ -26,7 +26,7 @@ export function isSoftwareAdapter(rt: Runtime): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
 }
 
-function recordAdapter(runDir: string, rt: Runtime): void {
+export function recordAdapter(runDir: string, rt: Runtime): void {
   const a = rt.adapterSummary;
   updateRunInfo(runDir, (info) => {
     info.adapter = { description: a.description || a.device, backend: a.backend, software: isSoftwareAdapter(rt) };
@@ -34,7 +34,7 @@ function recordAdapter(runDir: string, rt: Runtime): void {
 }
 
 /** Appends this command to run.json; the returned function completes its record. */
-function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
+export function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
   const startedAt = new Date();
   const argv = process.argv.slice(2);
   let index = -1;
@@ -49,7 +49,7 @@ function beginCommand(runDir: string, command: string): (fill: Partial<CommandRe
     });
 }
 
-async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
+export async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
   try {
     const file = await writeReport(runDir);
     if (!quiet) console.log(`report → ${file}`);
@@ -60,7 +60,7 @@ async function refreshReport(runDir: string, quiet = false): Promise<string | un
   }
 }
 
-function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
+export function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
   if (r.interrupted) {
     console.log(
       `${stage} stopped at step ${r.done}; checkpoint ${r.lastCheckpoint ? path.relative(process.cwd(), r.lastCheckpoint) : '(none)'} written. Continue with: rae ${command} --run ${runDir} --resume`,
@@ -74,7 +74,7 @@ function stageMessage(stage: string, runDir: string, r: LoopResult, command: str
  * A lost device (driver reset, GPU removed, out of device memory at the driver level) cannot be
  * recovered in this process, but the run can: the error gains the exact command to continue it.
  */
-function withResumeHint(e: unknown, command: string, runDir: string): unknown {
+export function withResumeHint(e: unknown, command: string, runDir: string): unknown {
   if (!(e instanceof DeviceLostDuringTrainingError || e instanceof DeviceLostError)) return e;
   const what = e instanceof DeviceLostError ? `the GPU device was lost (${oneLine(e)})` : e.message;
   return new Error(`${what}. Continue with: rae ${command} --run ${runDir} --resume`);

@@ -164,6 +164,7 @@ async function buildTokenCache(runDir: string, c: RunConfig, enc: EncoderInfo, d
   const { source, format, imageSize, maxImages, heldOut } = c.data;
   const fp = fingerprint({
     encoder: c.encoder,
+    weights: enc.identity,
     seed: c.seed,
     data: { source, format, imageSize, maxImages, heldOut },
     size: data.train.size,
