@@ -120,6 +120,11 @@ export function compileStep<A extends Tensor[], R>(fn: (...inputs: A) => R, opts
     try {
       for (const t of args) rec.declareInput(t.buffer);
       result = runEager(args);
+      // A replay writes inputs into its own buffers, not into the tensors passed at the recording.
+      mapTensors(result, (t) => {
+        if (args.some((a) => a.buffer === t.buffer))
+          throw new TypeError(`${name}: the step returns (a view of) one of its inputs; return a copy`);
+      });
     } catch (e) {
       rt.endRecording(false);
       throw e;
