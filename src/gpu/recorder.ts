@@ -162,7 +162,7 @@ export class Recorder {
       values: buffers.map((b) => this.use(b, n)),
       workgroups,
       params: bytes,
-      dynamic: dynamic && dynamic.length ? dynamic : null,
+      dynamic: dynamic?.length ? dynamic : null,
     });
   }
 

@@ -126,7 +126,6 @@ function uniformBytes(f: Fused, stages: number): number {
 
 /** The fused kernel: its source, key and parameters. */
 function emit(f: Fused): { src: KernelSource; params: Uint32Array } {
-  const nIn = f.inputs.length;
   const ranks = [f.out, ...f.inputs].map((o) => o.shape.length);
   const layout = fusedUniforms(ranks, f.stages.length);
   const key = `fused|r${ranks.join(',')}|${f.inputs.map((x) => x.dtype).join(',')}>${f.out.dtype}|${f.stages
@@ -244,11 +243,11 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
   const fused = new Map<number, Fused>();
   const asFused = (n: number): Fused | null => {
     const c = list[n];
-    if (!c || c.kind !== 'dispatch') return null;
+    if (c?.kind !== 'dispatch') return null;
     const got = fused.get(n);
     if (got) return got;
     const f = c.src.fuse as MapFuse | undefined;
-    return f && f.spec && !c.dynamic ? fromMap(c, f) : null;
+    return f?.spec && !c.dynamic ? fromMap(c, f) : null;
   };
   // Uses of each value: the commands that bind it.
   const uses = new Map<number, number[]>();
