@@ -103,6 +103,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
       debugNanAtStep: flags.debugNanAtStep,
       debugStopAtStep: flags.debugStopAtStep,
       debugLoseDeviceAtStep: flags.debugLoseDeviceAtStep,
+      eager: flags.eager,
     };
     try {
       const r = command === 'train-decoder' ? await trainDecoderStage(opts) : await trainDiTStage(opts);
