@@ -77,6 +77,16 @@ export async function evalCommand(f: EvalFlags): Promise<number> {
   if (f.run) return runMode(f);
   const a = await openImageSet(f.a as string);
   const b = await openImageSet(f.b as string);
+  // Counted before any feature is computed: a set too small for every metric fails at once.
+  for (const [flag, where, set] of [
+    ['--a', f.a, a],
+    ['--b', f.b, b],
+  ] as const) {
+    if (set.count < 2)
+      throw new Error(
+        `${flag} ${where}: ${set.count} image${set.count === 1 ? '' : 's'}; FID and KID need at least 2 per set (precision/recall 4)`,
+      );
+  }
   await init();
   try {
     const t0 = performance.now();

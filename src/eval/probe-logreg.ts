@@ -7,6 +7,7 @@
 import * as ops from '../autograd/ops/index.js';
 import { noGrad } from '../autograd/tape.js';
 import { AdamW } from '../nn/optim.js';
+import { copyInto } from '../tensor/copy.js';
 import { tensor, toArray } from '../tensor/creation.js';
 import { yieldIfBusy } from '../tensor/pace.js';
 import { scope } from '../tensor/scope.js';
@@ -122,22 +123,61 @@ export const PROBE_DEFAULTS = { lr: 5e-2, betas: [0.9, 0.999] as [number, number
 
 /** Trains W, b on (already standardised) features. Checks the input first. */
 export async function trainLogReg(data: LabelledFeatures, classes: number, opts: LogRegOptions): Promise<LogRegFit> {
+  const [fit] = await trainLogRegGrid(data, classes, { ...opts, weightDecays: [opts.weightDecay ?? 0] });
+  return fit;
+}
+
+/**
+ * Trains one classifier per weight decay at once, as a single model: W [D, K·C] (candidate k in
+ * columns k·C … k·C + C − 1), logits [n, K·C] seen as [n·K, C] against each label repeated K
+ * times, the cross entropy ×K so each candidate gets exactly the gradient of its own mean loss.
+ * AdamW is elementwise, so the candidates do not interact; distinct decays are applied as
+ * AdamW's decoupled decay p ← p·(1 − lr·wd) per column before the (decay-free) update. K fits
+ * cost about one: a step is the same dozen dispatches, which dominate at probe sizes.
+ * `losses` are the mean over candidates; `init` is used for every candidate.
+ */
+export async function trainLogRegGrid(
+  data: LabelledFeatures,
+  classes: number,
+  opts: Omit<LogRegOptions, 'weightDecay'> & { weightDecays: readonly number[] },
+): Promise<LogRegFit[]> {
   if (!Number.isInteger(classes) || classes < 2) throw new ProbeError(`a probe needs at least 2 classes, got ${classes}`);
   checkLabelledFeatures(data, classes, 'training features');
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new ProbeError(`epochs must be a positive integer, got ${opts.epochs}`);
+  const wds = opts.weightDecays;
+  if (wds.length === 0 || wds.some((w) => !(w >= 0))) throw new ProbeError(`weight decays must be ≥ 0, got ${JSON.stringify(wds)}`);
   const { dim } = data;
+  const C = classes;
+  const K = wds.length;
   const n = rowsOf(data);
   const batch = !opts.batch || opts.batch >= n ? n : opts.batch;
-  const init = opts.init ?? { W: new Float32Array(dim * classes), b: new Float32Array(classes) };
-  if (init.W.length !== dim * classes || init.b.length !== classes)
-    throw new ProbeError(`initial W/b have ${init.W.length}/${init.b.length} values, expected ${dim}·${classes}/${classes}`);
+  const init = opts.init ?? { W: new Float32Array(dim * C), b: new Float32Array(C) };
+  if (init.W.length !== dim * C || init.b.length !== C)
+    throw new ProbeError(`initial W/b have ${init.W.length}/${init.b.length} values, expected ${dim}·${C}/${C}`);
+  const W0 = new Float32Array(dim * K * C);
+  for (let d = 0; d < dim; d++) for (let k = 0; k < K; k++) W0.set(init.W.subarray(d * C, (d + 1) * C), (d * K + k) * C);
+  const b0 = new Float32Array(K * C);
+  for (let k = 0; k < K; k++) b0.set(init.b, k * C);
+  const repeated = (rows: ArrayLike<number>) => {
+    const y = new Int32Array(rows.length * K);
+    for (let i = 0; i < rows.length; i++) y.fill(data.labels[rows[i]], i * K, (i + 1) * K);
+    return tensor(y, [y.length], { dtype: 'i32' });
+  };
 
-  const W = tensor(Float32Array.from(init.W), [dim, classes], { requiresGrad: true });
-  const b = tensor(Float32Array.from(init.b), [classes], { requiresGrad: true });
+  const lr = opts.lr ?? PROBE_DEFAULTS.lr;
+  const sameDecay = wds.every((w) => w === wds[0]);
+  const W = tensor(W0, [dim, K * C], { requiresGrad: true });
+  const b = tensor(b0, [K * C], { requiresGrad: true });
   const X = tensor(data.x, [n, dim]);
-  const Y = tensor(data.labels, [n], { dtype: 'i32' });
-  const common = { lr: opts.lr ?? PROBE_DEFAULTS.lr, betas: opts.betas ?? PROBE_DEFAULTS.betas, eps: opts.eps ?? PROBE_DEFAULTS.eps };
-  const optW = new AdamW([W], { ...common, weightDecay: opts.weightDecay ?? 0 });
+  const Y = repeated(Int32Array.from({ length: n }, (_, i) => i));
+  const decay = sameDecay
+    ? null
+    : tensor(
+        Float32Array.from({ length: K * C }, (_, j) => 1 - lr * wds[Math.floor(j / C)]),
+        [K * C],
+      );
+  const common = { lr, betas: opts.betas ?? PROBE_DEFAULTS.betas, eps: opts.eps ?? PROBE_DEFAULTS.eps };
+  const optW = new AdamW([W], { ...common, weightDecay: sameDecay ? wds[0] : 0 });
   const optB = new AdamW([b], { ...common, weightDecay: 0 });
   const lossTensors: Tensor[] = [];
   let steps = 0;
@@ -153,14 +193,13 @@ export async function trainLogReg(data: LabelledFeatures, classes: number, opts:
             const rows = order.subarray(start, start + count);
             xb = ops.indexSelect(X, 0, tensor(rows, [count], { dtype: 'i32' }));
             // indexSelect gathers floats only; the batch's labels are a few bytes to upload.
-            yb = tensor(
-              Int32Array.from(rows, (r) => data.labels[r]),
-              [count],
-              { dtype: 'i32' },
-            );
+            yb = repeated(rows);
           }
-          const l = ops.crossEntropy(ops.add(ops.matmul(xb, W), b), yb);
+          const logits = ops.reshape(ops.add(ops.matmul(xb, W), b), [count * K, C]);
+          const ce = ops.crossEntropy(logits, yb);
+          const l = K === 1 ? ce : ops.mul(ce, K);
           l.backward();
+          if (decay) noGrad(() => copyInto(W, ops.mul(W, decay)));
           optW.step();
           optB.step();
           optW.zeroGrad();
@@ -174,14 +213,19 @@ export async function trainLogReg(data: LabelledFeatures, classes: number, opts:
       }
     }
     const losses: number[] = [];
-    for (const t of lossTensors) losses.push((await toArray(t))[0]);
-    const model = { dim, classes, W: (await toArray(W)) as Float32Array, b: (await toArray(b)) as Float32Array };
-    return { model, losses, steps };
+    for (const t of lossTensors) losses.push((await toArray(t))[0] / K);
+    const Wall = (await toArray(W)) as Float32Array;
+    const ball = (await toArray(b)) as Float32Array;
+    return wds.map((_, k) => {
+      const Wk = new Float32Array(dim * C);
+      for (let d = 0; d < dim; d++) Wk.set(Wall.subarray((d * K + k) * C, (d * K + k + 1) * C), d * C);
+      return { model: { dim, classes: C, W: Wk, b: ball.slice(k * C, (k + 1) * C) }, losses, steps };
+    });
   } finally {
     for (const t of lossTensors) t.dispose();
     optW.dispose();
     optB.dispose();
-    for (const t of [W, b, X, Y]) t.dispose();
+    for (const t of [W, b, X, Y, decay]) t?.dispose();
   }
 }
 

@@ -28,7 +28,7 @@ import {
   ProbeError,
   rowsOf,
   standardize,
-  trainLogReg,
+  trainLogRegGrid,
 } from './probe-logreg.js';
 
 export { ProbeError } from './probe-logreg.js';
@@ -128,14 +128,18 @@ function checkClassCounts(labels: Int32Array, classNames: readonly string[], min
     );
 }
 
-/** Standardise with `fitOn`'s statistics, train, and score on `evalOn`. */
-async function fitAndScore(fitOn: LabelledFeatures, evalOn: LabelledFeatures, classes: number, wd: number, o: FitProbeOptions) {
+/** Standardise with `fitOn`'s statistics, train one classifier per weight decay (together), score each on `evalOn`. */
+async function fitAndScore(fitOn: LabelledFeatures, evalOn: LabelledFeatures, classes: number, wds: number[], o: FitProbeOptions) {
   const s = fitStandardizer(fitOn.x, fitOn.dim);
   const trainStd = { ...fitOn, x: standardize(fitOn.x, fitOn.dim, s) };
-  const fit = await trainLogReg(trainStd, classes, { epochs: o.epochs, lr: o.lr, weightDecay: wd, batch: o.batch, seed: o.seed });
+  const fits = await trainLogRegGrid(trainStd, classes, { epochs: o.epochs, lr: o.lr, weightDecays: wds, batch: o.batch, seed: o.seed });
   const evalStd = standardize(evalOn.x, evalOn.dim, s);
-  const evalPred = await predictLogReg(fit.model, evalStd);
-  return { fit, trainStd, evalStd, evalAccuracy: accuracyOf(evalPred, evalOn.labels) };
+  const scored = [];
+  for (const fit of fits) {
+    const evalAccuracy = accuracyOf(await predictLogReg(fit.model, evalStd), evalOn.labels);
+    scored.push({ fit, evalAccuracy, evalLoss: meanCrossEntropy(fit.model, evalStd, evalOn.labels) });
+  }
+  return { scored, trainStd };
 }
 
 /** Fits the probe on `train` (choosing the weight decay on a validation carve-out) and scores `test`. */
@@ -167,17 +171,18 @@ export async function fitProbe(
     // steps of several tenths of a percent (it picked an underfitting decay on CIFAR-10), the
     // loss is a smooth, proper score. Ties go to the stronger decay.
     let bestLoss = Infinity;
-    for (const wd of wds) {
-      const { fit, evalStd, evalAccuracy } = await fitAndScore(fitOn, valOn, C, wd, opts);
-      const loss = meanCrossEntropy(fit.model, evalStd, valOn.labels);
+    const { scored } = await fitAndScore(fitOn, valOn, C, wds, opts);
+    scored.forEach(({ evalLoss: loss, evalAccuracy }, k) => {
+      const wd = wds[k];
       validation.push({ weightDecay: wd, loss, accuracy: evalAccuracy });
       if (loss < bestLoss || (loss === bestLoss && wd > best)) {
         bestLoss = loss;
         best = wd;
       }
-    }
+    });
   }
-  const { fit, trainStd, evalAccuracy } = await fitAndScore(train, test, C, best, opts);
+  const { scored, trainStd } = await fitAndScore(train, test, C, [best], opts);
+  const [{ fit, evalAccuracy }] = scored;
   const trainAccuracy = accuracyOf(await predictLogReg(fit.model, trainStd.x), train.labels);
   return { accuracy: evalAccuracy, trainAccuracy, weightDecay: best, validation, losses: fit.losses, model: fit.model };
 }

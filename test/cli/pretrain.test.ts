@@ -85,7 +85,7 @@ describe('rae pretrain-encoder', () => {
   it('rae demo pretrains its MAE into encoders/ next to the run, trains on it, and finds it complete next time', async () => {
     const parent = tmp();
     const run = path.join(parent, 'demo');
-    const r = await rae(['demo', '--preset', 'tiny', '--run', run]);
+    const r = await rae(['demo', '--preset', 'tiny', '--run', run, '--no-probe', '--no-eval']);
     ok(r);
     expect(r.stdout).toMatch(/MAE pretraining: 6 steps/);
     const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));

@@ -2,7 +2,8 @@
  * `rae probe` as a user runs it (child processes through vite-node) on a tiny IDX data set with
  * a test split: --random-init with --json; --run DIR writes DIR/probe.json (the run's own
  * encoder, saved once) and a report with the probe section; a data set without labels is a
- * one-line error; a missing encoder or a folder that is not a run is refused before any work.
+ * one-line error; a missing encoder or a folder that is not a run is refused before any work;
+ * probeIntoRun (the demo's step) in-process.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,14 +11,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeConfig } from '../../src/cli/options.js';
-import { probeCommand } from '../../src/cli/probe-command.js';
+import { probeCommand, probeIntoRun } from '../../src/cli/probe-command.js';
+import { loadEncoder } from '../../src/train/context.js';
+import { closeSharedDecodePools } from '../../src/train/data/index.js';
+import { useGpu } from '../helpers/setup.js';
 import { presetConfig } from '../../src/train/config.js';
 import { removeTempDirs, tempDir, writeFolder, writeIdx } from '../data/fixtures.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const viteNode = path.join(root, 'node_modules/.bin/vite-node');
 
-afterAll(() => removeTempDirs());
+useGpu();
+afterAll(async () => {
+  removeTempDirs();
+  await closeSharedDecodePools();
+});
 
 interface Ran {
   status: number | null;
@@ -114,6 +122,19 @@ describe('rae probe', () => {
       await rae(['probe', '--preset', 'tiny', '--random-init', '--data', path.join(flat, 'only', 'pics'), '--test-images', '2']),
       /rae: the data set has 1 class \('pics'\): a probe needs labels/,
     );
+  });
+
+  it('probeIntoRun (the demo step) probes the encoder it is given, keeps DIR/probe.json and leaves the encoder usable', async () => {
+    const run = tempDir('probe-into');
+    const c = presetConfig('tiny');
+    c.data.source = idxData();
+    const enc = await loadEncoder(run, c);
+    const lines: string[] = [];
+    const r = await probeIntoRun(run, c, { enc, trainImages: 24, testImages: 9, epochs: 3, workers: 0, log: (l) => lines.push(l) });
+    expect(JSON.parse(fs.readFileSync(path.join(run, 'probe.json'), 'utf8')).accuracy).toBe(r.accuracy);
+    expect(lines.at(-1)).toMatch(/^probe: top-1 /);
+    expect(enc.encoder.parameters()[0].isDisposed).toBe(false);
+    enc.encoder.dispose();
   });
 
   it('refuses to start without an encoder or with a folder that is not a run (in-process)', async () => {

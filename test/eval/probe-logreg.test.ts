@@ -5,7 +5,8 @@
  *    initial W and b, same lr, betas, eps, weight decay on W only, no randomness) for 200 steps
  *    on random data; the loss of every step and the final W, b agree within TOL (rel-by-max), and
  *    the predicted classes are the same (rows whose float64 top-2 margin is below MARGIN are
- *    left out as ties; none are expected and the count is asserted);
+ *    left out as ties; none are expected and the count is asserted); three weight decays
+ *    trained together as one model equal three separate float64 fits;
  *  - linearly separable data → train and test accuracy 1; random labels → held-out accuracy
  *    within 4.5 binomial standard deviations of chance;
  *  - the standardiser against a direct float64 computation;
@@ -14,14 +15,25 @@
 import { describe, expect, it } from 'vitest';
 import { AdamW64 } from '../../src/cpu/optim.js';
 import { DEFAULT_WEIGHT_DECAYS, fitProbe } from '../../src/eval/probe.js';
-import { accuracyOf, fitStandardizer, predictLogReg, ProbeError, standardize, trainLogReg } from '../../src/eval/probe-logreg.js';
+import {
+  accuracyOf,
+  fitStandardizer,
+  predictLogReg,
+  ProbeError,
+  standardize,
+  trainLogReg,
+  trainLogRegGrid,
+} from '../../src/eval/probe-logreg.js';
 import { relByMax } from '../helpers/compare.js';
 import { randomData, randomInts, randn } from '../helpers/random.js';
 import { useGpu } from '../helpers/setup.js';
 
 useGpu();
 
-/** f32 GPU against float64, 200 AdamW steps of a 6×3 problem: measured loss 3.7e-7, W 2.8e-6, b 3.4e-6 (rel-by-max). */
+/**
+ * f32 GPU against float64 (rel-by-max), measured: 200 AdamW steps of a 6×3 problem — loss 3.7e-7,
+ * W 2.8e-6, b 3.4e-6; three decays together, 150 steps of 5×4 — W ≤ 7.1e-7, b ≤ 2.6e-6, mean loss 2.0e-7.
+ */
 const TOL = 1e-4;
 const MARGIN = 1e-4;
 
@@ -124,6 +136,44 @@ describe('GPU logistic regression against float64', () => {
       expect(pred[i], `row ${i}`).toBe(z.indexOf(sorted[0]));
     }
     expect(ties).toBe(0);
+  });
+
+  it('three weight decays trained together equal three separate float64 fits', async () => {
+    const p = blobs(40, 5, 4, 0.8, 17);
+    const W0 = Float32Array.from(randomData(5 * 4, 18, -0.2, 0.2));
+    const b0 = Float32Array.from(randomData(4, 19, -0.1, 0.1));
+    const opts = { lr: 2e-2, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
+    const wds = [0, 0.5, 3];
+    const steps = 150;
+    const fits = await trainLogRegGrid({ x: p.x, labels: p.labels, dim: p.dim }, p.classes, {
+      epochs: steps,
+      ...opts,
+      weightDecays: wds,
+      init: { W: W0, b: b0 },
+      lossEveryStep: true,
+    });
+    const meanRef = new Float64Array(steps);
+    const refs = wds.map((wd) => {
+      const W = Float64Array.from(W0);
+      const b = Float64Array.from(b0);
+      const optW = new AdamW64([W], { ...opts, weightDecay: wd });
+      const optB = new AdamW64([b], { ...opts, weightDecay: 0 });
+      for (let s = 0; s < steps; s++) {
+        const { loss, dW, db } = lossAndGrads(p, W, b);
+        meanRef[s] += loss / wds.length;
+        optW.step([dW]);
+        optB.step([db]);
+      }
+      return { W, b };
+    });
+    // The decays matter: the strongest one leaves visibly smaller weights.
+    const norm = (w: ArrayLike<number>) => Math.sqrt(Array.from(w).reduce((a, v) => a + v * v, 0));
+    expect(norm(refs[2].W)).toBeLessThan(0.8 * norm(refs[0].W));
+    fits.forEach((f, k) => {
+      expect(relByMax(f.model.W, refs[k].W), `W, weight decay ${wds[k]}`).toBeLessThan(TOL);
+      expect(relByMax(f.model.b, refs[k].b), `b, weight decay ${wds[k]}`).toBeLessThan(TOL);
+    });
+    expect(relByMax(fits[0].losses, meanRef), 'mean loss over the candidates').toBeLessThan(TOL);
   });
 
   it('mini-batches visit every row once per epoch (a seeded order) and still fit', async () => {
