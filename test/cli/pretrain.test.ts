@@ -39,6 +39,14 @@ const ok = (r: Ran) => expect(r.status, r.stdout + r.stderr).toBe(0);
 const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 
 describe('rae pretrain-encoder', () => {
+  it('--help names its options and hides the debug ones', async () => {
+    const r = await rae(['pretrain-encoder', '--help']);
+    ok(r);
+    for (const p of [/--run <dir>/, /--preset <name>/, /--resume/, /--mask-ratio/, /--weight-decay/, /--checkpoint-every/])
+      expect(r.stdout).toMatch(p);
+    expect(r.stdout).not.toMatch(/debug-nan/);
+  });
+
   it('resumes bitwise, exports DIR/encoder/, and train-decoder runs on it with --encoder DIR', async () => {
     const [a, b, dec] = [tmp(), tmp(), tmp()];
     ok(await rae(['pretrain-encoder', '--run', a, '--preset', 'tiny']));
