@@ -5,7 +5,8 @@
  *
  * Each Conv2D → BatchNormalization unit is folded into one convolution with a bias: the BN has no
  * γ (Keras `scale: false`), so W′[co] = W[co] · s[co] and b′ = β − μ·s with s = 1/√(σ² + ε),
- * computed in float64 and rounded once to f32 (conv weights HWIO → OIHW on the host). Keras's
+ * computed in float64 and rounded once to f32 (conv weights HWIO → OIHW on the host); the relu
+ * that follows each unit runs in the convolution's store (ops.conv2dRelu). Keras's
  * 'same' padding appears only with stride 1 here, i.e. (k − 1)/2 per side; its 'same' average
  * pools exclude the padding from the divisor (countIncludePad false).
  *

@@ -17,6 +17,11 @@
  * Edges need no padding of the operands: column and row indices are clamped for loads and the
  * stores are guarded, so no size needs to be a multiple of the tile. Accumulation is f32; inputs
  * may be f32 or f16; outputs are f32. Bias gradients are a plain reduction (the autograd op).
+ *
+ * The forward may apply a relu in its store, and a 1×1 stride-1 forward (a third of InceptionV3's
+ * time before) is handed to the tuned matmul instead: on lavapipe it ran 2–2.5× faster there
+ * (bench/inception-layers.ts). Its summation order is the matmul's, so the two routes agree to
+ * rounding, not bit for bit.
  */
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
