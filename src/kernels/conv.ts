@@ -40,7 +40,7 @@ export type ConvKind = 'forward' | 'dinput' | 'dweight';
 export type ConvActivation = 'none' | 'relu';
 
 export interface Conv2dForwardOptions {
-  /** Overrides the adapter's tile (tests, benchmarks). */
+  /** Overrides the adapter's tile of the implicit-GEMM kernel (tests, benchmarks); the matmul route ignores it. */
   config?: ConvConfig;
   activation?: ConvActivation;
   /**
