@@ -17,6 +17,7 @@ import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-fol
 import { sampleRun } from '../train/sample.js';
 import { trainDecoderStage } from '../train/stage1.js';
 import { trainDiTStage } from '../train/stage2.js';
+import { ensureCachedMae } from './mae-cache.js';
 import { type CommonFlags, resolveConfig, writeConfig } from './options.js';
 
 const defaultData = () => defaultDataSource().source;
@@ -26,7 +27,7 @@ export function isSoftwareAdapter(rt: Runtime): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
 }
 
-function recordAdapter(runDir: string, rt: Runtime): void {
+export function recordAdapter(runDir: string, rt: Runtime): void {
   const a = rt.adapterSummary;
   updateRunInfo(runDir, (info) => {
     info.adapter = { description: a.description || a.device, backend: a.backend, software: isSoftwareAdapter(rt) };
@@ -34,7 +35,7 @@ function recordAdapter(runDir: string, rt: Runtime): void {
 }
 
 /** Appends this command to run.json; the returned function completes its record. */
-function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
+export function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
   const startedAt = new Date();
   const argv = process.argv.slice(2);
   let index = -1;
@@ -49,7 +50,7 @@ function beginCommand(runDir: string, command: string): (fill: Partial<CommandRe
     });
 }
 
-async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
+export async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
   try {
     const file = await writeReport(runDir);
     if (!quiet) console.log(`report → ${file}`);
@@ -60,7 +61,7 @@ async function refreshReport(runDir: string, quiet = false): Promise<string | un
   }
 }
 
-function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
+export function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
   if (r.interrupted) {
     console.log(
       `${stage} stopped at step ${r.done}; checkpoint ${r.lastCheckpoint ? path.relative(process.cwd(), r.lastCheckpoint) : '(none)'} written. Continue with: rae ${command} --run ${runDir} --resume`,
@@ -74,7 +75,7 @@ function stageMessage(stage: string, runDir: string, r: LoopResult, command: str
  * A lost device (driver reset, GPU removed, out of device memory at the driver level) cannot be
  * recovered in this process, but the run can: the error gains the exact command to continue it.
  */
-function withResumeHint(e: unknown, command: string, runDir: string): unknown {
+export function withResumeHint(e: unknown, command: string, runDir: string): unknown {
   if (!(e instanceof DeviceLostDuringTrainingError || e instanceof DeviceLostError)) return e;
   const what = e instanceof DeviceLostError ? `the GPU device was lost (${oneLine(e)})` : e.message;
   return new Error(`${what}. Continue with: rae ${command} --run ${runDir} --resume`);
@@ -102,6 +103,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
       debugNanAtStep: flags.debugNanAtStep,
       debugStopAtStep: flags.debugStopAtStep,
       debugLoseDeviceAtStep: flags.debugLoseDeviceAtStep,
+      eager: flags.eager,
     };
     try {
       const r = command === 'train-decoder' ? await trainDecoderStage(opts) : await trainDiTStage(opts);
@@ -244,8 +246,9 @@ export interface DemoFlags extends CommonFlags {
 }
 
 /**
- * `rae demo`: stage 1, stage 2, sampling and the report in one run folder, at preset 'cpu' on a
- * software adapter and 'gpu-s' on a real GPU unless --preset says otherwise.
+ * `rae demo`: MAE pretraining of the encoder (cached across demos), stage 1, stage 2, sampling and
+ * the report in one run folder, at preset 'cpu' on a software adapter and 'gpu-s' on a real GPU
+ * unless --preset says otherwise. --encoder DIR skips the pretraining.
  */
 export async function demoCommand(flags: DemoFlags): Promise<number> {
   const t0 = performance.now();
@@ -270,6 +273,21 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       console.log(`rae demo (preset ${preset}) on ${a.description || a.device} (${a.backend}) → ${runDir}`);
       recordAdapter(runDir, rt);
       const end = beginCommand(runDir, 'demo');
+      if (!config.encoder.path) {
+        // The demo's encoder is an MAE of our own, pretrained once per configuration and cached.
+        const endMae = beginCommand(runDir, 'pretrain-encoder');
+        const mae = await ensureCachedMae(config, { root: path.join(path.dirname(runDir), 'encoders') });
+        endMae({
+          steps: mae.result?.done ?? 0,
+          imagesPerSecond: mae.result?.imagesPerSecond,
+          exit: mae.result?.interrupted ? 'interrupted' : 'ok',
+        });
+        if (mae.result) stageMessage('MAE pretraining', mae.dir, mae.result, 'demo');
+        else console.log(`MAE encoder: reusing ${mae.dir}`);
+        if (mae.result?.interrupted) return 0;
+        config.encoder.path = mae.dir;
+        writeConfig(runDir, config);
+      }
       const enc = await loadEncoder(runDir, config);
       console.log(`encoder: ${enc.note}; latent ${enc.grid}×${enc.grid} tokens × ${enc.dim}`);
       const data = await loadData(runDir, config);

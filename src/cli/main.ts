@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-/** `rae <command>`: info, train-decoder, train-dit, sample, report, demo. */
+/** `rae <command>`: info, train-decoder, train-dit, sample, probe, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
+import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
 import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addPretrainCommand } from './pretrain-command.js';
+import { registerProbeCommand } from './probe-command.js';
 
 function build(): Command {
   const program = new Command('rae')
@@ -69,6 +72,8 @@ function build(): Command {
       process.exitCode = await trainDiTCommand(o);
     });
 
+  addPretrainCommand(program);
+
   program
     .command('sample')
     .description('images from a trained run: Euler or Heun on the shifted grid, CFG or AutoGuidance, PNG grids + raw samples')
@@ -91,6 +96,8 @@ function build(): Command {
       process.exitCode = await sampleCommand(o);
     });
 
+  registerProbeCommand(program);
+
   program
     .command('report')
     .description("(re)write the run's self-contained report.html")
@@ -103,7 +110,7 @@ function build(): Command {
     program
       .command('demo')
       .description(
-        'the whole pipeline in one run folder: stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
+        'the whole pipeline in one run folder: MAE encoder pretraining (cached in encoders/ next to the run folder), stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
       )
       .option('--run <dir>', 'run folder (default runs/demo-<time>)'),
     { runRequired: false, stageFlags: false },
@@ -117,6 +124,7 @@ function build(): Command {
       process.exitCode = await demoCommand(o);
     });
 
+  registerEvalCommand(program);
   return program;
 }
 
