@@ -1,8 +1,9 @@
 /**
  * LayerNorm and RMSNorm over the last D elements of contiguous [rows, D] views.
  *
- * Forward and the input gradient are row kernels (one workgroup per row, workgroup reductions
- * from row-reduce.ts). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
+ * Forward and the input gradient are row kernels: one workgroup per row with workgroup reductions
+ * from row-reduce.ts, or (short rows, chosen by tuning.ts rowPlan) one row per invocation with no
+ * barriers; the same loop text serves both (row-reduce.ts RowFrame). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
  * float64 reference rather than the cancellation-prone E[x²] − E[x]².
  *
  * dweight/dbias are column sums over rows, done deterministically without atomics: a column
@@ -19,19 +20,8 @@ import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';
-import {
-  redArgs,
-  reductionLibrary,
-  ROW_INDEX,
-  rowEnables,
-  rowEntryArgs,
-  rowGrid,
-  rowSetup,
-  rowsOf,
-  useSubgroups,
-  type SubgroupFlavour,
-} from './row-reduce.js';
-import { rowWorkgroupSize } from './tuning.js';
+import { asPlan, type PlanArg, rowEnables, rowFrame, type RowPlan, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import { type RowFamily, rowPlan } from './tuning.js';
 import { uniforms, type FieldType, type UniformLayout } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
@@ -135,7 +125,7 @@ function inputGradient(
   rows: number,
   D: number,
 ): void {
-  launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, wg, sg) => normGradSource(ln, ops, wg, sg));
+  launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, plan, sg) => normGradSource(ln, ops, plan, sg));
 }
 
 /** dweight = Σ_rows dy·x̂ and dbias = Σ_rows dy (either may be absent). */
@@ -250,21 +240,22 @@ function launchRows(
   rows: number,
   D: number,
   eps: number,
-  source: (ops: Operand[], wg: number, sg: SubgroupFlavour) => string,
+  source: (ops: Operand[], plan: RowPlan, sg: SubgroupFlavour) => string,
 ): void {
   if (rows === 0 || D === 0) return;
-  const wg = rowWorkgroupSize(D);
-  const sg = useSubgroups();
-  const key = `norm|${op}|wg${wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
+  const family: RowFamily = op === 'layerNorm' || op === 'rmsNorm' ? op : 'normBackward';
+  const plan = rowPlan(family, rows, D);
+  const sg = plan.perThread ? false : useSubgroups();
+  const key = `norm|${op}|${plan.perThread ? 'thread' : 'wg'}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const params = packParams(ROW_HEADER, { rows, D, eps }, ops);
   runtime().dispatch(
     {
       key,
       bindings: [...ops.map((o) => o.access), 'uniform'],
-      wgsl: () => source(ops, wg, sg),
+      wgsl: () => source(ops, plan, sg),
     },
     ops.map((o) => o.view.buffer),
-    rowGrid(rows),
+    rowFrame(plan, sg).grid(rows),
     params,
   );
 }
@@ -274,30 +265,31 @@ function launchRows(
 
 const has = (ops: Operand[], name: string) => ops.some((o) => o.name === name);
 
-/** A row kernel: one workgroup per row `row` (elements rb..rb + D), `body` given the wg_* arguments. */
-function rowKernel(ops: Operand[], wg: number, sg: SubgroupFlavour, body: (args: string) => string): string {
+/** A row kernel over row `row` (elements rb..rb + D) under a plan, `body` given the wg_* arguments. */
+function rowKernel(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour, body: (args: string) => string): string {
+  const f = rowFrame(asPlan(plan), sg);
   return `${rowEnables(
     ops.map((o) => o.view.dtype),
     sg,
   )}${declare(ops, ROW_HEADER)}
-${reductionLibrary(wg, sg)}
-@compute @workgroup_size(${wg})
-fn main(${rowEntryArgs(sg)}) {
-  let row = ${ROW_INDEX};
+${f.library}
+@compute @workgroup_size(${f.workgroupSize})
+fn main(${f.entryArgs}) {
+  let row = ${f.rowIndex};
   if (row >= params.rows) { return; }
-  ${rowSetup(sg)}
+  ${f.setup}
   let D = params.D;
   let rb = row * D;
-  ${body(redArgs(sg))}
+  ${body(f.args)}
 }`;
 }
 
 /** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
-export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+export function layerNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
   return rowKernel(
     ops,
-    wg,
+    plan,
     sg,
     (args) => `var s_t = 0.0;
   for (var j = lid; j < D; j += WG) { s_t += ${load('x', 'rb + j')}; }
@@ -311,10 +303,10 @@ export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour)
 }
 
 /** RMSNorm forward over operands x, [w], y, rstd. */
-export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   return rowKernel(
     ops,
-    wg,
+    plan,
     sg,
     (args) => `var q_t = 0.0;
   for (var j = lid; j < D; j += WG) { let v = ${load('x', 'rb + j')}; q_t += v * v; }
@@ -325,12 +317,12 @@ export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): 
 }
 
 /** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
-export function normGradSource(ln: boolean, ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+export function normGradSource(ln: boolean, ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;
   const xh = `(${load('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
   return rowKernel(
     ops,
-    wg,
+    plan,
     sg,
     (args) => `let r = ${load('rstd', 'row')};
   ${ln ? `let mu = ${load('mean', 'row')};` : ''}

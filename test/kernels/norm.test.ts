@@ -14,6 +14,7 @@ import { layerNorm, nd, numericalVjp, rmsNorm, type NDArray } from '../../src/cp
 import { runtime } from '../../src/gpu/runtime.js';
 import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto } from '../../src/kernels/norm.js';
 import { setReductionMode } from '../../src/kernels/reduce.js';
+import { setRowStrategy } from '../../src/kernels/row-reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
 import { derived, expectAllclose, TOL } from '../helpers/compare.js';
@@ -102,19 +103,25 @@ function grads(
 }
 
 useGpu();
-afterAll(() => setReductionMode('auto'));
+afterAll(() => {
+  setReductionMode('auto');
+  setRowStrategy('auto');
+});
 
 const ROWS = [1, 7, 65];
 const DS = [1, 7, 64, 257, 1000];
 const cases = ROWS.flatMap((r) => DS.flatMap((d) => [true, false].map((affine) => [r, d, affine] as [number, number, boolean])));
 
-describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s reductions)', (mode) => {
+// One workgroup per row under each reduction flavour, and one row per invocation (no reductions).
+describe.each(['tree', 'subgroup', 'subgroup-fallback', 'row per thread'] as const)('norms (%s)', (mode) => {
   beforeAll(() => {
-    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
+    setRowStrategy(mode === 'row per thread' ? 'thread' : 'workgroup');
+    if (mode === 'row per thread') setReductionMode('auto');
+    else if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
   it.for(cases)('layerNorm rows = %i, D = %i, affine = %s', async ([rows, D, affine], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const eps = 1e-5;
     const xh = randn(rows * D, rows * 31 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 37 + D);
@@ -148,7 +155,7 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s red
   });
 
   it.for(cases)('rmsNorm rows = %i, D = %i, weight = %s', async ([rows, D, affine], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const eps = 1e-6;
     const xh = randn(rows * D, rows * 41 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 43 + D);
