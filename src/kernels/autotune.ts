@@ -8,13 +8,23 @@
  * choice changes results only within the kernels' stated tolerances.
  */
 import { runtime } from '../gpu/runtime.js';
+import type { AttentionConfig } from './attention/codegen.js';
+import { attentionBackward, attentionForward, chooseAttentionConfig } from './attention.js';
 import type { MatmulConfig } from './matmul/configs.js';
 import { matmulInto } from './matmul.js';
 import { layerNormBackwardInto, layerNormInto, rmsNormInto } from './norm.js';
 import type { RowPlan } from './row-reduce.js';
 import { softmaxBackwardInto, softmaxInto } from './softmax.js';
 import { recordChoice, hasChoice, takePending, tuningEnabled } from './tuning-store.js';
-import { adapterTuning, type RowFamily, matmulShapeClass, rowShapeClass, rowWorkgroupSize, setForcedRowPlan } from './tuning.js';
+import {
+  adapterTuning,
+  attentionShapeClass,
+  type RowFamily,
+  matmulShapeClass,
+  rowShapeClass,
+  rowWorkgroupSize,
+  setForcedRowPlan,
+} from './tuning.js';
 import type { View } from './view.js';
 
 export interface TuneOptions {
@@ -29,6 +39,8 @@ export interface TuneOptions {
 export interface TuneCases {
   rows?: { family: RowFamily; rows: number; D: number }[];
   matmul?: { M: number; K: number; N: number; transB?: boolean }[];
+  /** Attention over [B, H, N, D] (forward; backward too when `backward`). */
+  attention?: { b: number; h: number; n: number; d: number; backward?: boolean }[];
 }
 
 /** Times `run` on the device: ms per call, the batch doubling until it lasts minMs. */
@@ -135,6 +147,51 @@ export async function tuneMatmul(M: number, K: number, N: number, transB = false
   }
 }
 
+/** Candidate attention configurations: the table's, and thread/row blockings around it (streamed, loops over D when the table's does). */
+export function attentionCandidates(d: number, pass: 'forward' | 'backward'): [string, AttentionConfig][] {
+  const t = chooseAttentionConfig(d, pass);
+  const list: AttentionConfig[] = [t];
+  for (const [rows, perThread] of [
+    [16, 4],
+    [32, 2],
+    [64, 2],
+    [32, 4],
+  ])
+    if (rows !== t.rows || perThread !== t.perThread) list.push({ ...t, rows, perThread, stage: 0 });
+  return list.slice(0, 4).map((c) => [JSON.stringify(c), c]);
+}
+
+/** Measures attention configurations for one [B, H, N, D] shape and pass. */
+export async function tuneAttention(
+  b: number,
+  h: number,
+  n: number,
+  d: number,
+  pass: 'forward' | 'backward',
+  o: TuneOptions = {},
+): Promise<AttentionConfig> {
+  const cls = attentionShapeClass(pass, b * h, n, d);
+  const sz = b * h * n * d;
+  const bufs = Array.from({ length: 8 }, () => scratch(sz));
+  const lseBuf = scratch(b * h * n);
+  const v4 = (v: View): View => ({ ...v, shape: [b, h, n, d], strides: [h * n * d, n * d, d, 1] });
+  const [q, k, v, out, dO, dq, dk, dv] = bufs.map(v4);
+  const lse: View = { ...lseBuf, shape: [b, h, n], strides: [h * n, n, 1] };
+  const scale = 1 / Math.sqrt(d);
+  const run = (config: AttentionConfig) =>
+    pass === 'forward'
+      ? attentionForward(q, k, v, out, lse, scale, { config })
+      : attentionBackward(q, k, v, out, lse, dO, dq, dk, dv, scale, { config });
+  try {
+    const [cfg, ms] = await pick(attentionCandidates(d, pass), run, o);
+    recordChoice(cls, cfg, ms);
+    return cfg;
+  } finally {
+    await runtime().sync();
+    for (const x of [...bufs, lseBuf]) runtime().release(x.buffer);
+  }
+}
+
 /** Tunes the given cases (skipping cached ones unless `force`); a no-op when tuning is off. */
 export async function tune(cases: TuneCases, o: TuneOptions = {}): Promise<void> {
   if (!tuningEnabled()) return;
@@ -142,6 +199,9 @@ export async function tune(cases: TuneCases, o: TuneOptions = {}): Promise<void>
     if (o.force || !hasChoice(`row|${r.family}|${rowShapeClass(r.rows, r.D)}`)) await tuneRows(r.family, r.rows, r.D, o);
   for (const m of cases.matmul ?? [])
     if (o.force || !hasChoice(matmulShapeClass(m.M, m.N, m.K, m.transB ?? false))) await tuneMatmul(m.M, m.K, m.N, m.transB, o);
+  for (const a of cases.attention ?? [])
+    for (const pass of a.backward ? (['forward', 'backward'] as const) : (['forward'] as const))
+      if (o.force || !hasChoice(attentionShapeClass(pass, a.b * a.h, a.n, a.d))) await tuneAttention(a.b, a.h, a.n, a.d, pass, o);
 }
 
 /** Tunes the row-kernel classes the kernels asked for since the last call (at the class's upper bounds). */

@@ -201,6 +201,18 @@ export function tunedMatmulConfig(M: number, N: number, K: number, kContiguous: 
   return undefined;
 }
 
+/** Shape class of attention: pass, batch·heads, sequence length and head dim, each rounded up to a power of two. */
+export function attentionShapeClass(pass: 'forward' | 'backward', bh: number, n: number, d: number): string {
+  const p2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+  return `attn|${pass}|BH${p2(bh)}N${p2(n)}D${p2(d)}`;
+}
+
+/** The autotuner's attention configuration for a shape class (attention.ts validates it). */
+export function tunedAttentionConfig(pass: 'forward' | 'backward', bh: number, n: number, d: number): AttentionConfig | undefined {
+  const c = tunedChoice<AttentionConfig>(attentionShapeClass(pass, bh, n, d));
+  return typeof c === 'object' && c !== null ? c : undefined;
+}
+
 function isRowPlan(v: unknown): v is RowPlan {
   const p = v as RowPlan;
   return typeof p === 'object' && p !== null && typeof p.perThread === 'boolean' && Number.isInteger(p.wg) && p.wg >= 1 && p.wg <= 256;

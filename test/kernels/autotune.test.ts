@@ -12,7 +12,8 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { softmax as softmaxRef, nd } from '../../src/cpu/index.js';
 import { fileTuningCache } from '../../src/gpu/node.js';
 import type { TuningCacheStore } from '../../src/gpu/platform.js';
-import { rowCandidates, tune, tunePending, tuneRows } from '../../src/kernels/autotune.js';
+import { attentionForward } from '../../src/kernels/attention.js';
+import { attentionCandidates, rowCandidates, tune, tuneAttention, tunePending, tuneRows } from '../../src/kernels/autotune.js';
 import { softmaxInto } from '../../src/kernels/softmax.js';
 import { setTuningSettings, tunedChoice, tuningKey } from '../../src/kernels/tuning-store.js';
 import { rowPlan, tablePlan } from '../../src/kernels/tuning.js';
@@ -106,6 +107,38 @@ describe('autotuner', () => {
     await tune({ rows: [{ family: 'layerNorm', rows: 4, D: 8 }] }, FAST);
     await tune({ rows: [{ family: 'layerNorm', rows: 4, D: 8 }] }, FAST);
     expect(store.writes).toBe(1);
+  });
+});
+
+describe('autotuner: attention', () => {
+  it('chooses one of the candidates for a shape class and the kernel runs it (results still correct)', async () => {
+    const store = memoryStore();
+    setTuningSettings({ enabled: true, retune: false, store });
+    const [B, H, N, D] = [1, 2, 9, 8];
+    const cfg = await tuneAttention(B, H, N, D, 'forward', FAST);
+    expect(attentionCandidates(D, 'forward').map(([, c]) => c)).toContainEqual(cfg);
+    expect(JSON.parse(store.text ?? '').choices['attn|forward|BH2N16D8'].choice).toEqual(cfg);
+    // Forward against a float64 softmax(q kᵀ / √D) v.
+    const [qh, kh, vh] = [1, 2, 3].map((seed) => randn(B * H * N * D, seed));
+    const [q, k, v] = [qh, kh, vh].map((a) => tensor(a, [B, H, N, D]));
+    const o = empty([B, H, N, D]);
+    const lse = empty([B, H, N]);
+    attentionForward(q, k, v, o, lse, 1 / Math.sqrt(D));
+    const want = new Float64Array(B * H * N * D);
+    for (let bh = 0; bh < B * H; bh++)
+      for (let i = 0; i < N; i++) {
+        const s = Array.from({ length: N }, (_, j) => {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += qh[(bh * N + i) * D + d] * kh[(bh * N + j) * D + d];
+          return dot / Math.sqrt(D);
+        });
+        const m = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let d = 0; d < D; d++) want[(bh * N + i) * D + d] = e.reduce((acc, w, j) => acc + (w / z) * vh[(bh * N + j) * D + d], 0);
+      }
+    expectAllclose((await toArray(o)) as Float32Array, want, TOL.attention);
+    for (const t of [q, k, v, o, lse]) t.dispose();
   });
 });
 
