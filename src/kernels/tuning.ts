@@ -14,6 +14,11 @@
  * Attention on lavapipe (B=1 H=4 N=256 D=64): streamed rows and loops over D beat staged tiles
  * (≈ 15 % slower) and unrolled registers (≈ 25 % slower, and 50 s compiles instead of 1–3 s);
  * 4×4 register blocks were best forward, 2×4 backward (4×4 was as fast but compiles 4× longer).
+ * Row kernels on lavapipe: one row per invocation (no barriers) beat a workgroup per row 3–12×.
+ *
+ * With tuning on (init({ tune: true }) or RAE_TUNE=1), autotune.ts measures candidates per shape
+ * class and tuning-store.ts caches the winners per adapter; rowPlan, tunedMatmulConfig and
+ * tunedAttentionConfig consult them first. These rows stay the default and the fallback.
  */
 import { adapterName, type AdapterCaps } from '../gpu/caps.js';
 import { runtime } from '../gpu/runtime.js';
