@@ -40,12 +40,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let lid = 0u;
   let D = params.D;
   let rb = row * D;
-  var s_t = 0.0;
-  for (var j = lid; j < D; j += WG) { s_t += f32(x_buf[x_at(rb + j)]); }
-  let mu = wg_sum(s_t, lid) / f32(D);
-  var q_t = 0.0;
-  for (var j = lid; j < D; j += WG) { let d = f32(x_buf[x_at(rb + j)]) - mu; q_t += d * d; }
-  let r = inverseSqrt(wg_sum(q_t, lid) / f32(D) + params.eps);
-  if (lid == 0u) { mean_buf[mean_at(row)] = f32(mu); rstd_buf[rstd_at(row)] = f32(r); }
-  for (var j = lid; j < D; j += WG) { y_buf[y_at(rb + j)] = f32((f32(x_buf[x_at(rb + j)]) - mu) * r * f32(w_buf[w_at(j)]) + f32(b_buf[b_at(j)])); }
+  var n_t = 0.0;
+  var mu_t = 0.0;
+  var m2_t = 0.0;
+  var j = 0u;
+  for (; j + 8u <= D; j += 8u) {
+    let v0 = f32(x_buf[x_at(rb + j + 0u)]); let v1 = f32(x_buf[x_at(rb + j + 1u)]); let v2 = f32(x_buf[x_at(rb + j + 2u)]); let v3 = f32(x_buf[x_at(rb + j + 3u)]); let v4 = f32(x_buf[x_at(rb + j + 4u)]); let v5 = f32(x_buf[x_at(rb + j + 5u)]); let v6 = f32(x_buf[x_at(rb + j + 6u)]); let v7 = f32(x_buf[x_at(rb + j + 7u)]);
+    let cm = (v0 + v1 + v2 + v3 + v4 + v5 + v6 + v7) * 0.125;
+    let cq = (v0 - cm) * (v0 - cm) + (v1 - cm) * (v1 - cm) + (v2 - cm) * (v2 - cm) + (v3 - cm) * (v3 - cm) + (v4 - cm) * (v4 - cm) + (v5 - cm) * (v5 - cm) + (v6 - cm) * (v6 - cm) + (v7 - cm) * (v7 - cm);
+    let n_new = n_t + 8.0;
+    let delta = cm - mu_t;
+    mu_t += delta * (8.0 / n_new);
+    m2_t += cq + delta * delta * (n_t * 8.0 / n_new);
+    n_t = n_new;
+  }
+  for (; j < D; j++) {
+    let v = f32(x_buf[x_at(rb + j)]);
+    n_t += 1.0;
+    let delta = v - mu_t;
+    mu_t += delta / n_t;
+    m2_t += delta * (v - mu_t);
+  }
+  let mu = mu_t;
+  let r = inverseSqrt(max(m2_t, 0.0) / f32(D) + params.eps);
+  mean_buf[mean_at(row)] = f32(mu); rstd_buf[rstd_at(row)] = f32(r);
+  for (var j = 0u; j < D; j++) { y_buf[y_at(rb + j)] = f32((f32(x_buf[x_at(rb + j)]) - mu) * r * f32(w_buf[w_at(j)]) + f32(b_buf[b_at(j)])); }
 }

@@ -3,8 +3,10 @@
  *
  * Forward and the input gradient are row kernels: one workgroup per row with workgroup reductions
  * from row-reduce.ts, or (short rows, chosen by tuning.ts rowPlan) one row per invocation with no
- * barriers; the same loop text serves both (row-reduce.ts RowFrame). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
- * float64 reference rather than the cancellation-prone E[x²] − E[x]².
+ * barriers; the same loop text serves both (row-reduce.ts RowFrame). LayerNorm's statistics are
+ * two-pass (mean, then Σ(x − mean)²), matching the float64 reference rather than the
+ * cancellation-prone E[x²] − E[x]²; one row per invocation merges exact per-chunk statistics in
+ * one pass instead (layerNormThreadSource): as stable, and one read of x fewer.
  *
  * dweight/dbias are column sums over rows, done deterministically without atomics: a column
  * kernel gives each thread one column of one chunk of ≤ ROWS_PER_CHUNK rows (neighbouring threads
@@ -287,6 +289,7 @@ fn main(${f.entryArgs}) {
 /** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
 export function layerNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
+  if (asPlan(plan).perThread) return layerNormThreadSource(ops, plan, affine);
   return rowKernel(
     ops,
     plan,
@@ -301,6 +304,51 @@ export function layerNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavo
   for (var j = lid; j < D; j += WG) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`,
   );
 }
+
+/**
+ * LayerNorm forward, one row per invocation: the statistics in one pass instead of two, so x is
+ * read twice, not three times (the loads are what costs on a CPU adapter). Each chunk of CHUNK
+ * elements gets its exact mean and Σ(x − mean)² from registers and is merged into the running
+ * (mean, M2) by Chan et al.'s pairwise update, the tail element by element (Welford): as stable as
+ * the two-pass form, with no E[x²] − E[x]² cancellation.
+ */
+function layerNormThreadSource(ops: Operand[], plan: PlanArg, affine: string): string {
+  const C = LN_CHUNK;
+  const idx = Array.from({ length: C }, (_, i) => i);
+  return rowKernel(
+    ops,
+    plan,
+    false,
+    () => `var n_t = 0.0;
+  var mu_t = 0.0;
+  var m2_t = 0.0;
+  var j = 0u;
+  for (; j + ${C}u <= D; j += ${C}u) {
+    ${idx.map((i) => `let v${i} = ${load('x', `rb + j + ${i}u`)};`).join(' ')}
+    let cm = (${idx.map((i) => `v${i}`).join(' + ')}) * ${1 / C};
+    let cq = ${idx.map((i) => `(v${i} - cm) * (v${i} - cm)`).join(' + ')};
+    let n_new = n_t + ${C}.0;
+    let delta = cm - mu_t;
+    mu_t += delta * (${C}.0 / n_new);
+    m2_t += cq + delta * delta * (n_t * ${C}.0 / n_new);
+    n_t = n_new;
+  }
+  for (; j < D; j++) {
+    let v = ${load('x', 'rb + j')};
+    n_t += 1.0;
+    let delta = v - mu_t;
+    mu_t += delta / n_t;
+    m2_t += delta * (v - mu_t);
+  }
+  let mu = mu_t;
+  let r = inverseSqrt(max(m2_t, 0.0) / f32(D) + params.eps);
+  ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')}
+  for (var j = 0u; j < D; j++) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`,
+  );
+}
+
+/** Elements per chunk of the one-pass LayerNorm statistics (layerNormThreadSource). */
+const LN_CHUNK = 8;
 
 /** RMSNorm forward over operands x, [w], y, rstd. */
 export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {

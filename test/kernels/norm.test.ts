@@ -154,6 +154,30 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback', 'row per thread'] as con
     [x, dy, w, b].forEach((t) => t?.dispose());
   });
 
+  // The one-row-per-invocation LayerNorm merges per-chunk statistics in one pass (Chan et al.);
+  // an offset 30× the spread is where E[x²] − E[x]² would lose digits.
+  it.for([
+    [7, 1000],
+    [65, 13],
+  ])('layerNorm statistics with a mean far from zero, rows = %i, D = %i', async ([rows, D], ctx) => {
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
+    const eps = 1e-5;
+    const xh = randn(rows * D, rows + D, 1, 30);
+    const x = tensor(xh, [rows, D]);
+    const y = empty([rows, D]);
+    const mean = empty([rows]);
+    const rstd = empty([rows]);
+    layerNormInto(x, undefined, undefined, eps, y, mean, rstd);
+    const st = stats(xh, rows, D, eps, false);
+    expectAllclose(await read(y), layerNorm(f64(xh, [rows, D]), [D], undefined, undefined, eps).data, TOL.norm, {
+      label: 'y',
+      shape: [rows, D],
+    });
+    expectAllclose(await read(mean), st.mu, derived({ atol: 1e-5 * maxAbs(xh), rtol: 1e-5 }), { label: 'mean' });
+    expectAllclose(await read(rstd), st.rstd, derived({ atol: 0, rtol: 1e-5 }), { label: 'rstd' });
+    x.dispose();
+  });
+
   it.for(cases)('rmsNorm rows = %i, D = %i, weight = %s', async ([rows, D, affine], ctx) => {
     if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const eps = 1e-6;
