@@ -183,6 +183,11 @@ export function rowPlan(family: RowFamily, rows: number, D: number): RowPlan {
   return applyRowStrategy(plan, rowWorkgroupSize(D));
 }
 
+/** Row reductions (reduce.ts) over rows of length R: the table's plan, then any forced strategy. */
+export function rowReducePlan(R: number): RowPlan {
+  return applyRowStrategy(tablePlan(R), rowWorkgroupSize(R));
+}
+
 let forcedRowPlan: RowPlan | null = null;
 /** Makes every row kernel run under `plan` until reset with null (the autotuner's candidates). */
 export function setForcedRowPlan(plan: RowPlan | null): void {
