@@ -1,5 +1,5 @@
 /**
- * Row kernels (layerNorm, rmsNorm, softmax, their backward) in GB/s against an elementwise copy
+ * Row kernels (layerNorm, rmsNorm, softmax, their backward, a row sum) in GB/s against an elementwise copy
  * over the same bytes in the same process, one row per workgroup vs one row per invocation,
  * interleaved (best of `repeats`). Scratch benchmark for the row-kernel variants and the autotuner:
  *   npx vite-node bench/kernels-tune.ts      (env REPEATS=3 SECONDS=0.4; vite-node passes no argv)
@@ -7,6 +7,7 @@
 import { init, runtime } from '../src/gpu/runtime.js';
 import { mapInto } from '../src/kernels/elementwise.js';
 import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto } from '../src/kernels/norm.js';
+import { reduceInto } from '../src/kernels/reduce.js';
 import { setRowStrategy, type RowStrategy } from '../src/kernels/row-reduce.js';
 import { softmaxBackwardInto, softmaxInto } from '../src/kernels/softmax.js';
 import { randn } from '../src/tensor/creation.js';
@@ -46,6 +47,11 @@ export async function benchRows(shapes = ROW_SHAPES, repeats = 3, minSeconds = 0
       { name: 'rmsNorm dx', tensors: 3, run: () => rmsNormBackwardInto(x, w, rstd, dy, dx) },
       { name: 'softmax', tensors: 2, run: () => softmaxInto(x, y) },
       { name: 'softmax dx', tensors: 3, run: () => softmaxBackwardInto(x, dy, dx) },
+      {
+        name: 'sum (last dim)',
+        tensors: 1,
+        run: () => reduceInto(x, { outer: rows, R: D, inner: 1, sOuter: D, sR: 1, sInner: 1 }, mean, 'sum'),
+      },
     ];
     const best = new Map<string, number>();
     const bestCpu = new Map<string, number>();
