@@ -60,6 +60,9 @@ const ROW_WORKGROUPS = [
   [256, 32],
   [512, 64],
 ] as const;
+// Forward 16 threads × 8 queries each ran faster at (4, 6, 256, 64) than 32 × 4 (264–342 ms vs
+// 446–572 ms in 5 of 6 rounds at load ~25) but compiles 18–28 s per head dim cold (over 60 s at
+// D = 128) instead of 1–3 s, so the table keeps 32 × 4 (bench/results/lavapipe-row-kernels-2026-12-02.md).
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
