@@ -12,6 +12,7 @@ import { DiTDH } from '../src/models/dit.js';
 import { AdamW } from '../src/nn/optim.js';
 import { randint, randn } from '../src/tensor/creation.js';
 import { scope } from '../src/tensor/scope.js';
+import { benchCompiledTrainStep } from './compile.js';
 
 export async function benchTrainStep(): Promise<string> {
   const rt = runtime();
@@ -65,5 +66,6 @@ export async function benchTrainStep(): Promise<string> {
   } else lines.push('(per-kernel breakdown: run with RAE_PROFILE=1 on an adapter with timestamp-query)');
   opt.dispose();
   model.dispose();
+  lines.push(await benchCompiledTrainStep());
   return lines.join('\n');
 }
