@@ -105,7 +105,11 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
   const adapterName = `${s.description} ${s.device}`;
   const plan = opts.quick ? { repeats: 3, targetMs: 150, maxCalls: 50 } : { repeats: 7, targetMs: 400, maxCalls: 200 };
   const ours: Engine[] = [oursEngine()];
-  const run = await runCases(cases, ours[0], [oursEngine({ compiled: true }), ...peers], { adapterName, plan, progress: opts.progress && process.stderr.isTTY });
+  const run = await runCases(cases, ours[0], [oursEngine({ compiled: true }), ...peers], {
+    adapterName,
+    plan,
+    progress: opts.progress && process.stderr.isTTY,
+  });
   const results: SuiteResults = {
     schema: 'rae-webgpu-bench/1',
     adapter: { description: s.description, vendor: s.vendor, architecture: s.architecture, device: s.device, backend: s.backend },

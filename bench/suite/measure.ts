@@ -24,14 +24,18 @@ const now = () => performance.now();
 /**
  * Time to GPU completion: each repeat starts with the GPU idle, issues `calls` calls and waits for
  * the engine to report all their work complete; the time per call is the repeat's time / calls.
- * The first call (compilation, allocation) has been made and waited for by the caller.
+ * The first call (compilation, allocation) has been made and waited for by the caller; when it
+ * took longer than a repeat should, one call per repeat is enough and no estimate is made.
  */
-export async function measure(p: Prepared, plan: TimingPlan): Promise<Measured> {
-  // One more untimed call estimates the cost of a call after warm-up.
+export async function measure(p: Prepared, plan: TimingPlan, firstCallMs = 0): Promise<Measured> {
   let t0 = now();
-  await p.run();
-  await p.sync();
-  const estimate = Math.max(now() - t0, 1e-3);
+  let estimate = firstCallMs;
+  if (firstCallMs < plan.targetMs) {
+    // One more untimed call estimates the cost of a call after warm-up.
+    await p.run();
+    await p.sync();
+    estimate = Math.max(now() - t0, 1e-3);
+  }
   const calls = Math.max(1, Math.min(plan.maxCalls, Math.round(plan.targetMs / estimate)));
   const samples: number[] = [];
   for (let r = 0; r < plan.repeats; r++) {

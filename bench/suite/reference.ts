@@ -36,7 +36,7 @@ export function expectedMatmul(op: Extract<Op, { kind: 'matmul' }>, [a, b]: Inpu
 /** Attention: output rows (forward) or dV (backward) of heads (0, 0) and (B−1, H−1). */
 export function expectedAttention(op: Extract<Op, { kind: 'attention' }>, ins: Input[]): Expected {
   const { B, H, N, D } = op;
-  const head = (t: Input, b: number, h: number) => cpu.nd(t.data.subarray(((b * H + h) * N) * D, ((b * H + h) * N + N) * D), [N, D]);
+  const head = (t: Input, b: number, h: number) => cpu.nd(t.data.subarray((b * H + h) * N * D, ((b * H + h) * N + N) * D), [N, D]);
   const indices: number[] = [];
   const vals: number[] = [];
   for (const [b, h] of [
@@ -98,7 +98,11 @@ export function expectedBlockLoss(op: Extract<Op, { kind: 'block-train' }>, ins:
   const heads = (i: number) => cpu.permute(cpu.reshape(cpu.narrow(qkv, 1, i * D, D), [B, N, H, D / H]), [0, 2, 1, 3]);
   const att = cpu.reshape(cpu.permute(cpu.scaledDotProductAttention(heads(0), heads(1), heads(2)), [0, 2, 1, 3]), [B * N, D]);
   const h = cpu.add(x, cpu.linear(att, P['proj.w'], P['proj.b']));
-  const m = cpu.linear(cpu.geluTanh(cpu.linear(cpu.layerNorm(h, [D], P['ln2.w'], P['ln2.b']), P['fc1.w'], P['fc1.b'])), P['fc2.w'], P['fc2.b']);
+  const m = cpu.linear(
+    cpu.geluTanh(cpu.linear(cpu.layerNorm(h, [D], P['ln2.w'], P['ln2.b']), P['fc1.w'], P['fc1.b'])),
+    P['fc2.w'],
+    P['fc2.b'],
+  );
   const y = cpu.add(h, m);
   let s = 0;
   for (const v of y.data) s += v * v;

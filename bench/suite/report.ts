@@ -1,6 +1,6 @@
 /** The results document (--json) and its markdown rendering (--markdown, bench/results, BENCHMARKS.md). */
 import type { KnownLimits } from './limits.js';
-import type { CaseResult } from './runner.js';
+import type { CaseResult, EngineCell } from './runner.js';
 
 export interface SuiteResults {
   schema: 'rae-webgpu-bench/1';
@@ -33,7 +33,8 @@ function peerCell(r: CaseResult, name: string): string {
   const p = r.peers[name];
   if (!p) return '';
   if (p.error) return p.error.startsWith('n/a') ? 'n/a' : `✗ ${p.error.replace(/\|/g, '/')}`;
-  return `${f(p.ratio)}× (${f(p.median)} ms)`;
+  const wrong = p.correctness && !p.correctness.pass ? ' ✗ wrong result' : '';
+  return `${f(p.ratio)}× (${f(p.median)} ms)${wrong}`;
 }
 
 export function toMarkdown(res: SuiteResults): string {
@@ -57,13 +58,16 @@ export function toMarkdown(res: SuiteResults): string {
   for (const r of res.cases) {
     const chk = r.correctness === undefined ? '—' : r.correctness === null ? 'no ref' : r.correctness.pass ? 'pass' : 'FAIL';
     const frac = r.fractionOfLimit === null ? '—' : `${(100 * r.fractionOfLimit).toFixed(0)}%`;
-    lines.push(`| ${r.name} | ${r.shape} | ${ourCell(r).replace(/\|/g, '/')} | ${frac} | ${chk} | ${peers.map((p) => peerCell(r, p)).join(' | ')} |`);
+    lines.push(
+      `| ${r.name} | ${r.shape} | ${ourCell(r).replace(/\|/g, '/')} | ${frac} | ${chk} | ${peers.map((p) => peerCell(r, p)).join(' | ')} |`,
+    );
   }
   const failed = res.cases.flatMap((r) =>
-    Object.entries(r.peers)
-      .filter(([, p]) => p.error && !p.error.startsWith('n/a'))
-      .map(([n, p]) => `- ${r.name} ${r.shape}, ${n}: ${p.error}`),
+    Object.entries({ ours: r as EngineCell, ...r.peers }).flatMap(([n, p]) => [
+      ...(p.error && !p.error.startsWith('n/a') ? [`- ${r.name} ${r.shape}, ${n}: ${p.error}`] : []),
+      ...(p.correctness && !p.correctness.pass ? [`- ${r.name} ${r.shape}, ${n}: wrong result: ${p.correctness.detail}`] : []),
+    ]),
   );
-  if (failed.length) lines.push('', 'Peer failures:', '', ...failed);
+  if (failed.length) lines.push('', 'Failures and wrong results:', '', ...failed);
   return `${lines.join('\n')}\n`;
 }

@@ -80,7 +80,11 @@ export function seededNormal(n: number, seed: number, std = 1): Float32Array {
 export const input = (name: string, shape: number[], seed: number, std = 1): Input => ({
   name,
   shape,
-  data: seededNormal(shape.reduce((a, b) => a * b, 1), seed, std),
+  data: seededNormal(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    std,
+  ),
 });
 
 /** `count` row indices spread over [0, rows), always including the first and the last. */
