@@ -23,7 +23,7 @@ import { buildCases, SUITES } from './suite/cases.js';
 import type { Engine } from './suite/engine.js';
 import { oursEngine } from './suite/ours.js';
 import { type SuiteResults, toMarkdown } from './suite/report.js';
-import { runCases } from './suite/runner.js';
+import { type CaseResult, runCases } from './suite/runner.js';
 import { benchTrainStep } from './train-step.js';
 
 const REPORTS: Record<string, () => Promise<string>> = {
@@ -66,12 +66,12 @@ function commitHash(): string {
 
 /**
  * Hook for the per-adapter kernel autotuner (issue #10 item 4, `kernels` branch): --retune asks
- * it to measure again instead of reading its cache. Returns the init() options that do so; until
- * the runtime has such an option the flag only prints that it has no effect.
+ * it to measure again instead of reading its cache. Returns the init() options that do so.
  */
 function retuneInitOptions(retune: boolean): Record<string, unknown> {
-  if (retune) console.warn('bench: --retune: this build has no kernel autotuner yet; the flag has no effect');
-  return {};
+  // The autotuner's init option (kernels branch: `retune`, which also turns tuning on); init()
+  // ignores options it does not know, so on a build without the autotuner this has no effect.
+  return retune ? { retune: true } : {};
 }
 
 async function runSuite(opts: Options, argv: string[]): Promise<void> {
@@ -104,12 +104,20 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
   const s = rt.adapterSummary;
   const adapterName = `${s.description} ${s.device}`;
   const plan = opts.quick ? { repeats: 3, targetMs: 150, maxCalls: 50 } : { repeats: 7, targetMs: 400, maxCalls: 200 };
-  const ours: Engine[] = [oursEngine()];
-  const run = await runCases(cases, ours[0], [oursEngine({ compiled: true }), ...peers], {
-    adapterName,
-    plan,
-    progress: opts.progress && process.stderr.isTTY,
-  });
+  const bar = opts.progress && process.stderr.isTTY;
+  let done = 0;
+  const t0 = performance.now();
+  // Without a terminal for the bar, one line per finished case (logs of long runs show progress).
+  const ms = (c: { median?: number; error?: string }) => (c.median !== undefined ? `${c.median.toFixed(1)} ms` : c.error);
+  const onCase = bar
+    ? undefined
+    : (r: CaseResult) => {
+        const peerText = Object.entries(r.peers).map(([n, p]) => `${n} ${ms(p)}`);
+        const elapsed = ((performance.now() - t0) / 1000).toFixed(0);
+        console.error(`bench [${++done}/${cases.length}] ${elapsed} s ${r.name} ${r.shape}: ours ${ms(r)}; ${peerText.join('; ')}`);
+      };
+  const engines = [oursEngine({ compiled: true }), oursEngine({ compiled: true, fusion: true }), ...peers];
+  const run = await runCases(cases, oursEngine(), engines, { adapterName, plan, progress: bar, onCase });
   const results: SuiteResults = {
     schema: 'rae-webgpu-bench/1',
     adapter: { description: s.description, vendor: s.vendor, architecture: s.architecture, device: s.device, backend: s.backend },
@@ -123,7 +131,11 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
     durationSeconds: (performance.now() - started) / 1000,
     copyBandwidthGBs: run.copyBandwidthGBs,
     knownLimits: run.knownLimits,
-    peers: { 'ours compiled': 'compiled training steps (trace + replay), where this build has them', ...peerVersions },
+    peers: {
+      'ours compiled': 'compiled training step (record once, replay), where this build has compileStep',
+      'ours compiled+fused': 'the same with elementwise fusion',
+      ...peerVersions,
+    },
     cases: run.cases,
   };
   const md = toMarkdown(results);

@@ -75,14 +75,21 @@ function engine(jax: Dyn, np: Dyn, nn: Dyn, jit: boolean): Engine {
             const f = wrap(attn);
             return { ...base, read, run: () => push(f(...refs().slice(0, 3))) };
           }
-          // d/d(q,k,v) of <attention(q, k, v), g>: the vjp with upstream gradient g.
-          const f = wrap((q: Dyn, k: Dyn, v: Dyn, g: Dyn) => {
-            const grads = jax.grad((qkv: Dyn[]) => attn(qkv[0], qkv[1], qkv[2]).mul(g).sum())([q, k, v]);
-            grads[0].dispose();
-            grads[1].dispose();
-            return grads[2];
-          });
-          return { ...base, read, run: () => push(f(...refs())) };
+          // d/d(q,k,v) of <attention(q, k, v), g>: the vjp with upstream gradient g. All three are
+          // kept and waited for (jax-js is lazy: a gradient nobody reads would never be computed).
+          const f = wrap((q: Dyn, k: Dyn, v: Dyn, g: Dyn) =>
+            jax.grad((qkv: Dyn[]) => attn(qkv[0], qkv[1], qkv[2]).mul(g).sum())([q, k, v]),
+          );
+          return {
+            ...base,
+            read,
+            run: () => {
+              const [dq, dk, dv] = f(...refs());
+              push(dq);
+              push(dk);
+              push(dv);
+            },
+          };
         }
         case 'adamw': {
           const { lr, betas, eps } = ADAM;

@@ -8,6 +8,8 @@ export async function tfjsEngine(): Promise<Engine> {
   const tf: Dyn = await importPeer('@tensorflow/tfjs-core/dist/index.js');
   // The chained methods (x.sub(y)) are registered by a side-effect module of tfjs-core.
   await importPeer('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js');
+  // So are the gradients (tf.grads, optimizers) of its ops.
+  await importPeer('@tensorflow/tfjs-core/dist/register_all_gradients.js');
   await importPeer('@tensorflow/tfjs-backend-webgpu/dist/index.js');
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend did not initialise');
   await tf.ready();
