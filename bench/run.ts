@@ -57,7 +57,10 @@ function adapterSlug(): string {
 function commitHash(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    // Result files a run writes do not make the code it measured dirty.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results', ':!BENCHMARKS.md'], {
+      encoding: 'utf8',
+    }).trim();
     return dirty ? `${head}+dirty` : head;
   } catch {
     return 'unknown';
