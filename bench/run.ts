@@ -4,7 +4,7 @@
  *   npm run bench -- [--suite NAME[,NAME]] [--quick] [--peers] [--json FILE] [--markdown FILE] [--retune]
  *     the suite of issue #10 (bench/suite): every case timed to GPU completion, checked against a
  *     float64 reference, with the peer engines of bench/peers in the same process (--peers);
- *     results also go to bench/results/<adapter>.json and .md.
+ *     a run of all suites also writes bench/results/<adapter>.json and .md (-full without --quick).
  *   npm run bench -- runtime|train-step|matmul|attention|conv
  *     the older detailed reports (kernel configurations, per-kernel breakdowns), appended to
  *     bench/results/<adapter>-<name>.md.
@@ -146,9 +146,12 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
   const json = `${JSON.stringify(results, null, 2)}\n`;
   if (opts.json) writeFileSync(opts.json, json);
   if (opts.markdown) writeFileSync(opts.markdown, md);
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(path.join('bench/results', `${adapterSlug()}.json`), json);
-  writeFileSync(path.join('bench/results', `${adapterSlug()}.md`), md);
+  // The adapter's result files hold whole-suite runs only: a run of some suites must not replace them.
+  if (!opts.suite) {
+    mkdirSync('bench/results', { recursive: true });
+    writeFileSync(path.join('bench/results', `${adapterSlug()}${opts.quick ? '' : '-full'}.json`), json);
+    writeFileSync(path.join('bench/results', `${adapterSlug()}${opts.quick ? '' : '-full'}.md`), md);
+  }
 }
 
 async function runReports(names: string[]): Promise<void> {

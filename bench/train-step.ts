@@ -12,6 +12,7 @@ import { DiTDH } from '../src/models/dit.js';
 import { AdamW } from '../src/nn/optim.js';
 import { randint, randn } from '../src/tensor/creation.js';
 import { scope } from '../src/tensor/scope.js';
+import { benchCompiledTrainStep } from './compile.js';
 
 /** The demo's DiT^DH training step on fixed data, for this report and the suite's 'ditdh' case. */
 export function makeDitdhStep(): { step: () => void; dispose: () => void } {
@@ -76,5 +77,6 @@ export async function benchTrainStep(): Promise<string> {
     for (const r of rep.slice(0, 15)) lines.push(`  ${r.totalMs.toFixed(2).padStart(8)} ms  ${String(r.calls).padStart(4)}×  ${r.label}`);
   } else lines.push('(per-kernel breakdown: run with RAE_PROFILE=1 on an adapter with timestamp-query)');
   dispose();
+  lines.push(await benchCompiledTrainStep());
   return lines.join('\n');
 }

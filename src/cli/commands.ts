@@ -17,6 +17,9 @@ import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-fol
 import { sampleRun } from '../train/sample.js';
 import { trainDecoderStage } from '../train/stage1.js';
 import { trainDiTStage } from '../train/stage2.js';
+import { evaluateRun } from '../eval/run-eval.js';
+import { ensureCachedMae } from './mae-cache.js';
+import { probeIntoRun } from './probe-command.js';
 import { type CommonFlags, resolveConfig, writeConfig } from './options.js';
 
 const defaultData = () => defaultDataSource().source;
@@ -26,7 +29,7 @@ export function isSoftwareAdapter(rt: Runtime): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
 }
 
-function recordAdapter(runDir: string, rt: Runtime): void {
+export function recordAdapter(runDir: string, rt: Runtime): void {
   const a = rt.adapterSummary;
   updateRunInfo(runDir, (info) => {
     info.adapter = { description: a.description || a.device, backend: a.backend, software: isSoftwareAdapter(rt) };
@@ -34,7 +37,7 @@ function recordAdapter(runDir: string, rt: Runtime): void {
 }
 
 /** Appends this command to run.json; the returned function completes its record. */
-function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
+export function beginCommand(runDir: string, command: string): (fill: Partial<CommandRecord>) => void {
   const startedAt = new Date();
   const argv = process.argv.slice(2);
   let index = -1;
@@ -49,7 +52,7 @@ function beginCommand(runDir: string, command: string): (fill: Partial<CommandRe
     });
 }
 
-async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
+export async function refreshReport(runDir: string, quiet = false): Promise<string | undefined> {
   try {
     const file = await writeReport(runDir);
     if (!quiet) console.log(`report → ${file}`);
@@ -60,7 +63,7 @@ async function refreshReport(runDir: string, quiet = false): Promise<string | un
   }
 }
 
-function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
+export function stageMessage(stage: string, runDir: string, r: LoopResult, command: string): void {
   if (r.interrupted) {
     console.log(
       `${stage} stopped at step ${r.done}; checkpoint ${r.lastCheckpoint ? path.relative(process.cwd(), r.lastCheckpoint) : '(none)'} written. Continue with: rae ${command} --run ${runDir} --resume`,
@@ -74,7 +77,7 @@ function stageMessage(stage: string, runDir: string, r: LoopResult, command: str
  * A lost device (driver reset, GPU removed, out of device memory at the driver level) cannot be
  * recovered in this process, but the run can: the error gains the exact command to continue it.
  */
-function withResumeHint(e: unknown, command: string, runDir: string): unknown {
+export function withResumeHint(e: unknown, command: string, runDir: string): unknown {
   if (!(e instanceof DeviceLostDuringTrainingError || e instanceof DeviceLostError)) return e;
   const what = e instanceof DeviceLostError ? `the GPU device was lost (${oneLine(e)})` : e.message;
   return new Error(`${what}. Continue with: rae ${command} --run ${runDir} --resume`);
@@ -102,6 +105,7 @@ async function trainCommand(command: 'train-decoder' | 'train-dit', flags: Stage
       debugNanAtStep: flags.debugNanAtStep,
       debugStopAtStep: flags.debugStopAtStep,
       debugLoseDeviceAtStep: flags.debugLoseDeviceAtStep,
+      eager: flags.eager,
     };
     try {
       const r = command === 'train-decoder' ? await trainDecoderStage(opts) : await trainDiTStage(opts);
@@ -241,11 +245,19 @@ export interface DemoFlags extends CommonFlags {
   run?: string;
   decoderSteps?: number;
   ditSteps?: number;
+  /** commander's --no-probe / --no-eval. */
+  probe?: boolean;
+  eval?: boolean;
+  /** Linear probe: training and test images. */
+  probeImages?: [number, number];
+  /** rFID reconstructions and gFID samples (the training reference gets twice as many). */
+  evalImages?: number;
 }
 
 /**
- * `rae demo`: stage 1, stage 2, sampling and the report in one run folder, at preset 'cpu' on a
- * software adapter and 'gpu-s' on a real GPU unless --preset says otherwise.
+ * `rae demo`: MAE pretraining of the encoder (cached across demos), stage 1, stage 2, sampling and
+ * the report in one run folder, at preset 'cpu' on a software adapter and 'gpu-s' on a real GPU
+ * unless --preset says otherwise. --encoder DIR skips the pretraining.
  */
 export async function demoCommand(flags: DemoFlags): Promise<number> {
   const t0 = performance.now();
@@ -270,6 +282,21 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       console.log(`rae demo (preset ${preset}) on ${a.description || a.device} (${a.backend}) → ${runDir}`);
       recordAdapter(runDir, rt);
       const end = beginCommand(runDir, 'demo');
+      if (!config.encoder.path) {
+        // The demo's encoder is an MAE of our own, pretrained once per configuration and cached.
+        const endMae = beginCommand(runDir, 'pretrain-encoder');
+        const mae = await ensureCachedMae(config, { root: path.join(path.dirname(runDir), 'encoders') });
+        endMae({
+          steps: mae.result?.done ?? 0,
+          imagesPerSecond: mae.result?.imagesPerSecond,
+          exit: mae.result?.interrupted ? 'interrupted' : 'ok',
+        });
+        if (mae.result) stageMessage('MAE pretraining', mae.dir, mae.result, 'demo');
+        else console.log(`MAE encoder: reusing ${mae.dir}`);
+        if (mae.result?.interrupted) return 0;
+        config.encoder.path = mae.dir;
+        writeConfig(runDir, config);
+      }
       const enc = await loadEncoder(runDir, config);
       console.log(`encoder: ${enc.note}; latent ${enc.grid}×${enc.grid} tokens × ${enc.dim}`);
       const data = await loadData(runDir, config);
@@ -304,6 +331,22 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       });
       end3({ imagesPerSecond: r.imagesPerSecond, exit: 'ok' });
       console.log(`sampled ${r.count} images in ${r.seconds.toFixed(1)} s → ${r.dir}`);
+      if (flags.probe !== false) {
+        // The encoder's quality: its linear-probe accuracy, and the same architecture at random
+        // initialisation as the baseline (the paper judges encoders this way).
+        const [trainImages, testImages] = flags.probeImages ?? (preset === 'tiny' ? [100, 50] : [2000, 1000]);
+        const endP = beginCommand(runDir, 'probe');
+        await probeIntoRun(runDir, config, { enc, trainImages, testImages });
+        await probeIntoRun(runDir, config, { randomInit: true, trainImages, testImages });
+        endP({ exit: 'ok' });
+      }
+      if (flags.eval !== false) {
+        // Inception costs seconds per image on a CPU adapter: the tiny preset (tests) takes 2.
+        const n = flags.evalImages ?? (preset === 'tiny' ? 2 : isSoftwareAdapter(rt) ? 24 : 1000);
+        const endE = beginCommand(runDir, 'eval');
+        await evaluateRun(runDir, { samples: n, reconstructions: n, reference: 2 * n });
+        endE({ exit: 'ok' });
+      }
       const seconds = (performance.now() - t0) / 1000;
       end({ steps: s1.done + s2.done, exit: 'ok' });
       const report = await refreshReport(runDir, true);

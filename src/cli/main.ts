@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-/** `rae <command>`: info, train-decoder, train-dit, sample, report, demo. */
+/** `rae <command>`: info, train-decoder, train-dit, sample, probe, report, demo. */
 import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
+import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
-import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addCommonOptions, intArg, intPairArg, listArg, numArg, pairArg } from './options.js';
+import { addPretrainCommand } from './pretrain-command.js';
+import { registerProbeCommand } from './probe-command.js';
 
 function build(): Command {
   const program = new Command('rae')
@@ -69,6 +72,8 @@ function build(): Command {
       process.exitCode = await trainDiTCommand(o);
     });
 
+  addPretrainCommand(program);
+
   program
     .command('sample')
     .description('images from a trained run: Euler or Heun on the shifted grid, CFG or AutoGuidance, PNG grids + raw samples')
@@ -91,6 +96,8 @@ function build(): Command {
       process.exitCode = await sampleCommand(o);
     });
 
+  registerProbeCommand(program);
+
   program
     .command('report')
     .description("(re)write the run's self-contained report.html")
@@ -103,7 +110,7 @@ function build(): Command {
     program
       .command('demo')
       .description(
-        'the whole pipeline in one run folder: stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
+        'the whole pipeline in one run folder: MAE encoder pretraining (cached in encoders/ next to the run folder), stage 1, stage 2, sampling, report (preset cpu on a software adapter, gpu-s on a GPU)',
       )
       .option('--run <dir>', 'run folder (default runs/demo-<time>)'),
     { runRequired: false, stageFlags: false },
@@ -113,10 +120,23 @@ function build(): Command {
     .option('--dit-steps <n>', 'stage 2 steps', intArg('--dit-steps'))
     .option('--batch <n>', 'batch size of both stages', intArg('--batch'))
     .option('--resume', 'continue an interrupted demo in --run')
+    .option('--no-probe', "skip the encoder's linear probe (pretrained and random-initialised)")
+    .option(
+      '--probe-images <train,test>',
+      'linear-probe training and test images (default 2000,1000; preset tiny 100,50)',
+      intPairArg('--probe-images'),
+    )
+    .option('--no-eval', 'skip rFID / gFID / KID / precision / recall')
+    .option(
+      '--eval-images <n>',
+      'reconstructions and samples evaluated (default 24 on a software adapter, 1000 on a GPU, 2 with preset tiny)',
+      intArg('--eval-images'),
+    )
     .action(async (o) => {
       process.exitCode = await demoCommand(o);
     });
 
+  registerEvalCommand(program);
   return program;
 }
 

@@ -37,6 +37,12 @@ export const pairArg = (name: string) => (v: string) => {
   return p as [number, number];
 };
 
+export const intPairArg = (name: string) => (v: string) => {
+  const p = listArg(name)(v);
+  if (p.length !== 2) throw new InvalidArgumentError(`${name} must be two integers, e.g. 2000,1000`);
+  return p as [number, number];
+};
+
 export interface CommonFlags {
   run?: string;
   config?: string;
@@ -57,6 +63,7 @@ export interface CommonFlags {
   debugNanAtStep?: number;
   debugStopAtStep?: number;
   debugLoseDeviceAtStep?: number;
+  eager?: boolean;
   [k: string]: unknown;
 }
 
@@ -78,7 +85,7 @@ export function addCommonOptions(cmd: Command, opts: { runRequired: boolean; sta
     )
     .option(
       '--encoder <dir>',
-      'local Hugging Face snapshot of facebook/dinov2-with-registers-* (default: a random DINOv2-with-registers, saved in the run)',
+      'frozen encoder: a local Hugging Face snapshot of facebook/dinov2-with-registers-*, or an MAE run folder of `rae pretrain-encoder` (default: a random DINOv2-with-registers saved in the run; the demo pretrains an MAE)',
     )
     .option('--seed <n>', 'seed of everything random', intArg('--seed'))
     .option('--image-size <n>', 'training image size (ADM centre crop + resize)', intArg('--image-size'))
@@ -93,6 +100,7 @@ export function addCommonOptions(cmd: Command, opts: { runRequired: boolean; sta
       .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and at the end)', intArg('--checkpoint-every'))
       .option('--keep <n>', 'checkpoints of this stage to keep', intArg('--keep'))
       .option('--resume', "continue from the stage's latest checkpoint (exactly: same losses as an uninterrupted run)")
+      .option('--eager', 'run each training step op by op instead of compiled (recorded once, replayed); same results, slower')
       // For tests only: force a NaN loss / a clean stop (as on SIGINT) / a lost GPU device at a given step.
       .addOption(new Option('--debug-nan-at-step <n>').argParser(intArg('--debug-nan-at-step')).hideHelp())
       .addOption(new Option('--debug-stop-at-step <n>').argParser(intArg('--debug-stop-at-step')).hideHelp())

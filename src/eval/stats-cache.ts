@@ -9,7 +9,7 @@
  * disagrees with its name (renamed, copied by hand) is an error, not a silent reuse.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { openSafetensors, saveSafetensors } from '../io/index.js';
 import type { GaussianStats } from './feature-stats.js';
@@ -96,6 +96,50 @@ export function loadReferenceStats(file: string, key: StatsKey): GaussianStats |
     const mu = read64('mu', [dim]);
     const sigma = read64('sigma', [dim, dim]);
     return { dim, count: key.imageCount, mu, sigma };
+  } finally {
+    st.close();
+  }
+}
+
+/**
+ * Reference *features* (rows × dim, F32), cached like the statistics and under the same key:
+ * KID and precision/recall need the samples themselves, and below the feature size the FID is
+ * cheapest from them too (fid-samples.ts). `dir/<name>-<hash>.features.safetensors`.
+ */
+export function featuresCachePath(dir: string, key: StatsKey): string {
+  return statsCachePath(dir, key).replace(/\.stats\.safetensors$/, '.features.safetensors');
+}
+
+export function saveReferenceFeatures(file: string, key: StatsKey, features: { count: number; dim: number; data: Float32Array }): void {
+  if (features.count !== key.imageCount)
+    throw new StatsCacheError(file, `features of ${features.count} images saved under a key saying ${key.imageCount} images`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  saveSafetensors(
+    file,
+    { features: { dtype: 'F32', shape: [features.count, features.dim], data: features.data } },
+    { [KEY_FIELD]: canonicalKey(key), [FORMAT_FIELD]: FORMAT },
+  );
+}
+
+/** The cached features for `key`, or undefined when the file does not exist. */
+export function loadReferenceFeatures(file: string, key: StatsKey): { count: number; dim: number; data: Float32Array } | undefined {
+  if (!existsSync(file)) return undefined;
+  const st = openSafetensors(file);
+  try {
+    const fail = (problem: string): never => {
+      throw new StatsCacheError(file, `${problem}; delete the file to recompute the features`);
+    };
+    if (st.metadata[FORMAT_FIELD] !== FORMAT) fail(`not a feature cache of format ${FORMAT}`);
+    const stored = st.metadata[KEY_FIELD];
+    if (stored !== canonicalKey(key)) fail(`cached for ${stored ?? 'an unknown key'}, but asked for ${canonicalKey(key)}`);
+    if (!st.has('features')) fail('no tensor features');
+    const info = st.info('features');
+    if (info.dtype !== 'F32' || info.shape.length !== 2 || info.shape[0] !== key.imageCount)
+      fail(`tensor features is ${info.dtype} [${info.shape.join(', ')}], expected F32 [${key.imageCount}, dim]`);
+    const data = st.read('features').data as Float32Array;
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) fail(`tensor features has a non-finite value (${data[bad]}) at index ${bad}`);
+    return { count: info.shape[0], dim: info.shape[1], data };
   } finally {
     st.close();
   }

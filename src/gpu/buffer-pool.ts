@@ -91,9 +91,21 @@ export interface PoolHooks {
   flush?: () => void;
   /** The device refused a buffer the pool created (reported asynchronously by Dawn). */
   onDeviceOutOfMemory?: (err: GpuOutOfMemoryError) => void;
+  /** A buffer is about to be destroyed (bind groups that name it must go). */
+  onDestroy?: (b: PooledBuffer) => void;
+}
+
+/** Told of every buffer handed out and taken back (the step recorder attaches one). */
+export interface PoolObserver {
+  acquired(b: PooledBuffer): void;
+  released(b: PooledBuffer): void;
 }
 
 export class BufferPool {
+  /** Set while a step is being recorded. */
+  observer: PoolObserver | null = null;
+  /** Buffers a compiled step binds, with what to do when one is released or destroyed. */
+  private pinned = new Map<PooledBuffer, Set<(b: PooledBuffer) => void>>();
   private free = new Map<string, PooledBuffer[]>();
   private pending: PooledBuffer[] = [];
   private live = new Set<PooledBuffer>();
@@ -135,6 +147,7 @@ export class BufferPool {
     b.label = label;
     this.live.add(b);
     this.liveBytes += size;
+    this.observer?.acquired(b);
     return b;
   }
 
@@ -202,8 +215,11 @@ export class BufferPool {
   release(b: PooledBuffer): void {
     if (!this.live.delete(b)) throw new Error('buffer released twice (internal error)');
     this.liveBytes -= b.size;
+    this.observer?.released(b);
+    this.lose(b);
     // A buffer the device refused is dropped, never handed out again.
     if (!this.broken.has(b)) this.pending.push(b);
+    else this.hooks.onDestroy?.(b);
   }
 
   /** Called by the batcher right after queue.submit(). */
@@ -219,9 +235,41 @@ export class BufferPool {
     this.pending.length = 0;
   }
 
+  /**
+   * Pins buffers: `onLost` runs if one is released (or destroyed) while pinned, so that a
+   * compiled step refuses to replay instead of writing into storage someone else now owns.
+   * Returns the unpin function.
+   */
+  pin(buffers: Iterable<PooledBuffer>, onLost: (b: PooledBuffer) => void): () => void {
+    const list = [...buffers];
+    for (const b of list) {
+      let s = this.pinned.get(b);
+      if (!s) this.pinned.set(b, (s = new Set()));
+      s.add(onLost);
+    }
+    return () => {
+      for (const b of list) {
+        const s = this.pinned.get(b);
+        s?.delete(onLost);
+        if (s?.size === 0) this.pinned.delete(b);
+      }
+    };
+  }
+
+  private lose(b: PooledBuffer): void {
+    const s = this.pinned.get(b);
+    if (!s) return;
+    this.pinned.delete(b);
+    for (const f of s) f(b);
+  }
+
   /** Destroy every pooled (not live) buffer, e.g. between phases with different shapes. */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
+    for (const list of this.free.values())
+      for (const b of list) {
+        this.hooks.onDestroy?.(b);
+        b.buffer.destroy();
+      }
     this.free.clear();
     this.pooledBytes = 0;
     this.pooledCount = 0;

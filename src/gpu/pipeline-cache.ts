@@ -13,6 +13,8 @@ export interface KernelSource {
   /** Generates the WGSL. Called once per key. */
   wgsl: () => string;
   entryPoint?: string;
+  /** What a fusion pass of a recorded step needs to know of the kernel (elementwise maps: src/kernels/fusion.ts). */
+  fuse?: unknown;
 }
 
 export interface CompiledKernel {
@@ -80,7 +82,12 @@ export class PipelineCache {
         entries: src.bindings.map((kind, binding) => ({
           binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+          // The uniform's offset is dynamic: one bind group serves every slot of the uniform arena,
+          // so repeated dispatches on the same buffers reuse it (the runtime's bind-group cache).
+          buffer:
+            kind === 'uniform'
+              ? { type: 'uniform' as const, hasDynamicOffset: true }
+              : { type: kind === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
         })),
       });
       this.layouts.set(layoutKey, layout);

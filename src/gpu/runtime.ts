@@ -4,11 +4,13 @@
  * copy / read. Nothing above src/gpu touches GPUDevice.
  */
 import { BufferPool, memoryBudget, type PooledBuffer, type PoolStats } from './buffer-pool.js';
+import { BindGroupCache } from './bind-groups.js';
 import { readCaps, type AdapterCaps } from './caps.js';
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, InFlightLimitError } from './errors.js';
 import { InFlightTracker } from './inflight.js';
 import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
+import { type DynamicWord, type FusionPass, plannedBytes, Recorder, type ReplayProgram } from './recorder.js';
 import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
 
 export interface InitOptions extends DiscoveryOptions {
@@ -80,6 +82,8 @@ export interface BufferBinding {
 
 export class Runtime {
   readonly pool: BufferPool;
+  /** Bind groups of eager dispatches, by layout and buffers (bind-groups.ts). */
+  readonly bindGroups: BindGroupCache;
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   readonly features: Set<string>;
@@ -107,6 +111,8 @@ export class Runtime {
   private lostError: DeviceLostError | null = null;
   private pendingErrors: string[] = [];
   private destroyed = false;
+  /** Set while a step is being recorded (see recorder.ts). */
+  private recorder: Recorder | null = null;
 
   constructor(
     readonly gpu: GPU,
@@ -123,11 +129,13 @@ export class Runtime {
     const software = this.caps.software !== null;
     const budget = memoryBudget(opts.memoryLimit, software, opts.hostAvailableMemory);
     this.memoryLimitSource = budget.source;
+    this.bindGroups = new BindGroupCache(device, Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment));
     this.pool = new BufferPool(device, Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budget.limit, {
       flush: () => this.flush(),
       onDeviceOutOfMemory: (e) => {
         this.deviceOom ??= e;
       },
+      onDestroy: (b) => this.bindGroups.forget(b),
     });
     this.inFlight = new InFlightTracker(
       device.queue,
@@ -235,6 +243,9 @@ export class Runtime {
       bytes = padded;
     }
     if (bytes.byteLength === 0) return;
+    this.recorder?.refuse(
+      `host data (${bytes.byteLength} bytes into ${b.label ?? 'a buffer'}) was uploaded inside the step: a replay would not upload it again; pass it as an input or create it outside the step`,
+    );
     this.admit('upload', bytes.byteLength);
     this.counters.uploads++;
     if (!this.encoder) {
@@ -263,7 +274,14 @@ export class Runtime {
    * Records one compute dispatch. `params` goes to the last binding when the kernel declares a
    * uniform. Never waits for the GPU.
    */
-  dispatch(src: KernelSource, buffers: PooledBuffer[], workgroups: [number, number?, number?], params?: ArrayBufferView): void {
+  dispatch(
+    src: KernelSource,
+    buffers: PooledBuffer[],
+    workgroups: [number, number?, number?],
+    params?: ArrayBufferView,
+    /** Words of `params` that change between replays of a recorded step (ignored otherwise). */
+    dynamic?: readonly DynamicWord[],
+  ): void {
     this.checkAlive(src.key);
     this.admit(src.key);
     const k = this.pipelines.get(src);
@@ -272,29 +290,31 @@ export class Runtime {
     if (x > maxWg || y > maxWg || z > maxWg)
       throw new GpuError(`dispatch of [${x}, ${y}, ${z}] workgroups exceeds ${maxWg} per dimension`, src.key);
     if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
-    if (src.bindings[src.bindings.length - 1] === 'uniform') {
+    const hasUniform = src.bindings[src.bindings.length - 1] === 'uniform';
+    if (buffers.length + (hasUniform ? 1 : 0) !== src.bindings.length)
+      throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${buffers.length + (hasUniform ? 1 : 0)}`, src.key);
+    let offset = -1;
+    if (hasUniform) {
       if (!params) throw new GpuError('kernel declares a uniform but no params were given', src.key);
       if (this.dispatchesInBatch >= this.maxDispatchesPerSubmit) this.flush();
       const slot = this.uniformCpu.byteLength / this.maxDispatchesPerSubmit;
       if (params.byteLength > slot) throw new GpuError(`params of ${params.byteLength} bytes exceed the ${slot}-byte slot`, src.key);
-      const offset = this.uniformUsed;
+      offset = this.uniformUsed;
       this.uniformCpu.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength), offset);
       this.uniformUsed += slot;
-      entries.push({ binding: buffers.length, resource: { buffer: this.uniformGpu, offset, size: slot } });
     }
-    if (entries.length !== src.bindings.length)
-      throw new GpuError(`kernel has ${src.bindings.length} bindings, got ${entries.length}`, src.key);
-    const bindGroup = this.device.createBindGroup({ label: src.key, layout: k.layout, entries });
+    const bindGroup = this.bindGroups.get(k.layout, buffers, hasUniform ? this.uniformGpu : null);
     if (this.debug) this.device.pushErrorScope('validation');
     const pass = this.computePass(src.key);
     pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (offset >= 0) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
     this.dispatchesInBatch++;
     this.commandsInBatch++;
     this.counters.dispatches++;
+    this.recorder?.dispatch(k, src, buffers, [x, y, z], params, dynamic);
     if (this.debug) {
       // Debug mode only: surface the error at the op that caused it.
       this.flush();
@@ -312,6 +332,67 @@ export class Runtime {
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
     this.commandsInBatch++;
+    this.recorder?.copy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  // ---- Recording a step and replaying it (recorder.ts; src/tensor/compile.ts drives it). ----
+
+  /** Whether a step is being recorded now. */
+  get recording(): boolean {
+    return this.recorder !== null;
+  }
+
+  /** Starts recording: commands and buffer lifetimes from now on are captured. */
+  beginRecording(): Recorder {
+    if (this.recorder) throw new GpuError('a step is already being recorded (compiled steps do not nest)', 'compileStep');
+    this.recorder = new Recorder();
+    this.pool.observer = this.recorder;
+    return this.recorder;
+  }
+
+  /** Stops recording; with `build`, returns the replay program (else discards the recording). */
+  endRecording(build: true, fusion?: FusionPass): ReplayProgram;
+  endRecording(build: false): null;
+  endRecording(build: boolean, fusion?: FusionPass): ReplayProgram | null {
+    const r = this.recorder;
+    if (!r) throw new GpuError('no step is being recorded', 'compileStep');
+    this.recorder = null;
+    this.pool.observer = null;
+    if (!build) return null;
+    return r.finish(
+      {
+        device: this.device,
+        kernel: (src) => this.pipelines.get(src),
+        uniformSlot: this.uniformCpu.byteLength / this.maxDispatchesPerSubmit,
+        allocate: (bytes, label) => this.allocate(bytes, label),
+        release: (b) => this.release(b),
+        pin: (buffers, onLost) => this.pool.pin(buffers, onLost),
+        submitReplay: (encode) => {
+          this.checkAlive('replay');
+          this.flush();
+          const t = this.inFlight;
+          if (t.commands >= t.maxCommands)
+            throw new InFlightLimitError(t.commands, t.maxCommands, `${t.commands} GPU commands are`, 'replay');
+          const enc = this.device.createCommandEncoder({ label: 'compiled-step' });
+          const n = encode(enc);
+          this.device.queue.submit([enc.finish()]);
+          this.inFlight.onSubmit(n, 0);
+          this.counters.dispatches += n;
+          this.counters.submits++;
+        },
+      },
+      fusion,
+    );
+  }
+
+  /** While recording: `fn` runs at each replay, before dynamic uniform words are read. */
+  onReplay(fn: () => void): void {
+    this.recorder?.onReplay(fn);
+  }
+
+  /** While recording: something the step did cannot be replayed; the recording will throw `what`. */
+  refuseReplay(what: string): void {
+    this.recorder?.refuse(what);
   }
 
   private commandEncoder(): GPUCommandEncoder {
@@ -361,6 +442,8 @@ export class Runtime {
   /** Reads bytes back to the host: submits pending work, then awaits the mapping. */
   async read(b: PooledBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
     this.checkAlive('read');
+    if (this.recorder)
+      throw new GpuError('a read-back inside a step being compiled: read outside the step (a replay cannot wait for the GPU)', 'read');
     const aligned = Math.ceil(bytes / 4) * 4;
     const start = byteOffset - (byteOffset % 4);
     const span = Math.ceil((byteOffset + aligned - start) / 4) * 4;
@@ -395,8 +478,8 @@ export class Runtime {
     this.throwPendingErrors('sync');
   }
 
-  stats(): PoolStats & { pipelines: number } {
-    return { ...this.pool.stats(), pipelines: this.pipelines.size };
+  stats(): PoolStats & { pipelines: number; plannedBytes: number } {
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, plannedBytes: plannedBytes() };
   }
 
   /**

@@ -62,6 +62,24 @@ export interface MapSpec {
   readsOutput?: boolean;
 }
 
+/** A rank-1 map as a fusion pass sees it (src/kernels/fusion.ts). */
+export interface MapFuse {
+  spec: MapSpec;
+  /** Output first, then the inputs. */
+  dtypes: DType[];
+  n: number;
+  /** The dims after merging (rank ≥ 1); operands' strides are over these. */
+  shape: number[];
+  outOffset: number;
+  outStrides: number[];
+  inOffsets: number[];
+  inStrides: number[][];
+  scalars: number[];
+}
+
+/** Elements each thread of a map handles (fused maps launch the same grid). */
+export const MAP_PER_THREAD = PER_THREAD;
+
 /**
  * Writes expr(inputs) into `out`, an output view of shape `shape` (contiguous or strided: the
  * same machinery indexes it, which is how in-place updates of slices work).
@@ -89,11 +107,28 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
     values[`in${k}_stride`] = c.strides[k + 1];
   }
   (spec.scalars ?? []).forEach((x, i) => ((values.scalar as number[])[i] = x));
-  runtime().dispatch(
+  const rt = runtime();
+  // While a step is recorded, maps describe themselves so chains of them can be fused.
+  const fuse: MapFuse | undefined =
+    rt.recording && rank >= 1
+      ? {
+          spec,
+          dtypes,
+          n,
+          shape: c.shape,
+          outOffset: out.offset,
+          outStrides: c.strides[0],
+          inOffsets: inputs.map((v) => v.offset),
+          inStrides: inputs.map((_, k) => c.strides[k + 1]),
+          scalars: [0, 1, 2, 3].map((i) => spec.scalars?.[i] ?? 0),
+        }
+      : undefined;
+  rt.dispatch(
     {
       key,
       bindings: [...inputs.map(() => 'read' as const), 'write', 'uniform'],
       wgsl: () => mapSource(spec, dtypes, rank, nIn),
+      fuse,
     },
     [...inputs.map((v) => v.buffer), out.buffer],
     grid1d(Math.ceil(n / PER_THREAD)),

@@ -55,6 +55,8 @@ export interface AdamWHyper {
   gradScale?: number;
   /** A 1-element f32 View (e.g. from clipScale) the grads are also multiplied by, read on the GPU. */
   gradScaleBuffer?: View;
+  /** Where a replay of a recorded step reads the learning rate and step from (they change per step). */
+  live?: () => { lr: number; step: number };
 }
 
 export interface SgdHyper {
@@ -137,6 +139,8 @@ function runUpdate(
   gradScale: number,
   scaleBuf: View | undefined,
   opts: MultiTensorOptions,
+  /** Hyper-parameters a replay of a recorded step reads anew (see uniforms.ts `dynamic`). */
+  dynamic?: Record<string, () => number>,
 ): void {
   if (scaleBuf) checkF32(op, 'gradScaleBuffer', scaleBuf, 1);
   const k = groupsPerDispatch(spec.operands.length, scaleBuf ? 1 : 0, opts);
@@ -157,6 +161,7 @@ function runUpdate(
       buffers,
       launch(workgroups),
       updateUniforms(spec, count).pack(values),
+      dynamic ? updateUniforms(spec, count).dynamic(dynamic) : undefined,
     );
   }
 }
@@ -210,19 +215,28 @@ export function adamwStep(groups: { param: View; grad: View; m: View; v: View }[
     checkF32(op, `groups[${i}].v`, g.v, n);
     return [g.param, g.grad, g.m, g.v];
   });
-  const bc1 = 1 - h.beta1 ** h.step;
-  const bc2 = 1 - h.beta2 ** h.step;
   const hyper = {
-    decay: 1 - h.lr * h.weightDecay,
+    ...adamwScalars(h.lr, h.step, h),
     beta1: h.beta1,
     one_minus_beta1: 1 - h.beta1,
     beta2: h.beta2,
     one_minus_beta2: 1 - h.beta2,
     eps: h.eps,
-    step_size: h.lr / bc1,
-    inv_sqrt_bc2: 1 / Math.sqrt(bc2),
   };
-  runUpdate(op, ADAMW, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts);
+  const live = h.live;
+  const dynamic = live && {
+    decay: () => adamwScalars(live().lr, live().step, h).decay,
+    step_size: () => adamwScalars(live().lr, live().step, h).step_size,
+    inv_sqrt_bc2: () => adamwScalars(live().lr, live().step, h).inv_sqrt_bc2,
+  };
+  runUpdate(op, ADAMW, packed, hyper, h.gradScale ?? 1, h.gradScaleBuffer, opts, dynamic);
+}
+
+/** The AdamW uniforms that depend on the learning rate and the step (bias corrections). */
+function adamwScalars(lr: number, step: number, h: { beta1: number; beta2: number; weightDecay: number }) {
+  const bc1 = 1 - h.beta1 ** step;
+  const bc2 = 1 - h.beta2 ** step;
+  return { decay: 1 - lr * h.weightDecay, step_size: lr / bc1, inv_sqrt_bc2: 1 / Math.sqrt(bc2) };
 }
 
 /** first_step: the momentum buffer starts as the gradient; nesterov: the Nesterov form (both 0/1). */

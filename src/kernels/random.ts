@@ -59,7 +59,17 @@ function randintRange(kind: RandomKind, a: number, b: number): { lo: number; spa
  * Fills the contiguous view `out` with random numbers. `a`, `b`: uniform range [a, b), normal
  * mean/std, randint [a, b), bernoulli probability a.
  */
-export function randomFill(out: View, kind: RandomKind, seedLo: number, seedHi: number, stream: number, a: number, b: number): void {
+export function randomFill(
+  out: View,
+  kind: RandomKind,
+  seedLo: number,
+  seedHi: number,
+  stream: number,
+  a: number,
+  b: number,
+  /** Where a replay of a recorded step reads the seed and stream from (the global generator). */
+  dynamic?: { seedLo: () => number; stream: () => number },
+): void {
   const n = out.shape.reduce((x, y) => x * y, 1);
   if (n === 0) return;
   const t: DType = out.dtype;
@@ -108,5 +118,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       ...randintRange(kind, a, b),
       out_offset: out.offset,
     }),
+    dynamic ? RANDOM_UNIFORMS.dynamic({ seed_lo: dynamic.seedLo, stream: dynamic.stream }) : undefined,
   );
 }

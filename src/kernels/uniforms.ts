@@ -13,6 +13,10 @@
  * indices known when the source is generated, so scalars keep the struct dense and each read a
  * constant offset (as cheap as the vec4-array reads they replace).
  *
+ * Fields whose value changes from one replay of a recorded step to the next (a learning rate, a
+ * random stream) are named with `dynamic({ lr: () => … })`: the runtime then patches those words
+ * from the callbacks at each replay instead of re-running the code that packed them.
+ *
  * u32 fields take any integer in [−2³¹, 2³²): negative values wrap (a negative stride added in
  * u32 arithmetic is still exact modulo 2³²). i32 fields take integers in [−2³¹, 2³¹).
  */
@@ -125,6 +129,27 @@ export class UniformLayout<F extends FieldSpec = FieldSpec> {
     }
     return out;
   }
+
+  /**
+   * The words of the named scalar fields with callbacks giving their values at a replay (passed
+   * to runtime().dispatch next to pack()'s bytes; eager dispatches ignore them).
+   */
+  dynamic(fns: { [K in keyof F]?: () => number }): DynamicFieldWord[] {
+    const out: DynamicFieldWord[] = [];
+    for (const [name, fn] of Object.entries(fns) as [string, (() => number) | undefined][]) {
+      if (!fn) continue;
+      const f = this.fields.find((x) => x.name === name);
+      if (!f || !f.scalar) throw new TypeError(`uniforms: dynamic field '${name}' must be a scalar field of the layout`);
+      const type = f.type;
+      out.push({ word: f.members[0].offset / 4, value: () => word(type, fn(), name) });
+    }
+    return out;
+  }
+}
+
+export interface DynamicFieldWord {
+  word: number;
+  value: () => number;
 }
 
 function parseType(t: ScalarType | VectorType): [ScalarType, number, number] {

@@ -6,6 +6,7 @@
 import { adamwStep, clipScale, emaUpdate, sgdStep, sumOfSquares } from '../kernels/optim.js';
 import { copyInto, writeHost } from '../tensor/copy.js';
 import { contiguousCopy, zeros } from '../tensor/creation.js';
+import { onReplay } from '../tensor/compile.js';
 import { fmt } from '../core/shape.js';
 import { empty, Tensor } from '../tensor/tensor.js';
 
@@ -98,6 +99,8 @@ export class AdamW extends Optimizer {
   step(): void {
     const ps = withGrads(this.params);
     this.stepCount++;
+    // A replay of a compiled step counts the step and reads lr (set before the replay) anew.
+    onReplay(() => this.stepCount++);
     const groups = ps.map((p) => {
       let s = this.state.get(p);
       if (!s) {
@@ -114,6 +117,7 @@ export class AdamW extends Optimizer {
       weightDecay: this.weightDecay,
       step: this.stepCount,
       gradScaleBuffer: this.takeClip(),
+      live: () => ({ lr: this.lr, step: this.stepCount }),
     });
   }
 

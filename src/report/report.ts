@@ -6,8 +6,10 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { evalSection } from './eval-section.js';
 import { type Html, html, trusted } from './html.js';
 import { ImageBudget } from './images.js';
+import { hasProbe, probeHeadline, probeSection } from './probe-section.js';
 import { type RunFolder, readRunFolder } from './run-folder.js';
 
 export { ReportError } from './run-folder.js';
@@ -55,6 +57,8 @@ function statusStrip(run: RunFolder): Html {
       ? html`<li><b>Samples</b>${run.samples.length} set(s), latest “${run.samples[0].tag}”</li>`
       : html`<li class="missing"><b>Samples</b>none yet</li>`,
   );
+  const probe = probeHeadline(run.dir);
+  if (probe !== undefined) items.push(html`<li><b>Linear probe</b>top-1 ${(100 * probe).toFixed(1)}%</li>`);
   if (run.data && typeof run.data.name === 'string') items.push(html`<li><b>Data</b>${run.data.name}</li>`);
   return html`<ul class="status">${items}</ul>`;
 }
@@ -65,7 +69,9 @@ export async function renderReport(run: RunFolder, generatedAt = new Date()): Pr
   const sections: [id: string, title: string, body: Html][] = [
     ['training', 'Training curves', trainingSection(run)],
     ['quality', 'Reconstruction quality', await qualitySection(run, budget)],
+    ['metrics', 'Quality metrics (FID, KID)', evalSection(run.dir)],
     ['samples', 'Samples', await samplesSection(run, budget)],
+    ...(hasProbe(run.dir) ? [['probe', 'Linear probe', probeSection(run.dir)] as [string, string, Html]] : []),
     ['timings', 'Timings', timingsSection(run)],
     ['setup', 'Adapter and data', setupSection(run)],
     ['config', 'Configuration', configSection(run)],

@@ -153,6 +153,7 @@ function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: Random
   if (kind !== 'randint' && dtype !== 'f32' && dtype !== 'f16') throw new TypeError(`${op}: dtype must be f32 or f16, got ${dtype}`);
   const t = empty(sh, dtype);
   let seedLo: number, seedHi: number, stream: number;
+  let dynamic: { seedLo: () => number; stream: () => number } | undefined;
   if (opts.seed !== undefined) {
     if (!Number.isInteger(opts.seed)) throw new TypeError(`${op}: seed must be an integer, got ${opts.seed}`);
     seedLo = opts.seed >>> 0;
@@ -165,8 +166,18 @@ function draw(kind: RandomKind, shape: Shape, a: number, b: number, opts: Random
     seedLo = globalSeed;
     seedHi = 0;
     stream = globalStream++;
+    const rt = runtime();
+    if (rt.recording) {
+      // A replay takes the generator's position then and advances it as this draw did.
+      const at = { seed: seedLo, stream };
+      rt.onReplay(() => {
+        at.seed = globalSeed;
+        at.stream = globalStream++;
+      });
+      dynamic = { seedLo: () => at.seed, stream: () => at.stream };
+    }
   }
-  randomFill(t, kind, seedLo, seedHi, stream, a, b);
+  randomFill(t, kind, seedLo, seedHi, stream, a, b, dynamic);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 }

@@ -104,6 +104,8 @@ export interface MemoryStats {
   pooledBytes: number;
   buffersCreated: number;
   pipelines: number;
+  /** Storage planned by the compiled steps alive now (their intermediates and input slots; see compile.ts). */
+  compiledPlannedBytes: number;
 }
 
 export function memoryStats(): MemoryStats {
@@ -116,5 +118,6 @@ export function memoryStats(): MemoryStats {
     pooledBytes: s.pooledBytes,
     buffersCreated: s.created,
     pipelines: s.pipelines,
+    compiledPlannedBytes: s.plannedBytes,
   };
 }

@@ -19,7 +19,7 @@ import { type GeneratorState, toArray } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeDifferences } from './config.js';
 
-export type Stage = 'decoder' | 'dit';
+export type Stage = 'decoder' | 'dit' | 'mae';
 
 export interface CheckpointState {
   stage: Stage;
@@ -37,7 +37,7 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-const NAME = /^(decoder|dit)-(\d{8})$/;
+const NAME = /^(decoder|dit|mae)-(\d{8})$/;
 export const checkpointName = (stage: Stage, step: number) => `${stage}-${String(step).padStart(8, '0')}`;
 
 /** Writes a file and fsyncs it. Tests replace this to simulate a full disk. */

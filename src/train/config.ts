@@ -97,6 +97,29 @@ const SampleSchema = z.strictObject({
   useEma: z.boolean(),
 });
 
+/** MAE pretraining of an encoder of our own (`rae pretrain-encoder`); the input size is data.imageSize. */
+const MaeSchema = z.strictObject({
+  patch: int(),
+  hidden: int(),
+  layers: int(),
+  heads: int(),
+  mlpRatio: pos(),
+  decoderHidden: int(),
+  decoderLayers: int(),
+  decoderHeads: int(),
+  maskRatio: z.number().gt(0).lt(1),
+  steps: int(),
+  batch: int(),
+  lr: pos(),
+  finalLr: z.number().min(0),
+  warmupFraction: z.number().min(0).max(1),
+  weightDecay: z.number().min(0),
+  logEvery: int(),
+  checkpointEvery: int(),
+  keep: int(),
+});
+export type MaeSection = z.infer<typeof MaeSchema>;
+
 export const PRESETS = ['tiny', 'cpu', 'gpu-s', 'gpu-b'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
@@ -108,6 +131,7 @@ export const ConfigSchema = z.strictObject({
   decoder: DecoderSchema,
   dit: DiTSchema,
   sample: SampleSchema,
+  mae: MaeSchema,
 });
 export type RunConfig = z.infer<typeof ConfigSchema>;
 
@@ -165,6 +189,26 @@ const CPU: RunConfig = {
     keep: 3,
   },
   sample: { sampler: 'euler', steps: 20, count: 40, guidance: 'cfg', scale: 2, interval: [0, 1], guide: '', useEma: true },
+  mae: {
+    patch: 4,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    mlpRatio: 4,
+    decoderHidden: 32,
+    decoderLayers: 1,
+    decoderHeads: 2,
+    maskRatio: 0.75,
+    steps: 200,
+    batch: 64,
+    lr: 2e-3,
+    finalLr: 1e-5,
+    warmupFraction: 0.05,
+    weightDecay: 0.05,
+    logEvery: 10,
+    checkpointEvery: 100,
+    keep: 2,
+  },
 };
 
 const PRESET_PATCHES: Record<PresetName, ConfigPatch> = {
@@ -176,6 +220,18 @@ const PRESET_PATCHES: Record<PresetName, ConfigPatch> = {
     decoder: { hidden: 16, layers: 1, heads: 2, mlp: 32, steps: 6, batch: 4, logEvery: 1, evalEvery: 3, evalImages: 4, checkpointEvery: 2 },
     dit: { hidden: [16, 16], depth: [1, 1], heads: [2, 2], steps: 6, batch: 4, logEvery: 1, checkpointEvery: 2 },
     sample: { steps: 3, count: 4 },
+    mae: {
+      hidden: 16,
+      layers: 1,
+      heads: 2,
+      decoderHidden: 16,
+      decoderLayers: 1,
+      decoderHeads: 2,
+      steps: 6,
+      batch: 4,
+      logEvery: 1,
+      checkpointEvery: 2,
+    },
   },
   'gpu-s': {
     preset: 'gpu-s',
@@ -209,6 +265,21 @@ const PRESET_PATCHES: Record<PresetName, ConfigPatch> = {
       checkpointEvery: 2000,
     },
     sample: { steps: 50, count: 100, guidance: 'cfg', scale: 1.5, interval: [0, 0.7] },
+    mae: {
+      patch: 8,
+      hidden: 384,
+      layers: 6,
+      heads: 6,
+      decoderHidden: 256,
+      decoderLayers: 4,
+      decoderHeads: 8,
+      steps: 20000,
+      batch: 256,
+      lr: 6e-4,
+      finalLr: 1e-6,
+      logEvery: 50,
+      checkpointEvery: 2000,
+    },
   },
   'gpu-b': {
     preset: 'gpu-b',
@@ -242,6 +313,21 @@ const PRESET_PATCHES: Record<PresetName, ConfigPatch> = {
       checkpointEvery: 2000,
     },
     sample: { steps: 50, count: 100, guidance: 'cfg', scale: 1.5, interval: [0, 0.7] },
+    mae: {
+      patch: 8,
+      hidden: 768,
+      layers: 8,
+      heads: 12,
+      decoderHidden: 512,
+      decoderLayers: 8,
+      decoderHeads: 16,
+      steps: 40000,
+      batch: 256,
+      lr: 6e-4,
+      finalLr: 1e-6,
+      logEvery: 50,
+      checkpointEvery: 2000,
+    },
   },
 };
 
@@ -261,6 +347,9 @@ export function presetConfig(name: PresetName): RunConfig {
 
 /** Validates a merged configuration; problems come back as one readable line. */
 export function parseConfig(value: unknown, where: string): RunConfig {
+  // Configurations written before MAE pretraining existed have no 'mae' section: their preset's.
+  if (isPlain(value) && value.mae === undefined && PRESETS.includes(value.preset as PresetName))
+    value = { ...value, mae: presetConfig(value.preset as PresetName).mae };
   const r = ConfigSchema.safeParse(value);
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -272,7 +361,14 @@ export class ConfigError extends Error {
 }
 
 /** The fields that shape each stage's model: a checkpoint only loads into the same values. */
-export function modelShape(c: RunConfig, stage: 'decoder' | 'dit'): Record<string, unknown> {
+export function modelShape(c: RunConfig, stage: 'decoder' | 'dit' | 'mae'): Record<string, unknown> {
+  if (stage === 'mae') {
+    const { patch, hidden, layers, heads, mlpRatio, decoderHidden, decoderLayers, decoderHeads, maskRatio } = c.mae;
+    return {
+      imageSize: c.data.imageSize,
+      mae: { patch, hidden, layers, heads, mlpRatio, decoderHidden, decoderLayers, decoderHeads, maskRatio },
+    };
+  }
   const enc = { imageSize: c.data.imageSize, encoder: c.encoder };
   if (stage === 'decoder') {
     const { hidden, layers, heads, mlp } = c.decoder;

@@ -2,13 +2,18 @@
  * The step loop both stages share: progress display, metrics.jsonl, checkpoints every N steps
  * and at the end, SIGINT/SIGTERM (finish the step, checkpoint, stop cleanly), and a NaN/Inf
  * guard that stops before anything bad is saved.
+ *
+ * No per-step read-back (DESIGN.md): each step's loss is checked on the GPU, where a one-element
+ * flag keeps the first step whose loss was not finite; the flag is read before every log line and
+ * every checkpoint, so nothing non-finite is ever logged or saved, and the error names that step.
  */
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { DeviceLostError } from '../gpu/errors.js';
 import { runtime } from '../gpu/runtime.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { toArray } from '../tensor/creation.js';
+import { full, toArray, zeros } from '../tensor/creation.js';
+import { mapInto } from '../kernels/elementwise.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { appendMetric, type MetricRecord } from './run-folder.js';
 
@@ -106,6 +111,29 @@ function lastGood(spec: LoopSpec): string {
   return latest ? `The last good checkpoint ${path.basename(latest)} is kept` : 'No checkpoint of this stage exists yet';
 }
 
+/** Bits of a non-finite f32 (exponent all ones); tested on the bits, since fast-math may fold isnan. */
+const NON_FINITE = `fn non_finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }
+fn is_nan(x: f32) -> bool { return non_finite(x) && (bitcast<u32>(x) & 0x007fffffu) != 0u; }`;
+
+/**
+ * flag ← the first step (1-based) whose loss is not finite: +step for NaN, −step for ±Inf; 0
+ * while all were finite. One dispatch, in place, nothing read back.
+ */
+function flagNonFinite(loss: Tensor, step: number, flag: Tensor): void {
+  mapInto(
+    {
+      name: 'loss-guard',
+      expr: 'select(acc, select(-s0, s0, is_nan(in0)), acc == 0.0 && non_finite(in0))',
+      compute: 'f32',
+      scalars: [step],
+      helpers: NON_FINITE,
+      readsOutput: true,
+    },
+    [loss],
+    flag,
+  );
+}
+
 const fmt = (v: number) => (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4));
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -127,27 +155,42 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   let lastSaved = spec.startStep;
   // The 1-based step being run (or saved), named if the device is lost.
   let current = spec.startStep;
+  // The first non-finite step (see flagNonFinite) and the latest step's loss, on the GPU.
+  const flag = zeros([1]).keep();
+  let lossT: Tensor | null = null;
+  /** Reads the flag: throws naming the step whose loss was not finite. */
+  const checkFinite = async () => {
+    const v = (await toArray(flag))[0];
+    if (v === 0) return;
+    const at = Math.abs(v);
+    throw new NonFiniteLossError(
+      `${spec.stage} loss is ${v > 0 ? 'NaN' : 'infinite'} at step ${at}; stopped without saving. ${lastGood(spec)} (lower --lr, or resume with --resume)`,
+    );
+  };
   try {
     for (let step = spec.startStep; step < spec.totalSteps; step++) {
       current = step + 1;
       const lr = spec.lrAt(step);
-      const lossT = await spec.step(step, lr);
+      lossT?.dispose();
+      lossT = await spec.step(step, lr);
       if (spec.debugLoseDeviceAtStep === step + 1) await runtime().loseDeviceForTest();
-      // Read every step: a NaN must stop the run at the step it appears, before a checkpoint.
-      let loss = (await toArray(lossT))[0];
-      lossT.dispose();
-      if (spec.debugNanAtStep === step + 1) loss = Number.NaN;
-      if (!Number.isFinite(loss)) {
-        throw new NonFiniteLossError(
-          `${spec.stage} loss is ${loss} at step ${step + 1}; stopped without saving. ${lastGood(spec)} (lower --lr, or resume with --resume)`,
-        );
+      if (spec.debugNanAtStep === step + 1) {
+        lossT.dispose();
+        lossT = full([1], Number.NaN);
       }
-      lastLoss = loss;
+      flagNonFinite(lossT, step + 1, flag);
       done = step + 1;
       if (spec.debugStopAtStep === done) onSignal('debug stop');
+      const logNow = done % spec.logEvery === 0 || done === spec.totalSteps || stopRequested;
+      const saveNow = done % spec.checkpointEvery === 0 || done === spec.totalSteps || stopRequested;
+      if (logNow || saveNow) {
+        await checkFinite();
+        lastLoss = (await toArray(lossT))[0];
+      }
       const secs = (performance.now() - t0) / 1000;
       const its = (done - spec.startStep) / Math.max(secs, 1e-9);
-      if (done % spec.logEvery === 0 || done === spec.totalSteps || stopRequested) {
+      if (logNow) {
+        const loss = lastLoss;
         const extra = spec.extra ? await spec.extra(done) : {};
         const rec: MetricRecord = {
           stage: spec.stage,
@@ -164,19 +207,26 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
         );
         display.update(done, its, its * spec.imagesPerStep, (spec.totalSteps - done) / Math.max(its, 1e-9), shown);
       }
-      if (done % spec.checkpointEvery === 0 || done === spec.totalSteps || stopRequested) {
+      if (saveNow) {
         lastCheckpoint = await spec.save(done);
         lastSaved = done;
       }
       if (stopRequested) break;
+      // Without a read-back per step, the loop itself lets Dawn reclaim finished work.
+      await runtime().yieldIfBusy();
     }
-    if (lastSaved !== done) lastCheckpoint = await spec.save(done);
+    if (lastSaved !== done) {
+      await checkFinite();
+      lastCheckpoint = await spec.save(done);
+    }
   } catch (e) {
     // A checkpoint is read back from the device before any file is written, so a loss during a
     // save leaves the previous checkpoint as the latest; nothing more is tried on the dead device.
     if (e instanceof DeviceLostError) throw new DeviceLostDuringTrainingError(e, spec.stage, current, lastGood(spec));
     throw e;
   } finally {
+    lossT?.dispose();
+    flag.dispose();
     display.stop();
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);

@@ -19,8 +19,8 @@ interface Buffer {
 export function largestBuffers(stage: 'decoder' | 'dit' | 'sample', c: RunConfig, enc: EncoderInfo): Buffer[] {
   const B = stage === 'decoder' ? c.decoder.batch : stage === 'dit' ? c.dit.batch : Math.min(c.sample.count, 64) * 2;
   const N = enc.grid * enc.grid;
-  const encTokens = N + 1 + (enc.encoder.config.num_register_tokens ?? 0);
-  const encHeads = enc.encoder.config.num_attention_heads;
+  const encTokens = enc.tokens;
+  const encHeads = enc.heads;
   const out: Buffer[] = [
     { what: `encoder input [${B}, 3, ${enc.inputSize}, ${enc.inputSize}]`, bytes: 4 * B * 3 * enc.inputSize ** 2, option: '--batch' },
     {

@@ -15,7 +15,7 @@ import type { RAEDecoder } from '../models/rae-decoder.js';
 import { AdamW, EMA } from '../nn/optim.js';
 import { randn, tensor, toArray, uniform } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, viewOf } from '../tensor/tensor.js';
 import { Progress } from './progress.js';
 import { warmupCosine } from './schedule.js';
 import { makeRng } from '../cpu/random.js';
@@ -40,8 +40,20 @@ export function denormalizeImages(x: Tensor): Tensor {
   return scope(() => ops.add(ops.mul(x, imagenet(IMAGENET_STD)), imagenet(IMAGENET_MEAN)));
 }
 
-/** A per-channel constant [1, 3, 1, 1]. */
-const imagenet = (perChannel: readonly number[]) => tensor(Float32Array.from(perChannel), [1, 3, 1, 1]);
+/**
+ * A per-channel constant [1, 3, 1, 1], uploaded once per runtime and kept: a compiled training
+ * step (src/tensor/compile.ts) cannot contain uploads, and the constants never change. Callers
+ * get a fresh view each time, which their scopes may dispose.
+ */
+const imagenetCache = new WeakMap<object, Map<readonly number[], Tensor>>();
+function imagenet(perChannel: readonly number[]): Tensor {
+  const rt = runtime();
+  let m = imagenetCache.get(rt);
+  if (!m) imagenetCache.set(rt, (m = new Map()));
+  let t = m.get(perChannel);
+  if (!t || t.isDisposed) m.set(perChannel, (t = tensor(Float32Array.from(perChannel), [1, 3, 1, 1]).keep()));
+  return viewOf(t, t.shape, t.strides, t.offset);
+}
 
 /** Encodes a data set in batches with the frozen encoder: [N, T, D] latent tokens (kept). */
 export async function encodeAll(encoder: Dinov2, images: Tensor, batch: number, onBatch?: (done: number) => void): Promise<Tensor> {

@@ -93,7 +93,7 @@ export function acquireLock(runDir: string, command: string): () => void {
 }
 
 export interface MetricRecord {
-  stage: 'decoder' | 'dit';
+  stage: 'decoder' | 'dit' | 'mae';
   step: number;
   loss: number;
   lr: number;

@@ -2,7 +2,10 @@
 import path from 'node:path';
 import type { Module } from '../nn/module.js';
 import type { AdamW, EMA } from '../nn/optim.js';
+import { compileStep } from '../tensor/compile.js';
 import { type GeneratorState, setGeneratorState } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
 import {
   checkCompatible,
   type FileWriter,
@@ -95,5 +98,32 @@ export function saveStage(
     optimizer: s.optimizer,
     keep: s.keep,
     write: debugWriter(),
+  });
+}
+
+/** A stage's step function as the loop calls it; dispose() frees a compiled step's buffers. */
+export interface TrainingStep<A extends Tensor[], R> {
+  (...inputs: A): R;
+  dispose(): void;
+}
+
+/**
+ * The stage's step, compiled (recorded on its second call, then replayed: src/tensor/compile.ts)
+ * unless `eager`. A step that cannot be replayed (it uploads host data, say) runs eagerly, with a
+ * note saying why, rather than failing the run.
+ */
+export function trainingStep<A extends Tensor[], R>(
+  body: (...inputs: A) => R,
+  o: { eager?: boolean; name: string; quiet?: boolean },
+): TrainingStep<A, R> {
+  if (o.eager) {
+    const eager = (...inputs: A): R => scope(() => body(...inputs));
+    return Object.assign(eager, { dispose: () => {} });
+  }
+  return compileStep(body, {
+    name: o.name,
+    onRefuse: (why) => {
+      if (!o.quiet) console.log(`${o.name}: running eagerly (${why.replace(/\s*\n\s*/g, ' ')})`);
+    },
   });
 }

@@ -22,7 +22,7 @@ import { checkMemory } from './memory.js';
 import { denormalizeImages } from './rae.js';
 import { RunError } from './run-folder.js';
 import { warmupCosine } from './schedule.js';
-import { resumePoint, saveStage } from './stage-common.js';
+import { resumePoint, saveStage, trainingStep } from './stage-common.js';
 
 export interface StageOptions {
   runDir: string;
@@ -34,6 +34,8 @@ export interface StageOptions {
   debugStopAtStep?: number;
   debugLoseDeviceAtStep?: number;
   quiet?: boolean;
+  /** Run the training step eagerly instead of compiled (recorded once, replayed). */
+  eager?: boolean;
 }
 
 /** Noise-augmented tokens z + σ·n, one σ per sample (reference code τ·U(0,1) or paper |N(0,τ²)|). */
@@ -121,6 +123,24 @@ export async function trainDecoderStage(
   };
 
   const warmup = Math.max(1, Math.round(d.warmupFraction * d.steps));
+  // One step on a batch of images; the same path every step, so compiled unless --eager.
+  const train = trainingStep(
+    (x: Tensor) => {
+      const z = encodeBatch(enc, x);
+      const recNorm = decoder.unpatchify(decoder.forward(augment(z, d.tau, d.noise)));
+      let l = ops.mean(ops.unary('abs', ops.sub(denormalizeImages(recNorm), x)));
+      if (d.perceptual !== 'none' && d.perceptualWeight > 0) {
+        // The decoder's output is already in the encoder's (ImageNet-normalised) input space.
+        l = ops.add(l, ops.mul(featureLoss(enc.encoder.latent(recNorm), z, d.perceptual), d.perceptualWeight));
+      }
+      backward(l);
+      opt.step();
+      opt.zeroGrad();
+      ema.update();
+      return l;
+    },
+    { eager: o.eager, name: 'stage 1 step', quiet: o.quiet },
+  );
   decoder.train();
   try {
     const result = await runLoop({
@@ -140,21 +160,9 @@ export async function trainDecoderStage(
       step: async (_step, lr) => {
         const batch = await loader.next();
         const x = imagesToTensor(batch.images, batch.count, S);
-        const loss = scope(() => {
-          const z = encodeBatch(enc, x);
-          const recNorm = decoder.unpatchify(decoder.forward(augment(z, d.tau, d.noise)));
-          let l = ops.mean(ops.unary('abs', ops.sub(denormalizeImages(recNorm), x)));
-          if (d.perceptual !== 'none' && d.perceptualWeight > 0) {
-            // The decoder's output is already in the encoder's (ImageNet-normalised) input space.
-            l = ops.add(l, ops.mul(featureLoss(enc.encoder.latent(recNorm), z, d.perceptual), d.perceptualWeight));
-          }
-          backward(l);
-          opt.lr = lr;
-          opt.step();
-          opt.zeroGrad();
-          ema.update();
-          return l;
-        });
+        // Set before the step: a replayed step reads the learning rate then (src/tensor/compile.ts).
+        opt.lr = lr;
+        const loss = train(x);
         x.dispose();
         return loss;
       },
@@ -177,6 +185,7 @@ export async function trainDecoderStage(
     decoder.eval();
     return { ...result, decoder, ema, enc, data };
   } finally {
+    train.dispose();
     evalX?.dispose();
     opt.dispose();
     await loader.close();

@@ -22,7 +22,7 @@ import { checkMemory } from './memory.js';
 import { tokensToLatent } from './rae.js';
 import { RunError } from './run-folder.js';
 import { holdLinear } from './schedule.js';
-import { resumePoint, saveStage } from './stage-common.js';
+import { resumePoint, saveStage, trainingStep } from './stage-common.js';
 import type { StageOptions } from './stage1.js';
 
 /** The model-shaping fields of a DiT run, including the number of classes of its data. */
@@ -73,6 +73,22 @@ export async function trainDiTStage(
   const hold = Math.round(d.holdFraction * d.steps);
   const decayEnd = Math.max(hold, Math.round(d.decayEndFraction * d.steps));
   let gradNormSq: Tensor | null = null;
+  // One training step on a batch of tokens (or images) and labels; the same path every step, so
+  // it is compiled (recorded once, replayed) unless --eager.
+  const body = (x: Tensor, y: Tensor) => {
+    const z = tokensToLatent(cache ? x : encodeBatch(enc, x), enc.grid);
+    const zn = ops.div(ops.sub(z, stats.mean), stats.std);
+    const { xt, t, target } = flowMatchingBatch(zn, alpha, { timeDist: d.timeDist });
+    const diff = ops.sub(model.forward(xt, t, y), target);
+    const l = ops.mean(ops.mul(diff, diff));
+    backward(l);
+    const sq = d.clip > 0 ? opt.clipGradNorm(d.clip) : null;
+    opt.step();
+    opt.zeroGrad();
+    ema.update();
+    return { loss: l, normSq: sq };
+  };
+  const train = trainingStep(body, { eager: o.eager, name: 'stage 2 step', quiet: o.quiet });
   model.train();
   try {
     const result = await runLoop({
@@ -95,25 +111,16 @@ export async function trainDiTStage(
         const x = cache
           ? tensor(cache.read(batch.indices, batch.flips), [batch.count, enc.grid * enc.grid, enc.dim])
           : imagesToTensor(batch.images, batch.count, c.data.imageSize);
+        const y = tensor(batch.labels, [batch.count], { dtype: 'i32' });
         const logged = (step + 1) % d.logEvery === 0 || step + 1 === d.steps;
-        const { loss, normSq } = scope(() => {
-          const z = tokensToLatent(cache ? x : encodeBatch(enc, x), enc.grid);
-          const zn = ops.div(ops.sub(z, stats.mean), stats.std);
-          const y = tensor(batch.labels, [batch.count], { dtype: 'i32' });
-          const { xt, t, target } = flowMatchingBatch(zn, alpha, { timeDist: d.timeDist });
-          const diff = ops.sub(model.forward(xt, t, y), target);
-          const l = ops.mean(ops.mul(diff, diff));
-          backward(l);
-          const sq = d.clip > 0 ? opt.clipGradNorm(d.clip) : null;
-          opt.lr = lr;
-          opt.step();
-          opt.zeroGrad();
-          ema.update();
-          return { loss: l, normSq: logged ? sq : null };
-        });
+        // Set before the step: a replayed step reads the learning rate then (src/tensor/compile.ts).
+        opt.lr = lr;
+        const { loss, normSq } = train(x, y);
         x.dispose();
+        y.dispose();
         gradNormSq?.dispose();
-        gradNormSq = normSq;
+        gradNormSq = logged ? normSq : null;
+        if (!logged) normSq?.dispose();
         return loss;
       },
       save: (done) =>
@@ -142,6 +149,7 @@ export async function trainDiTStage(
     return { ...result, model, ema, stats, alpha };
   } finally {
     (gradNormSq as Tensor | null)?.dispose();
+    train.dispose();
     opt.dispose();
     cache?.close();
     await loader.close();
@@ -156,6 +164,7 @@ async function buildTokenCache(runDir: string, c: RunConfig, enc: EncoderInfo, d
   const { source, format, imageSize, maxImages, heldOut } = c.data;
   const fp = fingerprint({
     encoder: c.encoder,
+    weights: enc.identity,
     seed: c.seed,
     data: { source, format, imageSize, maxImages, heldOut },
     size: data.train.size,
