@@ -34,7 +34,8 @@ function peerCell(r: CaseResult, name: string): string {
   if (!p) return '';
   if (p.error) return p.error.startsWith('n/a') ? 'n/a' : `✗ ${p.error.replace(/\|/g, '/')}`;
   const wrong = p.correctness && !p.correctness.pass ? ' ✗ wrong result' : '';
-  return `${f(p.ratio)}× (${f(p.median)} ms)${wrong}`;
+  const dispatches = p.counters?.dispatches ? `, ${p.counters.dispatches} dispatches` : '';
+  return `${f(p.ratio)}× (${f(p.median)} ms${dispatches})${wrong}`;
 }
 
 export function toMarkdown(res: SuiteResults): string {
