@@ -17,7 +17,9 @@ import { acquireLock, type CommandRecord, updateRunInfo } from '../train/run-fol
 import { sampleRun } from '../train/sample.js';
 import { trainDecoderStage } from '../train/stage1.js';
 import { trainDiTStage } from '../train/stage2.js';
+import { evaluateRun } from '../eval/run-eval.js';
 import { ensureCachedMae } from './mae-cache.js';
+import { probeIntoRun } from './probe-command.js';
 import { type CommonFlags, resolveConfig, writeConfig } from './options.js';
 
 const defaultData = () => defaultDataSource().source;
@@ -243,6 +245,13 @@ export interface DemoFlags extends CommonFlags {
   run?: string;
   decoderSteps?: number;
   ditSteps?: number;
+  /** commander's --no-probe / --no-eval. */
+  probe?: boolean;
+  eval?: boolean;
+  /** Linear probe: training and test images. */
+  probeImages?: [number, number];
+  /** rFID reconstructions and gFID samples (the training reference gets twice as many). */
+  evalImages?: number;
 }
 
 /**
@@ -322,6 +331,22 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
       });
       end3({ imagesPerSecond: r.imagesPerSecond, exit: 'ok' });
       console.log(`sampled ${r.count} images in ${r.seconds.toFixed(1)} s → ${r.dir}`);
+      if (flags.probe !== false) {
+        // The encoder's quality: its linear-probe accuracy, and the same architecture at random
+        // initialisation as the baseline (the paper judges encoders this way).
+        const [trainImages, testImages] = flags.probeImages ?? (preset === 'tiny' ? [100, 50] : [2000, 1000]);
+        const endP = beginCommand(runDir, 'probe');
+        await probeIntoRun(runDir, config, { enc, trainImages, testImages });
+        await probeIntoRun(runDir, config, { randomInit: true, trainImages, testImages });
+        endP({ exit: 'ok' });
+      }
+      if (flags.eval !== false) {
+        // Inception costs seconds per image on a CPU adapter: the tiny preset (tests) takes 2.
+        const n = flags.evalImages ?? (preset === 'tiny' ? 2 : isSoftwareAdapter(rt) ? 24 : 1000);
+        const endE = beginCommand(runDir, 'eval');
+        await evaluateRun(runDir, { samples: n, reconstructions: n, reference: 2 * n });
+        endE({ exit: 'ok' });
+      }
       const seconds = (performance.now() - t0) / 1000;
       end({ steps: s1.done + s2.done, exit: 'ok' });
       const report = await refreshReport(runDir, true);

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { demoCommand, reportCommand, sampleCommand, trainDecoderCommand, trainDiTCommand } from './commands.js';
 import { registerEvalCommand } from './eval-command.js';
 import { runInfo } from './info.js';
-import { addCommonOptions, intArg, listArg, numArg, pairArg } from './options.js';
+import { addCommonOptions, intArg, intPairArg, listArg, numArg, pairArg } from './options.js';
 import { addPretrainCommand } from './pretrain-command.js';
 import { registerProbeCommand } from './probe-command.js';
 
@@ -120,6 +120,18 @@ function build(): Command {
     .option('--dit-steps <n>', 'stage 2 steps', intArg('--dit-steps'))
     .option('--batch <n>', 'batch size of both stages', intArg('--batch'))
     .option('--resume', 'continue an interrupted demo in --run')
+    .option('--no-probe', "skip the encoder's linear probe (pretrained and random-initialised)")
+    .option(
+      '--probe-images <train,test>',
+      'linear-probe training and test images (default 2000,1000; preset tiny 100,50)',
+      intPairArg('--probe-images'),
+    )
+    .option('--no-eval', 'skip rFID / gFID / KID / precision / recall')
+    .option(
+      '--eval-images <n>',
+      'reconstructions and samples evaluated (default 24 on a software adapter, 1000 on a GPU, 2 with preset tiny)',
+      intArg('--eval-images'),
+    )
     .action(async (o) => {
       process.exitCode = await demoCommand(o);
     });

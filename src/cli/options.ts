@@ -37,6 +37,12 @@ export const pairArg = (name: string) => (v: string) => {
   return p as [number, number];
 };
 
+export const intPairArg = (name: string) => (v: string) => {
+  const p = listArg(name)(v);
+  if (p.length !== 2) throw new InvalidArgumentError(`${name} must be two integers, e.g. 2000,1000`);
+  return p as [number, number];
+};
+
 export interface CommonFlags {
   run?: string;
   config?: string;

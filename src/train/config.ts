@@ -189,19 +189,22 @@ const CPU: RunConfig = {
     keep: 3,
   },
   sample: { sampler: 'euler', steps: 20, count: 40, guidance: 'cfg', scale: 2, interval: [0, 1], guide: '', useEma: true },
+  // The demo's encoder: same latent shape as the random encoder it replaces (8×8 tokens × 64).
+  // Linear probe (2000/1000 CIFAR-10 images, mean-pooled tokens): 300 steps with a 64-wide
+  // decoder 37.8% vs 34.3% at random init; 200 steps with a 32-wide decoder only 34.7%.
   mae: {
     patch: 4,
     hidden: 64,
     layers: 2,
     heads: 4,
     mlpRatio: 4,
-    decoderHidden: 32,
+    decoderHidden: 64,
     decoderLayers: 1,
-    decoderHeads: 2,
+    decoderHeads: 4,
     maskRatio: 0.75,
-    steps: 200,
+    steps: 300,
     batch: 64,
-    lr: 2e-3,
+    lr: 1.5e-3,
     finalLr: 1e-5,
     warmupFraction: 0.05,
     weightDecay: 0.05,

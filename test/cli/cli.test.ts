@@ -160,10 +160,33 @@ describe('training at preset tiny', () => {
     expect(fs.existsSync(path.join(dir, '.lock'))).toBe(false);
   }, 120_000);
 
-  it('rae demo runs stage 1, stage 2, sampling and the report in one run folder', async () => {
+  it('rae demo runs MAE pretraining, stage 1, stage 2, sampling, the probe, the evaluation and the report in one run folder', async () => {
     const dir = tmp();
     const r = await rae(['demo', '--preset', 'tiny', '--run', dir]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    expect(info.commands.map((c: { command: string }) => c.command)).toEqual([
+      'demo',
+      'pretrain-encoder',
+      'train-decoder',
+      'train-dit',
+      'sample',
+      'probe',
+      'eval',
+    ]);
+    // The probe of the demo's encoder and of its random-initialised twin, on 100 / 50 images.
+    for (const f of ['probe.json', 'probe-random.json']) {
+      const p = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+      expect([p.trainImages, p.testImages], f).toEqual([100, 50]);
+      expect(p.accuracy, f).toBeGreaterThanOrEqual(0);
+      expect(p.accuracy, f).toBeLessThanOrEqual(1);
+    }
+    const ev = JSON.parse(fs.readFileSync(path.join(dir, 'eval.json'), 'utf8'));
+    expect(ev.counts).toEqual({ reconstructions: 2, samples: 2, reference: 4 });
+    expect(Number.isFinite(ev.rfid) && Number.isFinite(ev.gfid) && Number.isFinite(ev.kid), JSON.stringify(ev).slice(0, 400)).toBe(true);
+    const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toMatch(/linear probe/i);
+    expect(html).toMatch(/rFID/);
     expect(r.stdout).toContain(`open ${path.join(dir, 'report.html')}`);
     const tags = fs.readdirSync(path.join(dir, 'samples'));
     expect(tags).toHaveLength(1);
@@ -175,5 +198,5 @@ describe('training at preset tiny', () => {
     const report = await rae(['report', '--run', dir]);
     expect(report.status, report.stderr).toBe(0);
     expect(report.stdout.trim()).toBe(path.join(dir, 'report.html'));
-  }, 120_000);
+  }, 400_000);
 });

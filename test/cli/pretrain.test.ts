@@ -39,6 +39,14 @@ const ok = (r: Ran) => expect(r.status, r.stdout + r.stderr).toBe(0);
 const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 
 describe('rae pretrain-encoder', () => {
+  it('--help names its options and hides the debug ones', async () => {
+    const r = await rae(['pretrain-encoder', '--help']);
+    ok(r);
+    for (const p of [/--run <dir>/, /--preset <name>/, /--resume/, /--mask-ratio/, /--weight-decay/, /--checkpoint-every/])
+      expect(r.stdout).toMatch(p);
+    expect(r.stdout).not.toMatch(/debug-nan/);
+  });
+
   it('resumes bitwise, exports DIR/encoder/, and train-decoder runs on it with --encoder DIR', async () => {
     const [a, b, dec] = [tmp(), tmp(), tmp()];
     ok(await rae(['pretrain-encoder', '--run', a, '--preset', 'tiny']));
@@ -77,7 +85,7 @@ describe('rae pretrain-encoder', () => {
   it('rae demo pretrains its MAE into encoders/ next to the run, trains on it, and finds it complete next time', async () => {
     const parent = tmp();
     const run = path.join(parent, 'demo');
-    const r = await rae(['demo', '--preset', 'tiny', '--run', run]);
+    const r = await rae(['demo', '--preset', 'tiny', '--run', run, '--no-probe', '--no-eval']);
     ok(r);
     expect(r.stdout).toMatch(/MAE pretraining: 6 steps/);
     const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
