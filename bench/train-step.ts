@@ -14,8 +14,8 @@ import { randint, randn } from '../src/tensor/creation.js';
 import { scope } from '../src/tensor/scope.js';
 import { benchCompiledTrainStep } from './compile.js';
 
-export async function benchTrainStep(): Promise<string> {
-  const rt = runtime();
+/** The demo's DiT^DH training step on fixed data, for this report and the suite's 'ditdh' case. */
+export function makeDitdhStep(): { step: () => void; dispose: () => void } {
   const B = 16;
   const D = 64;
   const grid = 8;
@@ -32,8 +32,8 @@ export async function benchTrainStep(): Promise<string> {
     use_rope: true,
   });
   const opt = new AdamW(model.trainableParameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0 });
-  const x = randn([B, D, grid, grid], { seed: 1 });
-  const y = randint(0, 10, [B], { seed: 2 });
+  const x = randn([B, D, grid, grid], { seed: 1 }).keep();
+  const y = randint(0, 10, [B], { seed: 2 }).keep();
   const step = () =>
     scope(() => {
       const { xt, t, target } = flowMatchingBatch(x, 1);
@@ -45,6 +45,18 @@ export async function benchTrainStep(): Promise<string> {
       opt.step();
       opt.zeroGrad();
     });
+  const dispose = () => {
+    opt.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  };
+  return { step, dispose };
+}
+
+export async function benchTrainStep(): Promise<string> {
+  const rt = runtime();
+  const { step, dispose } = makeDitdhStep();
   for (let i = 0; i < 3; i++) step();
   await rt.sync();
   const d0 = rt.counters.dispatches;
@@ -54,7 +66,7 @@ export async function benchTrainStep(): Promise<string> {
   await rt.sync();
   const ms = (performance.now() - t0) / reps;
   const perStep = (rt.counters.dispatches - d0) / reps;
-  const lines = [`DiT^DH (body 96×2, head 128×1) on [${B}, ${D}, ${grid}, ${grid}]: ${ms.toFixed(1)} ms/step, ${perStep} dispatches/step`];
+  const lines = [`DiT^DH (body 96×2, head 128×1) on [16, 64, 8, 8]: ${ms.toFixed(1)} ms/step, ${perStep} dispatches/step`];
   if (rt.profiler) {
     rt.profiler.reset();
     step();
@@ -64,8 +76,7 @@ export async function benchTrainStep(): Promise<string> {
     lines.push(`GPU time in kernels: ${total.toFixed(1)} ms/step; top kernels:`);
     for (const r of rep.slice(0, 15)) lines.push(`  ${r.totalMs.toFixed(2).padStart(8)} ms  ${String(r.calls).padStart(4)}×  ${r.label}`);
   } else lines.push('(per-kernel breakdown: run with RAE_PROFILE=1 on an adapter with timestamp-query)');
-  opt.dispose();
-  model.dispose();
+  dispose();
   lines.push(await benchCompiledTrainStep());
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@
  * built on it. Start with `await init()`.
  */
 export { init, runtime, shutdown, type InitOptions, type Runtime } from './gpu/runtime.js';
+export { tune, tunePending, type TuneCases, type TuneOptions } from './kernels/autotune.js';
 export { GpuError, NoAdapterError, DeviceLostError, GpuOutOfMemoryError, InFlightLimitError } from './gpu/errors.js';
 export { Tensor } from './tensor/tensor.js';
 export type { DType } from './core/dtype.js';

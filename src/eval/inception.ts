@@ -5,7 +5,8 @@
  *
  * Each Conv2D → BatchNormalization unit is folded into one convolution with a bias: the BN has no
  * γ (Keras `scale: false`), so W′[co] = W[co] · s[co] and b′ = β − μ·s with s = 1/√(σ² + ε),
- * computed in float64 and rounded once to f32 (conv weights HWIO → OIHW on the host). Keras's
+ * computed in float64 and rounded once to f32 (conv weights HWIO → OIHW on the host); the relu
+ * that follows each unit runs in the convolution's store (ops.conv2dRelu). Keras's
  * 'same' padding appears only with stride 1 here, i.e. (k − 1)/2 per side; its 'same' average
  * pools exclude the padding from the divisor (countIncludePad false).
  *
@@ -27,6 +28,8 @@ interface ConvUnit {
   bias: Tensor;
   stride: [number, number];
   padding: [number, number];
+  /** The unit's BN feeds a relu and nothing else: the relu runs in the convolution's store. */
+  relu: boolean;
 }
 
 /** A u8 RGB image, HWC. */
@@ -62,6 +65,8 @@ export class EngineInception {
   private readonly units = new Map<string, ConvUnit>();
   /** The layers mixed10 depends on, in topological order. */
   private readonly plan: KerasLayer[];
+  /** Activation layers computed by their conv unit (conv2dRelu); they pass their input on. */
+  private readonly fusedActivations = new Set<string>();
   private disposed = false;
 
   constructor(readonly net: NsfwjsInception) {
@@ -77,6 +82,16 @@ export class EngineInception {
     visit('mixed10');
     this.plan = net.layers.filter((l) => needed.has(l.name));
     for (const l of this.plan) if (l.className === 'Conv2D') this.units.set(l.name, this.foldUnit(l));
+    const consumers = new Map<string, KerasLayer[]>();
+    for (const l of this.plan) for (const i of l.inbound) consumers.set(i, [...(consumers.get(i) ?? []), l]);
+    for (const [name, u] of this.units) {
+      const bn = consumers.get(name) ?? [];
+      const act = bn.length === 1 ? (consumers.get(bn[0].name) ?? []) : [];
+      if (act.length === 1 && act[0].className === 'Activation' && act[0].config.activation === 'relu') {
+        u.relu = true;
+        this.fusedActivations.add(act[0].name);
+      }
+    }
   }
 
   private weight(name: string): { shape: number[]; data: Float32Array } {
@@ -115,6 +130,7 @@ export class EngineInception {
       bias: tensor(b, [Co]).keep(),
       stride,
       padding: kerasPadding(l, [KH, KW], stride),
+      relu: false,
     };
   }
 
@@ -138,13 +154,18 @@ export class EngineInception {
               break;
             case 'Conv2D': {
               const u = this.units.get(l.name)!;
-              y = ops.conv2d(ins[0], u.weight, u.bias, { stride: u.stride, padding: u.padding });
+              const conv = u.relu ? ops.conv2dRelu : ops.conv2d;
+              y = conv(ins[0], u.weight, u.bias, { stride: u.stride, padding: u.padding });
               break;
             }
             case 'BatchNormalization':
               y = ins[0]; // folded into the conv
               break;
             case 'Activation':
+              if (this.fusedActivations.has(l.name)) {
+                y = ins[0]; // computed by the conv unit
+                break;
+              }
               if (l.config.activation !== 'relu')
                 throw new Error(`inception: activation ${JSON.stringify(l.config.activation)} of ${l.name}`);
               y = ops.unary('relu', ins[0]);

@@ -147,6 +147,10 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
   const nRec = Math.min(opts.reconstructions ?? (soft ? 24 : 1000), data.heldOut.size);
   const nRef = Math.min(opts.reference ?? (soft ? 48 : 5000), data.train.size);
   const nGen = opts.samples ?? (soft ? 24 : 1000);
+  if (nGen < 2 || nRef < 2)
+    throw new RunError(
+      `gFID needs at least 2 samples and 2 training images (precision/recall 4); asked for ${nGen} samples against ${nRef} of ${data.train.size} training images`,
+    );
   if (nRec < 2)
     throw new RunError(
       `${runDir}: rFID needs at least 2 held-out images, the run holds out ${data.heldOut.size} (--held-out when training)`,

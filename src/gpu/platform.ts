@@ -34,6 +34,17 @@ export interface Platform {
   defaults(): PlatformDefaults;
 }
 
+/**
+ * Where the autotuner keeps its choices, one text file per key (adapter, driver, library version).
+ * Node: a directory under XDG_CACHE_HOME or ~/.cache (src/gpu/node.ts).
+ */
+export interface TuningCacheStore {
+  read(key: string): string | undefined;
+  write(key: string, text: string): void;
+  /** Where the key's file is, for messages. */
+  where(key: string): string;
+}
+
 /** The init() options a host may default; a subset of InitOptions, named here to keep runtime.ts a leaf of this file. */
 export interface PlatformDefaults extends DiscoveryOptions {
   experimental?: boolean;
@@ -45,6 +56,10 @@ export interface PlatformDefaults extends DiscoveryOptions {
   hostAvailableMemory?: number;
   /** Called as each kernel compiles. Node env: RAE_DUMP_WGSL=dir, RAE_LOG_COMPILES=1. */
   onKernelCompiled?: KernelCompiledHook;
+  /** Use (and fill) the autotuner's cache of measured kernel choices. Node env: RAE_TUNE=1. */
+  tune?: boolean;
+  /** Where tuned choices are cached (Node: XDG_CACHE_HOME or ~/.cache/rae-webgpu). */
+  tuningCache?: TuningCacheStore;
 }
 
 /** A host that already has a `GPU` object (a browser's `navigator.gpu`, or one a caller made). */

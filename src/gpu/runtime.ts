@@ -11,7 +11,7 @@ import { InFlightTracker } from './inflight.js';
 import { numberedSource, PipelineCache, type KernelCompiledHook, type KernelSource } from './pipeline-cache.js';
 import { Profiler } from './profiler.js';
 import { type DynamicWord, type FusionPass, plannedBytes, Recorder, type ReplayProgram } from './recorder.js';
-import { browserPlatform, type DiscoveryOptions, type Platform } from './platform.js';
+import { browserPlatform, type DiscoveryOptions, type Platform, type TuningCacheStore } from './platform.js';
 
 export interface InitOptions extends DiscoveryOptions {
   /**
@@ -47,6 +47,12 @@ export interface InitOptions extends DiscoveryOptions {
   hostAvailableMemory?: number;
   /** Called with each kernel's cache key and WGSL when it compiles (env RAE_DUMP_WGSL / RAE_LOG_COMPILES install one). */
   onKernelCompiled?: KernelCompiledHook;
+  /** Autotune kernel configurations and cache the choices (src/kernels/tuning-store.ts). Node env: RAE_TUNE=1. Default off. */
+  tune?: boolean;
+  /** Measure again, ignoring cached choices (implies tune). */
+  retune?: boolean;
+  /** Where tuned choices are cached; Node: XDG_CACHE_HOME or ~/.cache/rae-webgpu. */
+  tuningCache?: TuningCacheStore;
 }
 
 /** Default bound on commands in flight: half the ~61,000 dispatches at which lavapipe crashed. */
@@ -97,6 +103,8 @@ export class Runtime {
   readonly inFlight: InFlightTracker;
   /** Why the memory budget is what it is (explicit, software default, or none). */
   readonly memoryLimitSource: string;
+  /** Autotuning on/off, retune, and the cache (read by src/kernels/tuning-store.ts). */
+  readonly tuningSettings: { enabled: boolean; retune: boolean; store?: TuningCacheStore };
 
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -125,6 +133,11 @@ export class Runtime {
     this.caps = readCaps(adapter.info, this.features);
     this.limits = device.limits;
     this.debug = opts.debug ?? false;
+    this.tuningSettings = {
+      enabled: (opts.tune ?? false) || (opts.retune ?? false),
+      retune: opts.retune ?? false,
+      store: opts.tuningCache,
+    };
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 128;
     const software = this.caps.software !== null;
     const budget = memoryBudget(opts.memoryLimit, software, opts.hostAvailableMemory);

@@ -30,7 +30,7 @@ import { runtime } from '../gpu/runtime.js';
 import { grid1d } from './common.js';
 import { bind, bound, packParams, stagedBytes, vec4Able, type AttentionConfig, type BoundOperand } from './attention/codegen.js';
 import { ATTENTION_HEADER, deltaSource, DELTA_HEADER, dkdvSource, dqSource, forwardSource } from './attention/sources.js';
-import { adapterTuning } from './tuning.js';
+import { adapterTuning, tunedAttentionConfig } from './tuning.js';
 import type { View } from './view.js';
 
 export type { AttentionConfig } from './attention/codegen.js';
@@ -83,25 +83,35 @@ function checkInputs(op: string, q: View, k: View, v: View, lse: View): Dims {
   return { b, h, nq, nk, d };
 }
 
-function resolveConfig(op: string, d: number, opts: AttentionOptions, pass: 'forward' | 'backward'): AttentionConfig {
-  const cfg = opts.config ?? chooseAttentionConfig(d, pass);
+function validConfig(cfg: AttentionConfig, d: number): boolean {
   const { rows, perThread, unroll, stage } = cfg;
-  const bad =
-    !Number.isInteger(rows) ||
-    rows < 1 ||
-    rows > runtime().limits.maxComputeInvocationsPerWorkgroup ||
-    !Number.isInteger(perThread) ||
-    perThread < 1 ||
-    perThread > 16 ||
-    !Number.isInteger(unroll) ||
-    unroll < 1 ||
-    unroll > 32 ||
-    !Number.isInteger(stage) ||
-    stage < 0 ||
-    stage % unroll !== 0 ||
-    stagedBytes(d, stage) > runtime().limits.maxComputeWorkgroupStorageSize;
-  if (bad) throw new RangeError(`${op}: invalid configuration ${JSON.stringify(cfg)} for head dim ${d}`);
-  return cfg;
+  return (
+    Number.isInteger(rows) &&
+    rows >= 1 &&
+    rows <= runtime().limits.maxComputeInvocationsPerWorkgroup &&
+    Number.isInteger(perThread) &&
+    perThread >= 1 &&
+    perThread <= 16 &&
+    Number.isInteger(unroll) &&
+    unroll >= 1 &&
+    unroll <= 32 &&
+    Number.isInteger(stage) &&
+    stage >= 0 &&
+    stage % unroll === 0 &&
+    typeof cfg.loops === 'boolean' &&
+    stagedBytes(d, stage) <= runtime().limits.maxComputeWorkgroupStorageSize
+  );
+}
+
+function resolveConfig(op: string, s: Dims, opts: AttentionOptions, pass: 'forward' | 'backward'): AttentionConfig {
+  if (opts.config) {
+    if (!validConfig(opts.config, s.d))
+      throw new RangeError(`${op}: invalid configuration ${JSON.stringify(opts.config)} for head dim ${s.d}`);
+    return opts.config;
+  }
+  // The autotuner's choice when tuning is on and this shape class was measured (a cached value that does not validate is ignored).
+  const tuned = tunedAttentionConfig(pass, s.b * s.h, s.nq, s.d);
+  return tuned && validConfig(tuned, s.d) ? tuned : chooseAttentionConfig(s.d, pass);
 }
 
 const header = (s: Dims, scale: number) => ({ nq: s.nq, nk: s.nk, scale_log2e: scale * Math.LOG2E, scale, dv4: Math.ceil(s.d / 4) });
@@ -130,7 +140,7 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   const s = checkInputs(op, q, k, v, lse);
   checkView(op, 'o', o, q.shape);
   if (s.b * s.h * s.nq === 0) return;
-  const cfg = resolveConfig(op, s.d, opts, 'forward');
+  const cfg = resolveConfig(op, s, opts, 'forward');
   const ops = bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
   dispatchOps(
@@ -170,7 +180,7 @@ export function attentionBackward(
   ] as const)
     checkView(op, name, t, like.shape);
   if (s.b * s.h * (s.nq + s.nk) === 0) return;
-  const cfg = resolveConfig(op, s.d, opts, 'backward');
+  const cfg = resolveConfig(op, s, opts, 'backward');
   const rt = runtime();
   const rows = s.b * s.h * s.nq;
   const deltaBuf = rt.allocate(Math.max(rows, 1) * 4, 'attention-delta');

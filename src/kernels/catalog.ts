@@ -103,6 +103,8 @@ export function kernelSnapshots(): KernelSnapshot[] {
   const stat = (n: string) => contiguous(n, [1024]);
   const ROW_WG = 64;
   const rowCfg = `rows of 384 (workgroup ${ROW_WG}), tree reductions (no subgroups), f32`;
+  const ROW_THREAD = { perThread: true, wg: 64 };
+  const rowThreadCfg = `rows of 384, one row per invocation, ${ROW_THREAD.wg} invocations per workgroup, f32`;
   const attnAtt = attentionOperands();
   const fp = { aT: 'f32', bT: 'f32', oT: 'f32', accumulate: false } as const;
   return [
@@ -208,6 +210,20 @@ export function kernelSnapshots(): KernelSnapshot[] {
       generator: 'src/kernels/softmax.ts',
       config: rowCfg,
       source: softmaxSource('softmaxBackward', ROW_WG, false, ['f32', 'f32'], ['f32']),
+    },
+    {
+      file: 'layernorm-forward-per-thread.wgsl',
+      title: 'LayerNorm forward with weight and bias, one row per invocation (short rows on CPU adapters)',
+      generator: 'src/kernels/norm.ts',
+      config: rowThreadCfg,
+      source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), ROW_THREAD, false),
+    },
+    {
+      file: 'softmax-per-thread.wgsl',
+      title: 'softmax over the last dim, one row per invocation (short rows on CPU adapters)',
+      generator: 'src/kernels/softmax.ts',
+      config: rowThreadCfg,
+      source: softmaxSource('softmax', ROW_THREAD, false, ['f32'], ['f32']),
     },
     {
       file: 'elementwise-add.wgsl',

@@ -17,17 +17,39 @@
  * Edges need no padding of the operands: column and row indices are clamped for loads and the
  * stores are guarded, so no size needs to be a multiple of the tile. Accumulation is f32; inputs
  * may be f32 or f16; outputs are f32. Bias gradients are a plain reduction (the autograd op).
+ *
+ * The forward may apply a relu in its store, and a 1×1 stride-1 forward (a third of InceptionV3's
+ * time before) is handed to the tuned matmul instead: on lavapipe it ran 2–2.5× faster there
+ * (bench/inception-layers.ts). Its summation order is the matmul's, so the two routes agree to
+ * rounding, not bit for bit.
  */
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { fmt, sizeOf } from '../core/shape.js';
 import { enables } from './common.js';
 import type { ConvConfig } from './conv-config.js';
+import { matmulInto } from './matmul.js';
 import { adapterTuning } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
+import { MATH_WGSL } from './wgsl-math.js';
 
 export type ConvKind = 'forward' | 'dinput' | 'dweight';
+
+/** Applied to the forward's output after the bias (relu passes NaN through, as PyTorch does). */
+export type ConvActivation = 'none' | 'relu';
+
+export interface Conv2dForwardOptions {
+  /** Overrides the adapter's tile of the implicit-GEMM kernel (tests, benchmarks); the matmul route ignores it. */
+  config?: ConvConfig;
+  activation?: ConvActivation;
+  /**
+   * 'auto': a 1×1, stride-1, unpadded, ungrouped convolution is a matrix product per image and
+   * runs as one (the tuned matmul kernel, bias and activation in its epilogue); 'implicit': always
+   * the implicit-GEMM kernel (tests and benchmarks compare the two).
+   */
+  route?: 'auto' | 'implicit';
+}
 
 export type { ConvConfig } from './conv-config.js';
 
@@ -105,14 +127,42 @@ const xShape = (g: ConvGeometry) => [g.N, g.C, g.H, g.W];
 const wShape = (g: ConvGeometry) => [g.Co, g.C / g.groups, g.KH, g.KW];
 const yShape = (g: ConvGeometry) => [g.N, g.Co, g.OH, g.OW];
 
-/** y = conv(x, w) + bias. x [N, C, H, W], w [Co, C/groups, KH, KW], bias [Co], y [N, Co, OH, OW] f32. */
-export function conv2dInto(x: View, w: View, bias: View | undefined, y: View, g: ConvGeometry, config?: ConvConfig): void {
+/** Whether the forward is a plain matrix product per image: y[n] = W [Co, C] · x[n] [C, H·W]. */
+export function isPointwiseConv(g: ConvGeometry): boolean {
+  return g.KH === 1 && g.KW === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0) && g.groups === 1;
+}
+
+/**
+ * y = act(conv(x, w) + bias). x [N, C, H, W], w [Co, C/groups, KH, KW], bias [Co], y [N, Co, OH, OW] f32.
+ */
+export function conv2dInto(x: View, w: View, bias: View | undefined, y: View, g: ConvGeometry, opts: Conv2dForwardOptions = {}): void {
   checkGeometry(g, 'conv2d');
   checkView(x, xShape(g), 'conv2d', 'x');
   checkView(w, wShape(g), 'conv2d', 'weight');
   if (bias) checkView(bias, [g.Co], 'conv2d', 'bias');
   checkView(y, yShape(g), 'conv2d', 'out', true);
-  launch('forward', g, bias ? [x, w, bias] : [x, w], y, 1, config);
+  const activation = opts.activation ?? 'none';
+  if (activation !== 'none' && activation !== 'relu') throw new RangeError(`conv2d: unknown activation ${JSON.stringify(activation)}`);
+  if ((opts.route ?? 'auto') === 'auto' && isPointwiseConv(g)) {
+    pointwiseAsMatmul(x, w, bias, y, g, activation);
+    return;
+  }
+  launch('forward', g, bias ? [x, w, bias] : [x, w], y, 1, opts.config, activation);
+}
+
+/**
+ * A 1×1 convolution as the batched product yᵀ[n] = xᵀ[n] · Wᵀ ([H·W, C] · [C, Co]), all three
+ * operands strided views of the NCHW/OIHW buffers: the output channels are the columns, so the
+ * bias and activation are the matmul epilogue's (its bias runs along columns).
+ */
+function pointwiseAsMatmul(x: View, w: View, bias: View | undefined, y: View, g: ConvGeometry, activation: ConvActivation): void {
+  const HW = g.H * g.W;
+  matmulInto(
+    { buffer: x.buffer, dtype: x.dtype, shape: [g.N, HW, g.C], strides: [g.C * HW, 1, HW], offset: x.offset },
+    { buffer: w.buffer, dtype: w.dtype, shape: [g.C, g.Co], strides: [1, g.C], offset: w.offset },
+    { buffer: y.buffer, dtype: y.dtype, shape: [g.N, HW, g.Co], strides: [g.Co * HW, 1, HW], offset: y.offset },
+    { bias, activation },
+  );
 }
 
 /** dx = the gradient of conv2d with respect to its input, from dy [N, Co, OH, OW] and w. */
@@ -146,7 +196,15 @@ export function conv2dWeightGradInto(x: View, dy: View, partial: View, g: ConvGe
   launch('dweight', g, [x, dy], partial, splits, config);
 }
 
-function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits: number, config?: ConvConfig): void {
+function launch(
+  kind: ConvKind,
+  g: ConvGeometry,
+  ins: View[],
+  out: View,
+  splits: number,
+  config?: ConvConfig,
+  activation: ConvActivation = 'none',
+): void {
   if (sizeOf(out.shape) === 0) return;
   const c = config ?? adapterTuning().conv;
   const Cig = g.C / g.groups;
@@ -160,7 +218,7 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   const dtypes = ins.map((v) => v.dtype);
   // The input gradient at stride 1 needs no divisibility test or division per tap.
   const unitStride = kind === 'dinput' && g.stride[0] === 1 && g.stride[1] === 1;
-  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|unit${unitStride}|${dtypes.join(',')}`;
+  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|unit${unitStride}|${activation}|${dtypes.join(',')}`;
   const rowsPerSplit = Math.ceil((g.N * g.OH) / splits);
   const params = CONV_UNIFORMS.pack({
     N: g.N,
@@ -194,7 +252,7 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
     {
       key,
       bindings: [...ins.map(() => 'read' as const), 'write', 'uniform'],
-      wgsl: () => convSource(kind, c, hasBias, dtypes, unitStride),
+      wgsl: () => convSource(kind, c, hasBias, dtypes, unitStride, activation),
     },
     [...ins.map((v) => v.buffer), out.buffer],
     [gridX, gridY, g.groups * splits],
@@ -202,8 +260,15 @@ function launch(kind: ConvKind, g: ConvGeometry, ins: View[], out: View, splits:
   );
 }
 
-/** The WGSL of one kernel kind and tile (cache key: kind, tile, bias, unit stride, input dtypes). */
-export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT: DType[], unitStride = false): string {
+/** The WGSL of one kernel kind and tile (cache key: kind, tile, bias, unit stride, activation, input dtypes). */
+export function convSource(
+  kind: ConvKind,
+  c: ConvConfig,
+  hasBias: boolean,
+  inT: DType[],
+  unitStride = false,
+  activation: ConvActivation = 'none',
+): string {
   const { wgX: WX, wgY: WY, rm: RM, rn: RN } = c;
   const I = [...Array(RM).keys()];
   const J = [...Array(RN).keys()];
@@ -215,7 +280,14 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
   ].join('\n');
   const fma = (a: (i: number) => string, b: (j: number) => string) =>
     I.flatMap((i) => J.map((j) => `acc${i}_${j} = fma(${a(i)}, ${b(j)}, acc${i}_${j});`)).join('\n      ');
-  const accs = I.flatMap((i) => J.map((j) => `var acc${i}_${j} = 0.0;`)).join('\n  ');
+  // The forward keeps its accumulators as vec4s along columns when RN allows (as the matmul
+  // kernels do): a quarter of the FMA instructions, which is what LLVM's compile time scales with.
+  const vec = kind === 'forward' && RN % 4 === 0;
+  const G = [...Array(RN / 4).keys()];
+  const accs = vec
+    ? I.flatMap((i) => G.map((q) => `var acc${i}_${q} = vec4<f32>(0.0);`)).join('\n  ')
+    : I.flatMap((i) => J.map((j) => `var acc${i}_${j} = 0.0;`)).join('\n  ');
+  const accOf = (i: number, j: number) => (vec ? `acc${i}_${j >> 2}[${j & 3}]` : `acc${i}_${j}`);
   const common = `let HW = params.H * params.W;
   let OHW = params.OH * params.OW;
   let KK = params.KH * params.KW;
@@ -241,33 +313,45 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
     (i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
   let wb${i} = params.b_offset + co${i} * Cig * KK;`,
   ).join('\n  ')}`;
-    loop = `var wk = 0u;
-  for (var ci = 0u; ci < Cig; ci++) {
-    let xc = ci * HW;
-    for (var kh = 0u; kh < params.KH; kh++) {
+    // Taps outermost: each tap's input coordinates and padding test are computed once per column
+    // and the inner loop over input channels is two strided loads per operand element.
+    loop = `for (var kh = 0u; kh < params.KH; kh++) {
+    for (var kw = 0u; kw < params.KW; kw++) {
+      let tap = kh * params.KW + kw;
       ${J.map(
         (j) => `let y${j} = ih${j} + i32(kh * params.dh);
-      let hv${j} = y${j} >= 0 && y${j} < i32(params.H);
-      let xr${j} = xb${j} + xc + u32(max(y${j}, 0)) * params.W;`,
+      let x${j} = iw${j} + i32(kw * params.dw);
+      let v${j} = y${j} >= 0 && y${j} < i32(params.H) && x${j} >= 0 && x${j} < i32(params.W);
+      let p${j} = select(xb${j}, xb${j} + u32(y${j}) * params.W + u32(x${j}), v${j});`,
       ).join('\n      ')}
-      for (var kw = 0u; kw < params.KW; kw++) {
-      ${J.map(
-        (j) => `let x${j} = iw${j} + i32(kw * params.dw);
-      let v${j} = hv${j} && x${j} >= 0 && x${j} < i32(params.W);
-      let b${j} = select(0.0, f32(A[select(0u, xr${j} + u32(x${j}), v${j})]), v${j});`,
-      ).join('\n      ')}
-      ${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n      ')}
-      ${fma(
-        (i) => `a${i}`,
-        (j) => `b${j}`,
-      )}
-        wk++;
+      var wk = tap;
+      var xc = 0u;
+      for (var ci = 0u; ci < Cig; ci++) {
+        ${J.map((j) => `let b${j} = select(0.0, f32(A[p${j} + xc]), v${j});`).join('\n        ')}
+        ${
+          vec
+            ? [
+                ...G.map((q) => `let bv${q} = vec4<f32>(${[0, 1, 2, 3].map((e) => `b${4 * q + e}`).join(', ')});`),
+                ...I.map((i) => `let a${i} = vec4<f32>(f32(B[wb${i} + wk]));`),
+                ...I.flatMap((i) => G.map((q) => `acc${i}_${q} = fma(a${i}, bv${q}, acc${i}_${q});`)),
+              ].join('\n        ')
+            : `${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n        ')}
+        ${fma(
+          (i) => `a${i}`,
+          (j) => `b${j}`,
+        )}`
+        }
+        wk += KK;
+        xc += HW;
       }
     }
   }`;
     store = `${J.map(
       (j) => `if (c${j} < P) {
-    ${I.map((i) => `if (row0 + ${i * WY}u < Cog) { O[params.o_offset + (n${j} * params.Co + co${i}) * OHW + r${j}] = acc${i}_${j}${hasBias ? ` + f32(Cb[params.c_offset + co${i}])` : ''}; }`).join('\n    ')}
+    ${I.map((i) => {
+      const v = `${accOf(i, j)}${hasBias ? ` + f32(Cb[params.c_offset + co${i}])` : ''}`;
+      return `if (row0 + ${i * WY}u < Cog) { O[params.o_offset + (n${j} * params.Co + co${i}) * OHW + r${j}] = ${activation === 'relu' ? `relu_f32(${v})` : v}; }`;
+    }).join('\n    ')}
   }`,
     ).join('\n  ')}`;
   } else if (kind === 'dinput') {
@@ -381,6 +465,7 @@ export function convSource(kind: ConvKind, c: ConvConfig, hasBias: boolean, inT:
   ).join('\n  ')}`;
   }
   return `${enables(inT)}${decl}
+${activation === 'none' ? '' : MATH_WGSL}
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -24,7 +24,7 @@ import { MAX_BATCH_RANK, matmulUniforms, type KernelSpec, type LoadMode, type Ma
 import { registerSource } from './matmul/register.js';
 import { sharedSource } from './matmul/shared.js';
 import { splitKSource } from './matmul/splitk.js';
-import { adapterTuning } from './tuning.js';
+import { adapterTuning, tunedMatmulConfig } from './tuning.js';
 import type { View } from './view.js';
 
 export type { AdapterMatmulConfigs, MatmulConfig, RegisterConfig, SharedConfig, SplitKConfig } from './matmul/configs.js';
@@ -177,7 +177,10 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
   // Split-K pays off only for long K (rows of B far apart; measured at K = 1024). At DiT-demo
   // sizes (K = 96, M = 1024, N = 288) it ran at 5.4 GFLOP/s against 11–12 for the register kernel.
   const longK = K >= SPLITK_MIN_K;
-  let cfg: MatmulConfig = opts.config ?? (kContiguous && longK && table.kContiguous ? table.kContiguous : table.general);
+  let cfg: MatmulConfig =
+    opts.config ??
+    tunedMatmulConfig(M, N, K, kContiguous) ??
+    (kContiguous && longK && table.kContiguous ? table.kContiguous : table.general);
   if (cfg.kind === 'splitk' && !(kContiguous && splitKUsable(cfg))) cfg = table.general;
   if ((cfg.kind === 'register' && cfg.scalar) || cfg.kind === 'splitk') {
     if (aMode === 'k4') aMode = 'k1';

@@ -1,9 +1,12 @@
 /**
  * LayerNorm and RMSNorm over the last D elements of contiguous [rows, D] views.
  *
- * Forward and the input gradient are row kernels (one workgroup per row, workgroup reductions
- * from row-reduce.ts). LayerNorm's statistics are two-pass (mean, then Σ(x − mean)²), matching the
- * float64 reference rather than the cancellation-prone E[x²] − E[x]².
+ * Forward and the input gradient are row kernels: one workgroup per row with workgroup reductions
+ * from row-reduce.ts, or (short rows, chosen by tuning.ts rowPlan) one row per invocation with no
+ * barriers; the same loop text serves both (row-reduce.ts RowFrame). LayerNorm's statistics are
+ * two-pass (mean, then Σ(x − mean)²), matching the float64 reference rather than the
+ * cancellation-prone E[x²] − E[x]²; one row per invocation merges exact per-chunk statistics in
+ * one pass instead (layerNormThreadSource): as stable, and one read of x fewer.
  *
  * dweight/dbias are column sums over rows, done deterministically without atomics: a column
  * kernel gives each thread one column of one chunk of ≤ ROWS_PER_CHUNK rows (neighbouring threads
@@ -19,19 +22,8 @@ import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';
-import {
-  redArgs,
-  reductionLibrary,
-  ROW_INDEX,
-  rowEnables,
-  rowEntryArgs,
-  rowGrid,
-  rowSetup,
-  rowsOf,
-  useSubgroups,
-  type SubgroupFlavour,
-} from './row-reduce.js';
-import { rowWorkgroupSize } from './tuning.js';
+import { asPlan, type PlanArg, rowEnables, rowFrame, type RowPlan, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import { type RowFamily, rowPlan } from './tuning.js';
 import { uniforms, type FieldType, type UniformLayout } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
@@ -135,7 +127,7 @@ function inputGradient(
   rows: number,
   D: number,
 ): void {
-  launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, wg, sg) => normGradSource(ln, ops, wg, sg));
+  launchRows(op, operands({ x, dy, rstd }, { w: weight, mean }, { dx }), rows, D, 0, (ops, plan, sg) => normGradSource(ln, ops, plan, sg));
 }
 
 /** dweight = Σ_rows dy·x̂ and dbias = Σ_rows dy (either may be absent). */
@@ -250,21 +242,22 @@ function launchRows(
   rows: number,
   D: number,
   eps: number,
-  source: (ops: Operand[], wg: number, sg: SubgroupFlavour) => string,
+  source: (ops: Operand[], plan: RowPlan, sg: SubgroupFlavour) => string,
 ): void {
   if (rows === 0 || D === 0) return;
-  const wg = rowWorkgroupSize(D);
-  const sg = useSubgroups();
-  const key = `norm|${op}|wg${wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
+  const family: RowFamily = op === 'layerNorm' || op === 'rmsNorm' ? op : 'normBackward';
+  const plan = rowPlan(family, rows, D);
+  const sg = plan.perThread ? false : useSubgroups();
+  const key = `norm|${op}|${plan.perThread ? 'thread' : 'wg'}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const params = packParams(ROW_HEADER, { rows, D, eps }, ops);
   runtime().dispatch(
     {
       key,
       bindings: [...ops.map((o) => o.access), 'uniform'],
-      wgsl: () => source(ops, wg, sg),
+      wgsl: () => source(ops, plan, sg),
     },
     ops.map((o) => o.view.buffer),
-    rowGrid(rows),
+    rowFrame(plan, sg).grid(rows),
     params,
   );
 }
@@ -274,30 +267,32 @@ function launchRows(
 
 const has = (ops: Operand[], name: string) => ops.some((o) => o.name === name);
 
-/** A row kernel: one workgroup per row `row` (elements rb..rb + D), `body` given the wg_* arguments. */
-function rowKernel(ops: Operand[], wg: number, sg: SubgroupFlavour, body: (args: string) => string): string {
+/** A row kernel over row `row` (elements rb..rb + D) under a plan, `body` given the wg_* arguments. */
+function rowKernel(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour, body: (args: string) => string): string {
+  const f = rowFrame(asPlan(plan), sg);
   return `${rowEnables(
     ops.map((o) => o.view.dtype),
     sg,
   )}${declare(ops, ROW_HEADER)}
-${reductionLibrary(wg, sg)}
-@compute @workgroup_size(${wg})
-fn main(${rowEntryArgs(sg)}) {
-  let row = ${ROW_INDEX};
+${f.library}
+@compute @workgroup_size(${f.workgroupSize})
+fn main(${f.entryArgs}) {
+  let row = ${f.rowIndex};
   if (row >= params.rows) { return; }
-  ${rowSetup(sg)}
+  ${f.setup}
   let D = params.D;
   let rb = row * D;
-  ${body(redArgs(sg))}
+  ${body(f.args)}
 }`;
 }
 
 /** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
-export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+export function layerNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
+  if (asPlan(plan).perThread) return layerNormThreadSource(ops, plan, affine);
   return rowKernel(
     ops,
-    wg,
+    plan,
     sg,
     (args) => `var s_t = 0.0;
   for (var j = lid; j < D; j += WG) { s_t += ${load('x', 'rb + j')}; }
@@ -310,11 +305,56 @@ export function layerNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour)
   );
 }
 
-/** RMSNorm forward over operands x, [w], y, rstd. */
-export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+/**
+ * LayerNorm forward, one row per invocation: the statistics in one pass instead of two, so x is
+ * read twice, not three times (the loads are what costs on a CPU adapter). Each chunk of CHUNK
+ * elements gets its exact mean and Σ(x − mean)² from registers and is merged into the running
+ * (mean, M2) by Chan et al.'s pairwise update, the tail element by element (Welford): as stable as
+ * the two-pass form, with no E[x²] − E[x]² cancellation.
+ */
+function layerNormThreadSource(ops: Operand[], plan: PlanArg, affine: string): string {
+  const C = LN_CHUNK;
+  const idx = Array.from({ length: C }, (_, i) => i);
   return rowKernel(
     ops,
-    wg,
+    plan,
+    false,
+    () => `var n_t = 0.0;
+  var mu_t = 0.0;
+  var m2_t = 0.0;
+  var j = 0u;
+  for (; j + ${C}u <= D; j += ${C}u) {
+    ${idx.map((i) => `let v${i} = ${load('x', `rb + j + ${i}u`)};`).join(' ')}
+    let cm = (${idx.map((i) => `v${i}`).join(' + ')}) * ${1 / C};
+    let cq = ${idx.map((i) => `(v${i} - cm) * (v${i} - cm)`).join(' + ')};
+    let n_new = n_t + ${C}.0;
+    let delta = cm - mu_t;
+    mu_t += delta * (${C}.0 / n_new);
+    m2_t += cq + delta * delta * (n_t * ${C}.0 / n_new);
+    n_t = n_new;
+  }
+  for (; j < D; j++) {
+    let v = ${load('x', 'rb + j')};
+    n_t += 1.0;
+    let delta = v - mu_t;
+    mu_t += delta / n_t;
+    m2_t += delta * (v - mu_t);
+  }
+  let mu = mu_t;
+  let r = inverseSqrt(max(m2_t, 0.0) / f32(D) + params.eps);
+  ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')}
+  for (var j = 0u; j < D; j++) { ${store(ops, 'y', 'rb + j', `(${load('x', 'rb + j')} - mu) * r${affine}`)} }`,
+  );
+}
+
+/** Elements per chunk of the one-pass LayerNorm statistics (layerNormThreadSource). */
+const LN_CHUNK = 8;
+
+/** RMSNorm forward over operands x, [w], y, rstd. */
+export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
+  return rowKernel(
+    ops,
+    plan,
     sg,
     (args) => `var q_t = 0.0;
   for (var j = lid; j < D; j += WG) { let v = ${load('x', 'rb + j')}; q_t += v * v; }
@@ -325,12 +365,12 @@ export function rmsNormSource(ops: Operand[], wg: number, sg: SubgroupFlavour): 
 }
 
 /** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
-export function normGradSource(ln: boolean, ops: Operand[], wg: number, sg: SubgroupFlavour): string {
+export function normGradSource(ln: boolean, ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;
   const xh = `(${load('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
   return rowKernel(
     ops,
-    wg,
+    plan,
     sg,
     (args) => `let r = ${load('rstd', 'row')};
   ${ln ? `let mu = ${load('mean', 'row')};` : ''}

@@ -37,7 +37,7 @@ import {
   useSubgroups,
   type SubgroupFlavour,
 } from './row-reduce.js';
-import { rowWorkgroupSize } from './tuning.js';
+import { rowReducePlan, rowWorkgroupSize } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
@@ -78,6 +78,8 @@ interface Stage {
 
 const ROWS_MAX_PER_THREAD = 16;
 const COLUMNS_MAX_PER_THREAD = 64;
+/** Longest run one invocation sums serially when a row is reduced one per invocation (longer rows are chunked). */
+const THREAD_ROW_MAX_CHUNK = 2048;
 
 /**
  * Reduces x viewed as [outer, R, inner] (strides given explicitly, any strides) over R into out
@@ -150,9 +152,17 @@ function check(x: View, L: ReduceLayout, out: View, outDtype: DType | null, op: 
 /** Runs one dispatch, or a chunked dispatch into partials followed by reducing the partials. */
 function reduceStages(src: Source, L: ReduceLayout, out: View, stage: Stage): void {
   const rt = runtime();
-  const rows = L.R > 16 && (L.inner === 1 || Math.abs(L.sR) < Math.abs(L.sInner));
-  const wg = rows ? rowWorkgroupSize(L.R) : 256;
-  const maxChunk = rows ? wg * ROWS_MAX_PER_THREAD : COLUMNS_MAX_PER_THREAD;
+  const rowLike = L.R > 16 && (L.inner === 1 || Math.abs(L.sR) < Math.abs(L.sInner));
+  // Where the tuning table runs short rows one per invocation (CPU adapters: no barriers), a row
+  // reduction uses the one-output-per-thread kernel with the whole row as its chunk.
+  const plan = rowLike ? rowReducePlan(L.R) : null;
+  const rows = rowLike && !plan?.perThread;
+  const wg = rows ? rowWorkgroupSize(L.R) : plan ? plan.wg : 256;
+  const maxChunk = rows
+    ? wg * ROWS_MAX_PER_THREAD
+    : plan
+      ? Math.min(Math.max(COLUMNS_MAX_PER_THREAD, L.R), THREAD_ROW_MAX_CHUNK)
+      : COLUMNS_MAX_PER_THREAD;
   const chunks = Math.max(1, Math.ceil(L.R / maxChunk));
   const chunkLen = Math.max(1, Math.ceil(L.R / chunks));
   const isArg = stage.combine === 'argmax' || stage.combine === 'argmin';

@@ -43,6 +43,83 @@ export function useSubgroups(): SubgroupFlavour {
   return reductionMode === 'subgroup-fallback' ? 'sgfb' : 'sg';
 }
 
+/**
+ * How a row kernel maps rows to invocations. `perThread: false`: one workgroup of `wg` threads per
+ * row, combined by the workgroup reductions below. `perThread: true`: one row per invocation in
+ * workgroups of `wg`, with no barriers and no workgroup memory: on a CPU adapter (llvmpipe
+ * emulates each barrier by switching coroutines) this is what short rows want; the row's loop is
+ * then serial per invocation and the "reductions" are identities.
+ */
+export interface RowPlan {
+  perThread: boolean;
+  wg: number;
+}
+
+/** A plan, or a workgroup size meaning one workgroup per row (the WGSL snapshots use both). */
+export type PlanArg = RowPlan | number;
+export const asPlan = (p: PlanArg): RowPlan => (typeof p === 'number' ? { perThread: false, wg: p } : p);
+
+export type RowStrategy = 'auto' | 'workgroup' | 'thread';
+let rowStrategy: RowStrategy = 'auto';
+/** Forces one row per workgroup or per thread (for tests and benchmarks); 'auto' = the tuning's choice. */
+export function setRowStrategy(s: RowStrategy): void {
+  rowStrategy = s;
+}
+/** The forced strategy, applied over a tuned or table plan (the workgroup size of the other kind is kept from `fallbackWg`). */
+export function applyRowStrategy(plan: RowPlan, workgroupWg: number): RowPlan {
+  if (rowStrategy === 'thread' && !plan.perThread) return { perThread: true, wg: 64 };
+  if (rowStrategy === 'workgroup' && plan.perThread) return { perThread: false, wg: workgroupWg };
+  return plan;
+}
+
+/**
+ * The pieces of WGSL and launch geometry a row kernel needs under a plan: the reduction library,
+ * entry-point arguments, the row index, the set-up line, the arguments every wg_* call takes, the
+ * workgroup size and the grid for `rows` rows. Under perThread, `lid` is 0 and `WG` is 1, so the
+ * same strided loops run the whole row in one invocation.
+ */
+export interface RowFrame {
+  library: string;
+  entryArgs: string;
+  rowIndex: string;
+  setup: string;
+  args: string;
+  workgroupSize: number;
+  grid(rows: number): [number, number];
+}
+
+export function rowFrame(plan: RowPlan, sg: SubgroupFlavour): RowFrame {
+  if (!plan.perThread)
+    return {
+      library: reductionLibrary(plan.wg, sg),
+      entryArgs: rowEntryArgs(sg),
+      rowIndex: ROW_INDEX,
+      setup: rowSetup(sg),
+      args: redArgs(sg),
+      workgroupSize: plan.wg,
+      grid: rowGrid,
+    };
+  return {
+    library: threadLibrary(),
+    entryArgs: '@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>',
+    rowIndex: `gid.x + gid.y * (nwg.x * ${plan.wg}u)`,
+    setup: 'let lid = 0u;',
+    args: 'lid',
+    workgroupSize: plan.wg,
+    grid: (rows) => grid1d(rows, plan.wg),
+  };
+}
+
+/** The reduction library of a one-row-per-invocation kernel: the same names, each an identity. */
+function threadLibrary(): string {
+  return `const WG = 1u;
+${NAN_WGSL}
+fn wg_sum(v: f32, lid: u32) -> f32 { return v; }
+fn wg_sum2(v: vec2<f32>, lid: u32) -> vec2<f32> { return v; }
+fn wg_max(v: f32, lid: u32) -> f32 { return v; }
+fn wg_min(v: f32, lid: u32) -> f32 { return v; }`;
+}
+
 /** Launch of `n` workgroups, 2-D when n exceeds the per-dimension limit; see ROW_INDEX. */
 export function rowGrid(n: number): [number, number] {
   return grid1d(n, 1);

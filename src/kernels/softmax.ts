@@ -1,6 +1,7 @@
 /**
  * Row-wise softmax family over the last dim of contiguous [rows, C] views: one workgroup per
- * row, threads stride through C, workgroup reductions from row-reduce.ts. Forward uses an online
+ * row, threads stride through C, workgroup reductions from row-reduce.ts; or, for short rows
+ * (tuning.ts rowPlan), one row per invocation with no barriers. Forward uses an online
  * (max, sum) per thread so x is read twice, not three times. Everything computes in f32; f16
  * operands are loaded and stored through conversions.
  *
@@ -11,19 +12,8 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import {
-  redArgs,
-  reductionLibrary,
-  ROW_INDEX,
-  rowEnables,
-  rowEntryArgs,
-  rowGrid,
-  rowSetup,
-  rowsOf,
-  type SubgroupFlavour,
-  useSubgroups,
-} from './row-reduce.js';
-import { rowWorkgroupSize } from './tuning.js';
+import { asPlan, type PlanArg, rowEnables, rowFrame, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import { rowPlan } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
 
@@ -111,10 +101,11 @@ export function crossEntropyBackwardInto(logits: View, labels: View, gradScale: 
 
 function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number, number], scale = 1): void {
   if (rows === 0 || C === 0) return;
-  const wg = rowWorkgroupSize(C);
-  const sg = useSubgroups();
+  const backward = kind === 'softmaxBackward' || kind === 'logSoftmaxBackward';
+  const plan = rowPlan(backward ? 'softmaxBackward' : 'softmax', rows, C);
+  const sg = plan.perThread ? false : useSubgroups();
   const dtypes = [...ins, ...outs].map((v) => v.dtype);
-  const key = `softmax|${kind}|wg${wg}|sg${sg}|${dtypes.join(',')}`;
+  const key = `softmax|${kind}|${plan.perThread ? 'thread' : 'wg'}${plan.wg}|sg${sg}|${dtypes.join(',')}`;
   const params = SOFTMAX_UNIFORMS.pack({
     rows,
     C,
@@ -131,14 +122,14 @@ function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number
       wgsl: () =>
         softmaxSource(
           kind,
-          wg,
+          plan,
           sg,
           ins.map((v) => v.dtype),
           outs.map((v) => v.dtype),
         ),
     },
     [...ins.map((v) => v.buffer), ...outs.map((v) => v.buffer)],
-    rowGrid(rows),
+    rowFrame(plan, sg).grid(rows),
     params,
   );
 }
@@ -149,13 +140,15 @@ function onlineLogSumExp(args: string): string {
   var s_t = 0.0;
   for (var j = lid; j < C; j += WG) {
     let v = f32(a[ra + j]);
-    if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else { s_t += exp(v - m_t); }
+    // While m_t is -inf, a -inf entry adds nothing (exp(-inf - -inf) would be NaN); NaN still propagates.
+    if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }
   }
   let m = wg_max(m_t, ${args});
   let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
 }
 
-export function softmaxSource(kind: SoftmaxKind, wg: number, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
+export function softmaxSource(kind: SoftmaxKind, plan: PlanArg, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
+  const f = rowFrame(asPlan(plan), sg);
   const names = ['a', 'b'];
   const outNames = ['o', 'o2'];
   const decl = [
@@ -163,7 +156,7 @@ export function softmaxSource(kind: SoftmaxKind, wg: number, sg: SubgroupFlavour
     ...outT.map((t, k) => `@group(0) @binding(${inT.length + k}) var<storage, read_write> ${outNames[k]}: array<${t}>;`),
     SOFTMAX_UNIFORMS.wgsl(inT.length + outT.length),
   ].join('\n');
-  const args = redArgs(sg);
+  const args = f.args;
   const ot = outT[0];
   let body: string;
   switch (kind) {
@@ -218,12 +211,12 @@ export function softmaxSource(kind: SoftmaxKind, wg: number, sg: SubgroupFlavour
       break;
   }
   return `${rowEnables([...inT, ...outT], sg)}${decl}
-${reductionLibrary(wg, sg)}
-@compute @workgroup_size(${wg})
-fn main(${rowEntryArgs(sg)}) {
-  let row = ${ROW_INDEX};
+${f.library}
+@compute @workgroup_size(${f.workgroupSize})
+fn main(${f.entryArgs}) {
+  let row = ${f.rowIndex};
   if (row >= params.rows) { return; }
-  ${rowSetup(sg)}
+  ${f.setup}
   let C = params.C;
   let ra = params.a_offset + row * C;
   let rb = params.b_offset + row * C;

@@ -14,12 +14,19 @@
  * Attention on lavapipe (B=1 H=4 N=256 D=64): streamed rows and loops over D beat staged tiles
  * (≈ 15 % slower) and unrolled registers (≈ 25 % slower, and 50 s compiles instead of 1–3 s);
  * 4×4 register blocks were best forward, 2×4 backward (4×4 was as fast but compiles 4× longer).
+ * Row kernels on lavapipe: one row per invocation (no barriers) beat a workgroup per row 3–12×.
+ *
+ * With tuning on (init({ tune: true }) or RAE_TUNE=1), autotune.ts measures candidates per shape
+ * class and tuning-store.ts caches the winners per adapter; rowPlan, tunedMatmulConfig and
+ * tunedAttentionConfig consult them first. These rows stay the default and the fallback.
  */
 import { adapterName, type AdapterCaps } from '../gpu/caps.js';
 import { runtime } from '../gpu/runtime.js';
 import type { AttentionConfig } from './attention/codegen.js';
 import type { ConvConfig } from './conv-config.js';
-import type { AdapterMatmulConfigs } from './matmul/configs.js';
+import type { AdapterMatmulConfigs, MatmulConfig } from './matmul/configs.js';
+import { applyRowStrategy, type RowPlan } from './row-reduce.js';
+import { tunedChoice } from './tuning-store.js';
 
 export interface AdapterTuning {
   name: string;
@@ -37,6 +44,11 @@ export interface AdapterTuning {
    */
   rowWorkgroups: readonly (readonly [n: number, workgroup: number])[];
   rowWorkgroupMax: number;
+  /**
+   * One row per invocation (no barriers, no workgroup memory) for rows of length ≤ maxD, in
+   * workgroups of `wg` invocations; maxD 0 = never. See row-reduce.ts RowPlan.
+   */
+  rowThread: { maxD: number; wg: number };
   /** Implicit-GEMM convolution tile (conv.ts), forward and both gradients. */
   conv: ConvConfig;
 }
@@ -48,6 +60,9 @@ const ROW_WORKGROUPS = [
   [256, 32],
   [512, 64],
 ] as const;
+// Forward 16 threads × 8 queries each ran faster at (4, 6, 256, 64) than 32 × 4 (264–342 ms vs
+// 446–572 ms in 5 of 6 rounds at load ~25) but compiles 18–28 s per head dim cold (over 60 s at
+// D = 128) instead of 1–3 s, so the table keeps 32 × 4 (bench/results/lavapipe-row-kernels-2026-12-02.md).
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
@@ -60,6 +75,12 @@ const GPU_ATTENTION = {
 // 4×8 ahead of 4×4, 8×4 and 12×8 (the last also compiles ≈ 20 s); not yet measured on a quiet machine.
 const CPU_CONV = { wgX: 8, wgY: 4, rm: 8, rn: 8 } as const;
 const GPU_CONV = { wgX: 16, wgY: 8, rm: 4, rn: 4 } as const;
+// One row per invocation beat one workgroup per row on lavapipe at every shape measured
+// (bench/kernels-tune.ts; bench/results/lavapipe-row-kernels-2026-12-02.md): 3–12× for the
+// norms and softmax at [4096, 384], [4096, 256], [1024, 96], [256, 1152], even with only 256 rows.
+const CPU_ROW_THREAD = { maxD: 2048, wg: 64 } as const;
+// Not measured on a GPU: uncoalesced row-per-thread loads are unlikely to pay there.
+const GPU_ROW_THREAD = { maxD: 0, wg: 64 } as const;
 const CPU_MATMUL = { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } as const;
 
 const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
@@ -71,6 +92,7 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
       attention: CPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
+      rowThread: CPU_ROW_THREAD,
       conv: CPU_CONV,
     },
   },
@@ -82,6 +104,7 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
       attention: CPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
+      rowThread: CPU_ROW_THREAD,
       conv: CPU_CONV,
     },
   },
@@ -94,6 +117,7 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
       attention: GPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
+      rowThread: GPU_ROW_THREAD,
       conv: GPU_CONV,
     },
   },
@@ -104,6 +128,7 @@ const DEFAULT_TUNING: AdapterTuning = {
   attention: GPU_ATTENTION,
   rowWorkgroups: ROW_WORKGROUPS,
   rowWorkgroupMax: 256,
+  rowThread: GPU_ROW_THREAD,
   conv: GPU_CONV,
 };
 
@@ -132,4 +157,76 @@ export function rowWorkgroupSize(n: number): number {
   const sub = runtime().caps.subgroupMaxSize ?? 32;
   const wg = t.rowWorkgroups.find(([maxN]) => n <= maxN)?.[1] ?? t.rowWorkgroupMax;
   return Math.max(wg, sub);
+}
+
+/** The row-kernel families the autotuner keeps separate choices for. */
+export type RowFamily = 'layerNorm' | 'rmsNorm' | 'normBackward' | 'softmax' | 'softmaxBackward';
+
+/** Shape class of a row kernel: row length and row count, each rounded up to a power of two. */
+export function rowShapeClass(rows: number, D: number): string {
+  const p2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+  return `D${p2(D)}xR${p2(rows)}`;
+}
+
+/** The table's plan for rows of length D: one row per thread up to rowThread.maxD, else per workgroup. */
+export function tablePlan(D: number): RowPlan {
+  const t = adapterTuning();
+  return D <= t.rowThread.maxD ? { perThread: true, wg: t.rowThread.wg } : { perThread: false, wg: rowWorkgroupSize(D) };
+}
+
+/**
+ * How a row kernel of `family` runs over [rows, D]: the autotuner's cached choice for this
+ * adapter and shape class when tuning is on and one exists, else the table's plan; then any
+ * strategy a test forced (setRowStrategy).
+ */
+export function rowPlan(family: RowFamily, rows: number, D: number): RowPlan {
+  if (forcedRowPlan) return forcedRowPlan;
+  const tuned = tunedChoice<RowPlan>(`row|${family}|${rowShapeClass(rows, D)}`);
+  const plan = tuned && isRowPlan(tuned) ? tuned : tablePlan(D);
+  return applyRowStrategy(plan, rowWorkgroupSize(D));
+}
+
+/** Row reductions (reduce.ts) over rows of length R: the table's plan, then any forced strategy. */
+export function rowReducePlan(R: number): RowPlan {
+  return applyRowStrategy(tablePlan(R), rowWorkgroupSize(R));
+}
+
+let forcedRowPlan: RowPlan | null = null;
+/** Makes every row kernel run under `plan` until reset with null (the autotuner's candidates). */
+export function setForcedRowPlan(plan: RowPlan | null): void {
+  forcedRowPlan = plan;
+}
+
+/** Shape class of a matmul: general or both-K-contiguous, and M, N, K rounded up to powers of two. */
+export function matmulShapeClass(M: number, N: number, K: number, kContiguous: boolean): string {
+  const p2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+  return `mm|${kContiguous ? 'kc' : 'g'}|M${p2(M)}N${p2(N)}K${p2(K)}`;
+}
+
+/** The autotuner's matmul configuration for a shape class, when tuning is on and one was measured. */
+export function tunedMatmulConfig(M: number, N: number, K: number, kContiguous: boolean): MatmulConfig | undefined {
+  const c = tunedChoice<MatmulConfig>(matmulShapeClass(M, N, K, kContiguous));
+  if (typeof c !== 'object' || c === null) return undefined;
+  const ints = (...v: unknown[]) => v.every((x) => Number.isInteger(x) && (x as number) >= 1 && (x as number) <= 64);
+  if (c.kind === 'register' && ints(c.wgX, c.wgY, c.rm, c.rn)) return c;
+  if (c.kind === 'shared' && ints(c.wgX, c.wgY, c.rm, c.rn, c.tk)) return c;
+  if (c.kind === 'splitk' && kContiguous && ints(c.lanes, c.wgY, c.rm, c.rn)) return c;
+  return undefined;
+}
+
+/** Shape class of attention: pass, batch·heads, sequence length and head dim, each rounded up to a power of two. */
+export function attentionShapeClass(pass: 'forward' | 'backward', bh: number, n: number, d: number): string {
+  const p2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+  return `attn|${pass}|BH${p2(bh)}N${p2(n)}D${p2(d)}`;
+}
+
+/** The autotuner's attention configuration for a shape class (attention.ts validates it). */
+export function tunedAttentionConfig(pass: 'forward' | 'backward', bh: number, n: number, d: number): AttentionConfig | undefined {
+  const c = tunedChoice<AttentionConfig>(attentionShapeClass(pass, bh, n, d));
+  return typeof c === 'object' && c !== null ? c : undefined;
+}
+
+function isRowPlan(v: unknown): v is RowPlan {
+  const p = v as RowPlan;
+  return typeof p === 'object' && p !== null && typeof p.perThread === 'boolean' && Number.isInteger(p.wg) && p.wg >= 1 && p.wg <= 256;
 }

@@ -11,6 +11,7 @@ import { conv2dRef } from '../../src/cpu/conv.js';
 import { conv2dInputGradInto, conv2dInto, conv2dWeightGradInto, type ConvGeometry } from '../../src/kernels/conv.js';
 import { empty } from '../../src/tensor/tensor.js';
 import { ops, tensor, toArray, backward } from '../../src/index.js';
+import { noGrad } from '../../src/autograd/tape.js';
 import { expectAllclose, maxAbs, TOL } from '../helpers/compare.js';
 import { randomData } from '../helpers/random.js';
 import { requireFeature, useGpu } from '../helpers/setup.js';
@@ -145,7 +146,7 @@ describe("conv2d kernels with the other tuning rows' tiles", () => {
       } as ConvGeometry;
       const t = (d: Float64Array, s: number[]) => tensor(Float32Array.from(d), s);
       const y = empty(want.shape, 'f32');
-      conv2dInto(t(x, c.x), t(w, c.w), t(b, [Co]), y, g, tile);
+      conv2dInto(t(x, c.x), t(w, c.w), t(b, [Co]), y, g, { config: tile });
       expectAllclose(await toArray(y), want.data, TOL.matmul, { label: 'y', scale: Math.sqrt(C * KH * KW) * maxAbs(want.data) });
       const adj = adjoint(c, x, w, r, OH, OW);
       const dx = empty(c.x, 'f32');
@@ -173,5 +174,90 @@ describe('conv2d with f16 operands', () => {
     const y = ops.conv2d(xt, wt, null, c);
     expect(y.dtype).toBe('f32');
     expectAllclose(await toArray(y), want.data, TOL.matmul, { label: 'y f16 in', scale: Math.sqrt(c.w[1] * 9) * maxAbs(want.data) });
+  });
+});
+
+describe('conv2d forward routes and the fused relu', () => {
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  const geometry = (c: Case, OH: number, OW: number): ConvGeometry => ({
+    N: c.x[0],
+    C: c.x[1],
+    H: c.x[2],
+    W: c.x[3],
+    Co: c.w[0],
+    OH,
+    OW,
+    KH: c.w[2],
+    KW: c.w[3],
+    stride: c.stride ?? [1, 1],
+    padding: c.padding ?? [0, 0],
+    dilation: c.dilation ?? [1, 1],
+    groups: c.groups ?? 1,
+  });
+  // 1×1 as a matmul: H·W = 35 and Co = 70 are multiples of neither the matmul's 12×16 block nor
+  // the conv's 8×8; 3 images exercise the batch dimension. The 5×5 one takes the implicit kernel.
+  const cases: Case[] = [
+    { name: '1×1 37→70 @5×7, 3 images', x: [3, 37, 5, 7], w: [70, 37, 1, 1], bias: true },
+    { name: '5×5 pad 2, 6→11 @9×10', x: [2, 6, 9, 10], w: [11, 6, 5, 5], padding: [2, 2], bias: true },
+  ];
+  for (const c of cases) {
+    for (const route of ['auto', 'implicit'] as const) {
+      for (const activation of ['none', 'relu'] as const) {
+        it(`${c.name}, route ${route}, activation ${activation}`, async () => {
+          const x = Float64Array.from(Float32Array.from(randomData(size(c.x), 1)));
+          const w = Float64Array.from(Float32Array.from(randomData(size(c.w), 2)));
+          const b = Float64Array.from(Float32Array.from(randomData(c.w[0], 3)));
+          const ref = conv2dRef({ data: x, shape: c.x }, { data: w, shape: c.w }, { data: b, shape: [c.w[0]] }, c);
+          const want = activation === 'relu' ? ref.data.map((v) => Math.max(v, 0)) : ref.data;
+          const y = empty(ref.shape, 'f32');
+          const t = (d: Float64Array, s: number[]) => tensor(Float32Array.from(d), s);
+          conv2dInto(t(x, c.x), t(w, c.w), t(b, [c.w[0]]), y, geometry(c, ref.shape[2], ref.shape[3]), { route, activation });
+          const K = c.w[1] * c.w[2] * c.w[3];
+          expectAllclose(await toArray(y), want, TOL.matmul, { label: 'y', shape: ref.shape, scale: Math.sqrt(K) * maxAbs(ref.data) });
+        });
+      }
+    }
+  }
+
+  it('relu passes NaN through on both routes (a NaN bias poisons its channel only)', async () => {
+    const c = cases[0];
+    const [N, , H, W] = c.x;
+    const Co = c.w[0];
+    const b = Float32Array.from(randomData(Co, 3));
+    b[5] = Number.NaN;
+    for (const route of ['auto', 'implicit'] as const) {
+      const y = empty([N, Co, H, W], 'f32');
+      const x = tensor(Float32Array.from(randomData(size(c.x), 1)), c.x);
+      conv2dInto(x, tensor(Float32Array.from(randomData(size(c.w), 2)), c.w), tensor(b, [Co]), y, geometry(c, H, W), {
+        route,
+        activation: 'relu',
+      });
+      const out = await toArray(y);
+      for (let i = 0; i < out.length; i++) {
+        const channel = Math.floor(i / (H * W)) % Co;
+        expect(Number.isNaN(out[i]), `${route}: element ${i} (channel ${channel})`).toBe(channel === 5);
+        if (channel !== 5) expect(out[i]).toBeGreaterThanOrEqual(0);
+      }
+    }
+  });
+
+  it('ops.conv2dRelu equals relu(conv2d), and falls back to the unfused pair when recording gradients', async () => {
+    const c = cases[1];
+    const xt = tensor(Float32Array.from(randomData(size(c.x), 1)), c.x, { requiresGrad: true });
+    const wt = tensor(Float32Array.from(randomData(size(c.w), 2)), c.w, { requiresGrad: true });
+    const bt = tensor(Float32Array.from(randomData(c.w[0], 3)), [c.w[0]]);
+    const unfused = ops.unary('relu', ops.conv2d(xt, wt, bt, c));
+    const fusedNoGrad = noGrad(() => ops.conv2dRelu(xt, wt, bt, c));
+    expect(fusedNoGrad.requiresGrad).toBe(false);
+    const want = await toArray(unfused);
+    // The same kernel summation order either way; only where the relu is applied differs.
+    expectAllclose(await toArray(fusedNoGrad), want, TOL.exact, { label: 'fused vs unfused' });
+    const withGrad = ops.conv2dRelu(xt, wt, bt, c);
+    expect(withGrad.requiresGrad).toBe(true);
+    await backward(ops.sum(withGrad));
+    const dxFused = await toArray(xt.grad!);
+    xt.grad = null;
+    await backward(ops.sum(unfused));
+    expectAllclose(await toArray(xt.grad!), dxFused, TOL.exact, { label: 'dx' });
   });
 });

@@ -14,6 +14,7 @@ import { layerNorm, nd, numericalVjp, rmsNorm, type NDArray } from '../../src/cp
 import { runtime } from '../../src/gpu/runtime.js';
 import { layerNormBackwardInto, layerNormInto, rmsNormBackwardInto, rmsNormInto } from '../../src/kernels/norm.js';
 import { setReductionMode } from '../../src/kernels/reduce.js';
+import { setRowStrategy } from '../../src/kernels/row-reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
 import { derived, expectAllclose, TOL } from '../helpers/compare.js';
@@ -102,19 +103,25 @@ function grads(
 }
 
 useGpu();
-afterAll(() => setReductionMode('auto'));
+afterAll(() => {
+  setReductionMode('auto');
+  setRowStrategy('auto');
+});
 
 const ROWS = [1, 7, 65];
 const DS = [1, 7, 64, 257, 1000];
 const cases = ROWS.flatMap((r) => DS.flatMap((d) => [true, false].map((affine) => [r, d, affine] as [number, number, boolean])));
 
-describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s reductions)', (mode) => {
+// One workgroup per row under each reduction flavour, and one row per invocation (no reductions).
+describe.each(['tree', 'subgroup', 'subgroup-fallback', 'row per thread'] as const)('norms (%s)', (mode) => {
   beforeAll(() => {
-    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
+    setRowStrategy(mode === 'row per thread' ? 'thread' : 'workgroup');
+    if (mode === 'row per thread') setReductionMode('auto');
+    else if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
   it.for(cases)('layerNorm rows = %i, D = %i, affine = %s', async ([rows, D, affine], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const eps = 1e-5;
     const xh = randn(rows * D, rows * 31 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 37 + D);
@@ -147,8 +154,32 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('norms (%s red
     [x, dy, w, b].forEach((t) => t?.dispose());
   });
 
+  // The one-row-per-invocation LayerNorm merges per-chunk statistics in one pass (Chan et al.);
+  // an offset 30× the spread is where E[x²] − E[x]² would lose digits.
+  it.for([
+    [7, 1000],
+    [65, 13],
+  ])('layerNorm statistics with a mean far from zero, rows = %i, D = %i', async ([rows, D], ctx) => {
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
+    const eps = 1e-5;
+    const xh = randn(rows * D, rows + D, 1, 30);
+    const x = tensor(xh, [rows, D]);
+    const y = empty([rows, D]);
+    const mean = empty([rows]);
+    const rstd = empty([rows]);
+    layerNormInto(x, undefined, undefined, eps, y, mean, rstd);
+    const st = stats(xh, rows, D, eps, false);
+    expectAllclose(await read(y), layerNorm(f64(xh, [rows, D]), [D], undefined, undefined, eps).data, TOL.norm, {
+      label: 'y',
+      shape: [rows, D],
+    });
+    expectAllclose(await read(mean), st.mu, derived({ atol: 1e-5 * maxAbs(xh), rtol: 1e-5 }), { label: 'mean' });
+    expectAllclose(await read(rstd), st.rstd, derived({ atol: 0, rtol: 1e-5 }), { label: 'rstd' });
+    x.dispose();
+  });
+
   it.for(cases)('rmsNorm rows = %i, D = %i, weight = %s', async ([rows, D, affine], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const eps = 1e-6;
     const xh = randn(rows * D, rows * 41 + D, 2, 0.5);
     const dyh = randn(rows * D, rows * 43 + D);

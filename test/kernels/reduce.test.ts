@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmax, max, mean, min, nd, sum, variance, type NDArray } from '../../src/cpu/index.js';
 import { runtime } from '../../src/gpu/runtime.js';
 import { reduceInto, setReductionMode, varianceInto, type ReduceLayout, type ReduceOp } from '../../src/kernels/reduce.js';
+import { setRowStrategy } from '../../src/kernels/row-reduce.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import type { View } from '../../src/kernels/view.js';
@@ -114,17 +115,23 @@ async function checkAll(t: Tensor, host: ArrayLike<number>, L: StridedLayout, la
 }
 
 useGpu();
-afterAll(() => setReductionMode('auto'));
+afterAll(() => {
+  setReductionMode('auto');
+  setRowStrategy('auto');
+});
 
-const modes = ['tree', 'subgroup', 'subgroup-fallback'] as const;
+// One workgroup per row under each reduction flavour, and one row per invocation (no reductions).
+const modes = ['tree', 'subgroup', 'subgroup-fallback', 'row per thread'] as const;
 
-describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
+describe.each(modes)('reduce (%s)', (mode) => {
   beforeAll(() => {
-    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
+    setRowStrategy(mode === 'row per thread' ? 'thread' : 'workgroup');
+    if (mode === 'row per thread') setReductionMode('auto');
+    else if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
   it.for([1, 7, 65, 257, 1000, 5000])('inner == 1 (rows strategy, chunked when long), R = %i', async (R, ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const outer = 7;
     const host = randn(outer * R, R);
     const x = tensor(host, [outer, R]);
@@ -141,7 +148,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
     [2, 257, 65],
     [1, 1000, 127],
   ])('inner > 1, [outer, R, inner] = [%i, %i, %i]', async ([outer, R, inner], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const host = randn(outer * R * inner, outer * 1000 + R + inner);
     const x = tensor(host, [outer, R, inner]);
     await checkAll(x, host, { outer, R, inner, sOuter: R * inner, sR: inner, sInner: 1, offset: 0 }, 'inner>1');
@@ -149,7 +156,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
   });
 
   it('strided inputs: transposed views, an offset slice, a negative stride', async (ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const A = 65;
     const B = 37;
     const host = randn(A * B + 11, 99);
@@ -166,7 +173,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
   });
 
   it('a view through Tensor metadata (viewOf) reduces the same way', async (ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const host = randn(7 * 65, 5);
     const base = tensor(host, [7, 65]);
     const t = viewOf(base, [65, 7], [1, 65], 0); // transpose
@@ -179,7 +186,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
   });
 
   it('10^6-element full sum is two-pass and within 1e-5 relative of float64', async (ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const N = 1_000_000;
     for (const [name, host] of [
       ['normal', randn(N, 1234)],
@@ -212,7 +219,7 @@ describe.each(modes)('reduce (%s workgroup reductions)', (mode) => {
   });
 
   it('ties go to the first index; NaN propagates through max/min and wins argmax/argmin', async (ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const R = 300;
     const rows = 4;
     const host = new Float32Array(rows * R);

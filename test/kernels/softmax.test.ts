@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crossEntropy, logSoftmax, nd, numericalGradient, numericalVjp, softmax, type NDArray } from '../../src/cpu/index.js';
 import { runtime } from '../../src/gpu/runtime.js';
 import { setReductionMode } from '../../src/kernels/reduce.js';
+import { setRowStrategy } from '../../src/kernels/row-reduce.js';
 import {
   crossEntropyBackwardInto,
   crossEntropyInto,
@@ -71,19 +72,25 @@ function crossEntropyRef(x: ArrayLike<number>, labels: ArrayLike<number>, rows: 
 }
 
 useGpu();
-afterAll(() => setReductionMode('auto'));
+afterAll(() => {
+  setReductionMode('auto');
+  setRowStrategy('auto');
+});
 
 const ROWS = [1, 7, 65];
 const COLS = [1, 7, 64, 257, 1000];
 const cases = ROWS.flatMap((r) => COLS.map((c) => [r, c] as [number, number]));
 
-describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax family (%s reductions)', (mode) => {
+// One workgroup per row under each reduction flavour, and one row per invocation (no reductions).
+describe.each(['tree', 'subgroup', 'subgroup-fallback', 'row per thread'] as const)('softmax family (%s)', (mode) => {
   beforeAll(() => {
-    if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
+    setRowStrategy(mode === 'row per thread' ? 'thread' : 'workgroup');
+    if (mode === 'row per thread') setReductionMode('auto');
+    else if (mode === 'tree' || runtime().features.has('subgroups')) setReductionMode(mode);
   });
 
   it.for(cases)('forward and backward, rows = %i, C = %i', async ([rows, C], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const n = rows * C;
     const xh = randn(n, rows * 7 + C, 3);
     const dyh = randn(n, rows * 11 + C + 1);
@@ -126,7 +133,7 @@ describe.each(['tree', 'subgroup', 'subgroup-fallback'] as const)('softmax famil
   });
 
   it.for(cases)('cross entropy forward and backward, rows = %i, C = %i', async ([rows, C], ctx) => {
-    if (mode !== 'tree') requireFeature(ctx, 'subgroups');
+    if (mode === 'subgroup' || mode === 'subgroup-fallback') requireFeature(ctx, 'subgroups');
     const xh = randn(rows * C, rows * 13 + C, 4);
     const lab = randomInts(rows, rows + C, C);
     const x = tensor(xh, [rows, C]);

@@ -8,7 +8,7 @@ import { softwareAdapter } from '../../src/gpu/caps.js';
 import { init, runtime } from '../../src/gpu/runtime.js';
 import { chooseAttentionConfig } from '../../src/kernels/attention.js';
 import { chooseMatmulConfig } from '../../src/kernels/matmul.js';
-import { rowWorkgroupSize, tuningFor } from '../../src/kernels/tuning.js';
+import { rowPlan, rowWorkgroupSize, tablePlan, tuningFor } from '../../src/kernels/tuning.js';
 
 beforeAll(async () => {
   await init();
@@ -62,6 +62,18 @@ describe('tuning table', () => {
     expect(rowWorkgroupSize(200)).toBe(Math.max(32, sub));
     expect(rowWorkgroupSize(500)).toBe(Math.max(64, sub));
     expect(rowWorkgroupSize(4096)).toBe(256);
+  });
+
+  it("row kernels: one row per invocation up to the row's maxD on CPU adapters, never on the GPU rows; the plan follows the table", () => {
+    expect(tuningFor({ description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }).rowThread).toEqual({ maxD: 2048, wg: 64 });
+    expect(tuningFor({ vendor: 'nvidia', device: 'NVIDIA H200' }).rowThread.maxD).toBe(0);
+    expect(tuningFor({ vendor: 'amd' }).rowThread.maxD).toBe(0);
+    const t = tuningFor(runtime().caps).rowThread;
+    for (const D of [1, 96, 2048, 2049, 8192]) {
+      const plan = tablePlan(D);
+      expect(plan).toEqual(D <= t.maxD ? { perThread: true, wg: t.wg } : { perThread: false, wg: rowWorkgroupSize(D) });
+      expect(rowPlan('softmax', 100, D)).toEqual(plan);
+    }
   });
 });
 

@@ -9,13 +9,15 @@ import {
   conv2dWeightGradInto,
   conv2dWeightGradSplits,
   convOutSize,
+  type ConvActivation,
   type ConvGeometry,
 } from '../../kernels/conv.js';
 import { fmt } from '../../core/shape.js';
 import { asShape } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import { empty, type Tensor } from '../../tensor/tensor.js';
-import { record } from '../tape.js';
+import { isGradEnabled, record } from '../tape.js';
+import { unary } from './elementwise.js';
 import { sum } from './reduce.js';
 import { assertFloat, assertTensor } from './util.js';
 
@@ -39,6 +41,21 @@ export function pair(v: Pair | undefined, dflt: number, op: string, what: string
 const contiguous = (t: Tensor) => (t.isContiguous ? t : asShape(t, t.shape));
 
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  return convForward(x, weight, bias, opts, 'none');
+}
+
+/**
+ * relu(conv2d(x, weight, bias)) with the relu fused into the convolution's store (one pass over
+ * the output instead of two): what an inference network of conv → (folded BN) → relu units runs.
+ * When a gradient is being recorded it is the unfused pair, so backward is conv2d's and relu's.
+ */
+export function conv2dRelu(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  if (isGradEnabled() && [x, weight, bias].some((t) => t?.requiresGrad))
+    return scope(() => unary('relu', convForward(x, weight, bias, opts, 'none')));
+  return convForward(x, weight, bias, opts, 'relu');
+}
+
+function convForward(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, opts: Conv2dOptions, activation: ConvActivation): Tensor {
   assertTensor(x, 'conv2d', 'input');
   assertTensor(weight, 'conv2d', 'weight');
   assertFloat(x, 'conv2d');
@@ -79,7 +96,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const wc = contiguous(weight);
     const bc = bias ? contiguous(bias) : undefined;
     const y = empty([N, Co, OH, OW], 'f32');
-    conv2dInto(xc, wc, bc, y, g);
+    conv2dInto(xc, wc, bc, y, g, { activation });
     return record(
       'conv2d',
       y,

@@ -1,0 +1,80 @@
+/** The one timing method for every engine, and the correctness check. */
+import type { Prepared } from './engine.js';
+import type { Expected } from './spec.js';
+
+export interface TimingPlan {
+  /** Timed repeats; the median is reported (with min and max). */
+  repeats: number;
+  /** Calls per repeat are chosen so that one repeat lasts about this long. */
+  targetMs: number;
+  /** At most this many calls per repeat. */
+  maxCalls: number;
+}
+
+export interface Measured {
+  /** Milliseconds per call: median, min, max over the repeats. */
+  median: number;
+  min: number;
+  max: number;
+  callsPerRepeat: number;
+}
+
+const now = () => performance.now();
+
+/**
+ * Time to GPU completion: each repeat starts with the GPU idle, issues `calls` calls and waits for
+ * the engine to report all their work complete; the time per call is the repeat's time / calls.
+ * The first call (compilation, allocation) has been made and waited for by the caller; when it
+ * took longer than a repeat should, one call per repeat is enough and no estimate is made.
+ */
+export async function measure(p: Prepared, plan: TimingPlan, firstCallMs = 0): Promise<Measured> {
+  let t0 = now();
+  let estimate = firstCallMs;
+  if (firstCallMs < plan.targetMs) {
+    // One more untimed call estimates the cost of a call after warm-up.
+    await p.run();
+    await p.sync();
+    estimate = Math.max(now() - t0, 1e-3);
+  }
+  const calls = Math.max(1, Math.min(plan.maxCalls, Math.round(plan.targetMs / estimate)));
+  const samples: number[] = [];
+  for (let r = 0; r < plan.repeats; r++) {
+    t0 = now();
+    for (let i = 0; i < calls; i++) await p.run();
+    await p.sync();
+    samples.push((now() - t0) / calls);
+  }
+  samples.sort((a, b) => a - b);
+  const mid = samples.length >> 1;
+  const median = samples.length % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
+  return { median, min: samples[0], max: samples[samples.length - 1], callsPerRepeat: calls };
+}
+
+export interface CheckResult {
+  pass: boolean;
+  /** What was compared and how far off, in one line. */
+  detail: string;
+}
+
+/** max |actual − expected| over the sample against tol · max(1, max |expected|). */
+export function check(actual: ArrayLike<number>, e: Expected): CheckResult {
+  let worst = 0;
+  let worstAt = -1;
+  let scale = 1;
+  for (const v of e.values) scale = Math.max(scale, Math.abs(v));
+  for (let s = 0; s < e.indices.length; s++) {
+    const i = e.indices[s];
+    const a = actual[i];
+    const err = i < actual.length && Number.isFinite(a) ? Math.abs(a - e.values[s]) : Number.POSITIVE_INFINITY;
+    if (!(err <= worst)) {
+      worst = err;
+      worstAt = i;
+    }
+  }
+  const bound = e.tol * scale;
+  const pass = worst <= bound;
+  return {
+    pass,
+    detail: `${e.output}: ${e.indices.length} sampled values vs float64, max error ${worst.toPrecision(3)} (bound ${bound.toPrecision(3)})${pass ? '' : ` at index ${worstAt}`}`,
+  };
+}

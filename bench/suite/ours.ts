@@ -1,0 +1,209 @@
+/**
+ * This engine on the suite's cases: kernels called directly where a case is one kernel (matmul,
+ * attention), the differentiable ops otherwise, recorded without waiting (one sync per timed batch).
+ */
+import * as ops from '../../src/autograd/ops/index.js';
+import { map } from '../../src/autograd/ops/map.js';
+import { backward, noGrad } from '../../src/autograd/tape.js';
+import { runtime } from '../../src/gpu/runtime.js';
+import { attentionBackward, attentionForward } from '../../src/kernels/attention.js';
+import { matmulInto } from '../../src/kernels/matmul.js';
+import { AdamW } from '../../src/nn/optim.js';
+import { tensor, toArray } from '../../src/tensor/creation.js';
+import { scope } from '../../src/tensor/scope.js';
+import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
+import { makeDitdhStep } from '../train-step.js';
+import { ADAM } from './reference.js';
+import { type Engine, type Prepared, UnsupportedCase } from './engine.js';
+import type { BenchCase, Input } from './spec.js';
+
+const upload = (i: Input): Tensor => tensor(i.data, i.shape).keep();
+
+/**
+ * The compiled training steps of issue #10 item 3 (`compileStep` in src/tensor/compile.ts, from
+ * the `compile` branch), loaded when this build has them: a replaying step, or null and the suite
+ * reports eager only. Loaded by path so that this file builds with or without that module.
+ */
+export async function compileStepIfAvailable(
+  step: () => void,
+  opts: { fusion?: boolean } = {},
+): Promise<{ run: () => void; dispatches: () => number | null; dispose: () => void } | null> {
+  let mod: { compileStep?: (fn: () => void, o: object) => { (): unknown; stats(): { dispatches: number } | null; dispose(): void } };
+  try {
+    mod = await import(/* @vite-ignore */ new URL('../../src/tensor/compile.js', import.meta.url).href);
+  } catch {
+    return null;
+  }
+  if (!mod.compileStep) return null;
+  const compiled = mod.compileStep(step, { name: 'DiT^DH train step', fusion: opts.fusion ?? false });
+  return { run: () => void compiled(), dispatches: () => compiled.stats()?.dispatches ?? null, dispose: () => compiled.dispose() };
+}
+
+export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}): Engine {
+  return {
+    name: opts.compiled ? `ours compiled${opts.fusion ? '+fused' : ''}` : 'ours',
+    supports: (c) => !opts.compiled || c.op.kind === 'ditdh-train',
+    async prepare(c: BenchCase, inputs: Input[]): Promise<Prepared> {
+      const rt = runtime();
+      const owned: Tensor[] = [];
+      const keep = (t: Tensor) => {
+        owned.push(t.keep());
+        return t;
+      };
+      const sync = () => rt.sync();
+      let last: Tensor | null = null;
+      const replaceLast = (t: Tensor) => {
+        last?.dispose();
+        last = t.keep();
+      };
+      const base = {
+        sync,
+        dispose: () => {
+          last?.dispose();
+          for (const t of new Set(owned)) t.dispose();
+        },
+      };
+      const readOf = (t: () => Tensor) => async () => (await toArray(t())) as Float32Array;
+      const op = c.op;
+      if (opts.compiled && op.kind !== 'ditdh-train') throw new UnsupportedCase('compiled steps only for training steps');
+      switch (op.kind) {
+        case 'copy': {
+          const x = keep(upload(inputs[0]));
+          return { ...base, run: () => replaceLast(noGrad(() => map('copy', [x], 'in0'))), read: readOf(() => last!) };
+        }
+        case 'matmul': {
+          const { M, K, N } = op;
+          const aS = keep(upload(inputs[0]));
+          const bS = keep(upload(inputs[1]));
+          const a = op.transA ? viewOf(aS, [M, K], [1, M], 0) : aS;
+          const b = op.transB ? viewOf(bS, [K, N], [1, K], 0) : bS;
+          const out = keep(empty([M, N]));
+          return { ...base, run: () => matmulInto(a, b, out), read: readOf(() => out) };
+        }
+        case 'attention': {
+          const [q, k, v, g] = inputs.map((i) => keep(upload(i)));
+          const shape = inputs[0].shape;
+          const o = keep(empty(shape));
+          const lse = keep(empty(shape.slice(0, 3)));
+          const grads = [0, 1, 2].map(() => keep(empty(shape)));
+          const scale = 1 / Math.sqrt(op.D);
+          const run = () => {
+            attentionForward(q, k, v, o, lse, scale);
+            if (op.backward) attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+          };
+          return { ...base, run, read: readOf(() => (op.backward ? grads[2] : o)) };
+        }
+        case 'layerNorm':
+        case 'rmsNorm':
+        case 'softmax': {
+          const [x, w, b] = inputs.map((i) => keep(upload(i)));
+          const f =
+            op.kind === 'softmax'
+              ? () => ops.softmax(x, -1)
+              : op.kind === 'layerNorm'
+                ? () => ops.layerNorm(x, [op.W], w, b)
+                : () => ops.rmsNorm(x, [op.W], w);
+          return { ...base, run: () => replaceLast(noGrad(f)), read: readOf(() => last!) };
+        }
+        case 'adamw': {
+          const p = keep(upload(inputs[0]));
+          p.requiresGrad = true;
+          p.grad = keep(upload(inputs[1]));
+          const opt = new AdamW([p], ADAM);
+          return {
+            ...base,
+            run: () => opt.step(),
+            read: readOf(() => p),
+            dispose: () => {
+              opt.dispose();
+              p.grad = null;
+              base.dispose();
+            },
+          };
+        }
+        case 'block-train':
+          return blockTrain(op, inputs, base);
+        case 'ditdh-train': {
+          const { step, dispose } = makeDitdhStep();
+          const compiled = opts.compiled ? await compileStepIfAvailable(step, { fusion: opts.fusion }) : null;
+          if (opts.compiled && !compiled) {
+            dispose();
+            throw new UnsupportedCase('no compiled training steps in this build (compileStepIfAvailable)');
+          }
+          const run = compiled ? compiled.run : step;
+          // compileStep runs the first call eagerly and records the second: both before any timing.
+          if (compiled) {
+            compiled.run();
+            compiled.run();
+            await rt.sync();
+          }
+          let d0 = rt.counters.dispatches;
+          let calls = 0;
+          return {
+            sync,
+            run: () => {
+              run();
+              calls++;
+            },
+            read: async () => {
+              throw new Error('no reference for the DiT^DH step');
+            },
+            dispose: () => {
+              compiled?.dispose();
+              dispose();
+            },
+            counters: () => {
+              // A replay may bypass the runtime's per-dispatch counter: its program says how many it issues.
+              const counted = calls ? (rt.counters.dispatches - d0) / calls : 0;
+              const perCall = compiled?.dispatches() ?? counted;
+              d0 = rt.counters.dispatches;
+              calls = 0;
+              return { dispatches: perCall };
+            },
+          };
+        }
+      }
+    },
+  };
+}
+
+type Base = { sync: () => Promise<void>; dispose: () => void };
+
+function blockTrain(op: Extract<BenchCase['op'], { kind: 'block-train' }>, inputs: Input[], base: Base): Prepared {
+  const { B, N, D, H } = op;
+  const x = upload(inputs[0]);
+  const params = inputs.slice(1).map((i) => {
+    const t = upload(i);
+    t.requiresGrad = true;
+    return t;
+  });
+  const [ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fc1w, fc1b, fc2w, fc2b] = params;
+  const opt = new AdamW(params, { ...ADAM, lr: 1e-4 });
+  let firstLoss: Tensor | null = null;
+  const run = () =>
+    scope(() => {
+      const x2 = ops.reshape(x, [B * N, D]);
+      const qkv = ops.linear(ops.layerNorm(x2, [D], ln1w, ln1b), qkvw, qkvb);
+      const heads = (i: number) => ops.permute(ops.reshape(ops.narrow(qkv, 1, i * D, D), [B, N, H, D / H]), [0, 2, 1, 3]);
+      const att = ops.reshape(ops.scaledDotProductAttention(heads(0), heads(1), heads(2), { layout: 'merged' }), [B * N, D]);
+      const h = ops.add(x2, ops.linear(att, projw, projb));
+      const m = ops.linear(ops.unary('gelu_tanh', ops.linear(ops.layerNorm(h, [D], ln2w, ln2b), fc1w, fc1b)), fc2w, fc2b);
+      const y = ops.add(h, m);
+      const loss = ops.mean(ops.mul(y, y));
+      backward(loss);
+      opt.step();
+      opt.zeroGrad();
+      if (!firstLoss) firstLoss = loss.detach().keep();
+    });
+  return {
+    sync: base.sync,
+    run,
+    read: async () => (await toArray(firstLoss!)) as Float32Array,
+    dispose: () => {
+      opt.dispose();
+      firstLoss?.dispose();
+      for (const t of [x, ...params]) t.dispose();
+      base.dispose();
+    },
+  };
+}
