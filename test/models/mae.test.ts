@@ -114,44 +114,48 @@ describe('MAE model', () => {
       expectAllclose(got, want, TOL.norm);
     }));
 
-  it('loss and latent match the float64 reference; every parameter tensor’s gradient matches its central differences', () =>
-    scopeAsync(async () => {
-      const { model, params } = await randomModel(100);
-      const m = randomMasking(B, N, CFG.mask_ratio, makeRng(5));
-      const loss = model.forward(tensor(pixels32, [B, 3, 8, 8]), m);
-      const want = refLoss(params, pixels64, m.order, m.visible);
-      expectAllclose(await toArray(loss), [want], TOL.modelForward);
+  it(
+    'loss and latent match the float64 reference; every parameter tensor’s gradient matches its central differences',
+    () =>
+      scopeAsync(async () => {
+        const { model, params } = await randomModel(100);
+        const m = randomMasking(B, N, CFG.mask_ratio, makeRng(5));
+        const loss = model.forward(tensor(pixels32, [B, 3, 8, 8]), m);
+        const want = refLoss(params, pixels64, m.order, m.visible);
+        expectAllclose(await toArray(loss), [want], TOL.modelForward);
 
-      const lat = noGrad(() => model.encoder.latent(tensor(pixels32, [B, 3, 8, 8])));
-      expect(lat.shape).toEqual([B, N, CFG.hidden_size]);
-      const patches = refPatches(pixels64, B, 3, 8, 2);
-      const wantLat = Float64Array.from(patches.flatMap((pb) => refLatent(CFG, params, pb).flatMap((r) => [...r])));
-      expectAllclose(await toArray(lat), wantLat, TOL.modelForward);
+        const lat = noGrad(() => model.encoder.latent(tensor(pixels32, [B, 3, 8, 8])));
+        expect(lat.shape).toEqual([B, N, CFG.hidden_size]);
+        const patches = refPatches(pixels64, B, 3, 8, 2);
+        const wantLat = Float64Array.from(patches.flatMap((pb) => refLatent(CFG, params, pb).flatMap((r) => [...r])));
+        expectAllclose(await toArray(lat), wantLat, TOL.modelForward);
 
-      backward(loss);
-      // Every parameter tensor, at up to 4 seeded positions each (central differences cost two
-      // reference losses per element).
-      const pick = makeRng(17);
-      for (const [k, t] of model.namedParameters()) {
-        const all = await toArray(t.grad!);
-        const base = params.get(k)!;
-        const at = [...new Set(Array.from({ length: Math.min(4, base.length) }, () => Math.floor(pick() * base.length)))];
-        const got = at.map((i) => all[i]);
-        const fd = new Float64Array(at.length);
-        const h = 1e-5;
-        for (const [n, i] of at.entries()) {
-          const v = base[i];
-          base[i] = v + h;
-          const up = refLoss(params, pixels64, m.order, m.visible);
-          base[i] = v - h;
-          const down = refLoss(params, pixels64, m.order, m.visible);
-          base[i] = v;
-          fd[n] = (up - down) / (2 * h);
+        backward(loss);
+        // Every parameter tensor, at up to 3 seeded positions each (central differences cost two
+        // reference losses per element).
+        const pick = makeRng(17);
+        for (const [k, t] of model.namedParameters()) {
+          const all = await toArray(t.grad!);
+          const base = params.get(k)!;
+          const at = [...new Set(Array.from({ length: Math.min(3, base.length) }, () => Math.floor(pick() * base.length)))];
+          const got = at.map((i) => all[i]);
+          const fd = new Float64Array(at.length);
+          const h = 1e-5;
+          for (const [n, i] of at.entries()) {
+            const v = base[i];
+            base[i] = v + h;
+            const up = refLoss(params, pixels64, m.order, m.visible);
+            base[i] = v - h;
+            const down = refLoss(params, pixels64, m.order, m.visible);
+            base[i] = v;
+            fd[n] = (up - down) / (2 * h);
+          }
+          expectAllclose(got, fd, TOL.modelGradient, { label: `d loss / d ${k}` });
         }
-        expectAllclose(got, fd, TOL.modelGradient, { label: `d loss / d ${k}` });
-      }
-      model.dispose();
-    }));
+        model.dispose();
+      }),
+    120_000,
+  );
 
   it('the loss is on masked patches only: the encoder ignores them, a per-patch affine change of one leaves the loss', () =>
     scopeAsync(async () => {
