@@ -344,8 +344,9 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
         // Inception costs seconds per image on a CPU adapter: the tiny preset (tests) takes 2.
         const n = flags.evalImages ?? (preset === 'tiny' ? 2 : isSoftwareAdapter(rt) ? 24 : 1000);
         const endE = beginCommand(runDir, 'eval');
-        await evaluateRun(runDir, { samples: n, reconstructions: n, reference: 2 * n });
+        const ev = await evaluateRun(runDir, { samples: n, reconstructions: n, reference: 2 * n });
         endE({ exit: 'ok' });
+        console.log(`eval: ${ev.summary}`);
       }
       const seconds = (performance.now() - t0) / 1000;
       end({ steps: s1.done + s2.done, exit: 'ok' });
