@@ -139,7 +139,7 @@ export class UniformLayout<F extends FieldSpec = FieldSpec> {
     for (const [name, fn] of Object.entries(fns) as [string, (() => number) | undefined][]) {
       if (!fn) continue;
       const f = this.fields.find((x) => x.name === name);
-      if (!f || !f.scalar) throw new TypeError(`uniforms: dynamic field '${name}' must be a scalar field of the layout`);
+      if (!f?.scalar) throw new TypeError(`uniforms: dynamic field '${name}' must be a scalar field of the layout`);
       const type = f.type;
       out.push({ word: f.members[0].offset / 4, value: () => word(type, fn(), name) });
     }

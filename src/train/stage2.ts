@@ -10,7 +10,6 @@ import { flowMatchingBatch, shiftAlpha } from '../diffusion/flow.js';
 import type { DiT, DiTDH } from '../models/dit.js';
 import { AdamW, EMA } from '../nn/optim.js';
 import { getGeneratorState, setGeneratorState, tensor, toArray } from '../tensor/creation.js';
-import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import path from 'node:path';
 import { fingerprint, modelShape, type RunConfig } from './config.js';
