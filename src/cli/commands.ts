@@ -24,9 +24,9 @@ import { type CommonFlags, resolveConfig, writeConfig } from './options.js';
 
 const defaultData = () => defaultDataSource().source;
 
+/** A CPU implementation of WebGPU (lavapipe, SwiftShader, WARP), as the runtime's capabilities say. */
 export function isSoftwareAdapter(rt: Runtime): boolean {
-  const a = rt.adapterSummary;
-  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
+  return rt.caps.software !== null;
 }
 
 export function recordAdapter(runDir: string, rt: Runtime): void {

@@ -91,10 +91,8 @@ export interface RunEvalJson {
 
 export const EVAL_FILE = 'eval.json';
 
-function isSoftware(): boolean {
-  const a = runtime().adapterSummary;
-  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
-}
+/** Default counts depend on it: Inception costs seconds per image on a CPU adapter. */
+const isSoftware = () => runtime().caps.software !== null;
 
 function defaultCacheDir(): string {
   return process.env.RAE_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'rae-webgpu', 'eval');
