@@ -11,7 +11,7 @@
  */
 import { fuseMaps } from '../src/kernels/fusion.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../src/gpu/recorder.js';
-import { init, runtime, shutdown } from '../src/gpu/runtime.js';
+import { init, shutdown } from '../src/gpu/runtime.js';
 import { makeDitdhStep } from './train-step.js';
 
 /** A dispatch's family: maps by their op name, fused maps by their stages, other kernels by key prefix. */

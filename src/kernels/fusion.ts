@@ -1,28 +1,37 @@
 /**
  * Fusion of elementwise maps in a recorded step (src/gpu/recorder.ts calls fuseMaps before it
- * plans memory). A map whose result is an intermediate read by exactly one later map, element for
- * element (same count, unit strides, same offset), is computed inside that map instead: the pair
- * becomes one generated kernel, and chains grow one producer at a time. The intermediate is then
- * never written.
+ * plans memory). Maps that iterate the same number of elements are merged into one generated
+ * kernel with several outputs when nothing recorded between them gets in the way:
  *
- * Soundness: the producer's inputs must not be written by any command between the two, so that
- * computing it later reads the same values; and neither map may read its own output.
+ * - a map reading another's result element for element (same count, same layout) computes it
+ *   in registers; the intermediate is still stored when a later command reads it, and never
+ *   written when it lives only in the step and the fused kernel is its only reader;
+ * - maps that merely sit near each other (the three gradients of one backward rule, a map next
+ *   to a gradient accumulation) share one dispatch, each storing its own result.
  *
- * Rounding: each stage still converts its result to the intermediate's dtype, exactly as storing
- * and loading it did, but the shader compiler may now contract a multiply in one stage with an
- * add in the next (an FMA), so fused results can differ from eager ones in the last bits.
+ * Soundness: the merged kernel runs at the position of one of the two; the other's inputs must
+ * not be written, and its outputs not read or written, by any command in between. One kernel
+ * never reads a value it writes (except an accumulating map reading its own output at its own
+ * element), and two maps of one kernel never write the same value.
+ *
+ * Rounding: each stage still converts its result to its output's dtype, exactly as storing and
+ * loading it did, but the shader compiler may now contract a multiply in one stage with an add in
+ * the next (an FMA), so fused results can differ from eager ones in the last bits.
  */
 import type { DType } from '../core/dtype.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
+import { runtime } from '../gpu/runtime.js';
 import { enables, FLAT_INDEX, WG } from './common.js';
 import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
-/** Storage buffers a fused kernel reads (one more is written); within every adapter's limit of 8. */
-const MAX_FUSED_INPUTS = 6;
-/** Stages per fused kernel: the uniform slot holds 4 scalars per stage. */
-const MAX_STAGES = 8;
+/** Storage buffers one fused kernel binds (inputs and outputs), below the adapter's limit. */
+const MAX_FUSED_BINDINGS = 10;
+/** Stages per fused kernel (the generated source and the uniform grow with them). */
+const MAX_STAGES = 12;
+/** How far back (in commands) a map looks for a kernel to join. */
+const WINDOW = 24;
 
 /** An operand a stage reads: input k of the fused kernel, or the result of an earlier stage. */
 type Ref = { input: number } | { stage: number };
@@ -33,6 +42,8 @@ interface Stage {
   dtypes: DType[];
   refs: Ref[];
   scalars: number[];
+  /** The output this stage stores (index into Fused.outs), or null: its result only feeds later stages. */
+  out: number | null;
 }
 
 /**
@@ -47,12 +58,12 @@ interface Operand {
   strides: number[];
 }
 
-/** A fused map: inputs, stages in order, the last one stored; all iterate the same n elements. */
+/** A fused kernel: inputs, outputs, stages in order; every stage iterates the same n elements. */
 interface Fused {
   n: number;
   inputs: Operand[];
+  outs: Operand[];
   stages: Stage[];
-  out: Operand;
 }
 
 function fromMap(c: DispatchCmd, f: MapFuse): Fused {
@@ -66,8 +77,8 @@ function fromMap(c: DispatchCmd, f: MapFuse): Fused {
   return {
     n: f.n,
     inputs: f.inOffsets.map((offset, k) => op(c.values[k], f.dtypes[k + 1], offset, f.inStrides[k])),
-    stages: [{ spec: f.spec, dtypes: f.dtypes, refs: f.inOffsets.map((_, k) => ({ input: k })), scalars: f.scalars }],
-    out: op(c.values[f.inOffsets.length], f.dtypes[0], f.outOffset, f.outStrides),
+    outs: [op(c.values[f.inOffsets.length], f.dtypes[0], f.outOffset, f.outStrides)],
+    stages: [{ spec: f.spec, dtypes: f.dtypes, refs: f.inOffsets.map((_, k) => ({ input: k })), scalars: f.scalars, out: 0 }],
   };
 }
 
@@ -88,62 +99,97 @@ const sameOperand = (x: Operand, y: Operand) =>
   x.shape.length === y.shape.length &&
   x.shape.every((d, k) => d === y.shape[k] && x.strides[k] === y.strides[k]);
 
-/** `consumer` with its input `slot` replaced by `producer`'s computation, or null if it would not fit. */
-function merge(producer: Fused, consumer: Fused, slot: number): Fused | null {
-  if (producer.stages.length + consumer.stages.length > MAX_STAGES) return null;
+/** Whether element i of x and of y is the same memory element for every i (both iterate n elements). */
+const sameElements = (x: Operand, y: Operand) =>
+  sameOperand(x, y) || (x.value === y.value && x.dtype === y.dtype && x.offset === y.offset && contiguous(x) && contiguous(y));
+
+/** `b` appended to `a` as one kernel (b's reads of a's outputs become stage results), or null if it would not fit. */
+function merge(a: Fused, b: Fused, maxBindings: number): Fused | null {
+  if (a.n !== b.n || a.stages.length + b.stages.length > MAX_STAGES) return null;
   // Helper texts are included once each; two different ones might declare the same function.
-  const helpers = new Set([...producer.stages, ...consumer.stages].map((s) => s.spec.helpers).filter((h) => h));
+  const helpers = new Set([...a.stages, ...b.stages].map((s) => s.spec.helpers).filter((h) => h));
   if (helpers.size > 1) return null;
-  const inputs = [...producer.inputs];
-  const find = (x: Operand) => inputs.findIndex((y) => sameOperand(x, y));
-  // Consumer inputs other than the fused one, deduplicated against the producer's.
-  const remap = consumer.inputs.map((x, k) => {
-    if (k === slot) return -1;
-    let i = find(x);
+  const aOut = new Set(a.outs.map((o) => o.value));
+  const aIn = new Set(a.inputs.map((x) => x.value));
+  // One kernel never reads what it writes, and no two stages write the same value.
+  if (b.outs.some((o) => aOut.has(o.value) || aIn.has(o.value))) return null;
+  const inputs = [...a.inputs];
+  const refOf: Ref[] = [];
+  for (const x of b.inputs) {
+    if (aOut.has(x.value)) {
+      const o = a.outs.findIndex((y) => sameElements(x, y));
+      if (o < 0) return null;
+      refOf.push({ stage: a.stages.findIndex((s) => s.out === o) });
+      continue;
+    }
+    let i = inputs.findIndex((y) => sameOperand(x, y));
     if (i < 0) i = inputs.push(x) - 1;
-    return i;
-  });
-  if (inputs.length > MAX_FUSED_INPUTS) return null;
-  const out = { n: consumer.n, inputs, stages: [] as Stage[], out: consumer.out };
-  if (uniformBytes(out, producer.stages.length + consumer.stages.length) > MAX_UNIFORM_BYTES) return null;
-  const base = producer.stages.length;
-  const last = base - 1;
-  const shifted = consumer.stages.map((s) => ({
-    ...s,
-    refs: s.refs.map(
-      (r): Ref => ('stage' in r ? { stage: r.stage + base } : r.input === slot ? { stage: last } : { input: remap[r.input] }),
-    ),
-  }));
-  out.stages = [...producer.stages, ...shifted];
-  return out;
+    refOf.push({ input: i });
+  }
+  const outs = [...a.outs, ...b.outs];
+  if (inputs.length + outs.length > maxBindings) return null;
+  const base = a.stages.length;
+  const stages = [
+    ...a.stages,
+    ...b.stages.map((s) => ({
+      ...s,
+      out: s.out === null ? null : s.out + a.outs.length,
+      refs: s.refs.map((r): Ref => ('stage' in r ? { stage: r.stage + base } : refOf[r.input])),
+    })),
+  ];
+  const m = { n: a.n, inputs, outs, stages };
+  return layoutOf(m).bytes > MAX_UNIFORM_BYTES ? null : m;
 }
 
-function uniformBytes(f: Fused, stages: number): number {
-  const words =
-    1 + [f.out, ...f.inputs].reduce((s, o) => s + 1 + o.strides.length + (o.shape.length > 1 ? o.shape.length : 0), 0) + 4 * stages;
-  return Math.ceil((4 * words) / 16) * 16;
+/** Scalars s0..s3 an expression uses (only those get uniform words). */
+function scalarCount(expr: string): number {
+  let n = 0;
+  for (const m of expr.matchAll(/\bs(\d)\b/g)) n = Math.max(n, Number(m[1]) + 1);
+  return n;
 }
 
-/** The fused kernel: its source, key and parameters. */
-function emit(f: Fused): { src: KernelSource; params: Uint32Array } {
-  const ranks = [f.out, ...f.inputs].map((o) => o.shape.length);
-  const layout = fusedUniforms(ranks, f.stages.length);
-  const key = `fused|r${ranks.join(',')}|${f.inputs.map((x) => x.dtype).join(',')}>${f.out.dtype}|${f.stages
-    .map(
-      (s) =>
-        `${s.spec.name}{${s.spec.expr}}${s.spec.compute}${s.spec.readsOutput ? '|acc' : ''}|${s.dtypes.join(',')}|${s.refs.map((r) => ('stage' in r ? `t${r.stage}` : `i${r.input}`)).join(',')}|${helperKey(s.spec.helpers)}`,
-    )
-    .join(';')}`;
-  const values: Record<string, number | number[]> = { n: f.n };
-  [f.out, ...f.inputs].forEach((o, k) => {
-    const name = k === 0 ? 'out' : `in${k - 1}`;
-    values[`${name}_offset`] = o.offset;
-    values[`${name}_stride`] = o.strides;
-    if (o.shape.length > 1) values[`${name}_shape`] = o.shape;
+/** Operand names in binding order: outputs out0…, inputs in0…. */
+const names = (f: Fused) => [...f.outs.map((_, k) => `out${k}`), ...f.inputs.map((_, k) => `in${k}`)];
+
+/** The distinct dims (of rank > 1) the operands are indexed over, and each operand's entry (−1: rank 1). */
+function shapeTable(f: Fused): { shapes: number[][]; of: number[] } {
+  const shapes: number[][] = [];
+  const of = [...f.outs, ...f.inputs].map((o) => {
+    if (o.shape.length === 1) return -1;
+    let j = shapes.findIndex((s) => s.length === o.shape.length && s.every((d, k) => d === o.shape[k]));
+    if (j < 0) j = shapes.push(o.shape) - 1;
+    return j;
   });
-  f.stages.forEach((s, j) => (values[`st${j}`] = s.scalars));
-  const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), 'write', 'uniform'];
-  return { src: { key, bindings, wgsl: () => fusedSource(f, layout) }, params: layout.pack(values) };
+  return { shapes, of };
+}
+
+/** The uniform fields of a fused kernel, a key for them, and their size. */
+function layoutOf(f: Fused): { fields: Record<string, 'u32' | readonly ['u32' | 'f32', number]>; key: string; bytes: number } {
+  const { shapes } = shapeTable(f);
+  const fields: Record<string, 'u32' | readonly ['u32' | 'f32', number]> = { n: 'u32' };
+  shapes.forEach((s, j) => (fields[`shape${j}`] = ['u32', s.length]));
+  const ops = [...f.outs, ...f.inputs];
+  names(f).forEach((name, k) => {
+    fields[`${name}_offset`] = 'u32';
+    fields[`${name}_stride`] = ['u32', ops[k].shape.length];
+  });
+  f.stages.forEach((s, j) => {
+    const c = scalarCount(s.spec.expr);
+    if (c) fields[`st${j}`] = ['f32', c];
+  });
+  const key = Object.entries(fields)
+    .map(([k, t]) => `${k}${typeof t === 'string' ? '' : t[1]}`)
+    .join(',');
+  const words = Object.values(fields).reduce((s, t) => s + (typeof t === 'string' ? 1 : t[1]), 0);
+  return { fields, key, bytes: Math.max(16, Math.ceil((4 * words) / 16) * 16) };
+}
+
+const layouts = new Map<string, UniformLayout>();
+function uniformLayout(f: Fused): UniformLayout {
+  const { fields, key } = layoutOf(f);
+  let l = layouts.get(key);
+  if (!l) layouts.set(key, (l = uniforms(fields)));
+  return l;
 }
 
 const helperKeys = new Map<string, number>();
@@ -154,64 +200,86 @@ function helperKey(h: string | undefined): string {
   return `h${id}`;
 }
 
-const layouts = new Map<string, UniformLayout>();
-/** ranks: the output's, then each input's. */
-function fusedUniforms(ranks: number[], stages: number): UniformLayout {
-  const key = `${ranks.join(',')}|${stages}`;
-  let l = layouts.get(key);
-  if (!l) {
-    const fields: Record<string, 'u32' | readonly ['u32' | 'f32', number]> = { n: 'u32' };
-    ranks.forEach((r, k) => {
-      const name = k === 0 ? 'out' : `in${k - 1}`;
-      fields[`${name}_offset`] = 'u32';
-      fields[`${name}_stride`] = ['u32', r];
-      if (r > 1) fields[`${name}_shape`] = ['u32', r];
-    });
-    for (let j = 0; j < stages; j++) fields[`st${j}`] = ['f32', 4];
-    l = uniforms(fields);
-    layouts.set(key, l);
-  }
-  return l;
+/** The fused kernel: its source, key, bindings and parameters. */
+function emit(f: Fused): { src: KernelSource; params: Uint32Array; values: number[] } {
+  const layout = uniformLayout(f);
+  const { shapes, of } = shapeTable(f);
+  const ops = [...f.outs, ...f.inputs];
+  const operands = ops.map((o, k) => `${o.shape.length}s${of[k]}${o.dtype}`).join(',');
+  const stages = f.stages
+    .map(
+      (s) =>
+        `${s.spec.name}{${s.spec.expr}}${s.spec.compute}${s.spec.readsOutput ? '|acc' : ''}|${s.dtypes.join(',')}|${s.refs.map((r) => ('stage' in r ? `t${r.stage}` : `i${r.input}`)).join(',')}>${s.out ?? '-'}|${helperKey(s.spec.helpers)}`,
+    )
+    .join(';');
+  const key = `fused|o${f.outs.length}i${f.inputs.length}|${operands}|${stages}`;
+  const values: Record<string, number | number[]> = { n: f.n };
+  shapes.forEach((s, j) => (values[`shape${j}`] = s));
+  names(f).forEach((name, k) => {
+    values[`${name}_offset`] = ops[k].offset;
+    values[`${name}_stride`] = ops[k].strides;
+  });
+  f.stages.forEach((s, j) => {
+    const c = scalarCount(s.spec.expr);
+    if (c) values[`st${j}`] = s.scalars.slice(0, c);
+  });
+  const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), ...f.outs.map(() => 'write' as const), 'uniform'];
+  return {
+    src: { key, bindings, wgsl: () => fusedSource(f, layout) },
+    params: layout.pack(values),
+    values: [...f.inputs.map((x) => x.value), ...f.outs.map((o) => o.value)],
+  };
 }
 
-/** WGSL for the element offset of operand `name` (rank r) at flat index i. */
-function index(name: string, r: number): string {
-  if (r === 1) return `params.${name}_offset + i * params.${name}_stride_0`;
+/** WGSL for the element offset of operand `name` at flat index i: an expression, and a helper function for rank > 1. */
+function index(name: string, rank: number, shape: number): [string, string | null] {
+  if (rank === 1) return [`params.${name}_offset + i * params.${name}_stride_0`, null];
   const parts = [`var o = params.${name}_offset;`, 'var rem = i;'];
-  for (let d = r - 1; d >= 0; d--)
-    parts.push(`o += (rem % params.${name}_shape_${d}) * params.${name}_stride_${d}; rem = rem / params.${name}_shape_${d};`);
-  return `${name}_at(i)|fn ${name}_at(i: u32) -> u32 { ${parts.join(' ')} return o; }`;
+  for (let d = rank - 1; d >= 0; d--)
+    parts.push(`o += (rem % params.shape${shape}_${d}) * params.${name}_stride_${d}; rem = rem / params.shape${shape}_${d};`);
+  return [`${name}_at(i)`, `fn ${name}_at(i: u32) -> u32 { ${parts.join(' ')} return o; }`];
 }
 
-/** Renames a stage's `in<k>` / `s<k>` so stages do not collide. */
-const rename = (expr: string, j: number) => expr.replace(/\bin(\d)\b/g, `x${j}_in$1`).replace(/\bs(\d)\b/g, `x${j}_s$1`);
+/** Renames a stage's `in<k>`, `s<k>` and `acc` so stages do not collide. */
+const rename = (expr: string, j: number) =>
+  expr
+    .replace(/\bin(\d)\b/g, `x${j}_in$1`)
+    .replace(/\bs(\d)\b/g, `x${j}_s$1`)
+    .replace(/\bacc\b/g, `x${j}_acc`);
 
 function fusedSource(f: Fused, layout: UniformLayout): string {
   const nIn = f.inputs.length;
-  const decls = f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${x.dtype}>;`).join('\n');
+  const { of } = shapeTable(f);
+  const decls = [
+    ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${x.dtype}>;`),
+    ...f.outs.map((o, k) => `@group(0) @binding(${nIn + k}) var<storage, read_write> out${k}_buf: array<${o.dtype}>;`),
+  ].join('\n');
   const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
   // Each operand's offset: inline for rank 1, a function walking its dims otherwise.
-  const at = [f.out, ...f.inputs].map((o, k) => {
-    const [expr, fn] = index(k === 0 ? 'out' : `in${k - 1}`, o.shape.length).split('|');
+  const ops = [...f.outs, ...f.inputs];
+  const at = names(f).map((name, k) => {
+    const [expr, fn] = index(name, ops[k].shape.length, of[k]);
     if (fn) helpers.push(fn);
     return expr;
   });
+  const outAt = (k: number) => at[k];
+  const inAt = (k: number) => at[f.outs.length + k];
   const body: string[] = [];
   f.stages.forEach((s, j) => {
     s.refs.forEach((r, k) => {
-      const raw = 'stage' in r ? `t${r.stage}` : `in${r.input}_buf[${at[r.input + 1]}]`;
+      const raw = 'stage' in r ? `t${r.stage}` : `in${r.input}_buf[${inAt(r.input)}]`;
       body.push(`let x${j}_in${k} = ${s.spec.compute}(${raw});`);
     });
-    for (let k = 0; k < 4; k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
-    // Only the last stage may read the output (fuseMaps never makes an accumulating map a producer).
-    if (s.spec.readsOutput) body.push(`let acc = ${s.spec.compute}(out_buf[${at[0]}]);`);
+    for (let k = 0; k < scalarCount(s.spec.expr); k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
+    // An accumulating map reads its own output's current element (merge never lets another stage write it).
+    if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(out${s.out}_buf[${outAt(s.out!)}]);`);
     // The stage's result in its output dtype, as storing it would have left it.
     body.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
+    if (s.out !== null) body.push(`out${s.out}_buf[${outAt(s.out)}] = t${j};`);
   });
-  const all = [f.out.dtype, ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
+  const all = [...f.outs.map((o) => o.dtype), ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
   return `${enables(all)}${decls}
-@group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<${f.out.dtype}>;
-${layout.wgsl(nIn + 1)}
+${layout.wgsl(nIn + f.outs.length)}
 const WG = ${WG}u;
 ${helpers.join('\n')}
 @compute @workgroup_size(${WG})
@@ -223,24 +291,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = first + e * threads;
     if (i >= n) { return; }
     ${body.join('\n    ')}
-    out_buf[${at[0]}] = t${f.stages.length - 1};
   }
 }`;
 }
 
-/** Values each command writes (bindings declared 'write', or a copy's destination). */
-function written(c: Cmd): number[] {
-  if (c.kind === 'copy') return [c.dst];
-  return c.values.filter((_, k) => c.src.bindings[k] === 'write');
+/** Values a command reads and writes (a write binding may also be read: accumulating maps, optimizers). */
+function access(c: Cmd): { reads: number[]; writes: number[] } {
+  if (c.kind === 'copy') return { reads: [c.src], writes: [c.dst] };
+  const writes = c.values.filter((_, k) => c.src.bindings[k] === 'write');
+  return { reads: c.values, writes };
+}
+
+function fusedAccess(f: Fused): { reads: number[]; writes: number[] } {
+  const writes = f.outs.map((o) => o.value);
+  return { reads: [...f.inputs.map((x) => x.value), ...writes], writes };
 }
 
 /**
- * Fuses chains of elementwise maps (see the file comment). Returns the new command list;
- * dispatches it makes have `kernel: null` (the recorder compiles them).
+ * Merges elementwise maps (see the file comment). Returns the new command list; dispatches it
+ * makes have `kernel: null` (the recorder compiles them).
  */
 export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cmd[] {
   const list: (Cmd | null)[] = [...cmds];
   const fused = new Map<number, Fused>();
+  const maxBindings = Math.min(MAX_FUSED_BINDINGS, runtime().limits.maxStorageBuffersPerShaderStage);
   const asFused = (n: number): Fused | null => {
     const c = list[n];
     if (c?.kind !== 'dispatch') return null;
@@ -249,63 +323,88 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
     const f = c.src.fuse as MapFuse | undefined;
     return f?.spec && !c.dynamic ? fromMap(c, f) : null;
   };
-  // Uses of each value: the commands that bind it.
-  const uses = new Map<number, number[]>();
+  const accessAt = (n: number) => {
+    const f = fused.get(n);
+    return f ? fusedAccess(f) : access(list[n]!);
+  };
+  // Commands that bind each value.
+  const uses = new Map<number, Set<number>>();
+  const use = (v: number, n: number) => {
+    let u = uses.get(v);
+    if (!u) uses.set(v, (u = new Set()));
+    u.add(n);
+  };
   list.forEach((c, n) => {
-    const ids = c!.kind === 'dispatch' ? c!.values : [c!.src, c!.dst];
-    for (const id of new Set(ids)) {
-      let u = uses.get(id);
-      if (!u) uses.set(id, (u = []));
-      u.push(n);
-    }
+    for (const v of c!.kind === 'dispatch' ? c!.values : [c!.src, c!.dst]) use(v, n);
   });
+  /** Whether no command strictly between a and b writes `ins` or reads/writes `outs`. */
+  const clear = (a: number, b: number, ins: number[], outs: number[]) => {
+    const w = new Set([...ins, ...outs]);
+    const r = new Set(outs);
+    for (let k = a + 1; k < b; k++) {
+      if (!list[k]) continue;
+      const x = accessAt(k);
+      if (x.writes.some((v) => w.has(v)) || x.reads.some((v) => r.has(v))) return false;
+    }
+    return true;
+  };
+  /** Stops storing outputs that live only in the step and that nothing but this kernel binds. */
+  const dropStores = (f: Fused, at: number): Fused => {
+    const keep = f.outs.map((o, k) => {
+      const s = f.stages.find((st) => st.out === k)!;
+      if (s.spec.readsOutput || !values[o.value].intermediate) return true;
+      const u = uses.get(o.value)!;
+      return !(u.size === 1 && u.has(at));
+    });
+    if (keep.every((x) => x)) return f;
+    const renumber: number[] = [];
+    let next = 0;
+    keep.forEach((k, i) => (renumber[i] = k ? next++ : -1));
+    for (const [i, o] of f.outs.entries()) if (!keep[i]) uses.get(o.value)!.delete(at);
+    return {
+      ...f,
+      outs: f.outs.filter((_, i) => keep[i]),
+      stages: f.stages.map((s) => ({ ...s, out: s.out === null || renumber[s.out] < 0 ? null : renumber[s.out] })),
+    };
+  };
   for (let b = 0; b < list.length; b++) {
-    let consumer = asFused(b);
-    if (!consumer) continue;
-    // Pull in producers while one of the consumer's inputs is a single-use intermediate made by a map.
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (let slot = 0; slot < consumer.inputs.length; slot++) {
-        const inp = consumer.inputs[slot];
-        const u = uses.get(inp.value)!;
-        if (!values[inp.value].intermediate || u.length !== 2 || u[1] !== b) continue;
-        // Read once by the consumer (x·x would need it twice).
-        if (consumer.inputs.filter((x) => x.value === inp.value).length !== 1) continue;
-        const a = u[0];
-        const producer = asFused(a);
-        if (!producer || producer.out.value !== inp.value || producer.n !== consumer.n) continue;
-        // A map that accumulates into its output (acc) can only be the last stage.
-        if (producer.stages.some((st) => st.spec.readsOutput)) continue;
-        // Element i of the intermediate is at offset + i for both (so the fused map computes it where it is read).
-        if (!contiguous(producer.out) || !contiguous(inp) || producer.out.offset !== inp.offset || producer.out.dtype !== inp.dtype)
-          continue;
-        // The producer's inputs must hold the same values at b as at a.
-        const reads = new Set(producer.inputs.map((x) => x.value));
-        let clobbered = false;
-        for (let k = a + 1; k < b && !clobbered; k++) {
-          const c = list[k];
-          if (c && written(c).some((v) => reads.has(v))) clobbered = true;
-        }
-        // One dispatch may not read and write the same buffer.
-        if (clobbered || reads.has(consumer.out.value)) continue;
-        const m = merge(producer, consumer, slot);
-        if (!m) continue;
-        consumer = m;
-        list[a] = null;
-        fused.delete(a);
-        // The producer's inputs are now used at b (uses lists stay sorted: a < b).
-        for (const x of producer.inputs) {
-          const ux = uses.get(x.value)!;
-          const i = ux.indexOf(a);
-          if (i >= 0) ux.splice(i, 1);
-          if (!ux.includes(b)) ux.push(b);
-          ux.sort((p, q) => p - q);
-        }
-        uses.set(inp.value, []);
-        fused.set(b, consumer);
-        changed = true;
+    let cur = b;
+    let curF = asFused(b);
+    if (!curF) continue;
+    for (let a = cur - 1; a >= 0 && a >= cur - WINDOW; a--) {
+      const aF = asFused(a);
+      if (!aF || !curF) continue;
+      const m = merge(aF, curF, maxBindings);
+      if (!m) continue;
+      const ins = (f: Fused) => f.inputs.map((x) => x.value);
+      const outs = (f: Fused) => f.outs.map((o) => o.value);
+      // The merged kernel runs where the earlier one did (cur's operands must be untouched in
+      // between), or where the later one did (a's operands must be).
+      let at: number;
+      if (clear(a, cur, ins(curF), outs(curF))) at = a;
+      else if (clear(a, cur, ins(aF), outs(aF))) at = cur;
+      else continue;
+      const gone = at === a ? cur : a;
+      for (const o of [...aF.inputs, ...aF.outs, ...curF.inputs, ...curF.outs]) {
+        const u = uses.get(o.value)!;
+        u.delete(a);
+        u.delete(cur);
+        u.add(at);
+      }
+      list[gone] = null;
+      fused.delete(gone);
+      const g = dropStores(m, at);
+      if (g.outs.length === 0) {
+        // Nothing it computes is read: the kernel goes too.
+        for (const x of g.inputs) uses.get(x.value)!.delete(at);
+        list[at] = null;
+        fused.delete(at);
+        curF = null;
         break;
       }
+      fused.set(at, g);
+      cur = at;
+      curF = g;
     }
   }
   const out: Cmd[] = [];
@@ -316,13 +415,13 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
       out.push(c);
       return;
     }
-    const { src, params } = emit(f);
+    const { src, params, values: vs } = emit(f);
     out.push({
       kind: 'dispatch',
       kernel: null,
       src,
       key: src.key,
-      values: [...f.inputs.map((x) => x.value), f.out.value],
+      values: vs,
       workgroups: c.workgroups,
       params: new Uint8Array(params.buffer),
       dynamic: null,
