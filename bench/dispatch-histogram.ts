@@ -102,9 +102,9 @@ async function main(): Promise<void> {
     'maps left after fusion: producer -> readers (why not merged)',
     ...[...count(blockers(after, infos))].map(([k, v]) => `  ${String(v).padStart(4)}  ${k}`),
   ];
-  // --list: every command before fusion, with its operands (w: written, *: lives only in the step).
-  if (process.argv.includes('--list'))
-    before.forEach((c, n) => {
+  // --list: every command before fusion (--list-fused: after), with its operands (w: written, *: lives only in the step).
+  if (process.argv.includes('--list') || process.argv.includes('--list-fused'))
+    (process.argv.includes('--list') ? before : after).forEach((c, n) => {
       if (c.kind === 'copy') return lines.push(`${n} copy v${c.src} -> v${c.dst}`);
       const ops = c.values.map((v, k) => `${c.src.bindings[k] === 'write' ? 'w' : ''}v${v}${infos[v].intermediate ? '*' : ''}`);
       lines.push(`${String(n).padStart(4)} ${kindOf(c).padEnd(18)} ${ops.join(' ')}  ${c.key.slice(0, 90)}`);

@@ -103,6 +103,28 @@ const sameOperand = (x: Operand, y: Operand) =>
 const sameElements = (x: Operand, y: Operand) =>
   sameOperand(x, y) || (x.value === y.value && x.dtype === y.dtype && x.offset === y.offset && contiguous(x) && contiguous(y));
 
+/** The element offsets an operand covers. */
+function elements(o: Operand): Set<number> {
+  const out = new Set<number>();
+  const n = o.shape.reduce((p, d) => p * d, 1);
+  for (let i = 0; i < n; i++) {
+    let off = o.offset;
+    let rem = i;
+    for (let d = o.shape.length - 1; d >= 0; d--) {
+      off += (rem % o.shape[d]) * o.strides[d];
+      rem = Math.floor(rem / o.shape[d]);
+    }
+    out.add(off);
+  }
+  return out;
+}
+
+function disjoint(x: Operand, y: Operand): boolean {
+  const ex = elements(x);
+  for (const e of elements(y)) if (ex.has(e)) return false;
+  return true;
+}
+
 /** `b` appended to `a` as one kernel (b's reads of a's outputs become stage results), or null if it would not fit. */
 function merge(a: Fused, b: Fused, maxBindings: number): Fused | null {
   if (a.n !== b.n || a.stages.length + b.stages.length > MAX_STAGES) return null;
@@ -111,12 +133,19 @@ function merge(a: Fused, b: Fused, maxBindings: number): Fused | null {
   if (helpers.size > 1) return null;
   const aOut = new Set(a.outs.map((o) => o.value));
   const aIn = new Set(a.inputs.map((x) => x.value));
-  // One kernel never reads what it writes, and no two stages write the same value.
-  if (b.outs.some((o) => aOut.has(o.value) || aIn.has(o.value))) return null;
+  const bIn = new Set(b.inputs.map((x) => x.value));
+  // One kernel never reads what it writes; two stages may write one value only at disjoint elements
+  // (windows of one gradient), and then neither reads it.
+  for (const o of b.outs) {
+    if (aIn.has(o.value)) return null;
+    if (!aOut.has(o.value)) continue;
+    if (bIn.has(o.value) || !a.outs.every((y) => y.value !== o.value || disjoint(o, y))) return null;
+  }
   const inputs = [...a.inputs];
   const refOf: Ref[] = [];
   for (const x of b.inputs) {
     if (aOut.has(x.value)) {
+      if (b.outs.some((o) => o.value === x.value)) return null;
       const o = a.outs.findIndex((y) => sameElements(x, y));
       if (o < 0) return null;
       refOf.push({ stage: a.stages.findIndex((s) => s.out === o) });
@@ -127,7 +156,7 @@ function merge(a: Fused, b: Fused, maxBindings: number): Fused | null {
     refOf.push({ input: i });
   }
   const outs = [...a.outs, ...b.outs];
-  if (inputs.length + outs.length > maxBindings) return null;
+  if (inputs.length + new Set(outs.map((o) => o.value)).size > maxBindings) return null;
   const base = a.stages.length;
   const stages = [
     ...a.stages,
@@ -148,7 +177,18 @@ function scalarCount(expr: string): number {
   return n;
 }
 
-/** Operand names in binding order: outputs out0…, inputs in0…. */
+/** The distinct values the outputs write (one binding each), and each output's entry. */
+function outBindings(f: Fused): { values: number[]; of: number[] } {
+  const values: number[] = [];
+  const of = f.outs.map((o) => {
+    let j = values.indexOf(o.value);
+    if (j < 0) j = values.push(o.value) - 1;
+    return j;
+  });
+  return { values, of };
+}
+
+/** Operand names in uniform order: outputs out0…, inputs in0…. */
 const names = (f: Fused) => [...f.outs.map((_, k) => `out${k}`), ...f.inputs.map((_, k) => `in${k}`)];
 
 /** The distinct dims (of rank > 1) the operands are indexed over, and each operand's entry (−1: rank 1). */
@@ -212,7 +252,8 @@ function emit(f: Fused): { src: KernelSource; params: Uint32Array; values: numbe
         `${s.spec.name}{${s.spec.expr}}${s.spec.compute}${s.spec.readsOutput ? '|acc' : ''}|${s.dtypes.join(',')}|${s.refs.map((r) => ('stage' in r ? `t${r.stage}` : `i${r.input}`)).join(',')}>${s.out ?? '-'}|${helperKey(s.spec.helpers)}`,
     )
     .join(';');
-  const key = `fused|o${f.outs.length}i${f.inputs.length}|${operands}|${stages}`;
+  const ob = outBindings(f);
+  const key = `fused|o${f.outs.length}b${ob.of.join('.')}i${f.inputs.length}|${operands}|${stages}`;
   const values: Record<string, number | number[]> = { n: f.n };
   shapes.forEach((s, j) => (values[`shape${j}`] = s));
   names(f).forEach((name, k) => {
@@ -223,11 +264,11 @@ function emit(f: Fused): { src: KernelSource; params: Uint32Array; values: numbe
     const c = scalarCount(s.spec.expr);
     if (c) values[`st${j}`] = s.scalars.slice(0, c);
   });
-  const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), ...f.outs.map(() => 'write' as const), 'uniform'];
+  const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), ...ob.values.map(() => 'write' as const), 'uniform'];
   return {
     src: { key, bindings, wgsl: () => fusedSource(f, layout) },
     params: layout.pack(values),
-    values: [...f.inputs.map((x) => x.value), ...f.outs.map((o) => o.value)],
+    values: [...f.inputs.map((x) => x.value), ...ob.values],
   };
 }
 
@@ -250,9 +291,12 @@ const rename = (expr: string, j: number) =>
 function fusedSource(f: Fused, layout: UniformLayout): string {
   const nIn = f.inputs.length;
   const { of } = shapeTable(f);
+  const ob = outBindings(f);
   const decls = [
     ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${x.dtype}>;`),
-    ...f.outs.map((o, k) => `@group(0) @binding(${nIn + k}) var<storage, read_write> out${k}_buf: array<${o.dtype}>;`),
+    ...ob.values.map(
+      (_, j) => `@group(0) @binding(${nIn + j}) var<storage, read_write> b${j}_buf: array<${f.outs[ob.of.indexOf(j)].dtype}>;`,
+    ),
   ].join('\n');
   const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
   // Each operand's offset: inline for rank 1, a function walking its dims otherwise.
@@ -272,14 +316,14 @@ function fusedSource(f: Fused, layout: UniformLayout): string {
     });
     for (let k = 0; k < scalarCount(s.spec.expr); k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
     // An accumulating map reads its own output's current element (merge never lets another stage write it).
-    if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(out${s.out}_buf[${outAt(s.out!)}]);`);
+    if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(b${ob.of[s.out!]}_buf[${outAt(s.out!)}]);`);
     // The stage's result in its output dtype, as storing it would have left it.
     body.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
-    if (s.out !== null) body.push(`out${s.out}_buf[${outAt(s.out)}] = t${j};`);
+    if (s.out !== null) body.push(`b${ob.of[s.out]}_buf[${outAt(s.out)}] = t${j};`);
   });
   const all = [...f.outs.map((o) => o.dtype), ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
   return `${enables(all)}${decls}
-${layout.wgsl(nIn + f.outs.length)}
+${layout.wgsl(nIn + ob.values.length)}
 const WG = ${WG}u;
 ${helpers.join('\n')}
 @compute @workgroup_size(${WG})
@@ -305,6 +349,52 @@ function access(c: Cmd): { reads: number[]; writes: number[] } {
 function fusedAccess(f: Fused): { reads: number[]; writes: number[] } {
   const writes = f.outs.map((o) => o.value);
   return { reads: [...f.inputs.map((x) => x.value), ...writes], writes };
+}
+
+const COPY: Pick<MapSpec, 'name' | 'expr'> = { name: 'copy', expr: 'in0' };
+
+/**
+ * A zero fill (f32) followed by writes that cover it before anything reads it is dead: autograd
+ * zeroes a gradient, then copies or accumulates each window of it (the chunks of an adaLN
+ * projection). Accumulating into elements still zero becomes a copy (0 + x is x, up to the sign
+ * of a zero), and once every element is written the fill goes. Any other access stops the scan.
+ */
+function dropZeroFills(
+  list: (Cmd | null)[],
+  fused: Map<number, Fused>,
+  uses: Map<number, Set<number>>,
+  asFused: (n: number) => Fused | null,
+): void {
+  list.forEach((c, f) => {
+    const fill = asFused(f);
+    if (!fill || fill.inputs.length || fill.stages.length !== 1) return;
+    const st = fill.stages[0];
+    if (st.spec.name !== 'fill' || st.scalars[0] !== 0 || fill.outs[0].dtype !== 'f32') return;
+    const v = fill.outs[0].value;
+    const zero = elements(fill.outs[0]);
+    const later = [...uses.get(v)!].filter((k) => k > f).sort((x, y) => x - y);
+    for (const k of later) {
+      const m = asFused(k);
+      const one = m && m.stages.length === 1 ? m.stages[0] : null;
+      // Only single maps writing the value (not reading it as an input) keep the scan going.
+      if (!m || !one || m.outs[0].value !== v || m.inputs.some((x) => x.value === v) || m.outs[0].dtype !== 'f32') return;
+      const el = elements(m.outs[0]);
+      let inZero = 0;
+      for (const e of el) if (zero.has(e)) inZero++;
+      if (one.spec.readsOutput) {
+        if (inZero === 0) continue;
+        if (inZero !== el.size || one.spec.expr !== 'acc + in0') return;
+        fused.set(k, { ...m, stages: [{ ...one, spec: { ...one.spec, ...COPY, readsOutput: false } }] });
+      }
+      for (const e of el) zero.delete(e);
+      if (zero.size === 0) {
+        list[f] = null;
+        fused.delete(f);
+        uses.get(v)!.delete(f);
+        return;
+      }
+    }
+  });
 }
 
 /**
@@ -360,13 +450,15 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
     const renumber: number[] = [];
     let next = 0;
     keep.forEach((k, i) => (renumber[i] = k ? next++ : -1));
-    for (const [i, o] of f.outs.entries()) if (!keep[i]) uses.get(o.value)!.delete(at);
+    for (const [i, o] of f.outs.entries())
+      if (!keep[i] && !f.outs.some((y, k) => keep[k] && y.value === o.value)) uses.get(o.value)!.delete(at);
     return {
       ...f,
       outs: f.outs.filter((_, i) => keep[i]),
       stages: f.stages.map((s) => ({ ...s, out: s.out === null || renumber[s.out] < 0 ? null : renumber[s.out] })),
     };
   };
+  dropZeroFills(list, fused, uses, asFused);
   for (let b = 0; b < list.length; b++) {
     let cur = b;
     let curF = asFused(b);

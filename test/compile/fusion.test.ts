@@ -17,7 +17,7 @@ import { mapInto } from '../../src/kernels/elementwise.js';
 import { DiTDH } from '../../src/models/dit.js';
 import { AdamW } from '../../src/nn/optim.js';
 import { compileStep } from '../../src/tensor/compile.js';
-import { manualSeed, randint, randn, tensor, toArray } from '../../src/tensor/creation.js';
+import { manualSeed, randint, randn, tensor, toArray, zeros } from '../../src/tensor/creation.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { useGpu } from '../helpers/setup.js';
 
@@ -64,7 +64,24 @@ describe('fusion pass', () => {
         const half = { ...view(acc), shape: [N / 2] };
         mapInto({ name: 'grad_accumulate', expr: 'acc + s0', compute: 'f32', readsOutput: true, scalars: [5] }, [], half);
         const z = ops.mul(q, acc);
-        return [ops.mul(v, before), w, s, sm, z];
+        // Zeroed gradients filled window by window (accumulations into zeros become copies): one
+        // read between the windows keeps the fill, the other buffer's fill is dead.
+        const h = ops.mul(ops.narrow(x, 0, 0, N / 2), 2);
+        const acc0 = (t: Tensor, at: number) =>
+          mapInto({ name: 'grad_accumulate', expr: 'acc + in0', compute: 'f32', readsOutput: true }, [view(h)], {
+            ...view(t),
+            shape: [N / 2],
+            offset: at,
+          });
+        const g1 = zeros([N]);
+        acc0(g1, 0);
+        const peek = ops.mul(g1, 3);
+        acc0(g1, N / 2);
+        const g2 = zeros([N]);
+        acc0(g2, N / 2);
+        acc0(g2, 0);
+        const gs = ops.add(ops.mul(g1, peek), g2);
+        return [ops.mul(v, before), w, s, sm, z, gs];
       };
       const fn = fused === null ? step : compileStep(step, { fusion: fused });
       const outs: Float32Array[][] = [];
