@@ -272,13 +272,24 @@ function emit(f: Fused): { src: KernelSource; params: Uint32Array; values: numbe
   };
 }
 
-/** WGSL for the element offset of operand `name` at flat index i: an expression, and a helper function for rank > 1. */
-function index(name: string, rank: number, shape: number): [string, string | null] {
-  if (rank === 1) return [`params.${name}_offset + i * params.${name}_stride_0`, null];
-  const parts = [`var o = params.${name}_offset;`, 'var rem = i;'];
-  for (let d = rank - 1; d >= 0; d--)
-    parts.push(`o += (rem % params.shape${shape}_${d}) * params.${name}_stride_${d}; rem = rem / params.shape${shape}_${d};`);
-  return [`${name}_at(i)`, `fn ${name}_at(i: u32) -> u32 { ${parts.join(' ')} return o; }`];
+/**
+ * WGSL for the element offset of operand `name` at flat index i: rank 1 inline; otherwise over
+ * the coordinates c<shape>_<d> of i, computed once per distinct shape (integer division is the
+ * costly part on CPU adapters, so operands sharing dims share it).
+ */
+function index(name: string, rank: number, shape: number): string {
+  if (rank === 1) return `(params.${name}_offset + i * params.${name}_stride_0)`;
+  const terms = Array.from({ length: rank }, (_, d) => `c${shape}_${d} * params.${name}_stride_${d}`);
+  return `(params.${name}_offset + ${terms.join(' + ')})`;
+}
+
+/** Statements computing the coordinates c<j>_<d> of flat index i in shape j. */
+function coordinates(j: number, rank: number): string {
+  const parts = [`var rem${j} = i;`];
+  for (let d = rank - 1; d > 0; d--)
+    parts.push(`let c${j}_${d} = rem${j} % params.shape${j}_${d}; rem${j} = rem${j} / params.shape${j}_${d};`);
+  parts.push(`let c${j}_0 = rem${j};`);
+  return parts.join(' ');
 }
 
 /** Renames a stage's `in<k>`, `s<k>` and `acc` so stages do not collide. */
@@ -290,7 +301,7 @@ const rename = (expr: string, j: number) =>
 
 function fusedSource(f: Fused, layout: UniformLayout): string {
   const nIn = f.inputs.length;
-  const { of } = shapeTable(f);
+  const { shapes, of } = shapeTable(f);
   const ob = outBindings(f);
   const decls = [
     ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${x.dtype}>;`),
@@ -299,16 +310,11 @@ function fusedSource(f: Fused, layout: UniformLayout): string {
     ),
   ].join('\n');
   const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
-  // Each operand's offset: inline for rank 1, a function walking its dims otherwise.
   const ops = [...f.outs, ...f.inputs];
-  const at = names(f).map((name, k) => {
-    const [expr, fn] = index(name, ops[k].shape.length, of[k]);
-    if (fn) helpers.push(fn);
-    return expr;
-  });
+  const at = names(f).map((name, k) => index(name, ops[k].shape.length, of[k]));
   const outAt = (k: number) => at[k];
   const inAt = (k: number) => at[f.outs.length + k];
-  const body: string[] = [];
+  const body: string[] = shapes.map((sh, j) => coordinates(j, sh.length));
   f.stages.forEach((s, j) => {
     s.refs.forEach((r, k) => {
       const raw = 'stage' in r ? `t${r.stage}` : `in${r.input}_buf[${inAt(r.input)}]`;
