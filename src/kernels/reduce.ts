@@ -26,6 +26,7 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
 import { grid1d } from './common.js';
+import { COLUMNS_WG_MAX_CHUNKS, dispatchColumnsInWorkgroup } from './reduce-columns.js';
 import {
   redArgs,
   reductionLibrary,
@@ -169,6 +170,26 @@ function reduceStages(src: Source, L: ReduceLayout, out: View, stage: Stage): vo
   const nOut = L.outer * chunks * L.inner;
   if (chunks === 1) {
     dispatchReduce(src, L, 1, chunkLen, rows, wg, stage, true, isArg ? null : out, isArg ? out : null);
+    return;
+  }
+  // A few column chunks: partials combined inside a workgroup (bitwise the same as two dispatches).
+  if (!rowLike && !isArg && !src.indices && chunks <= COLUMNS_WG_MAX_CHUNKS) {
+    dispatchColumnsInWorkgroup({
+      x: src.buffer,
+      xT: src.dtype,
+      xOffset: src.offset,
+      layout: L,
+      chunks,
+      chunkLen,
+      combine: stage.combine as 'sum',
+      prep: stage.prep,
+      center: stage.center,
+      out: out.buffer,
+      outT: out.dtype,
+      outOffset: out.offset,
+      scale: stage.scale,
+      nanFlag: stage.nanFlag,
+    });
     return;
   }
   const vals = rt.allocate(nOut * 4, 'reduce-partials');

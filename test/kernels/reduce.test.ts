@@ -295,6 +295,24 @@ describe('reduce edge cases', () => {
     x.dispose();
   });
 
+  it('columns with a few chunks of R (bias gradients: [1000, 40], [300, 70] over R) in one dispatch', async () => {
+    for (const [R, inner, outer] of [
+      [1000, 40, 1],
+      [300, 70, 2],
+    ]) {
+      const host = randn(outer * R * inner, R + inner);
+      const x = tensor(host, [outer, R, inner]);
+      const L = { outer, R, inner, sOuter: R * inner, sR: inner, sInner: 1, offset: 0 };
+      const out = empty([outer * inner]);
+      const before = runtime().counters.dispatches;
+      reduceInto(x, L, out, 'sum');
+      expect(runtime().counters.dispatches - before, 'partials combined in the workgroup').toBe(1);
+      out.dispose();
+      await checkAll(x, host, L, 'columns in one workgroup', ['sum', 'mean', 'max', 'min', 'sumsq', 'var1']);
+      x.dispose();
+    }
+  });
+
   it('rejects bad outputs and returns every scratch buffer to the pool', async () => {
     const x = tensor(randn(70_000, 1), [70_000]);
     const bad = empty([2]);
