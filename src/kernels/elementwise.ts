@@ -109,20 +109,20 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   (spec.scalars ?? []).forEach((x, i) => ((values.scalar as number[])[i] = x));
   const rt = runtime();
   // While a step is recorded, maps describe themselves so chains of them can be fused.
-  const fuse: MapFuse | undefined =
-    rt.recording && rank >= 1
-      ? {
-          spec,
-          dtypes,
-          n,
-          shape: c.shape,
-          outOffset: out.offset,
-          outStrides: c.strides[0],
-          inOffsets: inputs.map((v) => v.offset),
-          inStrides: inputs.map((_, k) => c.strides[k + 1]),
-          scalars: [0, 1, 2, 3].map((i) => spec.scalars?.[i] ?? 0),
-        }
-      : undefined;
+  // A scalar (rank 0) is described as one element of rank 1.
+  const fuse: MapFuse | undefined = rt.recording
+    ? {
+        spec,
+        dtypes,
+        n,
+        shape: rank ? c.shape : [1],
+        outOffset: out.offset,
+        outStrides: rank ? c.strides[0] : [1],
+        inOffsets: inputs.map((v) => v.offset),
+        inStrides: inputs.map((_, k) => (rank ? c.strides[k + 1] : [1])),
+        scalars: [0, 1, 2, 3].map((i) => spec.scalars?.[i] ?? 0),
+      }
+    : undefined;
   rt.dispatch(
     {
       key,

@@ -22,7 +22,7 @@ import type { DType } from '../core/dtype.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
 import { runtime } from '../gpu/runtime.js';
-import { enables, FLAT_INDEX, WG } from './common.js';
+import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
@@ -357,6 +357,87 @@ function fusedAccess(f: Fused): { reads: number[]; writes: number[] } {
   return { reads: [...f.inputs.map((x) => x.value), ...writes], writes };
 }
 
+/**
+ * `b` with its reads of a constant map's result (a fill, any element count, read broadcast or
+ * not: every element is the same) computed in registers; only when that result lives in the step
+ * and `b` is its only reader, since the merged kernel iterates b's elements, not the fill's.
+ */
+function inlineConstant(a: Fused, b: Fused, values: readonly ValueInfo[], uses: Map<number, Set<number>>, at: number): Fused | null {
+  if (a.inputs.length || a.stages.length !== 1 || a.outs.length !== 1 || a.stages[0].spec.readsOutput) return null;
+  const v = a.outs[0].value;
+  const u = uses.get(v)!;
+  if (!values[v].intermediate || u.size !== 2 || !u.has(at) || b.outs.some((o) => o.value === v)) return null;
+  if (!b.inputs.some((x) => x.value === v) || b.stages.length + 1 > MAX_STAGES) return null;
+  const helpers = new Set([...a.stages, ...b.stages].map((s) => s.spec.helpers).filter((h) => h));
+  if (helpers.size > 1) return null;
+  const inputs: Operand[] = [];
+  const refOf: Ref[] = b.inputs.map((x) => {
+    if (x.value === v) return { stage: 0 };
+    let i = inputs.findIndex((y) => sameOperand(x, y));
+    if (i < 0) i = inputs.push(x) - 1;
+    return { input: i };
+  });
+  const m: Fused = {
+    n: b.n,
+    inputs,
+    outs: b.outs,
+    stages: [
+      { ...a.stages[0], out: null },
+      ...b.stages.map((s) => ({ ...s, refs: s.refs.map((r): Ref => ('stage' in r ? { stage: r.stage + 1 } : refOf[r.input])) })),
+    ],
+  };
+  return layoutOf(m).bytes > MAX_UNIFORM_BYTES ? null : m;
+}
+
+/**
+ * A map that repeats an earlier one (same kernel, parameters and inputs, the inputs untouched in
+ * between; each result written only by its map) is dropped and its readers read the earlier
+ * result: the step makes the same contiguous copy of x_t for several layers, and silu(c) per block.
+ */
+function dropRepeats(
+  list: (Cmd | null)[],
+  values: readonly ValueInfo[],
+  uses: Map<number, Set<number>>,
+  asFused: (n: number) => Fused | null,
+  clear: (a: number, b: number, ins: number[], outs: number[]) => boolean,
+): void {
+  const writers = (v: number) =>
+    [...uses.get(v)!].filter((k) => {
+      const c = list[k];
+      if (!c) return false;
+      if (c.kind === 'copy') return c.dst === v;
+      return c.values.some((x, i) => x === v && c.src.bindings[i] === 'write');
+    });
+  const same = (x: Uint8Array | null, y: Uint8Array | null) =>
+    x === y || (!!x && !!y && x.length === y.length && x.every((b, i) => b === y[i]));
+  for (let b = 0; b < list.length; b++) {
+    const cb = list[b];
+    const fb = asFused(b);
+    if (!fb || cb?.kind !== 'dispatch' || fb.stages[0].spec.readsOutput) continue;
+    const vb = fb.outs[0].value;
+    if (!values[vb].intermediate || writers(vb).length !== 1) continue;
+    for (let a = b - 1; a >= 0; a--) {
+      const ca = list[a];
+      if (ca?.kind !== 'dispatch' || ca.key !== cb.key || !same(ca.params, cb.params) || !asFused(a)) continue;
+      const fa = asFused(a)!;
+      const va = fa.outs[0].value;
+      if (!fa.inputs.every((x, k) => x.value === fb.inputs[k].value) || writers(va).length !== 1) continue;
+      if (!clear(a, b, [...fb.inputs.map((x) => x.value), va], [])) continue;
+      // Readers of b's result read a's.
+      for (const k of [...uses.get(vb)!]) {
+        const c = list[k]!;
+        if (k === b) continue;
+        list[k] = c.kind === 'copy' ? { ...c, src: c.src === vb ? va : c.src } : { ...c, values: c.values.map((x) => (x === vb ? va : x)) };
+        uses.get(va)!.add(k);
+      }
+      for (const x of [...fb.inputs.map((o) => o.value), vb]) uses.get(x)!.delete(b);
+      uses.get(vb)!.clear();
+      list[b] = null;
+      break;
+    }
+  }
+}
+
 const COPY: Pick<MapSpec, 'name' | 'expr'> = { name: 'copy', expr: 'in0' };
 
 /**
@@ -464,6 +545,7 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
       stages: f.stages.map((s) => ({ ...s, out: s.out === null || renumber[s.out] < 0 ? null : renumber[s.out] })),
     };
   };
+  dropRepeats(list, values, uses, asFused, clear);
   dropZeroFills(list, fused, uses, asFused);
   for (let b = 0; b < list.length; b++) {
     let cur = b;
@@ -472,7 +554,7 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
     for (let a = cur - 1; a >= 0 && a >= cur - WINDOW; a--) {
       const aF = asFused(a);
       if (!aF || !curF) continue;
-      const m = merge(aF, curF, maxBindings);
+      const m = aF.n === curF.n ? merge(aF, curF, maxBindings) : inlineConstant(aF, curF, values, uses, a);
       if (!m) continue;
       const ins = (f: Fused) => f.inputs.map((x) => x.value);
       const outs = (f: Fused) => f.outs.map((o) => o.value);
@@ -520,7 +602,8 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
       src,
       key: src.key,
       values: vs,
-      workgroups: c.workgroups,
+      // The grid of a map over f.n elements (the command at this position may have been a fill of another count).
+      workgroups: [...grid1d(Math.ceil(f.n / MAP_PER_THREAD)), 1],
       params: new Uint8Array(params.buffer),
       dynamic: null,
     });

@@ -57,7 +57,11 @@ describe('fusion pass', () => {
         // map's result: the update may not move up past the reader.
         const p = ops.mul(x, 5);
         const sm = ops.sum(m);
+        const m1 = ops.mul(m, 7);
         mapInto({ name: 'grad_accumulate', expr: 'acc + in0', compute: 'f32', readsOutput: true }, [view(p)], view(m));
+        // The same map again: on x (untouched) it may reuse the first result, on m (updated) it may not.
+        const m2 = ops.mul(m, 7);
+        const p2 = ops.add(ops.mul(x, 5), m2);
         // A write to half of acc (another element count: not mergeable) between a map and a map
         // reading both its result and acc: the reader may not move up past the write.
         const q = ops.add(x, 1);
@@ -81,7 +85,7 @@ describe('fusion pass', () => {
         acc0(g2, N / 2);
         acc0(g2, 0);
         const gs = ops.add(ops.mul(g1, peek), g2);
-        return [ops.mul(v, before), w, s, sm, z, gs];
+        return [ops.mul(v, before), w, s, sm, z, gs, m1, p2];
       };
       const fn = fused === null ? step : compileStep(step, { fusion: fused });
       const outs: Float32Array[][] = [];
