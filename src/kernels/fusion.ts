@@ -438,6 +438,41 @@ function dropRepeats(
   }
 }
 
+/**
+ * A copy of an intermediate that one dispatch wrote, into a value the copy is the first to use,
+ * element for element at the same offsets: the dispatch writes the destination instead (a weight
+ * gradient made by a matmul, then copied into the leaf's own .grad storage).
+ */
+function elideCopies(
+  list: (Cmd | null)[],
+  values: readonly ValueInfo[],
+  uses: Map<number, Set<number>>,
+  asFused: (n: number) => Fused | null,
+): void {
+  list.forEach((c, k) => {
+    const f = asFused(k);
+    if (!f || c?.kind !== 'dispatch' || f.stages.length !== 1 || f.inputs.length !== 1) return;
+    const st = f.stages[0];
+    if (st.spec.name !== COPY.name || st.spec.expr !== COPY.expr || st.spec.readsOutput || st.dtypes[0] !== st.dtypes[1]) return;
+    const [x] = f.inputs;
+    const [d] = f.outs;
+    const ux = uses.get(x.value)!;
+    const ud = uses.get(d.value)!;
+    if (!values[x.value].intermediate || ux.size !== 2 || Math.min(...ud) !== k) return;
+    if (x.dtype !== d.dtype || x.offset !== d.offset || !contiguous(x) || !contiguous(d)) return;
+    const p = Math.min(...ux);
+    const pc = list[p];
+    if (pc?.kind !== 'dispatch') return;
+    const writes = pc.values.filter((_, i) => pc.src.bindings[i] === 'write');
+    if (writes.length !== 1 || writes[0] !== x.value || pc.values.filter((v) => v === x.value).length !== 1) return;
+    list[p] = { ...pc, values: pc.values.map((v) => (v === x.value ? d.value : v)) };
+    list[k] = null;
+    ux.clear();
+    ud.delete(k);
+    ud.add(p);
+  });
+}
+
 const COPY: Pick<MapSpec, 'name' | 'expr'> = { name: 'copy', expr: 'in0' };
 
 /**
@@ -546,6 +581,7 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
     };
   };
   dropRepeats(list, values, uses, asFused, clear);
+  elideCopies(list, values, uses, asFused);
   dropZeroFills(list, fused, uses, asFused);
   for (let b = 0; b < list.length; b++) {
     let cur = b;
