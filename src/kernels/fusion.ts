@@ -24,6 +24,7 @@ import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
 import { runtime } from '../gpu/runtime.js';
 import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
+import { type ColumnsReduceFuse, pairColumnsReduce } from './reduce-columns.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
 /** Storage buffers one fused kernel binds (inputs and outputs), below the adapter's limit. */
@@ -473,6 +474,58 @@ function elideCopies(
   });
 }
 
+/**
+ * Two single-chunk column reductions of one layout within a few commands of each other share a
+ * dispatch (reduce-columns.ts), placed like merged maps: where the other's operands are untouched
+ * in between. Neither may read what the other writes.
+ */
+function pairReduces(
+  list: (Cmd | null)[],
+  uses: Map<number, Set<number>>,
+  clear: (a: number, b: number, ins: number[], outs: number[]) => boolean,
+): void {
+  const pairable = (n: number): ColumnsReduceFuse | null => {
+    const c = list[n];
+    const f = c?.kind === 'dispatch' ? (c.src.fuse as Partial<ColumnsReduceFuse> | undefined) : undefined;
+    return f?.columnsReduce ? (f as ColumnsReduceFuse) : null;
+  };
+  for (let b = 0; b < list.length; b++) {
+    const fb = pairable(b);
+    if (!fb) continue;
+    for (let a = b - 1; a >= 0 && a >= b - 8; a--) {
+      const fa = pairable(a);
+      if (!fa) continue;
+      const p = pairColumnsReduce(fa, fb);
+      if (!p) continue;
+      const [xa, va] = (list[a] as DispatchCmd).values;
+      const [xb, vb] = (list[b] as DispatchCmd).values;
+      if (va === xb || va === vb || xa === vb) continue;
+      let at: number;
+      if (clear(a, b, [xb], [vb])) at = a;
+      else if (clear(a, b, [xa], [va])) at = b;
+      else continue;
+      const gone = at === a ? b : a;
+      const bindings: BindingKind[] = ['read', 'write', 'read', 'write', 'uniform'];
+      list[at] = {
+        kind: 'dispatch',
+        kernel: null,
+        src: { key: p.key, bindings, wgsl: p.wgsl },
+        key: p.key,
+        values: [xa, va, xb, vb],
+        workgroups: p.workgroups,
+        params: new Uint8Array(p.params.buffer),
+        dynamic: null,
+      };
+      list[gone] = null;
+      for (const v of [xa, va, xb, vb]) {
+        uses.get(v)!.delete(gone);
+        uses.get(v)!.add(at);
+      }
+      break;
+    }
+  }
+}
+
 const COPY: Pick<MapSpec, 'name' | 'expr'> = { name: 'copy', expr: 'in0' };
 
 /**
@@ -623,6 +676,7 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
       curF = g;
     }
   }
+  pairReduces(list, uses, clear);
   const out: Cmd[] = [];
   list.forEach((c, n) => {
     if (!c) return;

@@ -134,3 +134,124 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 }
+
+/**
+ * A single-chunk column reduction as the fusion pass of compiled steps sees it: two of one layout
+ * (the adaLN shift and scale gradients summed over tokens) can share a dispatch.
+ */
+export interface ColumnsReduceFuse {
+  columnsReduce: {
+    combine: 'sum' | 'max' | 'min';
+    prep: 'none' | 'square';
+    xT: DType;
+    vT: DType;
+    wg: number;
+    outputs: number;
+    R: number;
+    inner: number;
+    sOuter: number;
+    sR: number;
+    sInner: number;
+    scale: number;
+    nanFlag: boolean;
+    xOffset: number;
+    vOffset: number;
+  };
+}
+
+const PAIR = uniforms({
+  outputs: 'u32',
+  half: 'u32',
+  R: 'u32',
+  inner: 'u32',
+  s_outer: 'u32',
+  s_r: 'u32',
+  s_inner: 'u32',
+  x_offset: 'u32',
+  x_offset2: 'u32',
+  v_offset: 'u32',
+  v_offset2: 'u32',
+  scale: 'f32',
+  nan_flag: 'u32',
+});
+
+/**
+ * One dispatch for two column reductions that differ only in their buffers and offsets: the
+ * first ⌈outputs/WG⌉ workgroups do the first, the rest the second, each with the loop of
+ * reduce.ts's single-chunk columns kernel (bitwise the same results). Bindings: x, out, x2, out2.
+ */
+export function pairColumnsReduce(
+  a: ColumnsReduceFuse,
+  b: ColumnsReduceFuse,
+): { key: string; wgsl: () => string; params: Uint32Array; workgroups: [number, number, number] } | null {
+  const p = a.columnsReduce;
+  const q = b.columnsReduce;
+  const same: (keyof ColumnsReduceFuse['columnsReduce'])[] = [
+    'combine',
+    'prep',
+    'xT',
+    'vT',
+    'wg',
+    'outputs',
+    'R',
+    'inner',
+    'sOuter',
+    'sR',
+    'sInner',
+    'scale',
+    'nanFlag',
+  ];
+  if (!same.every((k) => p[k] === q[k])) return null;
+  const half = Math.ceil(p.outputs / p.wg) * p.wg;
+  const params = PAIR.pack({
+    outputs: p.outputs,
+    half,
+    R: p.R,
+    inner: p.inner,
+    s_outer: p.sOuter,
+    s_r: p.sR,
+    s_inner: p.sInner,
+    x_offset: p.xOffset,
+    x_offset2: q.xOffset,
+    v_offset: p.vOffset,
+    v_offset2: q.vOffset,
+    scale: p.scale,
+    nan_flag: p.nanFlag ? 1 : 0,
+  });
+  const key = `reduce|colspair|wg${p.wg}|${p.combine}|${p.prep}|${p.xT}>${p.vT}`;
+  const [x, y] = grid1d(2 * half, p.wg);
+  return { key, wgsl: () => pairSource(p), params, workgroups: [x, y, 1] };
+}
+
+function pairSource(p: ColumnsReduceFuse['columnsReduce']): string {
+  const load = (buf: string) => (p.prep === 'square' ? `{ let xv = f32(${buf}[e]); v = xv * xv; }` : `v = f32(${buf}[e]);`);
+  const ident = p.combine === 'sum' ? '0.0' : p.combine === 'max' ? '-f_inf()' : 'f_inf()';
+  const step = p.combine === 'sum' ? 'acc = acc + v;' : `acc = c_${p.combine}(acc, v);`;
+  return `${rowEnables([p.xT, p.vT], false)}@group(0) @binding(0) var<storage, read> xb: array<${p.xT}>;
+@group(0) @binding(1) var<storage, read_write> vb: array<${p.vT}>;
+@group(0) @binding(2) var<storage, read> xb2: array<${p.xT}>;
+@group(0) @binding(3) var<storage, read_write> vb2: array<${p.vT}>;
+${PAIR.wgsl(4)}
+${reductionLibrary(p.wg, false)}
+@compute @workgroup_size(${p.wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g0 = gid.x + gid.y * (nwg.x * WG);
+  let second = g0 >= params.half;
+  let g = select(g0, g0 - params.half, second);
+  if (g >= params.outputs) { return; }
+  let inner = params.inner;
+  let i = g % inner;
+  let o = g / inner;
+  let base = select(params.x_offset, params.x_offset2, second) + o * params.s_outer + i * params.s_inner;
+  let s_r = params.s_r;
+  var acc = ${ident};
+  for (var r = 0u; r < params.R; r++) {
+    let e = base + r * s_r;
+    var v: f32;
+    if (second) { ${load('xb2')} } else { ${load('xb')} }
+    ${step}
+  }
+  let res = select(acc * params.scale, select(f_inf(), f_nan(), acc == 0.0), params.nan_flag != 0u);
+  if (second) { vb2[params.v_offset2 + g] = ${p.vT}(res); } else { vb[params.v_offset + g] = ${p.vT}(res); }
+}`;
+}

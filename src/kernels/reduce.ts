@@ -26,7 +26,9 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
 import { grid1d } from './common.js';
-import { COLUMNS_WG_MAX_CHUNKS, dispatchColumnsInWorkgroup } from './reduce-columns.js';
+import { COLUMNS_WG_MAX_CHUNKS, type ColumnsReduceFuse, dispatchColumnsInWorkgroup } from './reduce-columns.js';
+
+const isArgCombine = (c: Combine) => c === 'argmax' || c === 'argmin';
 import {
   redArgs,
   reductionLibrary,
@@ -255,7 +257,41 @@ function dispatchReduce(
     scale: stage.scale,
     nan_flag: stage.nanFlag ? 1 : 0,
   });
-  runtime().dispatch({ key, bindings, wgsl: () => reduceSource(spec) }, buffers, rows ? rowGrid(total) : grid1d(total, wg), params);
+  const rt = runtime();
+  // While a step is recorded, a single-chunk column reduction describes itself so two of one
+  // layout can share a dispatch (reduce-columns.ts).
+  const pairable =
+    rt.recording &&
+    !rows &&
+    final &&
+    chunks === 1 &&
+    !src.indices &&
+    vOut &&
+    !iOut &&
+    stage.prep !== 'center' &&
+    !isArgCombine(stage.combine);
+  const fuse: ColumnsReduceFuse | undefined = pairable
+    ? {
+        columnsReduce: {
+          combine: stage.combine as 'sum',
+          prep: stage.prep as 'none',
+          xT: src.dtype,
+          vT: vOut.dtype,
+          wg,
+          outputs: total,
+          R: L.R,
+          inner: L.inner,
+          sOuter: L.sOuter,
+          sR: L.sR,
+          sInner: L.sInner,
+          scale: stage.scale,
+          nanFlag: stage.nanFlag,
+          xOffset: src.offset,
+          vOffset: vOut.offset,
+        },
+      }
+    : undefined;
+  rt.dispatch({ key, bindings, wgsl: () => reduceSource(spec), fuse }, buffers, rows ? rowGrid(total) : grid1d(total, wg), params);
 }
 
 /**

@@ -85,7 +85,13 @@ describe('fusion pass', () => {
         acc0(g2, N / 2);
         acc0(g2, 0);
         const gs = ops.add(ops.mul(g1, peek), g2);
-        return [ops.mul(v, before), w, s, sm, z, gs, m1, p2];
+        // Column sums of one layout share a dispatch, but not across a write to one's input.
+        const colSum = (t: Tensor) => ops.sum(ops.reshape(t, [20, 15]), [0]);
+        const t1 = colSum(acc);
+        mapInto({ name: 'grad_accumulate', expr: 'acc + s0', compute: 'f32', readsOutput: true, scalars: [3] }, [], view(acc));
+        const t2 = colSum(acc);
+        const t3 = colSum(m);
+        return [ops.mul(v, before), w, s, sm, z, gs, m1, p2, t1, t2, t3];
       };
       const fn = fused === null ? step : compileStep(step, { fusion: fused });
       const outs: Float32Array[][] = [];
