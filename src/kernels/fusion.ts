@@ -25,6 +25,7 @@ import { runtime } from '../gpu/runtime.js';
 import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
 import { type ColumnsReduceFuse, pairColumnsReduce } from './reduce-columns.js';
+import { pairRope, type RopeFuse } from './rope.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
 /** Storage buffers one fused kernel binds (inputs and outputs), below the adapter's limit. */
@@ -474,50 +475,78 @@ function elideCopies(
   });
 }
 
+/** A paired dispatch: its kernel, and its operands (values) with their bindings. */
+interface Paired {
+  key: string;
+  wgsl: () => string;
+  params: Uint32Array;
+  workgroups: [number, number, number];
+}
+
 /**
- * Two single-chunk column reductions of one layout within a few commands of each other share a
- * dispatch (reduce-columns.ts), placed like merged maps: where the other's operands are untouched
- * in between. Neither may read what the other writes.
+ * Two dispatches of one kernel and layout that differ only in some buffers share a dispatch, each
+ * half of the grid running the original arithmetic (bitwise the same): single-chunk column
+ * reductions (reduce-columns.ts: the adaLN shift/scale gradients summed over tokens) and ropes
+ * (rope.ts: q and k, their gradients). Placed like merged maps, where the other's operands are
+ * untouched in between; neither may read what the other writes.
  */
-function pairReduces(
+function pairDispatches(
   list: (Cmd | null)[],
   uses: Map<number, Set<number>>,
   clear: (a: number, b: number, ins: number[], outs: number[]) => boolean,
 ): void {
-  const pairable = (n: number): ColumnsReduceFuse | null => {
+  const fuseOf = (n: number) => {
     const c = list[n];
-    const f = c?.kind === 'dispatch' ? (c.src.fuse as Partial<ColumnsReduceFuse> | undefined) : undefined;
-    return f?.columnsReduce ? (f as ColumnsReduceFuse) : null;
+    return c?.kind === 'dispatch' ? (c.src.fuse as Partial<ColumnsReduceFuse & RopeFuse> | undefined) : undefined;
+  };
+  // Operands: the first's values and bindings, then the second's that differ; null if they cannot pair.
+  const pair = (a: DispatchCmd, b: DispatchCmd): { p: Paired; values: number[]; bindings: BindingKind[] } | null => {
+    const fa = a.src.fuse as Partial<ColumnsReduceFuse & RopeFuse>;
+    const fb = b.src.fuse as Partial<ColumnsReduceFuse & RopeFuse>;
+    if (fa.columnsReduce && fb.columnsReduce) {
+      const p = pairColumnsReduce(fa as ColumnsReduceFuse, fb as ColumnsReduceFuse);
+      return p && { p, values: [...a.values, ...b.values], bindings: ['read', 'write', 'read', 'write', 'uniform'] };
+    }
+    if (fa.rope && fb.rope) {
+      // x, cos, sin, out: the tables must be the same values.
+      if (a.values[1] !== b.values[1] || a.values[2] !== b.values[2]) return null;
+      const p = pairRope(fa as RopeFuse, fb as RopeFuse);
+      return (
+        p && { p, values: [...a.values, b.values[0], b.values[3]], bindings: ['read', 'read', 'read', 'write', 'read', 'write', 'uniform'] }
+      );
+    }
+    return null;
   };
   for (let b = 0; b < list.length; b++) {
-    const fb = pairable(b);
-    if (!fb) continue;
+    if (!fuseOf(b)) continue;
     for (let a = b - 1; a >= 0 && a >= b - 8; a--) {
-      const fa = pairable(a);
-      if (!fa) continue;
-      const p = pairColumnsReduce(fa, fb);
-      if (!p) continue;
-      const [xa, va] = (list[a] as DispatchCmd).values;
-      const [xb, vb] = (list[b] as DispatchCmd).values;
-      if (va === xb || va === vb || xa === vb) continue;
+      if (!fuseOf(a)) continue;
+      const ca = list[a] as DispatchCmd;
+      const cb = list[b] as DispatchCmd;
+      const got = pair(ca, cb);
+      if (!got) continue;
+      const io = (c: DispatchCmd) => access(c);
+      const [ra, rb] = [io(ca), io(cb)];
+      // Neither reads or writes what the other writes.
+      if (rb.reads.some((v) => ra.writes.includes(v)) || ra.reads.some((v) => rb.writes.includes(v))) continue;
       let at: number;
-      if (clear(a, b, [xb], [vb])) at = a;
-      else if (clear(a, b, [xa], [va])) at = b;
+      if (clear(a, b, rb.reads, rb.writes)) at = a;
+      else if (clear(a, b, ra.reads, ra.writes)) at = b;
       else continue;
       const gone = at === a ? b : a;
-      const bindings: BindingKind[] = ['read', 'write', 'read', 'write', 'uniform'];
+      const { p, values: vs, bindings } = got;
       list[at] = {
         kind: 'dispatch',
         kernel: null,
         src: { key: p.key, bindings, wgsl: p.wgsl },
         key: p.key,
-        values: [xa, va, xb, vb],
+        values: vs,
         workgroups: p.workgroups,
         params: new Uint8Array(p.params.buffer),
         dynamic: null,
       };
       list[gone] = null;
-      for (const v of [xa, va, xb, vb]) {
+      for (const v of vs) {
         uses.get(v)!.delete(gone);
         uses.get(v)!.add(at);
       }
@@ -676,7 +705,7 @@ export function fuseMaps(cmds: readonly Cmd[], values: readonly ValueInfo[]): Cm
       curF = g;
     }
   }
-  pairReduces(list, uses, clear);
+  pairDispatches(list, uses, clear);
   const out: Cmd[] = [];
   list.forEach((c, n) => {
     if (!c) return;
