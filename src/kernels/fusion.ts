@@ -24,7 +24,7 @@ import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
 import { runtime } from '../gpu/runtime.js';
 import { enables, FLAT_INDEX, grid1d, WG } from './common.js';
 import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
-import { type ColumnsReduceFuse, pairColumnsReduce } from './reduce-columns.js';
+import { type ColumnsReduceFuse, groupColumnsReduce } from './reduce-columns.js';
 import { pairRope, type RopeFuse } from './rope.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
@@ -475,6 +475,11 @@ function elideCopies(
   });
 }
 
+/** Column reductions already sharing a dispatch (more may join). */
+interface ReduceGroup {
+  reduceGroup: ColumnsReduceFuse['columnsReduce'][];
+}
+
 /** A paired dispatch: its kernel, and its operands (values) with their bindings. */
 interface Paired {
   key: string;
@@ -495,17 +500,29 @@ function pairDispatches(
   uses: Map<number, Set<number>>,
   clear: (a: number, b: number, ins: number[], outs: number[]) => boolean,
 ): void {
+  type Pairable = Partial<ColumnsReduceFuse & RopeFuse & ReduceGroup>;
   const fuseOf = (n: number) => {
     const c = list[n];
-    return c?.kind === 'dispatch' ? (c.src.fuse as Partial<ColumnsReduceFuse & RopeFuse> | undefined) : undefined;
+    return c?.kind === 'dispatch' ? (c.src.fuse as Pairable | undefined) : undefined;
   };
+  const members = (f: Pairable) => f.reduceGroup ?? (f.columnsReduce ? [f.columnsReduce] : null);
   // Operands: the first's values and bindings, then the second's that differ; null if they cannot pair.
-  const pair = (a: DispatchCmd, b: DispatchCmd): { p: Paired; values: number[]; bindings: BindingKind[] } | null => {
-    const fa = a.src.fuse as Partial<ColumnsReduceFuse & RopeFuse>;
-    const fb = b.src.fuse as Partial<ColumnsReduceFuse & RopeFuse>;
-    if (fa.columnsReduce && fb.columnsReduce) {
-      const p = pairColumnsReduce(fa as ColumnsReduceFuse, fb as ColumnsReduceFuse);
-      return p && { p, values: [...a.values, ...b.values], bindings: ['read', 'write', 'read', 'write', 'uniform'] };
+  const pair = (a: DispatchCmd, b: DispatchCmd): { p: Paired; values: number[]; bindings: BindingKind[]; fuse?: ReduceGroup } | null => {
+    const fa = a.src.fuse as Pairable;
+    const fb = b.src.fuse as Pairable;
+    const [ma, mb] = [members(fa), members(fb)];
+    if (ma && mb) {
+      const group = [...ma, ...mb];
+      const p = groupColumnsReduce(group);
+      const values = [...a.values, ...b.values];
+      return (
+        p && {
+          p,
+          values,
+          bindings: [...values.map((_, i) => (i % 2 ? 'write' : 'read') as BindingKind), 'uniform'],
+          fuse: { reduceGroup: group },
+        }
+      );
     }
     if (fa.rope && fb.rope) {
       // x, cos, sin, out: the tables must be the same values.
@@ -519,7 +536,7 @@ function pairDispatches(
   };
   for (let b = 0; b < list.length; b++) {
     if (!fuseOf(b)) continue;
-    for (let a = b - 1; a >= 0 && a >= b - 8; a--) {
+    for (let a = b - 1; a >= 0 && a >= b - 48; a--) {
       if (!fuseOf(a)) continue;
       const ca = list[a] as DispatchCmd;
       const cb = list[b] as DispatchCmd;
@@ -534,11 +551,11 @@ function pairDispatches(
       else if (clear(a, b, ra.reads, ra.writes)) at = b;
       else continue;
       const gone = at === a ? b : a;
-      const { p, values: vs, bindings } = got;
+      const { p, values: vs, bindings, fuse } = got;
       list[at] = {
         kind: 'dispatch',
         kernel: null,
-        src: { key: p.key, bindings, wgsl: p.wgsl },
+        src: { key: p.key, bindings, wgsl: p.wgsl, fuse },
         key: p.key,
         values: vs,
         workgroups: p.workgroups,

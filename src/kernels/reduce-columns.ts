@@ -159,33 +159,38 @@ export interface ColumnsReduceFuse {
   };
 }
 
-const PAIR = uniforms({
-  outputs: 'u32',
-  half: 'u32',
-  R: 'u32',
-  inner: 'u32',
-  s_outer: 'u32',
-  s_r: 'u32',
-  s_inner: 'u32',
-  x_offset: 'u32',
-  x_offset2: 'u32',
-  v_offset: 'u32',
-  v_offset2: 'u32',
-  scale: 'f32',
-  nan_flag: 'u32',
-});
+/** Most single-chunk column reductions one dispatch runs. */
+export const MAX_GROUPED_REDUCES = 4;
+
+const groupLayouts: ReturnType<typeof uniforms>[] = [];
+function groupUniforms(k: number) {
+  const fields: Record<string, 'u32' | 'f32'> = {
+    outputs: 'u32',
+    half: 'u32',
+    R: 'u32',
+    inner: 'u32',
+    s_outer: 'u32',
+    s_r: 'u32',
+    s_inner: 'u32',
+    scale: 'f32',
+    nan_flag: 'u32',
+  };
+  for (let j = 0; j < k; j++) {
+    fields[`x_offset${j}`] = 'u32';
+    fields[`v_offset${j}`] = 'u32';
+  }
+  return (groupLayouts[k] ??= uniforms(fields));
+}
 
 /**
- * One dispatch for two column reductions that differ only in their buffers and offsets: the
- * first ⌈outputs/WG⌉ workgroups do the first, the rest the second, each with the loop of
- * reduce.ts's single-chunk columns kernel (bitwise the same results). Bindings: x, out, x2, out2.
+ * One dispatch for 2–4 column reductions that differ only in their buffers and offsets: member m
+ * runs on workgroups [m·⌈outputs/WG⌉, (m+1)·⌈outputs/WG⌉), each with the loop of reduce.ts's
+ * single-chunk columns kernel (bitwise the same results). Bindings: x0, out0, x1, out1, ….
  */
-export function pairColumnsReduce(
-  a: ColumnsReduceFuse,
-  b: ColumnsReduceFuse,
+export function groupColumnsReduce(
+  members: ColumnsReduceFuse['columnsReduce'][],
 ): { key: string; wgsl: () => string; params: Uint32Array; workgroups: [number, number, number] } | null {
-  const p = a.columnsReduce;
-  const q = b.columnsReduce;
+  const [p] = members;
   const same: (keyof ColumnsReduceFuse['columnsReduce'])[] = [
     'combine',
     'prep',
@@ -201,9 +206,10 @@ export function pairColumnsReduce(
     'scale',
     'nanFlag',
   ];
-  if (!same.every((k) => p[k] === q[k])) return null;
+  const k = members.length;
+  if (k < 2 || k > MAX_GROUPED_REDUCES || !members.every((q) => same.every((f) => p[f] === q[f]))) return null;
   const half = Math.ceil(p.outputs / p.wg) * p.wg;
-  const params = PAIR.pack({
+  const values: Record<string, number> = {
     outputs: p.outputs,
     half,
     R: p.R,
@@ -211,47 +217,56 @@ export function pairColumnsReduce(
     s_outer: p.sOuter,
     s_r: p.sR,
     s_inner: p.sInner,
-    x_offset: p.xOffset,
-    x_offset2: q.xOffset,
-    v_offset: p.vOffset,
-    v_offset2: q.vOffset,
     scale: p.scale,
     nan_flag: p.nanFlag ? 1 : 0,
+  };
+  members.forEach((q, j) => {
+    values[`x_offset${j}`] = q.xOffset;
+    values[`v_offset${j}`] = q.vOffset;
   });
-  const key = `reduce|colspair|wg${p.wg}|${p.combine}|${p.prep}|${p.xT}>${p.vT}`;
-  const [x, y] = grid1d(2 * half, p.wg);
-  return { key, wgsl: () => pairSource(p), params, workgroups: [x, y, 1] };
+  const params = groupUniforms(k).pack(values);
+  const key = `reduce|colsgroup${k}|wg${p.wg}|${p.combine}|${p.prep}|${p.xT}>${p.vT}`;
+  const [x, y] = grid1d(k * half, p.wg);
+  return { key, wgsl: () => groupSource(p, k), params, workgroups: [x, y, 1] };
 }
 
-function pairSource(p: ColumnsReduceFuse['columnsReduce']): string {
-  const load = (buf: string) => (p.prep === 'square' ? `{ let xv = f32(${buf}[e]); v = xv * xv; }` : `v = f32(${buf}[e]);`);
+function groupSource(p: ColumnsReduceFuse['columnsReduce'], k: number): string {
+  const load = (j: number) => (p.prep === 'square' ? `{ let xv = f32(xb${j}[e]); v = xv * xv; }` : `v = f32(xb${j}[e]);`);
   const ident = p.combine === 'sum' ? '0.0' : p.combine === 'max' ? '-f_inf()' : 'f_inf()';
   const step = p.combine === 'sum' ? 'acc = acc + v;' : `acc = c_${p.combine}(acc, v);`;
-  return `${rowEnables([p.xT, p.vT], false)}@group(0) @binding(0) var<storage, read> xb: array<${p.xT}>;
-@group(0) @binding(1) var<storage, read_write> vb: array<${p.vT}>;
-@group(0) @binding(2) var<storage, read> xb2: array<${p.xT}>;
-@group(0) @binding(3) var<storage, read_write> vb2: array<${p.vT}>;
-${PAIR.wgsl(4)}
+  const members = Array.from({ length: k }, (_, j) => j);
+  const chain = (f: (j: number) => string) =>
+    members.map((j) => (j === 0 ? `if (m == 0u) { ${f(0)} }` : `else if (m == ${j}u) { ${f(j)} }`)).join(' ');
+  const decls = members
+    .map(
+      (j) =>
+        `@group(0) @binding(${2 * j}) var<storage, read> xb${j}: array<${p.xT}>;\n@group(0) @binding(${2 * j + 1}) var<storage, read_write> vb${j}: array<${p.vT}>;`,
+    )
+    .join('\n');
+  return `${rowEnables([p.xT, p.vT], false)}${decls}
+${groupUniforms(k).wgsl(2 * k)}
 ${reductionLibrary(p.wg, false)}
 @compute @workgroup_size(${p.wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let g0 = gid.x + gid.y * (nwg.x * WG);
-  let second = g0 >= params.half;
-  let g = select(g0, g0 - params.half, second);
-  if (g >= params.outputs) { return; }
+  let m = g0 / params.half;
+  let g = g0 - m * params.half;
+  if (m >= ${k}u || g >= params.outputs) { return; }
   let inner = params.inner;
   let i = g % inner;
   let o = g / inner;
-  let base = select(params.x_offset, params.x_offset2, second) + o * params.s_outer + i * params.s_inner;
+  var x_offset = 0u;
+  ${chain((j) => `x_offset = params.x_offset${j};`)}
+  let base = x_offset + o * params.s_outer + i * params.s_inner;
   let s_r = params.s_r;
   var acc = ${ident};
   for (var r = 0u; r < params.R; r++) {
     let e = base + r * s_r;
     var v: f32;
-    if (second) { ${load('xb2')} } else { ${load('xb')} }
+    ${chain(load)}
     ${step}
   }
-  let res = select(acc * params.scale, select(f_inf(), f_nan(), acc == 0.0), params.nan_flag != 0u);
-  if (second) { vb2[params.v_offset2 + g] = ${p.vT}(res); } else { vb[params.v_offset + g] = ${p.vT}(res); }
+  let res = ${p.vT}(select(acc * params.scale, select(f_inf(), f_nan(), acc == 0.0), params.nan_flag != 0u));
+  ${chain((j) => `vb${j}[params.v_offset${j} + g] = res;`)}
 }`;
 }
