@@ -160,6 +160,7 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
               calls = 0;
               return { dispatches: perCall };
             },
+            hostProbe: () => hostTimePerDispatch(run, () => compiled?.dispatches() ?? null),
           };
         }
       }
@@ -168,6 +169,32 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
 }
 
 type Base = { sync: () => Promise<void>; dispose: () => void };
+
+const HOST_PROBE_CALLS = 15;
+
+/**
+ * Host time of one call (JS and Dawn: recording, or a replay's encoding and submit), each call
+ * made with the GPU idle and after a pause, so that a software adapter's worker threads are not
+ * competing with the JS thread for the CPU. Per dispatch: median and minimum over the calls.
+ */
+async function hostTimePerDispatch(run: () => void, programDispatches: () => number | null): Promise<Record<string, number>> {
+  const rt = runtime();
+  const samples: number[] = [];
+  let dispatches = 0;
+  for (let i = 0; i < HOST_PROBE_CALLS; i++) {
+    await rt.sync();
+    await new Promise((r) => setTimeout(r, 10));
+    const d0 = rt.counters.dispatches;
+    const t0 = performance.now();
+    run();
+    samples.push(performance.now() - t0);
+    dispatches = programDispatches() ?? rt.counters.dispatches - d0;
+  }
+  await rt.sync();
+  samples.sort((a, b) => a - b);
+  const us = (ms: number) => (1000 * ms) / Math.max(1, dispatches);
+  return { hostUsPerDispatch: us(samples[samples.length >> 1]), hostUsPerDispatchMin: us(samples[0]) };
+}
 
 function blockTrain(op: Extract<BenchCase['op'], { kind: 'block-train' }>, inputs: Input[], base: Base): Prepared {
   const { B, N, D, H } = op;
