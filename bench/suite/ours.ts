@@ -26,7 +26,7 @@ const upload = (i: Input): Tensor => tensor(i.data, i.shape).keep();
  */
 export async function compileStepIfAvailable(
   step: () => void,
-  opts: { fusion?: boolean } = {},
+  opts: { fusion?: boolean; name?: string } = {},
 ): Promise<{ run: () => void; dispatches: () => number | null; dispose: () => void } | null> {
   let mod: { compileStep?: (fn: () => void, o: object) => { (): unknown; stats(): { dispatches: number } | null; dispose(): void } };
   try {
@@ -35,14 +35,14 @@ export async function compileStepIfAvailable(
     return null;
   }
   if (!mod.compileStep) return null;
-  const compiled = mod.compileStep(step, { name: 'DiT^DH train step', fusion: opts.fusion ?? false });
+  const compiled = mod.compileStep(step, { name: opts.name ?? 'DiT^DH train step', fusion: opts.fusion ?? false });
   return { run: () => void compiled(), dispatches: () => compiled.stats()?.dispatches ?? null, dispose: () => compiled.dispose() };
 }
 
 export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}): Engine {
   return {
     name: opts.compiled ? `ours compiled${opts.fusion ? '+fused' : ''}` : 'ours',
-    supports: (c) => !opts.compiled || c.op.kind === 'ditdh-train',
+    supports: (c) => !opts.compiled || c.op.kind === 'ditdh-train' || c.op.kind === 'block-train',
     async prepare(c: BenchCase, inputs: Input[]): Promise<Prepared> {
       const rt = runtime();
       const owned: Tensor[] = [];
@@ -65,7 +65,8 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
       };
       const readOf = (t: () => Tensor) => async () => (await toArray(t())) as Float32Array;
       const op = c.op;
-      if (opts.compiled && op.kind !== 'ditdh-train') throw new UnsupportedCase('compiled steps only for training steps');
+      if (opts.compiled && op.kind !== 'ditdh-train' && op.kind !== 'block-train')
+        throw new UnsupportedCase('compiled steps only for training steps');
       switch (op.kind) {
         case 'copy': {
           const x = keep(upload(inputs[0]));
@@ -121,8 +122,25 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
             },
           };
         }
-        case 'block-train':
-          return blockTrain(op, inputs, base);
+        case 'block-train': {
+          const eager = blockTrain(op, inputs, base);
+          if (!opts.compiled) return eager;
+          const compiled = await compileStepIfAvailable(() => void eager.run(), { fusion: opts.fusion, name: 'block train step' });
+          if (!compiled) {
+            eager.dispose();
+            throw new UnsupportedCase('no compiled training steps in this build (compileStepIfAvailable)');
+          }
+          // The first call runs eagerly (its loss is the one checked), the second records; replays follow.
+          return {
+            ...eager,
+            run: compiled.run,
+            dispose: () => {
+              compiled.dispose();
+              eager.dispose();
+            },
+            counters: () => ({ dispatches: compiled.dispatches() ?? 0 }),
+          };
+        }
         case 'ditdh-train': {
           const { step, dispose } = makeDitdhStep();
           const compiled = opts.compiled ? await compileStepIfAvailable(step, { fusion: opts.fusion }) : null;
