@@ -40,8 +40,10 @@ export interface CompileOptions {
    */
   onRefuse?: (reason: string) => void;
   /**
-   * Fuse chains of elementwise maps into single kernels (src/kernels/fusion.ts). Off by default:
-   * with it, results may differ from the eager step in the last bits (FMA contraction).
+   * Rewrite the recorded dispatches into fewer (src/kernels/fusion.ts): elementwise maps merged
+   * into multi-output kernels, repeated maps and dead zero fills dropped, reductions and ropes of
+   * one layout paired. Off by default: with it, results may differ from the eager step in the
+   * last bits (FMA contraction; 0 + x is x up to the sign of a zero).
    */
   fusion?: boolean;
 }
