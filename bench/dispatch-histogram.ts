@@ -56,14 +56,15 @@ function blockers(cmds: readonly Cmd[], values: readonly ValueInfo[]): string[] 
     if (c.kind !== 'dispatch') return;
     const kind = kindOf(c);
     if (!kind.startsWith('map:') && !kind.startsWith('fused')) return;
-    const out = c.values[c.src.bindings.indexOf('write')];
-    const rs = [...new Set(readers.get(out) ?? [])].filter((r) => r > n);
+    // Every value it writes (a fused kernel may store several), and the later commands reading any.
+    const outs = c.values.filter((_, k) => c.src.bindings[k] === 'write');
+    const rs = [...new Set(outs.flatMap((o) => readers.get(o) ?? []))].filter((r) => r > n);
     const into = rs.map((r) => {
       const d = cmds[r];
       return d.kind === 'copy' ? 'copy' : kindOf(d);
     });
     let why: string;
-    if (!values[out].intermediate) why = 'outlives the step';
+    if (outs.some((o) => !values[o].intermediate)) why = 'outlives the step';
     else if (rs.length === 0) why = 'no reader';
     else if (rs.length > 1) why = `${rs.length} readers`;
     else if (into[0].startsWith('map:') || into[0].startsWith('fused')) why = 'map reader (shape/stride/clobber/size)';
