@@ -29,6 +29,7 @@
 import { runtime } from '../gpu/runtime.js';
 import { grid1d } from './common.js';
 import { bind, bound, packParams, stagedBytes, vec4Able, type AttentionConfig, type BoundOperand } from './attention/codegen.js';
+import { materializable, materializedBackward, materializedForward, sliceBytes } from './attention/materialized.js';
 import { ATTENTION_HEADER, deltaSource, DELTA_HEADER, dkdvSource, dqSource, forwardSource } from './attention/sources.js';
 import { adapterTuning, tunedAttentionConfig } from './tuning.js';
 import type { View } from './view.js';
@@ -38,9 +39,33 @@ export type { AttentionConfig } from './attention/codegen.js';
 /** Largest head dim the kernels are generated for. */
 export const MAX_HEAD_DIM = 256;
 
+export type AttentionPath = 'flash' | 'materialized';
+
 export interface AttentionOptions {
   /** Overrides the per-adapter choice (benchmarks, tests of every variant). */
   config?: AttentionConfig;
+  /** Forces the fused kernels or the score-matrix path (tests, benchmarks); default: per adapter (tuning.ts). */
+  path?: AttentionPath;
+  /** Byte cap of the score-matrix temporaries when path is 'materialized' (default: the adapter's, or 64 MiB). */
+  materializeBytes?: number;
+}
+
+const DEFAULT_MATERIALIZE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Which path runs this pass: the forced one, else the score-matrix path when the adapter's cap
+ * (tuning.ts) admits one (batch, head) slice. A forced 'materialized' with slices too big for the
+ * cap or for one storage binding throws.
+ */
+function choosePath(op: string, s: Dims, opts: AttentionOptions, pass: 'forward' | 'backward'): { path: AttentionPath; cap: number } {
+  // A flash kernel configuration without a path asks for the flash kernels.
+  if (opts.path === 'flash' || (opts.config && !opts.path)) return { path: 'flash', cap: 0 };
+  const cap = opts.materializeBytes ?? (opts.path ? DEFAULT_MATERIALIZE_BYTES : adapterTuning().attention.materializeBytes);
+  if (opts.path === 'materialized' && !materializable(s, pass, cap))
+    throw new RangeError(
+      `${op}: the score-matrix path needs ${sliceBytes(s, pass)} bytes per (batch, head) at Nq = ${s.nq}, Nk = ${s.nk}, over the cap of ${cap} (or the adapter's binding limit)`,
+    );
+  return cap > 0 && materializable(s, pass, cap) ? { path: 'materialized', cap } : { path: 'flash', cap: 0 };
 }
 
 /**
@@ -140,6 +165,12 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   const s = checkInputs(op, q, k, v, lse);
   checkView(op, 'o', o, q.shape);
   if (s.b * s.h * s.nq === 0) return;
+  const { path, cap } = choosePath(op, s, opts, 'forward');
+  if (path === 'materialized') {
+    bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
+    materializedForward(q, k, v, o, lse, scale, s, cap);
+    return;
+  }
   const cfg = resolveConfig(op, s, opts, 'forward');
   const ops = bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
@@ -180,6 +211,13 @@ export function attentionBackward(
   ] as const)
     checkView(op, name, t, like.shape);
   if (s.b * s.h * (s.nq + s.nk) === 0) return;
+  // With no queries (Nq = 0) the score matrix is empty and dK, dV are zeros: the flash kernels write them.
+  const { path, cap } = s.nq > 0 ? choosePath(op, s, opts, 'backward') : { path: 'flash' as const, cap: 0 };
+  if (path === 'materialized') {
+    bind(op, [R('q', q), R('k', k), R('v', v), R('lse', lse, false), R('dO', dO), W('dq', dq), W('dk', dk), W('dv', dv)]);
+    materializedBackward(q, k, v, lse, dO, dq, dk, dv, scale, s, cap);
+    return;
+  }
   const cfg = resolveConfig(op, s, opts, 'backward');
   const rt = runtime();
   const rows = s.b * s.h * s.nq;

@@ -34,8 +34,11 @@ export interface AdapterTuning {
   /**
    * Per pass (forward; dQ and dK/dV share backward). A staged config's `stage` is an upper bound:
    * it is halved (down to `unroll`) until the tiles fit the adapter's workgroup memory.
+   * `materializeBytes`: attention runs through the score matrix (attention/materialized.ts) when
+   * one (batch, head) slice's temporaries fit under it, in groups of slices under it; 0 = always
+   * the fused (flash) kernels.
    */
-  attention: { forward: AttentionConfig; backward: AttentionConfig };
+  attention: { forward: AttentionConfig; backward: AttentionConfig; materializeBytes: number };
   /**
    * Row kernels (norms, softmax, row reductions): workgroup size for rows of length ≤ n, first
    * match, never below the subgroup size; longer rows get `rowWorkgroupMax`. On lavapipe
@@ -66,10 +69,12 @@ const ROW_WORKGROUPS = [
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
+  materializeBytes: 64 * 2 ** 20,
 };
 const GPU_ATTENTION = {
   forward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
   backward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
+  materializeBytes: 0,
 };
 // 8×8 outputs per thread: a first sweep under heavy load (bench/results/*-conv.md) put 8×8 and
 // 4×8 ahead of 4×4, 8×4 and 12×8 (the last also compiles ≈ 20 s); not yet measured on a quiet machine.
