@@ -22,7 +22,8 @@
  */
 import { runtime } from '../../gpu/runtime.js';
 import { grid1d, WG } from '../common.js';
-import { matmulInto } from '../matmul.js';
+import { type MatmulConfig, matmulInto } from '../matmul.js';
+import { adapterTuning } from '../tuning.js';
 import { uniforms } from '../uniforms.js';
 import type { View } from '../view.js';
 
@@ -78,6 +79,20 @@ function* groups(s: Dims, perSlice: number, capBytes: number): Generator<[b0: nu
   } else {
     for (let b0 = 0; b0 < s.b; b0++) for (let h0 = 0; h0 < s.h; h0 += fit) yield [b0, 1, h0, Math.min(fit, s.h - h0)];
   }
+}
+
+/**
+ * The matmul configuration for the products with N = D output columns (O, dQ, dK, dV): the
+ * adapter's register tile narrowed to ⌈D / rn⌉ threads across, with the same threads per
+ * workgroup. The lavapipe tile is 128 columns wide, so at D = 64 half of every workgroup idled;
+ * the 64-wide tile took 20–26 ms of CPU time per [24, 256, 64] product instead of 28–41 ms
+ * (one process, interleaved, min of 4). Other kernels (and tuned choices) are left to matmul.ts.
+ */
+function narrowConfig(n: number): MatmulConfig | undefined {
+  const g = adapterTuning().matmul.general;
+  if (g.kind !== 'register' || n >= g.wgX * g.rn) return undefined;
+  const wgX = Math.ceil(n / g.rn);
+  return { ...g, wgX, wgY: Math.max(1, Math.floor((g.wgX * g.wgY) / wgX)) };
 }
 
 /** Parameters of both row kernels: rows of this group, its shape, the score scale and lse's strides. */
@@ -168,7 +183,7 @@ export function materializedForward(q: View, k: View, v: View, o: View, lse: Vie
         [...grid1d(rows), 1],
         rowParams(rows, s.nq, nh, s.nk, scale, w(lse)),
       );
-      matmulInto(S, w(v), w(o));
+      matmulInto(S, w(v), w(o), { config: narrowConfig(s.d) });
     }
   } finally {
     rt.release(sBuf);
@@ -208,9 +223,10 @@ export function materializedBackward(
         [...grid1d(rows), 1],
         rowParams(rows, s.nq, nh, s.nk, scale, w(lse)),
       );
-      matmulInto(t(S), w(dO), w(dv));
-      matmulInto(dP, w(k), w(dq));
-      matmulInto(t(dP), w(q), w(dk));
+      const config = narrowConfig(s.d);
+      matmulInto(t(S), w(dO), w(dv), { config });
+      matmulInto(dP, w(k), w(dq), { config });
+      matmulInto(t(dP), w(q), w(dk), { config });
     }
   } finally {
     rt.release(sBuf);
