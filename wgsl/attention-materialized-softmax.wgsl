@@ -30,8 +30,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var m = -3.0e38;
   for (var j = 0u; j < Nk; j++) { m = max(m, s[base + j]); }
   var l = 0.0;
-  for (var j = 0u; j < Nk; j++) { l += exp(s[base + j] - m); }
-  let L = m + log(l);
-  for (var j = 0u; j < Nk; j++) { s[base + j] = exp(s[base + j] - L); }
-  lse[li] = L;
+  for (var j = 0u; j < Nk; j++) { let p = exp(s[base + j] - m); s[base + j] = p; l += p; }
+  let inv = 1.0 / l;
+  for (var j = 0u; j < Nk; j++) { s[base + j] *= inv; }
+  lse[li] = m + log(l);
 }

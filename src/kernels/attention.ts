@@ -1,6 +1,18 @@
 /**
- * Fused scaled-dot-product attention, forward and backward, in the flash-attention style: scores
- * exist only in registers, a few keys (or queries) at a time, so memory is linear in N.
+ * Scaled-dot-product attention, forward and backward, by one of two paths chosen per adapter:
+ *
+ *  - 'materialized' (attention/materialized.ts): the scores of a group of (batch, head) slices go
+ *    to a temporary and the products run on the batched strided matmul, with one row kernel each
+ *    way. The temporaries stay under a byte cap (tuning.ts `materializeBytes`; 64 MiB on CPU
+ *    adapters, where the matmul kernel is much faster per FLOP than the fused kernels and the
+ *    backward does 5 instead of 7 D-length products per (query, key) pair); shapes whose single
+ *    slice does not fit take the fused path.
+ *  - 'flash' (below; the default where `materializeBytes` is 0, i.e. GPUs until measured
+ *    otherwise): scores exist only in registers, a few keys (or queries) at a time, so memory
+ *    is linear in N.
+ *
+ * Both save only o and lse for the backward (the autograd interface), and both accept the same
+ * views; `AttentionOptions.path` forces one (tests, benchmarks). The fused kernels:
  *
  *   forward    a thread owns `perThread` query rows and keeps their output rows, running maxima
  *              and running sums in registers (online softmax), looping over the keys. Saves
@@ -23,8 +35,9 @@
  * 16-byte aligned are read and written as vec4. Kernels are specialised on D, the configuration
  * and every operand's dtype and vec4 access; all of it is in the pipeline key.
  *
- * Files: this one checks operands and dispatches; attention/sources.ts holds the four kernels and
- * attention/codegen.ts the small code-generation language they are written in.
+ * Files: this one checks operands, chooses the path and dispatches; attention/sources.ts holds the
+ * four fused kernels, attention/codegen.ts the small code-generation language they are written in,
+ * attention/materialized.ts the score-matrix path.
  */
 import { runtime } from '../gpu/runtime.js';
 import { grid1d } from './common.js';

@@ -121,16 +121,17 @@ function rowKernel(kind: 'softmax' | 'grad'): string {
           '@group(0) @binding(1) var<storage, read_write> dp: array<f32>;',
           '@group(0) @binding(2) var<storage, read> lse: array<f32>;',
         ];
-  // Forward: two-pass max then Σ exp (one exp per score per pass); the row is a few KiB and stays in cache.
+  // Forward: max, then p = exp(s − max) stored with its sum, then p / sum: one exp per score (the
+  // exp is most of the cost on CPU adapters); the row is a few KiB and stays in cache.
   const body =
     kind === 'softmax'
       ? `var m = -3.0e38;
   for (var j = 0u; j < Nk; j++) { m = max(m, s[base + j]); }
   var l = 0.0;
-  for (var j = 0u; j < Nk; j++) { l += exp(s[base + j] - m); }
-  let L = m + log(l);
-  for (var j = 0u; j < Nk; j++) { s[base + j] = exp(s[base + j] - L); }
-  lse[li] = L;`
+  for (var j = 0u; j < Nk; j++) { let p = exp(s[base + j] - m); s[base + j] = p; l += p; }
+  let inv = 1.0 / l;
+  for (var j = 0u; j < Nk; j++) { s[base + j] *= inv; }
+  lse[li] = m + log(l);`
       : `let L = lse[li];
   var delta = 0.0;
   for (var j = 0u; j < Nk; j++) { let p = exp(s[base + j] - L); s[base + j] = p; delta += p * dp[base + j]; }
