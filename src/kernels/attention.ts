@@ -65,12 +65,19 @@ export interface AttentionOptions {
 
 const DEFAULT_MATERIALIZE_BYTES = 64 * 2 ** 20;
 
+let forcedPath: AttentionPath | null = null;
+/** Makes calls without `path` take this one until reset with null (tests of models and replays on both paths). */
+export function setForcedAttentionPath(path: AttentionPath | null): void {
+  forcedPath = path;
+}
+
 /**
  * Which path runs this pass: the forced one, else the score-matrix path when the adapter's cap
  * (tuning.ts) admits one (batch, head) slice. A forced 'materialized' with slices too big for the
  * cap or for one storage binding throws.
  */
-function choosePath(op: string, s: Dims, opts: AttentionOptions, pass: 'forward' | 'backward'): { path: AttentionPath; cap: number } {
+function choosePath(op: string, s: Dims, options: AttentionOptions, pass: 'forward' | 'backward'): { path: AttentionPath; cap: number } {
+  const opts = forcedPath && !options.path && !options.config ? { ...options, path: forcedPath } : options;
   // A flash kernel configuration without a path asks for the flash kernels.
   if (opts.path === 'flash' || (opts.config && !opts.path)) return { path: 'flash', cap: 0 };
   const cap = opts.materializeBytes ?? (opts.path ? DEFAULT_MATERIALIZE_BYTES : adapterTuning().attention.materializeBytes);

@@ -66,6 +66,10 @@ const ROW_WORKGROUPS = [
 // Forward 16 threads × 8 queries each ran faster at (4, 6, 256, 64) than 32 × 4 (264–342 ms vs
 // 446–572 ms in 5 of 6 rounds at load ~25) but compiles 18–28 s per head dim cold (over 60 s at
 // D = 128) instead of 1–3 s, so the table keeps 32 × 4 (bench/results/lavapipe-row-kernels-2026-12-02.md).
+// Through the score matrix (materializeBytes), measured in one process with 2–3 interleaved rounds
+// at load 5–8: (4, 6, 256, 64) forward 71–80 ms vs 107–148 fused, forward+backward 238–287 vs
+// 587–656; (8, 16, 256, 72) forward 458–487 vs 591–686, forward+backward 1842–2849 vs 5556–7410.
+// 64 MiB keeps (4, 16, 1024, 128) on it too, in groups of 16 slices forward and 8 backward.
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
