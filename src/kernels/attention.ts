@@ -85,7 +85,10 @@ function choosePath(op: string, s: Dims, options: AttentionOptions, pass: 'forwa
     throw new RangeError(
       `${op}: the score-matrix path needs ${sliceBytes(s, pass)} bytes per (batch, head) at Nq = ${s.nq}, Nk = ${s.nk}, over the cap of ${cap} (or the adapter's binding limit)`,
     );
-  return cap > 0 && materializable(s, pass, cap) ? { path: 'materialized', cap } : { path: 'flash', cap: 0 };
+  // A group's temporary (the cap, or half of it backward) must also fit one storage binding.
+  const lim = runtime().limits;
+  const fit = Math.min(cap, Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) * (pass === 'forward' ? 1 : 2));
+  return fit > 0 && materializable(s, pass, fit) ? { path: 'materialized', cap: fit } : { path: 'flash', cap: 0 };
 }
 
 /**
