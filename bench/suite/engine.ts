@@ -11,6 +11,11 @@ export interface Prepared {
   dispose(): void;
   /** Facts measured per call besides time (dispatches per step). */
   counters?(): Record<string, number>;
+  /**
+   * Host-side facts measured after the timing: e.g. the JS + Dawn time of recording one call with
+   * the GPU idle (so that the software adapter's threads do not compete for the CPU).
+   */
+  hostProbe?(): Promise<Record<string, number>>;
 }
 
 export interface Engine {

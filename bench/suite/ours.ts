@@ -26,7 +26,7 @@ const upload = (i: Input): Tensor => tensor(i.data, i.shape).keep();
  */
 export async function compileStepIfAvailable(
   step: () => void,
-  opts: { fusion?: boolean } = {},
+  opts: { fusion?: boolean; name?: string } = {},
 ): Promise<{ run: () => void; dispatches: () => number | null; dispose: () => void } | null> {
   let mod: { compileStep?: (fn: () => void, o: object) => { (): unknown; stats(): { dispatches: number } | null; dispose(): void } };
   try {
@@ -35,14 +35,14 @@ export async function compileStepIfAvailable(
     return null;
   }
   if (!mod.compileStep) return null;
-  const compiled = mod.compileStep(step, { name: 'DiT^DH train step', fusion: opts.fusion ?? false });
+  const compiled = mod.compileStep(step, { name: opts.name ?? 'DiT^DH train step', fusion: opts.fusion ?? false });
   return { run: () => void compiled(), dispatches: () => compiled.stats()?.dispatches ?? null, dispose: () => compiled.dispose() };
 }
 
 export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}): Engine {
   return {
     name: opts.compiled ? `ours compiled${opts.fusion ? '+fused' : ''}` : 'ours',
-    supports: (c) => !opts.compiled || c.op.kind === 'ditdh-train',
+    supports: (c) => !opts.compiled || c.op.kind === 'ditdh-train' || c.op.kind === 'block-train',
     async prepare(c: BenchCase, inputs: Input[]): Promise<Prepared> {
       const rt = runtime();
       const owned: Tensor[] = [];
@@ -65,7 +65,8 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
       };
       const readOf = (t: () => Tensor) => async () => (await toArray(t())) as Float32Array;
       const op = c.op;
-      if (opts.compiled && op.kind !== 'ditdh-train') throw new UnsupportedCase('compiled steps only for training steps');
+      if (opts.compiled && op.kind !== 'ditdh-train' && op.kind !== 'block-train')
+        throw new UnsupportedCase('compiled steps only for training steps');
       switch (op.kind) {
         case 'copy': {
           const x = keep(upload(inputs[0]));
@@ -121,8 +122,25 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
             },
           };
         }
-        case 'block-train':
-          return blockTrain(op, inputs, base);
+        case 'block-train': {
+          const eager = blockTrain(op, inputs, base);
+          if (!opts.compiled) return eager;
+          const compiled = await compileStepIfAvailable(() => void eager.run(), { fusion: opts.fusion, name: 'block train step' });
+          if (!compiled) {
+            eager.dispose();
+            throw new UnsupportedCase('no compiled training steps in this build (compileStepIfAvailable)');
+          }
+          // The first call runs eagerly (its loss is the one checked), the second records; replays follow.
+          return {
+            ...eager,
+            run: compiled.run,
+            dispose: () => {
+              compiled.dispose();
+              eager.dispose();
+            },
+            counters: () => ({ dispatches: compiled.dispatches() ?? 0 }),
+          };
+        }
         case 'ditdh-train': {
           const { step, dispose } = makeDitdhStep();
           const compiled = opts.compiled ? await compileStepIfAvailable(step, { fusion: opts.fusion }) : null;
@@ -160,6 +178,7 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
               calls = 0;
               return { dispatches: perCall };
             },
+            hostProbe: () => hostTimePerDispatch(run, () => compiled?.dispatches() ?? null),
           };
         }
       }
@@ -168,6 +187,32 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
 }
 
 type Base = { sync: () => Promise<void>; dispose: () => void };
+
+const HOST_PROBE_CALLS = 15;
+
+/**
+ * Host time of one call (JS and Dawn: recording, or a replay's encoding and submit), each call
+ * made with the GPU idle and after a pause, so that a software adapter's worker threads are not
+ * competing with the JS thread for the CPU. Per dispatch: median and minimum over the calls.
+ */
+async function hostTimePerDispatch(run: () => void, programDispatches: () => number | null): Promise<Record<string, number>> {
+  const rt = runtime();
+  const samples: number[] = [];
+  let dispatches = 0;
+  for (let i = 0; i < HOST_PROBE_CALLS; i++) {
+    await rt.sync();
+    await new Promise((r) => setTimeout(r, 10));
+    const d0 = rt.counters.dispatches;
+    const t0 = performance.now();
+    run();
+    samples.push(performance.now() - t0);
+    dispatches = programDispatches() ?? rt.counters.dispatches - d0;
+  }
+  await rt.sync();
+  samples.sort((a, b) => a - b);
+  const us = (ms: number) => (1000 * ms) / Math.max(1, dispatches);
+  return { hostUsPerDispatch: us(samples[samples.length >> 1]), hostUsPerDispatchMin: us(samples[0]) };
+}
 
 function blockTrain(op: Extract<BenchCase['op'], { kind: 'block-train' }>, inputs: Input[], base: Base): Prepared {
   const { B, N, D, H } = op;

@@ -22,11 +22,19 @@ export interface SuiteResults {
 
 const f = (v: number | undefined, digits = 2) => (v === undefined ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(digits));
 
+/** Dispatches per call, and host µs per dispatch (median, min) with the GPU idle, where measured. */
+function counterText(c: Record<string, number> | undefined): string {
+  if (!c) return '';
+  const parts: string[] = [];
+  if (c.dispatches) parts.push(`${c.dispatches} dispatches`);
+  if (c.hostUsPerDispatch !== undefined) parts.push(`host ${f(c.hostUsPerDispatch, 1)} µs/dispatch (min ${f(c.hostUsPerDispatchMin, 1)})`);
+  return parts.length ? `, ${parts.join(', ')}` : '';
+}
+
 function ourCell(r: CaseResult): string {
   if (r.error) return `✗ ${r.error}`;
   const rate = r.metric === 'ms' ? `${f(r.median)} ms` : `${f(r.rate)} ${r.metric}`;
-  const dispatches = r.counters?.dispatches ? `, ${r.counters.dispatches} dispatches` : '';
-  return `${rate} (${f(r.min)}–${f(r.max)} ms${dispatches})`;
+  return `${rate} (${f(r.min)}–${f(r.max)} ms${counterText(r.counters)})`;
 }
 
 function peerCell(r: CaseResult, name: string): string {
@@ -34,8 +42,7 @@ function peerCell(r: CaseResult, name: string): string {
   if (!p) return '';
   if (p.error) return p.error.startsWith('n/a') ? 'n/a' : `✗ ${p.error.replace(/\|/g, '/')}`;
   const wrong = p.correctness && !p.correctness.pass ? ' ✗ wrong result' : '';
-  const dispatches = p.counters?.dispatches ? `, ${p.counters.dispatches} dispatches` : '';
-  return `${f(p.ratio)}× (${f(p.median)} ms${dispatches})${wrong}`;
+  return `${f(p.ratio)}× (${f(p.median)} ms${counterText(p.counters)})${wrong}`;
 }
 
 export function toMarkdown(res: SuiteResults): string {

@@ -82,6 +82,7 @@ async function runOne(engine: Engine, c: BenchCase, expected: Expected | null, p
     if (c.unit !== 'ms') cell.rate = c.work / (m.median * 1e-3) / 1e9;
     const counters = p.counters?.();
     if (counters) cell.counters = counters;
+    if (p.hostProbe) cell.counters = { ...cell.counters, ...(await p.hostProbe()) };
   } catch (e) {
     cell.error = `failed to run: ${firstLine(e)}`;
   } finally {

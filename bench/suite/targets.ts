@@ -12,6 +12,7 @@ export interface TargetVerdict {
 }
 
 const fx = (v: number) => `${v.toFixed(2)}×`;
+const REPLAY_HOST_TARGET = 'host time of a replayed step ≤ 10 µs per dispatch (DiT^DH step)';
 
 function ratio(r: CaseResult | undefined, peer: string): number | undefined {
   const p = r?.peers[peer];
@@ -54,15 +55,26 @@ export function judgeTargets(res: SuiteResults): TargetVerdict[] {
       ),
     );
   }
+  // Ours is the faster of the eager step and the compiled steps (training runs compiled by default).
   const blk = find('pre-LN transformer block train step');
-  const peers = ['tfjs', 'jax', 'jax-jit'].map((p) => ratio(blk, p)).filter((x): x is number => x !== undefined);
-  const fastest = peers.length ? Math.min(...peers) : undefined;
+  const peerMs = ['tfjs', 'jax', 'jax-jit']
+    .map((p) => (ratio(blk, p) !== undefined ? blk?.peers[p]?.median : undefined))
+    .filter((x): x is number => x !== undefined);
+  const oursModes: [string, number | undefined][] = [
+    ['eager', blk?.median],
+    ...['ours compiled', 'ours compiled+fused'].map((k): [string, number | undefined] => {
+      const p = blk?.peers[k];
+      return [k.replace('ours ', ''), p && !p.error ? p.median : undefined];
+    }),
+  ];
+  const best = oursModes.filter((m): m is [string, number] => m[1] !== undefined).sort((a, b) => a[1] - b[1])[0];
+  const fastest = peerMs.length && best ? Math.min(...peerMs) / best[1] : undefined;
   out.push(
     verdict(
       'transformer-block train step ≥ 3× the faster peer',
       fastest,
       3,
-      `${fastest ? fx(fastest) : ''} the fastest peer`,
+      `${fastest ? fx(fastest) : ''} the fastest peer (ours ${best?.[0]}: ${best?.[1].toFixed(0)} ms; eager ${blk?.median?.toFixed(0)} ms)`,
       'no peer figure',
     ),
   );
@@ -84,6 +96,19 @@ export function judgeTargets(res: SuiteResults): TargetVerdict[] {
       evidence: `${d} dispatches (eager ${dit?.counters?.dispatches ?? '?'}), compiled/eager time ${fx(comp.ratio ?? Number.NaN)}`,
     });
   }
+  // Host time of a replay: the fused program when measured (the one training runs use), else the unfused one.
+  const replayed = [dit?.peers['ours compiled+fused'], comp].find((p) => p && !p.error && p.counters?.hostUsPerDispatch !== undefined);
+  const host = replayed?.counters?.hostUsPerDispatch;
+  const eagerHost = dit?.counters?.hostUsPerDispatch;
+  out.push(
+    host === undefined
+      ? { target: REPLAY_HOST_TARGET, status: 'not measured', evidence: 'no compiled DiT^DH figure with a host-time probe' }
+      : {
+          target: REPLAY_HOST_TARGET,
+          status: host <= 10 ? 'met' : 'not met',
+          evidence: `${host.toFixed(1)} µs/dispatch median (min ${replayed?.counters?.hostUsPerDispatchMin?.toFixed(1)}), GPU idle before each call; eager ${eagerHost?.toFixed(1) ?? '?'} µs/dispatch`,
+        },
+  );
   return out;
 }
 

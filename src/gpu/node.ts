@@ -11,6 +11,7 @@
  *   RAE_MEMORY_LIMIT=8GiB|none     memory budget (default for software adapters: a share of host memory)
  *   RAE_DUMP_WGSL=dir              write every compiled kernel there; RAE_LOG_COMPILES=1 logs compiles
  *   RAE_TUNE=1                     autotune kernels; choices cached in $XDG_CACHE_HOME/rae-webgpu (or ~/.cache/rae-webgpu)
+ *   RAE_QUIET_WAITS=0|1            poll Dawn's events every millisecond instead of spinning (default: software adapters)
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseByteSize } from './buffer-pool.js';
 import { discoverAdapter, hostAvailableMemory } from './discovery.js';
+import { throttleDawnPolling } from './event-polling.js';
 import { kernelHooksFromEnv } from './kernel-dump.js';
 import type { Platform, PlatformDefaults, TuningCacheStore } from './platform.js';
 
@@ -33,6 +35,7 @@ export function envDefaults(env: Record<string, string | undefined> = process.en
     memoryLimit: env.RAE_MEMORY_LIMIT ? parseByteSize(env.RAE_MEMORY_LIMIT, 'RAE_MEMORY_LIMIT') : undefined,
     onKernelCompiled: kernelHooksFromEnv(env),
     tune: flag(env.RAE_TUNE),
+    quietWaits: flag(env.RAE_QUIET_WAITS),
     tuningCache: fileTuningCache(join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'rae-webgpu')),
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as PlatformDefaults;
@@ -64,4 +67,5 @@ export const nodePlatform: Platform = {
   name: 'node (Dawn)',
   defaults: () => ({ hostAvailableMemory: hostAvailableMemory(), ...envDefaults() }),
   discover: (opts) => discoverAdapter(opts),
+  quietWaits: throttleDawnPolling,
 };

@@ -32,6 +32,12 @@ export interface Platform {
   discover(opts: DiscoveryOptions): Promise<Discovered>;
   /** Option defaults from the host (explicit init() options override them). */
   defaults(): PlatformDefaults;
+  /**
+   * Makes the host's waits for GPU events light on the CPU (Node: Dawn's event polling, see
+   * event-polling.ts); returns the undo. The runtime asks for it on software adapters, whose
+   * worker threads share the CPU with the waiting thread.
+   */
+  quietWaits?(): () => void;
 }
 
 /**
@@ -58,6 +64,12 @@ export interface PlatformDefaults extends DiscoveryOptions {
   onKernelCompiled?: KernelCompiledHook;
   /** Use (and fill) the autotuner's cache of measured kernel choices. Node env: RAE_TUNE=1. */
   tune?: boolean;
+  /**
+   * Waits for the GPU without keeping a CPU core busy (Platform.quietWaits). Default: on for
+   * software adapters, off for hardware ones (each wait may take up to ~1 ms longer). Node env:
+   * RAE_QUIET_WAITS=0|1.
+   */
+  quietWaits?: boolean;
   /** Where tuned choices are cached (Node: XDG_CACHE_HOME or ~/.cache/rae-webgpu). */
   tuningCache?: TuningCacheStore;
 }

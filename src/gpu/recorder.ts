@@ -17,6 +17,7 @@
 import type { PooledBuffer } from './buffer-pool.js';
 import { GpuError } from './errors.js';
 import type { CompiledKernel, KernelSource } from './pipeline-cache.js';
+import type { Profiler } from './profiler.js';
 
 /** A uniform word whose value changes between replays: `value()` gives its 32 bits then. */
 export interface DynamicWord {
@@ -93,6 +94,8 @@ export interface ReplayHost {
   pin(buffers: Iterable<PooledBuffer>, onLost: (b: PooledBuffer) => void): () => void;
   /** Submits the open eager batch, then the given commands, accounting for them. */
   submitReplay(encode: (enc: GPUCommandEncoder) => number): void;
+  /** Per-dispatch GPU timing (RAE_PROFILE=1): a replay then gives each dispatch a pass with timestamps. */
+  readonly profiler?: Profiler | null;
 }
 
 export class Recorder {
@@ -286,7 +289,7 @@ export class ReplayProgram {
   private readonly dynamicBytes: number;
   private readonly patches: { byte: number; value: () => number }[] = [];
   private readonly ops: (
-    | { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; offsets: number[] | null; wg: [number, number, number] }
+    | { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; offsets: number[] | null; wg: [number, number, number]; label: string }
     | CopyOp
   )[] = [];
   private readonly inputSlots: PooledBuffer[] = [];
@@ -344,7 +347,7 @@ export class ReplayProgram {
       }
       const kernel = c.kernel!;
       const bindGroup = host.device.createBindGroup({ label: c.key, layout: kernel.layout, entries });
-      this.ops.push({ pipeline: kernel.pipeline, bindGroup, offsets: dynamicOffsets, wg: c.workgroups });
+      this.ops.push({ pipeline: kernel.pipeline, bindGroup, offsets: dynamicOffsets, wg: c.workgroups, label: c.key });
     }
     for (let i = 0; i < inputCount; i++) {
       const id = values.findIndex((v) => v.kind === 'input' && v.input === i);
@@ -391,6 +394,7 @@ export class ReplayProgram {
       for (const p of this.patches) this.words[p.byte / 4] = p.value() >>> 0;
       this.host.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.dynamicBytes);
     }
+    const profiler = this.host.profiler;
     this.host.submitReplay((enc) => {
       let commands = 0;
       for (const c of copies) {
@@ -405,7 +409,12 @@ export class ReplayProgram {
           pass = null;
           enc.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.bytes);
         } else {
-          if (!pass) {
+          if (profiler) {
+            // Profiling: one pass per dispatch, timed (the eager path does the same).
+            pass?.end();
+            pass = enc.beginComputePass({ label: op.label, timestampWrites: profiler.nextWrites(op.label) });
+            pipeline = null;
+          } else if (!pass) {
             pass = enc.beginComputePass({ label: 'compiled-step' });
             pipeline = null;
           }

@@ -53,9 +53,17 @@ export interface InitOptions extends DiscoveryOptions {
   retune?: boolean;
   /** Where tuned choices are cached; Node: XDG_CACHE_HOME or ~/.cache/rae-webgpu. */
   tuningCache?: TuningCacheStore;
+  /**
+   * Wait for the GPU without keeping a CPU core busy (the platform's quietWaits: in Node, Dawn's
+   * event polling every millisecond instead of a spin). Default: on for software adapters, whose
+   * worker threads share the CPU; off for hardware ones. Node env: RAE_QUIET_WAITS=0|1.
+   */
+  quietWaits?: boolean;
 }
 
 /** Default bound on commands in flight: half the ~61,000 dispatches at which lavapipe crashed. */
+/** Dispatches of one compiled-step replay that the profiler times (Dawn allows 4096 queries per set: two each). */
+const PROFILED_REPLAY_DISPATCHES = 2048;
 export const DEFAULT_MAX_IN_FLIGHT = 32768;
 export const DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES = Number.POSITIVE_INFINITY;
 
@@ -156,7 +164,11 @@ export class Runtime {
       opts.maxInFlightUploadBytes ?? DEFAULT_MAX_IN_FLIGHT_UPLOAD_BYTES,
     );
     this.pipelines = new PipelineCache(device, { onKernelCompiled: opts.onKernelCompiled, checkKeys: this.debug });
-    this.profiler = opts.profile && this.features.has('timestamp-query') ? new Profiler(device, this.maxDispatchesPerSubmit) : null;
+    // A compiled step's replay submits all its dispatches at once: room for more than one eager batch.
+    this.profiler =
+      opts.profile && this.features.has('timestamp-query')
+        ? new Profiler(device, Math.max(this.maxDispatchesPerSubmit, PROFILED_REPLAY_DISPATCHES))
+        : null;
     const slot = Math.max(UNIFORM_SLOT, device.limits.minUniformBufferOffsetAlignment);
     this.uniformCpu = new Uint8Array(slot * this.maxDispatchesPerSubmit);
     this.uniformGpu = device.createBuffer({
@@ -380,6 +392,7 @@ export class Runtime {
         allocate: (bytes, label) => this.allocate(bytes, label),
         release: (b) => this.release(b),
         pin: (buffers, onLost) => this.pool.pin(buffers, onLost),
+        profiler: this.profiler,
         submitReplay: (encode) => {
           this.checkAlive('replay');
           this.flush();
@@ -388,7 +401,9 @@ export class Runtime {
             throw new InFlightLimitError(t.commands, t.maxCommands, `${t.commands} GPU commands are`, 'replay');
           const enc = this.device.createCommandEncoder({ label: 'compiled-step' });
           const n = encode(enc);
+          this.profiler?.resolve(enc);
           this.device.queue.submit([enc.finish()]);
+          this.profiler?.afterSubmit();
           this.inFlight.onSubmit(n, 0);
           this.counters.dispatches += n;
           this.counters.submits++;
@@ -504,12 +519,19 @@ export class Runtime {
     await this.device.lost;
   }
 
+  private readonly destroyHooks: (() => void)[] = [];
+  /** Runs `fn` when the runtime is destroyed (undoing what init() set up for it). */
+  onDestroy(fn: () => void): void {
+    this.destroyHooks.push(fn);
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.inFlight.stop();
     this.pool.trim();
     this.device.destroy();
+    for (const fn of this.destroyHooks.splice(0)) fn();
   }
 }
 
@@ -556,6 +578,7 @@ export async function init(options: InitOptions = {}): Promise<Runtime> {
       attempts: found.attempts,
     };
     current = new Runtime(found.gpu, adapter, device, summary, opts);
+    if (platform.quietWaits && (opts.quietWaits ?? current.caps.software !== null)) current.onDestroy(platform.quietWaits());
     return current;
   })();
   try {

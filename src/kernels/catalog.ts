@@ -105,6 +105,7 @@ export function kernelSnapshots(): KernelSnapshot[] {
   const ROW_WG = 64;
   const rowCfg = `rows of 384 (workgroup ${ROW_WG}), tree reductions (no subgroups), f32`;
   const ROW_THREAD = { perThread: true, wg: 64 };
+  const ROW_THREAD_V4 = { ...ROW_THREAD, vec4: true };
   const rowThreadCfg = `rows of 384, one row per invocation, ${ROW_THREAD.wg} invocations per workgroup, f32`;
   const attnAtt = attentionOperands();
   const fp = { aT: 'f32', bT: 'f32', oT: 'f32', accumulate: false } as const;
@@ -228,17 +229,31 @@ export function kernelSnapshots(): KernelSnapshot[] {
     },
     {
       file: 'layernorm-forward-per-thread.wgsl',
-      title: 'LayerNorm forward with weight and bias, one row per invocation (short rows on CPU adapters)',
+      title: 'LayerNorm forward with weight and bias, one row per invocation, vec4 access (short rows on CPU adapters)',
+      generator: 'src/kernels/norm.ts',
+      config: `${rowThreadCfg}, row length and offsets multiples of 4`,
+      source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), ROW_THREAD_V4, false),
+    },
+    {
+      file: 'layernorm-forward-per-thread-scalar.wgsl',
+      title: 'LayerNorm forward with weight and bias, one row per invocation, scalar access (rows not vec4-aligned)',
       generator: 'src/kernels/norm.ts',
       config: rowThreadCfg,
       source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), ROW_THREAD, false),
     },
     {
+      file: 'rmsnorm-backward-per-thread.wgsl',
+      title: 'RMSNorm backward, input gradient, one row per invocation, vec4 access',
+      generator: 'src/kernels/norm.ts',
+      config: `${rowThreadCfg}, row length and offsets multiples of 4`,
+      source: normGradSource(false, operands({ x, dy, rstd: stat('rstd') }, { w }, { dx }), ROW_THREAD_V4, false),
+    },
+    {
       file: 'softmax-per-thread.wgsl',
-      title: 'softmax over the last dim, one row per invocation (short rows on CPU adapters)',
+      title: 'softmax over the last dim, one row per invocation, vec4 access (short rows on CPU adapters)',
       generator: 'src/kernels/softmax.ts',
-      config: rowThreadCfg,
-      source: softmaxSource('softmax', ROW_THREAD, false, ['f32'], ['f32']),
+      config: `${rowThreadCfg}, row length and offsets multiples of 4`,
+      source: softmaxSource('softmax', ROW_THREAD_V4, false, ['f32'], ['f32']),
     },
     {
       file: 'elementwise-add.wgsl',

@@ -6,7 +6,9 @@
  * barriers; the same loop text serves both (row-reduce.ts RowFrame). LayerNorm's statistics are
  * two-pass (mean, then Σ(x − mean)²), matching the float64 reference rather than the
  * cancellation-prone E[x²] − E[x]²; one row per invocation merges exact per-chunk statistics in
- * one pass instead (layerNormThreadSource): as stable, and one read of x fewer.
+ * one pass instead (layerNormThreadSource): as stable, and one read of x fewer. One row per
+ * invocation reads and writes vec4 when the row length and the row operands' offsets allow
+ * (vec4Kernel): on lavapipe that alone made the forward kernels 1.5× faster at [4096, 384].
  *
  * dweight/dbias are column sums over rows, done deterministically without atomics: a column
  * kernel gives each thread one column of one chunk of ≤ ROWS_PER_CHUNK rows (neighbouring threads
@@ -22,7 +24,17 @@ import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
 import { enables, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';
-import { asPlan, type PlanArg, rowEnables, rowFrame, type RowPlan, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import {
+  asPlan,
+  type PlanArg,
+  rowEnables,
+  rowFrame,
+  type RowPlan,
+  rowsOf,
+  type SubgroupFlavour,
+  useSubgroups,
+  vec4RowsOk,
+} from './row-reduce.js';
 import { type RowFamily, rowPlan } from './tuning.js';
 import { uniforms, type FieldType, type UniformLayout } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
@@ -246,9 +258,18 @@ function launchRows(
 ): void {
   if (rows === 0 || D === 0) return;
   const family: RowFamily = op === 'layerNorm' || op === 'rmsNorm' ? op : 'normBackward';
-  const plan = rowPlan(family, rows, D);
+  const base = rowPlan(family, rows, D);
+  const plan = {
+    ...base,
+    vec4: vec4RowsOk(
+      base,
+      D,
+      ops.filter((o) => !STAT_OPERANDS.has(o.name)).map((o) => o.view),
+    ),
+  };
   const sg = plan.perThread ? false : useSubgroups();
-  const key = `norm|${op}|${plan.perThread ? 'thread' : 'wg'}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
+  const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}` : 'wg';
+  const key = `norm|${op}|${shape}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const params = packParams(ROW_HEADER, { rows, D, eps }, ops);
   runtime().dispatch(
     {
@@ -289,6 +310,7 @@ fn main(${f.entryArgs}) {
 /** LayerNorm forward over operands x, [w], [b], y, mean, rstd. */
 export function layerNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   const affine = `${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load('b', 'j')}` : ''}`;
+  if (asPlan(plan).vec4) return layerNormVec4Source(ops, plan);
   if (asPlan(plan).perThread) return layerNormThreadSource(ops, plan, affine);
   return rowKernel(
     ops,
@@ -350,8 +372,96 @@ function layerNormThreadSource(ops: Operand[], plan: PlanArg, affine: string): s
 /** Elements per chunk of the one-pass LayerNorm statistics (layerNormThreadSource). */
 const LN_CHUNK = 8;
 
+/** Operands holding one value per row (mean, rstd): scalar arrays in every variant. */
+const STAT_OPERANDS = new Set(['mean', 'rstd']);
+
+function load4(name: string, index: string): string {
+  return `vec4<f32>(${name}_buf[${name}_at4(${index})])`;
+}
+
+function store4(ops: Operand[], name: string, index: string, value: string): string {
+  const o = ops.find((p) => p.name === name);
+  if (!o) throw new Error(`norm: no operand ${name}`);
+  return `${name}_buf[${name}_at4(${index})] = vec4<${o.view.dtype}>(${value});`;
+}
+
+/**
+ * A one-row-per-invocation kernel whose row (and weight/bias) operands are vec4 arrays: `rb4` is
+ * the row's first vec4, `D4` the row length in vec4s; per-row statistics stay scalar. The
+ * launcher chose this only when D and every vec4 operand's offset are multiples of 4.
+ */
+function vec4Kernel(ops: Operand[], plan: PlanArg, body: () => string): string {
+  const f = rowFrame(asPlan(plan), false);
+  const decl = [
+    ...ops.map((o, k) => {
+      const elem = STAT_OPERANDS.has(o.name) ? o.view.dtype : `vec4<${o.view.dtype}>`;
+      return `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${elem}>;`;
+    }),
+    normUniforms(ROW_HEADER, ops).wgsl(ops.length),
+    ...ops.map((o) =>
+      STAT_OPERANDS.has(o.name)
+        ? `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`
+        : `fn ${o.name}_at4(i: u32) -> u32 { return params.${o.name}_offset / 4u + i; }`,
+    ),
+  ].join('\n');
+  return `${rowEnables(
+    ops.map((o) => o.view.dtype),
+    false,
+  )}${decl}
+${f.library}
+@compute @workgroup_size(${f.workgroupSize})
+fn main(${f.entryArgs}) {
+  let row = ${f.rowIndex};
+  if (row >= params.rows) { return; }
+  let D = params.D;
+  let D4 = D / 4u;
+  let rb4 = row * D4;
+  ${body()}
+}`;
+}
+
+/**
+ * LayerNorm forward, one row per invocation, vec4 access: the same one-pass statistics as
+ * layerNormThreadSource with each vec4 as a chunk (its exact mean and Σ(x − mean)² merged into
+ * the running pair by Chan et al.'s update), then one more read of x to write y.
+ */
+function layerNormVec4Source(ops: Operand[], plan: PlanArg): string {
+  const affine = `${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load4('b', 'j')}` : ''}`;
+  return vec4Kernel(
+    ops,
+    plan,
+    () => `var n_t = 0.0;
+  var mu_t = 0.0;
+  var m2_t = 0.0;
+  for (var j = 0u; j < D4; j++) {
+    let v = ${load4('x', 'rb4 + j')};
+    let cm = (v.x + v.y + v.z + v.w) * 0.25;
+    let dv = v - vec4<f32>(cm);
+    let n_new = n_t + 4.0;
+    let delta = cm - mu_t;
+    mu_t += delta * (4.0 / n_new);
+    m2_t += dot(dv, dv) + delta * delta * (n_t * 4.0 / n_new);
+    n_t = n_new;
+  }
+  let mu = mu_t;
+  let r = inverseSqrt(max(m2_t, 0.0) / f32(D) + params.eps);
+  ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')}
+  for (var j = 0u; j < D4; j++) { ${store4(ops, 'y', 'rb4 + j', `(${load4('x', 'rb4 + j')} - vec4<f32>(mu)) * r${affine}`)} }`,
+  );
+}
+
 /** RMSNorm forward over operands x, [w], y, rstd. */
 export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
+  if (asPlan(plan).vec4)
+    return vec4Kernel(
+      ops,
+      plan,
+      () => `var q = vec4<f32>(0.0);
+  for (var j = 0u; j < D4; j++) { let v = ${load4('x', 'rb4 + j')}; q += v * v; }
+  let r = inverseSqrt((q.x + q.y + q.z + q.w) / f32(D) + params.eps);
+  ${store(ops, 'rstd', 'row', 'r')}
+  for (var j = 0u; j < D4; j++) { ${store4(ops, 'y', 'rb4 + j', `${load4('x', 'rb4 + j')} * r${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}`)} }`,
+    );
   return rowKernel(
     ops,
     plan,
@@ -366,6 +476,23 @@ export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour
 
 /** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
 export function normGradSource(ln: boolean, ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
+  if (asPlan(plan).vec4) {
+    const g4 = `${load4('dy', 'rb4 + j')}${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}`;
+    const xh4 = `(${load4('x', 'rb4 + j')}${ln ? ' - vec4<f32>(mu)' : ''}) * r`;
+    return vec4Kernel(
+      ops,
+      plan,
+      () => `let r = ${load('rstd', 'row')};
+  ${ln ? `let mu = ${load('mean', 'row')};` : ''}
+  var acc = vec2<f32>(0.0);
+  for (var j = 0u; j < D4; j++) { let g = ${g4}; acc += vec2<f32>(g.x + g.y + g.z + g.w, dot(g, ${xh4})); }
+  let sums = acc / f32(D);
+  for (var j = 0u; j < D4; j++) {
+    let g = ${g4};
+    ${store4(ops, 'dx', 'rb4 + j', `r * (g${ln ? ' - vec4<f32>(sums.x)' : ''} - ${xh4} * sums.y)`)}
+  }`,
+    );
+  }
   const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;
   const xh = `(${load('x', 'rb + j')}${ln ? ' - mu' : ''}) * r`;
   return rowKernel(

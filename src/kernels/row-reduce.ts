@@ -53,6 +53,17 @@ export function useSubgroups(): SubgroupFlavour {
 export interface RowPlan {
   perThread: boolean;
   wg: number;
+  /**
+   * Per-thread plans only: the row is read and written as vec4 (set by the launcher when the row
+   * length and every row operand's offset are multiples of 4). On llvmpipe each invocation's loads
+   * are separate gathers, so a quarter as many load instructions is what makes short rows fast.
+   */
+  vec4?: boolean;
+}
+
+/** Whether a per-thread row kernel over rows of length D can use vec4 access to these operands. */
+export function vec4RowsOk(plan: RowPlan, D: number, operands: { offset: number }[]): boolean {
+  return plan.perThread && D % 4 === 0 && operands.every((o) => o.offset % 4 === 0);
 }
 
 /** A plan, or a workgroup size meaning one workgroup per row (the WGSL snapshots use both). */

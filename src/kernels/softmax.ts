@@ -1,7 +1,8 @@
 /**
  * Row-wise softmax family over the last dim of contiguous [rows, C] views: one workgroup per
  * row, threads stride through C, workgroup reductions from row-reduce.ts; or, for short rows
- * (tuning.ts rowPlan), one row per invocation with no barriers. Forward uses an online
+ * (tuning.ts rowPlan), one row per invocation with no barriers, as vec4 when C and the offsets
+ * are multiples of 4 (softmaxVec4Source; same arithmetic per element). Forward uses an online
  * (max, sum) per thread so x is read twice, not three times. Everything computes in f32; f16
  * operands are loaded and stored through conversions.
  *
@@ -12,7 +13,7 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
-import { asPlan, type PlanArg, rowEnables, rowFrame, rowsOf, type SubgroupFlavour, useSubgroups } from './row-reduce.js';
+import { asPlan, type PlanArg, rowEnables, rowFrame, rowsOf, type SubgroupFlavour, useSubgroups, vec4RowsOk } from './row-reduce.js';
 import { rowPlan } from './tuning.js';
 import { uniforms } from './uniforms.js';
 import { isContiguous, type View } from './view.js';
@@ -102,10 +103,12 @@ export function crossEntropyBackwardInto(logits: View, labels: View, gradScale: 
 function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number, number], scale = 1): void {
   if (rows === 0 || C === 0) return;
   const backward = kind === 'softmaxBackward' || kind === 'logSoftmaxBackward';
-  const plan = rowPlan(backward ? 'softmaxBackward' : 'softmax', rows, C);
+  const base = rowPlan(backward ? 'softmaxBackward' : 'softmax', rows, C);
+  const plan = { ...base, vec4: VEC4_KINDS.has(kind) && vec4RowsOk(base, C, [...ins, ...outs]) };
   const sg = plan.perThread ? false : useSubgroups();
   const dtypes = [...ins, ...outs].map((v) => v.dtype);
-  const key = `softmax|${kind}|${plan.perThread ? 'thread' : 'wg'}${plan.wg}|sg${sg}|${dtypes.join(',')}`;
+  const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}` : 'wg';
+  const key = `softmax|${kind}|${shape}${plan.wg}|sg${sg}|${dtypes.join(',')}`;
   const params = SOFTMAX_UNIFORMS.pack({
     rows,
     C,
@@ -147,7 +150,53 @@ function onlineLogSumExp(args: string): string {
   let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
 }
 
+/** Kinds with a vec4 variant (one row per invocation): those whose operands are all [rows, C]. */
+const VEC4_KINDS = new Set<SoftmaxKind>(['softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward']);
+
+/**
+ * The online (max, sum) update of onlineLogSumExp for one value `v`, as a statement; the vec4
+ * variant applies it to each lane in order, so its results are the scalar kernel's.
+ */
+const ONLINE_UPDATE =
+  'if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }';
+
+/** One row per invocation with vec4 loads and stores (rows of C = 4·C4, offsets multiples of 4). */
+function softmaxVec4Body(kind: SoftmaxKind, ot: DType): string {
+  const a4 = 'vec4<f32>(a[ra4 + j])';
+  const b4 = 'vec4<f32>(b[rb4 + j])';
+  const lse = `var m_t = -f_inf();
+  var s_t = 0.0;
+  for (var j = 0u; j < C4; j++) {
+    let v4 = ${a4};
+    ${['x', 'y', 'z', 'w'].map((c) => `{ let v = v4.${c}; ${ONLINE_UPDATE} }`).join('\n    ')}
+  }
+  let m = m_t;
+  let s = select(0.0, s_t * exp(m_t - m), s_t > 0.0);`;
+  switch (kind) {
+    case 'softmax':
+      return `${lse}
+  let inv = 1.0 / s;
+  for (var j = 0u; j < C4; j++) { o[ro4 + j] = vec4<${ot}>(exp(${a4} - vec4<f32>(m)) * inv); }`;
+    case 'logSoftmax':
+      return `${lse}
+  let lse = m + log(s);
+  for (var j = 0u; j < C4; j++) { o[ro4 + j] = vec4<${ot}>(${a4} - vec4<f32>(lse)); }`;
+    case 'softmaxBackward':
+      return `var d_t = 0.0;
+  for (var j = 0u; j < C4; j++) { d_t += dot(${a4}, ${b4}); }
+  for (var j = 0u; j < C4; j++) { o[ro4 + j] = vec4<${ot}>(${a4} * (${b4} - vec4<f32>(d_t))); }`;
+    case 'logSoftmaxBackward':
+      return `var d_t = vec4<f32>(0.0);
+  for (var j = 0u; j < C4; j++) { d_t += ${b4}; }
+  let total = d_t.x + d_t.y + d_t.z + d_t.w;
+  for (var j = 0u; j < C4; j++) { o[ro4 + j] = vec4<${ot}>(${b4} - exp(${a4}) * total); }`;
+    default:
+      throw new Error(`softmax: no vec4 variant of ${kind}`);
+  }
+}
+
 export function softmaxSource(kind: SoftmaxKind, plan: PlanArg, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
+  if (asPlan(plan).vec4) return softmaxVec4Source(kind, plan, inT, outT);
   const f = rowFrame(asPlan(plan), sg);
   const names = ['a', 'b'];
   const outNames = ['o', 'o2'];
@@ -222,5 +271,27 @@ fn main(${f.entryArgs}) {
   let rb = params.b_offset + row * C;
   let ro = params.o_offset + row * C;
   ${body}
+}`;
+}
+
+function softmaxVec4Source(kind: SoftmaxKind, plan: PlanArg, inT: DType[], outT: DType[]): string {
+  const f = rowFrame(asPlan(plan), false);
+  const names = ['a', 'b'];
+  const decl = [
+    ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<vec4<${t}>>;`),
+    `@group(0) @binding(${inT.length}) var<storage, read_write> o: array<vec4<${outT[0]}>>;`,
+    SOFTMAX_UNIFORMS.wgsl(inT.length + outT.length),
+  ].join('\n');
+  return `${rowEnables([...inT, ...outT], false)}${decl}
+${f.library}
+@compute @workgroup_size(${f.workgroupSize})
+fn main(${f.entryArgs}) {
+  let row = ${f.rowIndex};
+  if (row >= params.rows) { return; }
+  let C4 = params.C / 4u;
+  let ra4 = params.a_offset / 4u + row * C4;
+  let rb4 = params.b_offset / 4u + row * C4;
+  let ro4 = params.o_offset / 4u + row * C4;
+  ${softmaxVec4Body(kind, outT[0])}
 }`;
 }

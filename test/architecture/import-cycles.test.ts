@@ -15,7 +15,7 @@ const LAYERS = ['core', 'cpu', 'gpu', 'kernels', 'tensor', 'autograd', 'nn', 'mo
 /** Folders that must run in a browser as well: no `node:` modules, no `process.env`. */
 const CORE = ['core', 'gpu', 'kernels', 'tensor', 'autograd', 'nn', 'models', 'diffusion'];
 /** The Node edge inside core folders: finding an adapter through Dawn, reading options from the environment. */
-const NODE_EDGE = ['gpu/discovery.ts', 'gpu/node.ts', 'gpu/kernel-dump.ts'];
+const NODE_EDGE = ['gpu/discovery.ts', 'gpu/node.ts', 'gpu/kernel-dump.ts', 'gpu/event-polling.ts'];
 
 interface Import {
   target: string;

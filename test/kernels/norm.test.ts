@@ -317,6 +317,58 @@ describe('norm gradients and numerics', () => {
     [x, w, dy, rstdBig].forEach((t) => t.dispose());
   });
 
+  // One row per invocation reads rows as vec4 when D and the row operands' offsets are multiples
+  // of 4, and falls back to scalar loads otherwise: both must agree with the float64 reference.
+  it.for([
+    ['f32', 0],
+    ['f32', 4],
+    ['f32', 2],
+    ['f16', 4],
+    ['f16', 1],
+  ] as const)('one row per invocation, %s operands at offset %i (vec4 or scalar loads)', async ([dtype, offset], ctx) => {
+    if (dtype === 'f16') requireFeature(ctx, 'shader-f16');
+    setRowStrategy('thread');
+    try {
+      const rows = 9;
+      const D = 64;
+      const eps = 1e-5;
+      const padded = (data: Float32Array, shape: number[], dt: 'f32' | 'f16') => {
+        const big = tensor(new Float32Array([...new Float32Array(offset).fill(7), ...data]), [offset + data.length], { dtype: dt });
+        const strides = shape.length === 2 ? [shape[1], 1] : [1];
+        return { t: big, v: { buffer: big.buffer, dtype: big.dtype, shape, strides, offset } };
+      };
+      const x = padded(randn(rows * D, 21, 2, 0.5), [rows, D], dtype);
+      const w = padded(randn(D, 22, 0.5, 1), [D], dtype);
+      const b = padded(randn(D, 23, 0.5), [D], dtype);
+      const dy = padded(randn(rows * D, 24), [rows, D], 'f32');
+      const xh = (await toArray(x.t)).slice(offset);
+      const wh = (await toArray(w.t)).slice(offset);
+      const bh = (await toArray(b.t)).slice(offset);
+      const dyh = (await toArray(dy.t)).slice(offset);
+      const y = empty([rows, D]);
+      const mean = empty([rows]);
+      const rstd = empty([rows]);
+      const dx = empty([rows, D]);
+      layerNormInto(x.v, w.v, b.v, eps, y, mean, rstd);
+      layerNormBackwardInto(x.v, w.v, mean, rstd, dy.v, dx);
+      const y2 = empty([rows, D]);
+      const rstd2 = empty([rows]);
+      const dx2 = empty([rows, D]);
+      rmsNormInto(x.v, w.v, eps, y2, rstd2);
+      rmsNormBackwardInto(x.v, w.v, rstd2, dy.v, dx2);
+      const X = f64(xh, [rows, D]);
+      expectAllclose(await read(y), layerNorm(X, [D], f64(wh, [D]), f64(bh, [D]), eps).data, TOL.norm, { label: 'layerNorm y' });
+      expectAllclose(await read(y2), rmsNorm(X, [D], f64(wh, [D]), eps).data, TOL.norm, { label: 'rmsNorm y' });
+      const gl = grads(xh, wh, dyh, rows, D, eps, false);
+      const gr = grads(xh, wh, dyh, rows, D, eps, true);
+      expectAllclose(await read(dx), gl.dx, derived({ atol: 2e-5 * gl.dxScale, rtol: 0 }), { label: 'layerNorm dx' });
+      expectAllclose(await read(dx2), gr.dx, derived({ atol: 2e-5 * gr.dxScale, rtol: 0 }), { label: 'rmsNorm dx' });
+      [x.t, w.t, b.t, dy.t].forEach((t) => t.dispose());
+    } finally {
+      setRowStrategy('auto');
+    }
+  });
+
   it('layerNorm with weight only and with bias only', async () => {
     const rows = 7;
     const D = 257;

@@ -266,6 +266,37 @@ describe('softmax numerics and gradients', () => {
     [x, labels].forEach((t) => t.dispose());
   });
 
+  // One row per invocation reads vec4 when C and every offset are multiples of 4 (x at 8, out at 4),
+  // scalars otherwise (x at 6): both against the float64 reference, forward and backward.
+  it.for([
+    [8, 4],
+    [6, 4],
+  ])('one row per invocation with x at offset %i, outputs at offset %i (vec4 or scalar loads)', async ([xo, oo]) => {
+    setRowStrategy('thread');
+    try {
+      const rows = 9;
+      const C = 64;
+      const big = tensor(randn(rows * C + xo, 31, 3), [rows * C + xo]);
+      const xh = (await toArray(big)).subarray(xo);
+      const view = (t: Tensor, offset: number) => ({ buffer: t.buffer, dtype: t.dtype, shape: [rows, C], strides: [C, 1], offset });
+      const pBig = empty([rows * C + oo]);
+      const dxBig = empty([rows * C + oo]);
+      const dyh = randn(rows * C, 32);
+      const dy = tensor(dyh, [rows, C]);
+      softmaxInto(view(big, xo), view(pBig, oo));
+      softmaxBackwardInto(view(pBig, oo), dy, view(dxBig, oo));
+      const want = softmax(f64(xh, [rows, C]), 1).data;
+      expectAllclose((await toArray(pBig)).subarray(oo), want, TOL.softmax, { label: 'softmax' });
+      const ws = softmaxGrad(want, dyh, rows, C);
+      expectAllclose((await toArray(dxBig)).subarray(oo), ws, derived({ atol: 2e-6 * maxAbs(ws) + 1e-7, rtol: 1e-4 }), {
+        label: 'softmaxBackward',
+      });
+      [big, pBig, dxBig, dy].forEach((t) => t.dispose());
+    } finally {
+      setRowStrategy('auto');
+    }
+  });
+
   it('offsets are honoured and nothing leaks', async () => {
     const rows = 5;
     const C = 65;
