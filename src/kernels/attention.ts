@@ -61,6 +61,8 @@ export interface AttentionOptions {
   path?: AttentionPath;
   /** Byte cap of the score-matrix temporaries when path is 'materialized' (default: the adapter's, or 64 MiB). */
   materializeBytes?: number;
+  /** Score-matrix path: bytes of temporaries per group of slices (default: the adapter's; at least one slice, at most the cap). */
+  groupBytes?: number;
 }
 
 const DEFAULT_MATERIALIZE_BYTES = 64 * 2 ** 20;
@@ -88,7 +90,9 @@ function choosePath(op: string, s: Dims, options: AttentionOptions, pass: 'forwa
   // A group's temporary (the cap, or half of it backward) must also fit one storage binding.
   const lim = runtime().limits;
   const fit = Math.min(cap, Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) * (pass === 'forward' ? 1 : 2));
-  return fit > 0 && materializable(s, pass, fit) ? { path: 'materialized', cap: fit } : { path: 'flash', cap: 0 };
+  if (!(fit > 0 && materializable(s, pass, fit))) return { path: 'flash', cap: 0 };
+  const group = opts.groupBytes ?? adapterTuning().attention.groupBytes;
+  return { path: 'materialized', cap: Math.min(fit, Math.max(group, sliceBytes(s, pass))) };
 }
 
 /**
