@@ -3,10 +3,10 @@
  *
  *  - 'materialized' (attention/materialized.ts): the scores of a group of (batch, head) slices go
  *    to a temporary and the products run on the batched strided matmul, with one row kernel each
- *    way. The temporaries stay under a byte cap (tuning.ts `materializeBytes`; 64 MiB on CPU
- *    adapters, where the matmul kernel is much faster per FLOP than the fused kernels and the
- *    backward does 5 instead of 7 D-length products per (query, key) pair); shapes whose single
- *    slice does not fit take the fused path.
+ *    way. Groups hold about `groupBytes` of temporaries (tuning.ts), never more than the cap
+ *    `materializeBytes` (64 MiB on CPU adapters, where the matmul kernel is much faster per FLOP
+ *    than the fused kernels and the backward does 5 instead of 7 D-length products per
+ *    (query, key) pair); shapes whose single slice does not fit take the fused path.
  *  - 'flash' (below; the default where `materializeBytes` is 0, i.e. GPUs until measured
  *    otherwise): scores exist only in registers, a few keys (or queries) at a time, so memory
  *    is linear in N.

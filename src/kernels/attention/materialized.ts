@@ -18,7 +18,9 @@
  *
  * Temporaries ([slices, Nq, Nk] f32, one forward, two backward) come from runtime().allocate and
  * are released after recording, like the flash backward's delta; slices are processed in groups
- * so that they stay under the byte cap the caller passes (tuning.ts `attention.materializeBytes`).
+ * whose temporaries stay under the byte budget the caller passes (attention.ts: tuning.ts
+ * `groupBytes`, at least one slice, never above `materializeBytes`), small enough on CPU adapters
+ * for the scores to stay in cache from the matmul that writes them to the kernels that read them.
  */
 import { runtime } from '../../gpu/runtime.js';
 import { grid1d, WG } from '../common.js';
