@@ -85,16 +85,19 @@ function* groups(s: Dims, perSlice: number, capBytes: number): Generator<[b0: nu
 
 /**
  * The matmul configuration for the products with N = D output columns (O, dQ, dK, dV): the
- * adapter's register tile narrowed to ⌈D / rn⌉ threads across, with the same threads per
- * workgroup. The lavapipe tile is 128 columns wide, so at D = 64 half of every workgroup idled;
- * the 64-wide tile took 20–26 ms of CPU time per [24, 256, 64] product instead of 28–41 ms
- * (one process, interleaved, min of 4). Other kernels (and tuned choices) are left to matmul.ts.
+ * adapter's register tile narrowed to D / rn threads across, with the same threads per workgroup,
+ * when that divides evenly. The lavapipe tile is 128 columns wide, so at D = 64 half of every
+ * workgroup idled; the 64-wide tile took 20–26 ms of CPU time per [24, 256, 64] product instead
+ * of 28–41 ms (one process, interleaved, min of 4). At D = 72 the uneven 5×6-thread tile was
+ * slower than the table's (CPU time 172 vs 151–156 ms per [128, 256, 72] product), so other
+ * widths keep the table (and GPU kernels are left to matmul.ts).
  */
 function narrowConfig(n: number): MatmulConfig | undefined {
   const g = adapterTuning().matmul.general;
-  if (g.kind !== 'register' || n >= g.wgX * g.rn) return undefined;
-  const wgX = Math.ceil(n / g.rn);
-  return { ...g, wgX, wgY: Math.max(1, Math.floor((g.wgX * g.wgY) / wgX)) };
+  if (g.kind !== 'register' || n >= g.wgX * g.rn || n % g.rn !== 0) return undefined;
+  const wgX = n / g.rn;
+  const threads = g.wgX * g.wgY;
+  return threads % wgX === 0 ? { ...g, wgX, wgY: threads / wgX } : undefined;
 }
 
 /** Parameters of both row kernels: rows of this group, its shape, the score scale and lse's strides. */
