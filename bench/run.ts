@@ -80,6 +80,9 @@ function retuneInitOptions(retune: boolean): Record<string, unknown> {
 async function runSuite(opts: Options, argv: string[]): Promise<void> {
   const started = performance.now();
   const loadStart = loadavg()[0];
+  // The code measured is the checkout at the start (a long run may outlast a commit).
+  const commitAtStart = commitHash();
+  const dateAtStart = new Date().toISOString();
   const wanted = opts.suite ? opts.suite.split(',').map((s) => s.trim()) : [...SUITES];
   for (const s of wanted) {
     if (!(SUITES as readonly string[]).includes(s)) throw new Error(`bench: unknown suite '${s}' (have ${SUITES.join(', ')})`);
@@ -126,8 +129,9 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
     adapter: { description: s.description, vendor: s.vendor, architecture: s.architecture, device: s.device, backend: s.backend },
     // The instance toggles init() adds (the runtime does not expose Dawn's own defaults).
     toggles: process.env.RAE_EXPERIMENTAL === '1' ? ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] : [],
-    commit: commitHash(),
-    date: new Date().toISOString(),
+    commit: commitAtStart,
+    date: dateAtStart,
+    gpuWaits: runtime().quietWaits ? 'quiet (Dawn events polled every 1 ms)' : 'spin (Dawn events polled without pause)',
     command: `npm run bench -- ${argv.join(' ')}`.trim(),
     quick: opts.quick ?? false,
     loadAverage: { start: loadStart, end: loadavg()[0] },

@@ -520,6 +520,8 @@ export class Runtime {
   }
 
   private readonly destroyHooks: (() => void)[] = [];
+  /** Whether waits for the GPU poll quietly (InitOptions.quietWaits), set by init(). */
+  quietWaits = false;
   /** Runs `fn` when the runtime is destroyed (undoing what init() set up for it). */
   onDestroy(fn: () => void): void {
     this.destroyHooks.push(fn);
@@ -578,7 +580,10 @@ export async function init(options: InitOptions = {}): Promise<Runtime> {
       attempts: found.attempts,
     };
     current = new Runtime(found.gpu, adapter, device, summary, opts);
-    if (platform.quietWaits && (opts.quietWaits ?? current.caps.software !== null)) current.onDestroy(platform.quietWaits());
+    if (platform.quietWaits && (opts.quietWaits ?? current.caps.software !== null)) {
+      current.onDestroy(platform.quietWaits());
+      current.quietWaits = true;
+    }
     return current;
   })();
   try {

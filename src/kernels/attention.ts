@@ -1,6 +1,18 @@
 /**
- * Fused scaled-dot-product attention, forward and backward, in the flash-attention style: scores
- * exist only in registers, a few keys (or queries) at a time, so memory is linear in N.
+ * Scaled-dot-product attention, forward and backward, by one of two paths chosen per adapter:
+ *
+ *  - 'materialized' (attention/materialized.ts): the scores of a group of (batch, head) slices go
+ *    to a temporary and the products run on the batched strided matmul, with one row kernel each
+ *    way. Groups hold about `groupBytes` of temporaries (tuning.ts), never more than the cap
+ *    `materializeBytes` (64 MiB on CPU adapters, where the matmul kernel is much faster per FLOP
+ *    than the fused kernels and the backward does 5 instead of 7 D-length products per
+ *    (query, key) pair); shapes whose single slice does not fit take the fused path.
+ *  - 'flash' (below; the default where `materializeBytes` is 0, i.e. GPUs until measured
+ *    otherwise): scores exist only in registers, a few keys (or queries) at a time, so memory
+ *    is linear in N.
+ *
+ * Both save only o and lse for the backward (the autograd interface), and both accept the same
+ * views; `AttentionOptions.path` forces one (tests, benchmarks). The fused kernels:
  *
  *   forward    a thread owns `perThread` query rows and keeps their output rows, running maxima
  *              and running sums in registers (online softmax), looping over the keys. Saves
@@ -23,12 +35,14 @@
  * 16-byte aligned are read and written as vec4. Kernels are specialised on D, the configuration
  * and every operand's dtype and vec4 access; all of it is in the pipeline key.
  *
- * Files: this one checks operands and dispatches; attention/sources.ts holds the four kernels and
- * attention/codegen.ts the small code-generation language they are written in.
+ * Files: this one checks operands, chooses the path and dispatches; attention/sources.ts holds the
+ * four fused kernels, attention/codegen.ts the small code-generation language they are written in,
+ * attention/materialized.ts the score-matrix path.
  */
 import { runtime } from '../gpu/runtime.js';
 import { grid1d } from './common.js';
 import { bind, bound, packParams, stagedBytes, vec4Able, type AttentionConfig, type BoundOperand } from './attention/codegen.js';
+import { materializable, materializedBackward, materializedForward, sliceBytes } from './attention/materialized.js';
 import { ATTENTION_HEADER, deltaSource, DELTA_HEADER, dkdvSource, dqSource, forwardSource } from './attention/sources.js';
 import { adapterTuning, tunedAttentionConfig } from './tuning.js';
 import type { View } from './view.js';
@@ -38,9 +52,47 @@ export type { AttentionConfig } from './attention/codegen.js';
 /** Largest head dim the kernels are generated for. */
 export const MAX_HEAD_DIM = 256;
 
+export type AttentionPath = 'flash' | 'materialized';
+
 export interface AttentionOptions {
   /** Overrides the per-adapter choice (benchmarks, tests of every variant). */
   config?: AttentionConfig;
+  /** Forces the fused kernels or the score-matrix path (tests, benchmarks); default: per adapter (tuning.ts). */
+  path?: AttentionPath;
+  /** Byte cap of the score-matrix temporaries when path is 'materialized' (default: the adapter's, or 64 MiB). */
+  materializeBytes?: number;
+  /** Score-matrix path: bytes of temporaries per group of slices (default: the adapter's; at least one slice, at most the cap). */
+  groupBytes?: number;
+}
+
+const DEFAULT_MATERIALIZE_BYTES = 64 * 2 ** 20;
+
+let forcedPath: AttentionPath | null = null;
+/** Makes calls without `path` take this one until reset with null (tests of models and replays on both paths). */
+export function setForcedAttentionPath(path: AttentionPath | null): void {
+  forcedPath = path;
+}
+
+/**
+ * Which path runs this pass: the forced one, else the score-matrix path when the adapter's cap
+ * (tuning.ts) admits one (batch, head) slice. A forced 'materialized' with slices too big for the
+ * cap or for one storage binding throws.
+ */
+function choosePath(op: string, s: Dims, options: AttentionOptions, pass: 'forward' | 'backward'): { path: AttentionPath; cap: number } {
+  const opts = forcedPath && !options.path && !options.config ? { ...options, path: forcedPath } : options;
+  // A flash kernel configuration without a path asks for the flash kernels.
+  if (opts.path === 'flash' || (opts.config && !opts.path)) return { path: 'flash', cap: 0 };
+  const cap = opts.materializeBytes ?? (opts.path ? DEFAULT_MATERIALIZE_BYTES : adapterTuning().attention.materializeBytes);
+  if (opts.path === 'materialized' && !materializable(s, pass, cap))
+    throw new RangeError(
+      `${op}: the score-matrix path needs ${sliceBytes(s, pass)} bytes per (batch, head) at Nq = ${s.nq}, Nk = ${s.nk}, over the cap of ${cap} (or the adapter's binding limit)`,
+    );
+  // A group's temporary (the cap, or half of it backward) must also fit one storage binding.
+  const lim = runtime().limits;
+  const fit = Math.min(cap, Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) * (pass === 'forward' ? 1 : 2));
+  if (!(fit > 0 && materializable(s, pass, fit))) return { path: 'flash', cap: 0 };
+  const group = opts.groupBytes ?? adapterTuning().attention.groupBytes;
+  return { path: 'materialized', cap: Math.min(fit, Math.max(group, sliceBytes(s, pass))) };
 }
 
 /**
@@ -140,6 +192,12 @@ export function attentionForward(q: View, k: View, v: View, o: View, lse: View, 
   const s = checkInputs(op, q, k, v, lse);
   checkView(op, 'o', o, q.shape);
   if (s.b * s.h * s.nq === 0) return;
+  const { path, cap } = choosePath(op, s, opts, 'forward');
+  if (path === 'materialized') {
+    bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
+    materializedForward(q, k, v, o, lse, scale, s, cap);
+    return;
+  }
   const cfg = resolveConfig(op, s, opts, 'forward');
   const ops = bind(op, [R('q', q), R('k', k), R('v', v), W('o', o), W('lse', lse, false)]);
   const groups: [number, number, number] = [Math.ceil(s.nq / (cfg.rows * cfg.perThread)), s.h, s.b];
@@ -180,6 +238,13 @@ export function attentionBackward(
   ] as const)
     checkView(op, name, t, like.shape);
   if (s.b * s.h * (s.nq + s.nk) === 0) return;
+  // With no queries (Nq = 0) the score matrix is empty and dK, dV are zeros: the flash kernels write them.
+  const { path, cap } = s.nq > 0 ? choosePath(op, s, opts, 'backward') : { path: 'flash' as const, cap: 0 };
+  if (path === 'materialized') {
+    bind(op, [R('q', q), R('k', k), R('v', v), R('lse', lse, false), R('dO', dO), W('dq', dq), W('dk', dk), W('dv', dv)]);
+    materializedBackward(q, k, v, lse, dO, dq, dk, dv, scale, s, cap);
+    return;
+  }
   const cfg = resolveConfig(op, s, opts, 'backward');
   const rt = runtime();
   const rows = s.b * s.h * s.nq;

@@ -11,6 +11,7 @@ import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import type { DType } from '../core/dtype.js';
 import { bind, vec4Able, type AttentionConfig, type BoundOperand } from './attention/codegen.js';
 import { deltaSource, dkdvSource, dqSource, forwardSource } from './attention/sources.js';
+import { materializedGradSource, materializedSoftmaxSource } from './attention/materialized.js';
 import { mapSource } from './elementwise.js';
 import type { MatmulConfig } from './matmul/configs.js';
 import type { KernelSpec } from './matmul/epilogue.js';
@@ -163,6 +164,20 @@ export function kernelSnapshots(): KernelSnapshot[] {
       'dkdv',
       LAVAPIPE.attention.backward,
     ),
+    {
+      file: 'attention-materialized-softmax.wgsl',
+      title: 'attention through the score matrix, forward: P = softmax(S) in place and lse (one row per invocation)',
+      generator: 'src/kernels/attention/materialized.ts',
+      config: 'any shape (sizes are parameters)',
+      source: materializedSoftmaxSource(),
+    },
+    {
+      file: 'attention-materialized-grad.wgsl',
+      title: 'attention through the score matrix, backward: P = exp(S − lse), dS = scale·P∘(dP − Σ P∘dP) in place',
+      generator: 'src/kernels/attention/materialized.ts',
+      config: 'any shape (sizes are parameters)',
+      source: materializedGradSource(),
+    },
     {
       file: 'layernorm-forward.wgsl',
       title: 'LayerNorm forward with weight and bias',

@@ -34,8 +34,13 @@ export interface AdapterTuning {
   /**
    * Per pass (forward; dQ and dK/dV share backward). A staged config's `stage` is an upper bound:
    * it is halved (down to `unroll`) until the tiles fit the adapter's workgroup memory.
+   * `materializeBytes`: attention runs through the score matrix (attention/materialized.ts) when
+   * one (batch, head) slice's temporaries fit under it, in groups of slices under it; 0 = always
+   * the fused (flash) kernels. `groupBytes`: how many slices go into one group (at least one, and
+   * under materializeBytes): small groups keep the score matrix in the CPU's caches between the
+   * kernels that write and read it.
    */
-  attention: { forward: AttentionConfig; backward: AttentionConfig };
+  attention: { forward: AttentionConfig; backward: AttentionConfig; materializeBytes: number; groupBytes: number };
   /**
    * Row kernels (norms, softmax, row reductions): workgroup size for rows of length ≤ n, first
    * match, never below the subgroup size; longer rows get `rowWorkgroupMax`. On lavapipe
@@ -63,13 +68,25 @@ const ROW_WORKGROUPS = [
 // Forward 16 threads × 8 queries each ran faster at (4, 6, 256, 64) than 32 × 4 (264–342 ms vs
 // 446–572 ms in 5 of 6 rounds at load ~25) but compiles 18–28 s per head dim cold (over 60 s at
 // D = 128) instead of 1–3 s, so the table keeps 32 × 4 (bench/results/lavapipe-row-kernels-2026-12-02.md).
+// Through the score matrix (materializeBytes), measured in one process with 2–3 interleaved rounds
+// at load 5–8: (4, 6, 256, 64) forward 71–80 ms vs 107–148 fused, forward+backward 238–287 vs
+// 587–656; (8, 16, 256, 72) forward 458–487 vs 591–686, forward+backward 1842–2849 vs 5556–7410.
+// 64 MiB keeps (4, 16, 1024, 128) on it too (forward 7.6 s vs 15.1 s fused at load 8; temporaries
+// 4 MiB per slice forward, 8 backward). Groups of 2 MiB instead of the whole cap (interleaved,
+// load 7–8): (4, 6, 256, 64) forward+backward 156–337 ms vs 167–446; (8, 16, 256, 72) 1005–1682
+// vs 1918–2251, forward 490–537 vs 445–823: the scores stay in cache from one kernel to the next.
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
+  materializeBytes: 64 * 2 ** 20,
+  groupBytes: 2 * 2 ** 20,
 };
 const GPU_ATTENTION = {
   forward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
   backward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },
+  materializeBytes: 0,
+  // Not measured: a forced score-matrix path on a GPU wants big groups (occupancy), not cache locality.
+  groupBytes: 64 * 2 ** 20,
 };
 // 8×8 outputs per thread: a first sweep under heavy load (bench/results/*-conv.md) put 8×8 and
 // 4×8 ahead of 4×4, 8×4 and 12×8 (the last also compiles ≈ 20 s); not yet measured on a quiet machine.

@@ -1,119 +1,38 @@
 /**
- * Fused attention (src/kernels/attention.ts) against float64 references written here as plain
- * loops: forward o and lse, the analytic backward (dV = Pᵀ dO, dP = dO Vᵀ,
- * dS = P∘(dP − rowsum(dP∘P)), dQ = scale·dS K, dK = scale·dSᵀ Q), finite differences of
- * L = Σ O∘G, strided views, and memory that stays linear in N.
+ * Attention (src/kernels/attention.ts), both paths (fused flash kernels and the score-matrix
+ * path), against the float64 loops of attention-reference.ts: forward o and lse, the analytic
+ * backward, finite differences of L = Σ O∘G, strided views, and (flash) memory that stays linear
+ * in N. The score-matrix path's grouping and memory cap: attention-materialized.test.ts.
  *
  * Tolerance for f32: |gpu − ref| ≤ 1e-5 + 1e-4·|ref| per element (f32 accumulation over ≤ 1024
  * keys of O(1) terms); f16 inputs/outputs: 2e-3 + 1e-2·|ref| (f16 output rounding is 5e-4 rel).
  */
 import { describe, expect, it } from 'vitest';
 import { runtime } from '../../src/gpu/runtime.js';
-import { attentionBackward, attentionForward, type AttentionConfig } from '../../src/kernels/attention.js';
+import {
+  attentionBackward,
+  attentionForward,
+  type AttentionConfig,
+  type AttentionOptions,
+  type AttentionPath,
+} from '../../src/kernels/attention.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import { expectAllclose, TOL } from '../helpers/compare.js';
+import { fusedQKV, reference, unfuse } from './attention-reference.js';
 import { randn } from '../helpers/random.js';
 import { requireFeature, settleGarbage, useGpu } from '../helpers/setup.js';
 
 useGpu();
 
-interface Ref {
-  o: Float64Array;
-  lse: Float64Array;
-  dq?: Float64Array;
-  dk?: Float64Array;
-  dv?: Float64Array;
-}
-
-/** Float64 attention over contiguous [BH, N, D] arrays; with `g` (= dO) also the analytic gradients. */
-function reference(
-  q: ArrayLike<number>,
-  k: ArrayLike<number>,
-  v: ArrayLike<number>,
-  bh: number,
-  nq: number,
-  nk: number,
-  d: number,
-  scale: number,
-  g?: ArrayLike<number>,
-): Ref {
-  const o = new Float64Array(bh * nq * d);
-  const lse = new Float64Array(bh * nq);
-  const dq = new Float64Array(bh * nq * d);
-  const dk = new Float64Array(bh * nk * d);
-  const dv = new Float64Array(bh * nk * d);
-  const P = new Float64Array(nq * nk);
-  const dS = new Float64Array(nq * nk);
-  for (let s = 0; s < bh; s++) {
-    const Q = s * nq * d;
-    const K = s * nk * d;
-    for (let i = 0; i < nq; i++) {
-      let m = -Infinity;
-      for (let j = 0; j < nk; j++) {
-        let dot = 0;
-        for (let c = 0; c < d; c++) dot += q[Q + i * d + c] * k[K + j * d + c];
-        P[i * nk + j] = dot * scale;
-        m = Math.max(m, dot * scale);
-      }
-      let z = 0;
-      for (let j = 0; j < nk; j++) z += Math.exp(P[i * nk + j] - m);
-      lse[s * nq + i] = m + Math.log(z);
-      for (let j = 0; j < nk; j++) P[i * nk + j] = Math.exp(P[i * nk + j] - m) / z;
-      for (let c = 0; c < d; c++) {
-        let acc = 0;
-        for (let j = 0; j < nk; j++) acc += P[i * nk + j] * v[K + j * d + c];
-        o[Q + i * d + c] = acc;
-      }
-    }
-    if (!g) continue;
-    for (let i = 0; i < nq; i++) {
-      let rowsum = 0;
-      for (let j = 0; j < nk; j++) {
-        let dp = 0;
-        for (let c = 0; c < d; c++) dp += g[Q + i * d + c] * v[K + j * d + c];
-        dS[i * nk + j] = dp;
-        rowsum += dp * P[i * nk + j];
-      }
-      for (let j = 0; j < nk; j++) dS[i * nk + j] = P[i * nk + j] * (dS[i * nk + j] - rowsum);
-    }
-    for (let i = 0; i < nq; i++)
-      for (let j = 0; j < nk; j++) {
-        const p = P[i * nk + j];
-        const ds = dS[i * nk + j] * scale;
-        for (let c = 0; c < d; c++) {
-          dv[K + j * d + c] += p * g[Q + i * d + c];
-          dq[Q + i * d + c] += ds * k[K + j * d + c];
-          dk[K + j * d + c] += ds * q[Q + i * d + c];
-        }
-      }
-  }
-  return g ? { o, lse, dq, dk, dv } : { o, lse };
-}
-
-/** q, k, v as [B,H,N,D] views into one fused [B, N, 3, H, D] buffer (as a qkv projection makes it). */
-function fusedQKV(data: Float32Array, b: number, n: number, h: number, d: number): { qkv: Tensor; views: Tensor[] } {
-  const qkv = tensor(data, [b, n, 3, h, d]);
-  const strides = [n * 3 * h * d, d, 3 * h * d, 1];
-  const views = [0, 1, 2].map((w) => viewOf(qkv, [b, h, n, d], strides, w * h * d));
-  return { qkv, views };
-}
-
-/** [B,N,3,H,D] data → the contiguous [B,H,N,D] array of slot w. */
-function unfuse(data: Float32Array, b: number, n: number, h: number, d: number, w: number): Float64Array {
-  const out = new Float64Array(b * h * n * d);
-  for (let bi = 0; bi < b; bi++)
-    for (let hi = 0; hi < h; hi++)
-      for (let i = 0; i < n; i++)
-        for (let c = 0; c < d; c++) out[((bi * h + hi) * n + i) * d + c] = data[(((bi * n + i) * 3 + w) * h + hi) * d + c];
-  return out;
-}
-
 function disposeAll(...ts: Tensor[]): void {
   for (const t of ts) t.dispose();
 }
 
-describe('attentionForward', () => {
+/** Both paths on every adapter (the default picks one per adapter: tuning.ts `materializeBytes`). */
+const PATHS: AttentionPath[] = ['flash', 'materialized'];
+
+describe.each(PATHS)('attentionForward (%s path)', (path) => {
   const cases: [number, number, number][] = [];
   for (const d of [8, 16, 72])
     for (const [nq, nk] of [
@@ -136,7 +55,7 @@ describe('attentionForward', () => {
     const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
     const o = empty([b, h, nq, d]);
     const lse = empty([b, h, nq]);
-    attentionForward(q, k, v, o, lse, scale);
+    attentionForward(q, k, v, o, lse, scale, { path });
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale);
     expectAllclose(await toArray(o), ref.o, TOL.attention, { label: 'o', shape: [b, h, nq, d] });
     expectAllclose(await toArray(lse), ref.lse, TOL.attention, { label: 'lse', shape: [b, h, nq] });
@@ -150,7 +69,7 @@ describe('attentionForward', () => {
     const oBase = empty([b, n, h, d]);
     const o = viewOf(oBase, [b, h, n, d], [n * h * d, d, h * d, 1], 0);
     const lse = empty([b, h, n]);
-    attentionForward(views[0], views[1], views[2], o, lse, 0.3);
+    attentionForward(views[0], views[1], views[2], o, lse, 0.3, { path });
     const [q, k, v] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(q, k, v, b * h, n, n, d, 0.3);
     expectAllclose(await toArray(o), ref.o, TOL.attention, { label: 'o (strided)', shape: [b, h, n, d] });
@@ -167,9 +86,9 @@ describe('attentionForward', () => {
     const [q, k, v] = [tensor(qd, [b, h, n, d]), tensor(kd, [b, h, n, d]), tensor(vd, [b, h, n, d])];
     const o = empty([b, h, n, d]);
     const lse = empty([b, h, n]);
-    attentionForward(q, k, v, o, lse, 1);
+    attentionForward(q, k, v, o, lse, 1, { path });
     const pipelines = runtime().stats().pipelines;
-    attentionForward(q, k, v, o, lse, 1);
+    attentionForward(q, k, v, o, lse, 1, { path });
     expect(runtime().stats().pipelines).toBe(pipelines);
     const ref = reference(qd, kd, vd, b * h, n, n, d, 1);
     // f32 score errors grow with |s| (~1e-5 at 200) and enter p = exp(s − m) directly: atol 1e-4.
@@ -183,8 +102,8 @@ describe('attentionForward', () => {
     const k = empty([1, 1, 5, 8]);
     const bad = empty([1, 1, 5, 4]);
     const lse = empty([1, 1, 4]);
-    expect(() => attentionForward(q, k, bad, q, lse, 1)).toThrow(/v must have shape/);
-    expect(() => attentionForward(q, k, k, q, empty([1, 1, 5]), 1)).toThrow(/lse must have shape/);
+    expect(() => attentionForward(q, k, bad, q, lse, 1, { path })).toThrow(/v must have shape/);
+    expect(() => attentionForward(q, k, k, q, empty([1, 1, 5]), 1, { path })).toThrow(/lse must have shape/);
     disposeAll(q, k, bad, lse);
   });
 });
@@ -201,15 +120,15 @@ async function gpuGrads(
   nk: number,
   d: number,
   scale: number,
-  config?: AttentionConfig,
+  opts: AttentionOptions = {},
 ) {
   const [q, k, v] = [tensor(qd, [b, h, nq, d]), tensor(kd, [b, h, nk, d]), tensor(vd, [b, h, nk, d])];
   const g = tensor(gd, [b, h, nq, d]);
   const o = empty([b, h, nq, d]);
   const lse = empty([b, h, nq]);
   const [dq, dk, dv] = [empty([b, h, nq, d]), empty([b, h, nk, d]), empty([b, h, nk, d])];
-  attentionForward(q, k, v, o, lse, scale, { config });
-  attentionBackward(q, k, v, o, lse, g, dq, dk, dv, scale, { config });
+  attentionForward(q, k, v, o, lse, scale, opts);
+  attentionBackward(q, k, v, o, lse, g, dq, dk, dv, scale, opts);
   const out = { o: await toArray(o), lse: await toArray(lse), dq: await toArray(dq), dk: await toArray(dk), dv: await toArray(dv) };
   disposeAll(q, k, v, g, o, lse, dq, dk, dv);
   return out;
@@ -240,7 +159,7 @@ describe.each(VARIANTS)('attention variant: %s', (_, config) => {
     const kd = randn(b * h * nk * d, 52 + nk);
     const vd = randn(b * h * nk * d, 53 + d);
     const gd = randn(b * h * nq * d, 54);
-    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, config);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, { config });
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
     expectAllclose(got.o, ref.o, TOL.attention, { label: 'o' });
     expectAllclose(got.lse, ref.lse, TOL.attention, { label: 'lse' });
@@ -250,7 +169,7 @@ describe.each(VARIANTS)('attention variant: %s', (_, config) => {
   });
 });
 
-describe('attentionBackward', () => {
+describe.each(PATHS)('attentionBackward (%s path)', (path) => {
   const cases: [number, number, number][] = [];
   for (const d of [8, 16, 72])
     for (const [nq, nk] of [
@@ -271,7 +190,7 @@ describe('attentionBackward', () => {
     const kd = randn(b * h * nk * d, 12 + nk);
     const vd = randn(b * h * nk * d, 13 + d);
     const gd = randn(b * h * nq * d, 14);
-    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, { path });
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
     expectAllclose(got.dq, ref.dq!, TOL.attention, { label: 'dq', shape: [b, h, nq, d] });
     expectAllclose(got.dk, ref.dk!, TOL.attention, { label: 'dk', shape: [b, h, nk, d] });
@@ -285,7 +204,7 @@ describe('attentionBackward', () => {
     const kd = randn(b * h * nk * d, 22);
     const vd = randn(b * h * nk * d, 23);
     const gd = randn(b * h * nq * d, 24);
-    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale);
+    const got = await gpuGrads(qd, kd, vd, gd, b, h, nq, nk, d, scale, { path });
     const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
       const { o } = reference(q, k, v, b * h, nq, nk, d, scale);
       let s = 0;
@@ -324,10 +243,10 @@ describe('attentionBackward', () => {
     const o = empty([b, h, n, d]);
     const lse = empty([b, h, n]);
     const grads = [empty([b, h, n, d]), empty([b, h, n, d]), empty([b, h, n, d])];
-    attentionForward(q, k, v, o, lse, 0.25);
-    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25);
+    attentionForward(q, k, v, o, lse, 0.25, { path });
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25, { path });
     const first = await Promise.all(grads.map((t) => toArray(t)));
-    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25);
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.25, { path });
     const second = await Promise.all(grads.map((t) => toArray(t)));
     const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(qr, kr, vr, b * h, n, n, d, 0.25, gd);
@@ -349,15 +268,15 @@ describe('attentionBackward', () => {
     const lse = empty([b, h, n]);
     const dqkv = empty([b, n, 3, h, d]);
     const grads = [0, 1, 2].map((w) => viewOf(dqkv, [b, h, n, d], [n * 3 * h * d, d, 3 * h * d, 1], w * h * d));
-    attentionForward(q, k, v, o, lse, 0.5);
-    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.5);
+    attentionForward(q, k, v, o, lse, 0.5, { path });
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], 0.5, { path });
     const [qr, kr, vr] = [0, 1, 2].map((w) => unfuse(data, b, n, h, d, w));
     const ref = reference(qr, kr, vr, b * h, n, n, d, 0.5, gd);
     expectAllclose(await toArray(grads[0]), ref.dq!, TOL.attention, { label: 'dq' });
     expectAllclose(await toArray(grads[1]), ref.dk!, TOL.attention, { label: 'dk' });
     expectAllclose(await toArray(grads[2]), ref.dv!, TOL.attention, { label: 'dv' });
-    expect(() => attentionForward(q, k, v, q, lse, 0.5)).toThrow(/o shares its buffer with q/);
-    expect(() => attentionBackward(q, k, v, o, lse, g, grads[0], views[1], grads[2], 0.5)).toThrow(/dk shares its buffer/);
+    expect(() => attentionForward(q, k, v, q, lse, 0.5, { path })).toThrow(/o shares its buffer with q/);
+    expect(() => attentionBackward(q, k, v, o, lse, g, grads[0], views[1], grads[2], 0.5, { path })).toThrow(/dk shares its buffer/);
     disposeAll(qkv, ...views, g, o, lse, dqkv, ...grads);
   });
 
@@ -373,8 +292,8 @@ describe('attentionBackward', () => {
     const o = empty([b, h, nq, d], 'f16');
     const lse = empty([b, h, nq]);
     const grads = [empty([b, h, nq, d], 'f16'), empty([b, h, nk, d], 'f16'), empty([b, h, nk, d], 'f16')];
-    attentionForward(q, k, v, o, lse, scale);
-    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+    attentionForward(q, k, v, o, lse, scale, { path });
+    attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale, { path });
     // The reference sees the f16-rounded inputs.
     const [qd, kd, vd, gd] = await Promise.all([q, k, v, g].map((t) => toArray(t)));
     const ref = reference(qd, kd, vd, b * h, nq, nk, d, scale, gd);
@@ -387,7 +306,7 @@ describe('attentionBackward', () => {
 });
 
 describe('attention memory', () => {
-  it('N = 1024, D = 16: no allocation reaches N² floats; live memory returns to baseline; correct on sampled rows', async () => {
+  it('flash path, N = 1024, D = 16: no allocation reaches N² floats; live memory returns to baseline; correct on sampled rows', async () => {
     const [b, h, n, d] = [1, 1, 1024, 16];
     const scale = 1 / Math.sqrt(d);
     const rt = runtime();
@@ -412,9 +331,9 @@ describe('attention memory', () => {
     const before = rt.stats();
     let peakLive = before.liveBytes;
     try {
-      attentionForward(q, k, v, o, lse, scale);
+      attentionForward(q, k, v, o, lse, scale, { path: 'flash' });
       peakLive = Math.max(peakLive, rt.stats().liveBytes);
-      attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale);
+      attentionBackward(q, k, v, o, lse, g, grads[0], grads[1], grads[2], scale, { path: 'flash' });
       peakLive = Math.max(peakLive, rt.stats().liveBytes);
       await rt.sync();
     } finally {

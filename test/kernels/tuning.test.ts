@@ -37,6 +37,8 @@ describe('tuning table', () => {
       expect(tuningFor(d).attention).toEqual({
         forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
         backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
+        materializeBytes: 64 * 2 ** 20,
+        groupBytes: 2 * 2 ** 20,
       });
     }
     expect(tuningFor({ vendor: 'nvidia' }).attention.forward).toEqual({ rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false });
