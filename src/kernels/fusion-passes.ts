@@ -7,8 +7,11 @@ import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind } from '../gpu/pipeline-cache.js';
 import type { MapSpec } from './elementwise.js';
 import { access, contiguous, elements, type Fused } from './fusion-kernel.js';
-import { type ColumnsReduceFuse, groupColumnsReduce } from './reduce-columns.js';
+import { type ColumnsReduceFuse, type ColumnsWgFuse, groupColumnsReduce, groupColumnsWg } from './reduce-columns.js';
 import { pairRope, type RopeFuse } from './rope.js';
+
+/** How far back (in commands) a reduction or rope looks for one to share a dispatch with. */
+const PAIR_WINDOW = 160;
 
 /** Whether no command strictly between a and b writes `ins` or reads/writes `outs`. */
 export type Clear = (a: number, b: number, ins: number[], outs: number[]) => boolean;
@@ -102,6 +105,11 @@ interface ReduceGroup {
   reduceGroup: ColumnsReduceFuse['columnsReduce'][];
 }
 
+/** Few-chunk column reductions already sharing a dispatch. */
+interface WgGroup {
+  wgGroup: ColumnsWgFuse['columnsWg'][];
+}
+
 /** A paired dispatch: its kernel, and its operands (values) with their bindings. */
 interface Paired {
   key: string;
@@ -118,14 +126,18 @@ interface Paired {
  * untouched in between; neither may read what the other writes.
  */
 export function pairDispatches(list: (Cmd | null)[], uses: Map<number, Set<number>>, clear: Clear): void {
-  type Pairable = Partial<ColumnsReduceFuse & RopeFuse & ReduceGroup>;
+  type Pairable = Partial<ColumnsReduceFuse & RopeFuse & ReduceGroup & ColumnsWgFuse & WgGroup>;
   const fuseOf = (n: number) => {
     const c = list[n];
     return c?.kind === 'dispatch' ? (c.src.fuse as Pairable | undefined) : undefined;
   };
   const members = (f: Pairable) => f.reduceGroup ?? (f.columnsReduce ? [f.columnsReduce] : null);
+  const wgMembers = (f: Pairable) => f.wgGroup ?? (f.columnsWg ? [f.columnsWg] : null);
   // Operands: the first's values and bindings, then the second's that differ; null if they cannot pair.
-  const pair = (a: DispatchCmd, b: DispatchCmd): { p: Paired; values: number[]; bindings: BindingKind[]; fuse?: ReduceGroup } | null => {
+  const pair = (
+    a: DispatchCmd,
+    b: DispatchCmd,
+  ): { p: Paired; values: number[]; bindings: BindingKind[]; fuse?: ReduceGroup | WgGroup } | null => {
     const fa = a.src.fuse as Pairable;
     const fb = b.src.fuse as Pairable;
     const [ma, mb] = [members(fa), members(fb)];
@@ -142,6 +154,20 @@ export function pairDispatches(list: (Cmd | null)[], uses: Map<number, Set<numbe
         }
       );
     }
+    const [wa, wb] = [wgMembers(fa), wgMembers(fb)];
+    if (wa && wb) {
+      const group = [...wa, ...wb];
+      const p = groupColumnsWg(group);
+      const values = [...a.values, ...b.values];
+      return (
+        p && {
+          p,
+          values,
+          bindings: [...values.map((_, i) => (i % 2 ? 'write' : 'read') as BindingKind), 'uniform'],
+          fuse: { wgGroup: group },
+        }
+      );
+    }
     if (fa.rope && fb.rope) {
       // x, cos, sin, out: the tables must be the same values.
       if (a.values[1] !== b.values[1] || a.values[2] !== b.values[2]) return null;
@@ -154,7 +180,7 @@ export function pairDispatches(list: (Cmd | null)[], uses: Map<number, Set<numbe
   };
   for (let b = 0; b < list.length; b++) {
     if (!fuseOf(b)) continue;
-    for (let a = b - 1; a >= 0 && a >= b - 48; a--) {
+    for (let a = b - 1; a >= 0 && a >= b - PAIR_WINDOW; a--) {
       if (!fuseOf(a)) continue;
       const ca = list[a] as DispatchCmd;
       const cb = list[b] as DispatchCmd;

@@ -91,7 +91,13 @@ describe('fusion pass', () => {
         mapInto({ name: 'grad_accumulate', expr: 'acc + s0', compute: 'f32', readsOutput: true, scalars: [3] }, [], view(acc));
         const t2 = colSum(acc);
         const t3 = colSum(m);
-        return [ops.mul(v, before), w, s, sm, z, gs, m1, p2, t1, t2, t3];
+        // The same over R = 100 (two chunks combined in a workgroup).
+        const colSum2 = (t: Tensor) => ops.sum(ops.reshape(t, [100, 3]), [0]);
+        const u1 = colSum2(m);
+        mapInto({ name: 'grad_accumulate', expr: 'acc + s0', compute: 'f32', readsOutput: true, scalars: [2] }, [], view(m));
+        const u2 = colSum2(m);
+        const u3 = colSum2(acc);
+        return [ops.mul(v, before), w, s, sm, z, gs, m1, p2, t1, t2, t3, u1, u2, u3];
       };
       const fn = fused === null ? step : compileStep(step, { fusion: fused });
       const outs: Float32Array[][] = [];
