@@ -7,7 +7,7 @@ import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind } from '../gpu/pipeline-cache.js';
 import type { MapSpec } from './elementwise.js';
 import { access, contiguous, elements, type Fused } from './fusion-kernel.js';
-import { type ColumnsReduceFuse, type ColumnsWgFuse, groupColumnsReduce, groupColumnsWg } from './reduce-columns.js';
+import { type ColumnsReduceFuse, type ColumnsWgFuse, groupColumnsReduce, groupColumnsWg } from './reduce-groups.js';
 import { pairRope, type RopeFuse } from './rope.js';
 
 /** How far back (in commands) a reduction or rope looks for one to share a dispatch with. */

@@ -26,7 +26,8 @@ import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
 import { grid1d } from './common.js';
-import { COLUMNS_WG_MAX_CHUNKS, type ColumnsReduceFuse, dispatchColumnsInWorkgroup } from './reduce-columns.js';
+import { COLUMNS_WG_MAX_CHUNKS, dispatchColumnsInWorkgroup } from './reduce-columns.js';
+import type { ColumnsReduceFuse } from './reduce-groups.js';
 
 const isArgCombine = (c: Combine) => c === 'argmax' || c === 'argmin';
 
