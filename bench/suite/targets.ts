@@ -78,37 +78,51 @@ export function judgeTargets(res: SuiteResults): TargetVerdict[] {
       'no peer figure',
     ),
   );
+  // The dispatch target is about fusion: judged on the fused program, the unfused one shown beside it.
   const dit = find('DiT^DH train step');
-  const comp = dit?.peers['ours compiled'];
-  if (!comp || comp.error || comp.median === undefined) {
+  const DIT_TARGET = 'DiT^DH step: ≥ 40% fewer dispatches than 374 and faster than eager (compiled, fused)';
+  const usable = (name: string) => {
+    const p = dit?.peers[name];
+    return p && !p.error && p.median !== undefined ? p : undefined;
+  };
+  const plain = usable('ours compiled');
+  const fused = usable('ours compiled+fused');
+  const describe = (p: typeof plain, what: string) =>
+    p ? `${what} ${p.counters?.dispatches ?? '?'} dispatches, ${fx(p.ratio ?? Number.NaN)} eager time` : `${what} not measured`;
+  if (!fused) {
     out.push({
-      target: 'DiT^DH step: ≥ 40% fewer dispatches than 374 and faster than eager (compiled)',
+      target: DIT_TARGET,
       status: 'not measured',
-      evidence: comp?.error ?? 'no compiled training steps in this build',
+      evidence: dit?.peers['ours compiled+fused']?.error ?? 'no fused compiled step in this run',
     });
   } else {
-    const d = comp.counters?.dispatches ?? Number.NaN;
+    const d = fused.counters?.dispatches ?? Number.NaN;
     // ratio = compiled time / eager time here (the compiled step sits in a peer column).
-    const ok = d <= 374 * 0.6 && (comp.ratio ?? Number.POSITIVE_INFINITY) < 1;
+    const ok = d <= 374 * 0.6 && (fused.ratio ?? Number.POSITIVE_INFINITY) < 1;
     out.push({
-      target: 'DiT^DH step: ≥ 40% fewer dispatches than 374 and faster than eager (compiled)',
+      target: DIT_TARGET,
       status: ok ? 'met' : 'not met',
-      evidence: `${d} dispatches (eager ${dit?.counters?.dispatches ?? '?'}), compiled/eager time ${fx(comp.ratio ?? Number.NaN)}`,
+      evidence: `${describe(fused, 'fused:')}; ${describe(plain, 'unfused:')}; eager ${dit?.counters?.dispatches ?? '?'} dispatches`,
     });
   }
-  // Host time of a replay: the fused program when measured (the one training runs use), else the unfused one.
-  const replayed = [dit?.peers['ours compiled+fused'], comp].find((p) => p && !p.error && p.counters?.hostUsPerDispatch !== undefined);
-  const host = replayed?.counters?.hostUsPerDispatch;
+  // Host time of a replay, per program: the unfused one is what the training commands run.
   const eagerHost = dit?.counters?.hostUsPerDispatch;
-  out.push(
-    host === undefined
-      ? { target: REPLAY_HOST_TARGET, status: 'not measured', evidence: 'no compiled DiT^DH figure with a host-time probe' }
-      : {
-          target: REPLAY_HOST_TARGET,
-          status: host <= 10 ? 'met' : 'not met',
-          evidence: `${host.toFixed(1)} µs/dispatch median (min ${replayed?.counters?.hostUsPerDispatchMin?.toFixed(1)}), GPU idle before each call; eager ${eagerHost?.toFixed(1) ?? '?'} µs/dispatch`,
-        },
-  );
+  for (const [p, what] of [
+    [plain, 'compiled, unfused: the program training runs'],
+    [fused, 'compiled, fused'],
+  ] as const) {
+    const target = `${REPLAY_HOST_TARGET}, ${what}`;
+    const host = p?.counters?.hostUsPerDispatch;
+    out.push(
+      host === undefined
+        ? { target, status: 'not measured', evidence: 'no host-time probe for this program' }
+        : {
+            target,
+            status: host <= 10 ? 'met' : 'not met',
+            evidence: `${host.toFixed(1)} µs/dispatch median (min ${p?.counters?.hostUsPerDispatchMin?.toFixed(1)}) over ${p?.counters?.dispatches} dispatches, GPU idle before each call; eager ${eagerHost?.toFixed(1) ?? '?'} µs/dispatch`,
+          },
+    );
+  }
   return out;
 }
 
