@@ -109,7 +109,7 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
   }
   const s = rt.adapterSummary;
   const adapterName = `${s.description} ${s.device}`;
-  const plan = opts.quick ? { repeats: 3, targetMs: 150, maxCalls: 50 } : { repeats: 7, targetMs: 400, maxCalls: 200 };
+  const plan = opts.quick ? { repeats: 5, targetMs: 150, maxCalls: 50 } : { repeats: 7, targetMs: 400, maxCalls: 200 };
   const bar = opts.progress && process.stderr.isTTY;
   let done = 0;
   const t0 = performance.now();

@@ -22,32 +22,48 @@ export interface Measured {
 const now = () => performance.now();
 
 /**
- * Time to GPU completion: each repeat starts with the GPU idle, issues `calls` calls and waits for
- * the engine to report all their work complete; the time per call is the repeat's time / calls.
- * The first call (compilation, allocation) has been made and waited for by the caller; when it
- * took longer than a repeat should, one call per repeat is enough and no estimate is made.
+ * Calls per timed repeat, so that a repeat lasts about plan.targetMs. The first call (compilation,
+ * allocation) has been made and waited for by the caller; when it took longer than a repeat
+ * should, one call per repeat is enough and no estimate is made, else one more untimed call
+ * estimates the cost of a call after warm-up.
  */
-export async function measure(p: Prepared, plan: TimingPlan, firstCallMs = 0): Promise<Measured> {
-  let t0 = now();
+export async function callsPerRepeat(p: Prepared, plan: TimingPlan, firstCallMs = 0): Promise<number> {
   let estimate = firstCallMs;
   if (firstCallMs < plan.targetMs) {
-    // One more untimed call estimates the cost of a call after warm-up.
+    const t0 = now();
     await p.run();
     await p.sync();
     estimate = Math.max(now() - t0, 1e-3);
   }
-  const calls = Math.max(1, Math.min(plan.maxCalls, Math.round(plan.targetMs / estimate)));
+  return Math.max(1, Math.min(plan.maxCalls, Math.round(plan.targetMs / estimate)));
+}
+
+/**
+ * One timed repeat, to GPU completion: starts with the GPU idle, issues `calls` calls and waits
+ * for the engine to report all their work complete. Milliseconds per call.
+ */
+export async function timeRepeat(p: Prepared, calls: number): Promise<number> {
+  await p.sync();
+  const t0 = now();
+  for (let i = 0; i < calls; i++) await p.run();
+  await p.sync();
+  return (now() - t0) / calls;
+}
+
+/** Median, min and max of repeat times (ms per call). */
+export function summarize(samples: number[], calls: number): Measured {
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], callsPerRepeat: calls };
+}
+
+/** All repeats of one engine back to back (the suite's runner interleaves engines instead). */
+export async function measure(p: Prepared, plan: TimingPlan, firstCallMs = 0): Promise<Measured> {
+  const calls = await callsPerRepeat(p, plan, firstCallMs);
   const samples: number[] = [];
-  for (let r = 0; r < plan.repeats; r++) {
-    t0 = now();
-    for (let i = 0; i < calls; i++) await p.run();
-    await p.sync();
-    samples.push((now() - t0) / calls);
-  }
-  samples.sort((a, b) => a - b);
-  const mid = samples.length >> 1;
-  const median = samples.length % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
-  return { median, min: samples[0], max: samples[samples.length - 1], callsPerRepeat: calls };
+  for (let r = 0; r < plan.repeats; r++) samples.push(await timeRepeat(p, calls));
+  return summarize(samples, calls);
 }
 
 export interface CheckResult {

@@ -155,12 +155,15 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
             compiled.run();
             await rt.sync();
           }
-          let d0 = rt.counters.dispatches;
+          // Dispatches counted around this engine's own calls: other engines' repeats run in between (interleaved).
+          let own = 0;
           let calls = 0;
           return {
             sync,
             run: () => {
+              const d0 = rt.counters.dispatches;
               run();
+              own += rt.counters.dispatches - d0;
               calls++;
             },
             read: async () => {
@@ -172,9 +175,8 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
             },
             counters: () => {
               // A replay may bypass the runtime's per-dispatch counter: its program says how many it issues.
-              const counted = calls ? (rt.counters.dispatches - d0) / calls : 0;
-              const perCall = compiled?.dispatches() ?? counted;
-              d0 = rt.counters.dispatches;
+              const perCall = compiled?.dispatches() ?? (calls ? own / calls : 0);
+              own = 0;
               calls = 0;
               return { dispatches: perCall };
             },

@@ -1,13 +1,13 @@
 /**
- * Runs cases on engines: per case and engine, one call and its check against the float64
- * reference, then the timed repeats. A failing engine fills its cell with the reason and the
- * suite goes on.
+ * Runs cases on engines: per case, every engine is prepared and makes one call checked against the
+ * float64 reference; then the engines' timed repeats run interleaved (timeInterleaved). A failing
+ * engine fills its cell with the reason and the suite goes on.
  */
 import cliProgress from 'cli-progress';
 import type { Engine, Prepared } from './engine.js';
 import { UnsupportedCase } from './engine.js';
 import { knownLimits, type KnownLimits } from './limits.js';
-import { type CheckResult, check, measure, type TimingPlan } from './measure.js';
+import { type CheckResult, callsPerRepeat, check, summarize, timeRepeat, type TimingPlan } from './measure.js';
 import type { BenchCase, Expected, Unit } from './spec.js';
 
 export interface EngineCell {
@@ -60,24 +60,81 @@ const firstLine = (e: unknown) => {
   return s.split('\n')[0].slice(0, 240);
 };
 
-async function runOne(engine: Engine, c: BenchCase, expected: Expected | null, plan: TimingPlan, inputs: ReturnType<BenchCase['inputs']>) {
-  let p: Prepared | null = null;
-  const cell: EngineCell = {};
+/** One engine within a case: prepared, first call checked, calls per repeat chosen; then its repeat times. */
+interface Slot {
+  engine: Engine;
+  cell: EngineCell;
+  p: Prepared | null;
+  calls: number;
+  samples: number[];
+}
+
+function release(slot: Slot): void {
   try {
-    try {
-      p = await engine.prepare(c, inputs);
-    } catch (e) {
-      cell.error = e instanceof UnsupportedCase ? `n/a: ${e.message}` : `failed to prepare: ${firstLine(e)}`;
-      return cell;
-    }
+    slot.p?.dispose();
+  } catch {
+    // a dispose failure must not hide the figures
+  }
+  slot.p = null;
+}
+
+async function prepareSlot(
+  engine: Engine,
+  c: BenchCase,
+  expected: Expected | null,
+  plan: TimingPlan,
+  inputs: ReturnType<BenchCase['inputs']>,
+) {
+  const slot: Slot = { engine, cell: {}, p: null, calls: 0, samples: [] };
+  try {
+    slot.p = await engine.prepare(c, inputs);
+  } catch (e) {
+    slot.cell.error = e instanceof UnsupportedCase ? `n/a: ${e.message}` : `failed to prepare: ${firstLine(e)}`;
+    return slot;
+  }
+  try {
+    const p = slot.p;
     const t0 = performance.now();
     await p.run();
     await p.sync();
     const firstMs = performance.now() - t0;
     // A wrong result is reported as such, and still timed (the check says what the time is worth).
-    cell.correctness = expected ? check(await p.read(expected.output), expected) : null;
+    slot.cell.correctness = expected ? check(await p.read(expected.output), expected) : null;
+    slot.calls = await callsPerRepeat(p, plan, firstMs);
     p.counters?.(); // reset: count over the timed calls only
-    const m = await measure(p, plan, firstMs);
+  } catch (e) {
+    slot.cell.error = `failed to run: ${firstLine(e)}`;
+    release(slot);
+  }
+  return slot;
+}
+
+/**
+ * The timed repeats of every engine of a case, interleaved: round r times one repeat of each
+ * engine, starting with a different engine each round, so that a change in the machine's speed
+ * during the case (other processes, clocks) falls on all engines alike instead of on whichever
+ * ran then.
+ */
+async function timeInterleaved(slots: Slot[], plan: TimingPlan): Promise<void> {
+  for (let r = 0; r < plan.repeats; r++) {
+    const live = slots.filter((s) => s.p);
+    for (let k = 0; k < live.length; k++) {
+      const slot = live[(k + r) % live.length];
+      try {
+        if (slot.p) slot.samples.push(await timeRepeat(slot.p, slot.calls));
+      } catch (e) {
+        slot.cell.error = `failed to run: ${firstLine(e)}`;
+        release(slot);
+      }
+    }
+  }
+}
+
+async function finish(slot: Slot, c: BenchCase): Promise<EngineCell> {
+  const { cell, p } = slot;
+  if (!p) return cell;
+  try {
+    const m = summarize(slot.samples, slot.calls);
     Object.assign(cell, { median: m.median, min: m.min, max: m.max });
     if (c.unit !== 'ms') cell.rate = c.work / (m.median * 1e-3) / 1e9;
     const counters = p.counters?.();
@@ -86,11 +143,7 @@ async function runOne(engine: Engine, c: BenchCase, expected: Expected | null, p
   } catch (e) {
     cell.error = `failed to run: ${firstLine(e)}`;
   } finally {
-    try {
-      p?.dispose();
-    } catch {
-      // a dispose failure must not hide the figures
-    }
+    release(slot);
   }
   return cell;
 }
@@ -115,10 +168,20 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
     } catch (e) {
       refError = `reference failed: ${firstLine(e)}`;
     }
-    bar?.update({ case: `${c.name} ${c.shape} · ours` });
-    const cell = await runOne(ours, c, expected, ctx.plan, inputs);
+    bar?.update({ case: `${c.name} ${c.shape} · preparing` });
+    const engines = [ours, ...peers.filter((peer) => !peer.supports || peer.supports(c))];
+    const slots: Slot[] = [];
+    for (const engine of engines) slots.push(await prepareSlot(engine, c, expected, ctx.plan, inputs));
+    bar?.update({ case: `${c.name} ${c.shape} · timing ${slots.filter((s) => s.p).length} engines, interleaved` });
+    await timeInterleaved(slots, ctx.plan);
+    const cells: EngineCell[] = [];
+    for (const slot of slots) {
+      cells.push(await finish(slot, c));
+      bar?.increment();
+    }
+    bar?.increment(peers.length + 1 - slots.length); // engines without a cell for this case
+    const cell = cells[0];
     if (refError) cell.error = cell.error ?? refError;
-    bar?.increment();
     if (c.op.kind === 'copy' && cell.rate) copyBandwidthGBs = cell.rate;
     let fractionOfLimit: number | null = null;
     let limit: string | null = null;
@@ -140,17 +203,11 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
       limit,
       peers: {},
     };
-    for (const peer of peers) {
-      if (peer.supports && !peer.supports(c)) {
-        bar?.increment();
-        continue;
-      }
-      bar?.update({ case: `${c.name} ${c.shape} · ${peer.name}` });
-      const pc: PeerCell = await runOne(peer, c, expected, ctx.plan, inputs);
+    slots.slice(1).forEach((slot, k) => {
+      const pc: PeerCell = cells[k + 1];
       if (pc.median !== undefined && r.median !== undefined) pc.ratio = pc.median / r.median;
-      r.peers[peer.name] = pc;
-      bar?.increment();
-    }
+      r.peers[slot.engine.name] = pc;
+    });
     results.push(r);
     ctx.onCase?.(r);
   }
