@@ -15,12 +15,15 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { init, runtime, shutdown } from '../src/gpu/runtime.js';
+import { type TuneCases, tune } from '../src/kernels/autotune.js';
+import { tuningEnabled } from '../src/kernels/tuning-store.js';
 import { printAttentionBench } from './attention.js';
 import { printConvBench } from './conv.js';
 import { printMatmulBench } from './matmul.js';
 import { printRuntimeBench } from './runtime.js';
 import { buildCases, SUITES } from './suite/cases.js';
 import type { Engine } from './suite/engine.js';
+import type { BenchCase } from './suite/spec.js';
 import { oursEngine } from './suite/ours.js';
 import { type SuiteResults, toMarkdown } from './suite/report.js';
 import { type CaseResult, runCases } from './suite/runner.js';
@@ -68,13 +71,20 @@ function commitHash(): string {
 }
 
 /**
- * Hook for the per-adapter kernel autotuner (issue #10 item 4, `kernels` branch): --retune asks
- * it to measure again instead of reading its cache. Returns the init() options that do so.
+ * The autotuner's cases for the suite's kernels: matmuls (A not transposed), row kernels, and on
+ * hardware adapters attention (software adapters run attention through the score matrix, whose
+ * products are the matmuls; tuning flash configurations there costs minutes of compiles for a
+ * path they do not take).
  */
-function retuneInitOptions(retune: boolean): Record<string, unknown> {
-  // The autotuner's init option (kernels branch: `retune`, which also turns tuning on); init()
-  // ignores options it does not know, so on a build without the autotuner this has no effect.
-  return retune ? { retune: true } : {};
+function tuneCasesOf(cases: BenchCase[], software: boolean): TuneCases {
+  const out: Required<TuneCases> = { rows: [], matmul: [], attention: [] };
+  for (const { op } of cases) {
+    if (op.kind === 'matmul' && !op.transA) out.matmul.push({ M: op.M, K: op.K, N: op.N, transB: op.transB });
+    else if (op.kind === 'attention' && !software) out.attention.push({ b: op.B, h: op.H, n: op.N, d: op.D, backward: op.backward });
+    else if (op.kind === 'layerNorm' || op.kind === 'rmsNorm' || op.kind === 'softmax')
+      out.rows.push({ family: op.kind, rows: op.T, D: op.W });
+  }
+  return out;
 }
 
 async function runSuite(opts: Options, argv: string[]): Promise<void> {
@@ -96,10 +106,18 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
     }
     peerModule = await import('./peers/index.js');
   }
-  const rt = await init({ profile: false, ...retuneInitOptions(opts.retune ?? false) });
+  // --retune: tuning on, ignoring the cache; the suite's shapes are measured below before any timing.
+  const rt = await init({ profile: false, ...(opts.retune ? { retune: true } : {}) });
   const software = rt.caps.software !== null;
   // The copy case always runs: it is the limit of every memory-bound case.
   const cases = buildCases({ software }).filter((c) => (c.suite === 'copy' || wanted.includes(c.suite)) && (!opts.quick || c.quick));
+  let tuning = tuningEnabled() ? 'tuning cache (RAE_TUNE=1)' : 'tuning table (no autotuning)';
+  if (opts.retune) {
+    const t0 = performance.now();
+    console.error("bench: --retune: measuring kernel configurations for the suite's shapes…");
+    await tune(tuneCasesOf(cases, software), { force: true });
+    tuning = `autotuned in this run (--retune, ${((performance.now() - t0) / 1000).toFixed(0)} s)`;
+  }
   const peers: Engine[] = [];
   const peerVersions: Record<string, string> = {};
   if (peerModule) {
@@ -132,6 +150,7 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
     commit: commitAtStart,
     date: dateAtStart,
     gpuWaits: runtime().quietWaits ? 'quiet (Dawn events polled every 1 ms)' : 'spin (Dawn events polled without pause)',
+    tuning,
     command: `npm run bench -- ${argv.join(' ')}`.trim(),
     quick: opts.quick ?? false,
     loadAverage: { start: loadStart, end: loadavg()[0] },

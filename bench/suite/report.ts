@@ -8,6 +8,8 @@ export interface SuiteResults {
   toggles: string[];
   /** How the process waited for the GPU (src/gpu/event-polling.ts); absent in older results. */
   gpuWaits?: string;
+  /** Where kernel configurations came from: the tuning table, the autotuner's cache, or --retune. */
+  tuning?: string;
   commit: string;
   date: string;
   command: string;
@@ -55,6 +57,7 @@ export function toMarkdown(res: SuiteResults): string {
     `- adapter: ${res.adapter.description} (vendor ${res.adapter.vendor || '?'}, ${res.adapter.architecture || '?'}, backend ${res.adapter.backend})`,
     `- toggles: ${res.toggles.length ? res.toggles.join(', ') : 'none'}`,
     ...(res.gpuWaits ? [`- GPU waits: ${res.gpuWaits}, for ours and the peers alike (one process)`] : []),
+    ...(res.tuning ? [`- kernel configurations: ${res.tuning}`] : []),
     `- commit ${res.commit}, ${res.date}, ${res.durationSeconds.toFixed(0)} s, load average ${res.loadAverage.start.toFixed(2)} → ${res.loadAverage.end.toFixed(2)}`,
     `- command: \`${res.command}\``,
     `- elementwise-copy bandwidth (this run): ${res.copyBandwidthGBs ? `${res.copyBandwidthGBs.toFixed(2)} GB/s` : 'not measured'}`,
