@@ -20,9 +20,10 @@ process.stdout.write(`# Benchmarks
 
 Measured with \`${res.command}\` on **${res.adapter.description}** (${res.adapter.backend}), commit ${res.commit}, ${res.date}.
 Ours and the peers run in one process on the same Dawn adapter; every figure is the time per call to GPU
-completion (median of repeats). Ratios are peer time / our time: above 1, ours is faster. The machine
-was shared with other work (load average ${res.loadAverage.start.toFixed(1)} → ${res.loadAverage.end.toFixed(1)} on 2 cores), so
-absolute figures vary 2–4× between runs; ratios from one run are the comparable part.
+completion (median of repeats; within a case the engines' repeats are interleaved). Ratios are peer time / our
+time: above 1, ours is faster. Load average ${res.loadAverage.start.toFixed(1)} → ${res.loadAverage.end.toFixed(1)}, the benchmark's own threads
+included. Absolute figures vary up to 2× between runs on one box and up to 3× between boxes;
+ratios from one run are the comparable part, and the notes below give their range over several runs.
 
 ${dirty}Reproduce: \`npm run bench:peers:install\`, then \`${res.command}\`; results go to \`bench/results/\`.
 This file: \`npx vite-node bench/benchmarks-md.ts ${file}\`.
