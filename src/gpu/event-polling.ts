@@ -22,8 +22,10 @@ const POLL_MS = 1;
 let installs = 0;
 let restore: (() => void) | null = null;
 
+// Dawn passes a new unnamed native function each time. The name test comes first: it rules out
+// most JS callbacks without toString, which copies a JS function's whole source text.
 const isNative = (fn: unknown): boolean =>
-  typeof fn === 'function' && Function.prototype.toString.call(fn).endsWith('{ [native code] }') && !fn.name;
+  typeof fn === 'function' && !fn.name && Function.prototype.toString.call(fn).endsWith('{ [native code] }');
 
 export function throttleDawnPolling(): () => void {
   if (installs++ === 0) {
