@@ -6,52 +6,20 @@
  *
  * Run: npm run bench -- train-step (this follows its eager figures).
  */
-import * as ops from '../src/autograd/ops/index.js';
-import { backward } from '../src/autograd/tape.js';
-import { flowMatchingBatch } from '../src/diffusion/flow.js';
 import { runtime } from '../src/gpu/runtime.js';
-import { DiTDH } from '../src/models/dit.js';
-import { AdamW } from '../src/nn/optim.js';
+import * as ops from '../src/autograd/ops/index.js';
 import { compileStep } from '../src/tensor/compile.js';
-import { randint, randn } from '../src/tensor/creation.js';
-import { scope } from '../src/tensor/scope.js';
+import { randn } from '../src/tensor/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { makeDitdhStep } from './ditdh-step.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: boolean } = {}): Promise<string> {
   const rt = runtime();
-  const B = 16;
-  const D = 64;
-  const grid = 8;
-  const model = DiTDH.fromConfig({
-    input_size: grid,
-    patch_size: 1,
-    in_channels: D,
-    hidden_size: [96, 128],
-    depth: [2, 1],
-    num_heads: [4, 4],
-    num_classes: 10,
-    use_swiglu: true,
-    use_rmsnorm: true,
-    use_rope: true,
-  });
-  const opt = new AdamW(model.trainableParameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0 });
-  const x = randn([B, D, grid, grid], { seed: 1 });
-  const y = randint(0, 10, [B], { seed: 2 });
-  const body = (xx: Tensor, yy: Tensor): Tensor => {
-    const { xt, t, target } = flowMatchingBatch(xx, 1);
-    const v = model.forward(xt, t, yy);
-    const d = ops.sub(v, target);
-    const l = ops.mean(ops.mul(d, d));
-    backward(l);
-    opt.clipGradNorm(1);
-    opt.step();
-    opt.zeroGrad();
-    return l;
-  };
-  const eager = () => scope(() => void body(x, y));
+  // The same step as the eager report and the suite (bench/train-step.ts).
+  const { step: eager, body, x, y, dispose } = makeDitdhStep();
   const compiled = compileStep(body, { name: 'DiT^DH step' });
   const fusedStep = compileStep(body, { name: 'DiT^DH step, fused', fusion: true });
   const replay = () => compiled(x, y).dispose();
@@ -99,10 +67,7 @@ export async function benchCompiledTrainStep(opts: { rounds?: number; fusion?: b
   ];
   compiled.dispose();
   fusedStep.dispose();
-  opt.dispose();
-  model.dispose();
-  x.dispose();
-  y.dispose();
+  dispose();
   return lines.join('\n');
 }
 

@@ -12,7 +12,7 @@
 import { fuseMaps } from '../src/kernels/fusion.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../src/gpu/recorder.js';
 import { init, shutdown } from '../src/gpu/runtime.js';
-import { makeDitdhStep } from './train-step.js';
+import { makeDitdhStep } from './ditdh-step.js';
 
 /** A dispatch's family: maps by their op name, fused maps by their stages, other kernels by key prefix. */
 export function kindOf(c: DispatchCmd): string {

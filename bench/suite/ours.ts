@@ -12,7 +12,7 @@ import { AdamW } from '../../src/nn/optim.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { scope } from '../../src/tensor/scope.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
-import { makeDitdhStep } from '../train-step.js';
+import { makeDitdhStep } from '../ditdh-step.js';
 import { ADAM } from './reference.js';
 import { type Engine, type Prepared, UnsupportedCase } from './engine.js';
 import type { BenchCase, Input } from './spec.js';
