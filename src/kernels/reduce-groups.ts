@@ -38,25 +38,67 @@ export interface ColumnsReduceFuse {
 /** Most single-chunk column reductions one dispatch runs. */
 export const MAX_GROUPED_REDUCES = 4;
 
-const groupLayouts: ReturnType<typeof uniforms>[] = [];
-function groupUniforms(k: number) {
-  const fields: Record<string, 'u32' | 'f32'> = {
-    outputs: 'u32',
-    half: 'u32',
-    R: 'u32',
-    inner: 'u32',
-    s_outer: 'u32',
-    s_r: 'u32',
-    s_inner: 'u32',
-    scale: 'f32',
-    nan_flag: 'u32',
-  };
+type Field = 'u32' | 'f32';
+/** What both group kinds share per member: the buffers' element types and offsets, the reduction. */
+interface Member {
+  combine: 'sum' | 'max' | 'min';
+  prep: 'none' | 'square';
+  xT: DType;
+  vT: DType;
+  xOffset: number;
+  vOffset: number;
+}
+
+/** The k members if they differ only in buffers and offsets (the `same` fields equal), else null. */
+function sameLayout<T extends Member>(members: T[], same: (keyof T)[]): T[] | null {
+  const [p] = members;
+  const k = members.length;
+  return k >= 2 && k <= MAX_GROUPED_REDUCES && members.every((q) => same.every((f) => p[f] === q[f])) ? members : null;
+}
+
+/** A group's uniforms: the kind's shared fields, then each member's x and v offsets (cached per kind and k). */
+function memberUniforms(cache: ReturnType<typeof uniforms>[], shared: Record<string, Field>, k: number) {
+  const fields = { ...shared };
   for (let j = 0; j < k; j++) {
     fields[`x_offset${j}`] = 'u32';
     fields[`v_offset${j}`] = 'u32';
   }
-  return (groupLayouts[k] ??= uniforms(fields));
+  return (cache[k] ??= uniforms(fields));
 }
+
+function packMembers(layout: ReturnType<typeof uniforms>, values: Record<string, number>, members: Member[]): Uint32Array {
+  const all = { ...values };
+  members.forEach((q, j) => {
+    all[`x_offset${j}`] = q.xOffset;
+    all[`v_offset${j}`] = q.vOffset;
+  });
+  return layout.pack(all);
+}
+
+/** WGSL pieces both group kernels use: bindings x0, out0, x1, out1, …, the per-member branch, load, combine. */
+function memberWgsl(p: Member, k: number) {
+  const js = Array.from({ length: k }, (_, j) => j);
+  return {
+    decls: js
+      .map(
+        (j) =>
+          `@group(0) @binding(${2 * j}) var<storage, read> xb${j}: array<${p.xT}>;\n@group(0) @binding(${2 * j + 1}) var<storage, read_write> vb${j}: array<${p.vT}>;`,
+      )
+      .join('\n'),
+    chain: (f: (j: number) => string) => js.map((j) => `${j ? 'else ' : ''}if (m == ${j}u) { ${f(j)} }`).join(' '),
+    load: (j: number) => (p.prep === 'square' ? `{ let xv = f32(xb${j}[e]); v = xv * xv; }` : `v = f32(xb${j}[e]);`),
+    ident: p.combine === 'sum' ? '0.0' : p.combine === 'max' ? '-f_inf()' : 'f_inf()',
+    step: (acc: string, v: string) => (p.combine === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = c_${p.combine}(${acc}, ${v});`),
+  };
+}
+
+const groupLayouts: ReturnType<typeof uniforms>[] = [];
+const groupUniforms = (k: number) =>
+  memberUniforms(
+    groupLayouts,
+    { outputs: 'u32', half: 'u32', R: 'u32', inner: 'u32', s_outer: 'u32', s_r: 'u32', s_inner: 'u32', scale: 'f32', nan_flag: 'u32' },
+    k,
+  );
 
 /**
  * One dispatch for 2–4 column reductions that differ only in their buffers and offsets: member m
@@ -82,8 +124,8 @@ export function groupColumnsReduce(
     'scale',
     'nanFlag',
   ];
+  if (!sameLayout(members, same)) return null;
   const k = members.length;
-  if (k < 2 || k > MAX_GROUPED_REDUCES || !members.every((q) => same.every((f) => p[f] === q[f]))) return null;
   const half = Math.ceil(p.outputs / p.wg) * p.wg;
   const values: Record<string, number> = {
     outputs: p.outputs,
@@ -96,29 +138,14 @@ export function groupColumnsReduce(
     scale: p.scale,
     nan_flag: p.nanFlag ? 1 : 0,
   };
-  members.forEach((q, j) => {
-    values[`x_offset${j}`] = q.xOffset;
-    values[`v_offset${j}`] = q.vOffset;
-  });
-  const params = groupUniforms(k).pack(values);
+  const params = packMembers(groupUniforms(k), values, members);
   const key = `reduce|colsgroup${k}|wg${p.wg}|${p.combine}|${p.prep}|${p.xT}>${p.vT}`;
   const [x, y] = grid1d(k * half, p.wg);
   return { key, wgsl: () => groupSource(p, k), params, workgroups: [x, y, 1] };
 }
 
 function groupSource(p: ColumnsReduceFuse['columnsReduce'], k: number): string {
-  const load = (j: number) => (p.prep === 'square' ? `{ let xv = f32(xb${j}[e]); v = xv * xv; }` : `v = f32(xb${j}[e]);`);
-  const ident = p.combine === 'sum' ? '0.0' : p.combine === 'max' ? '-f_inf()' : 'f_inf()';
-  const step = p.combine === 'sum' ? 'acc = acc + v;' : `acc = c_${p.combine}(acc, v);`;
-  const members = Array.from({ length: k }, (_, j) => j);
-  const chain = (f: (j: number) => string) =>
-    members.map((j) => (j === 0 ? `if (m == 0u) { ${f(0)} }` : `else if (m == ${j}u) { ${f(j)} }`)).join(' ');
-  const decls = members
-    .map(
-      (j) =>
-        `@group(0) @binding(${2 * j}) var<storage, read> xb${j}: array<${p.xT}>;\n@group(0) @binding(${2 * j + 1}) var<storage, read_write> vb${j}: array<${p.vT}>;`,
-    )
-    .join('\n');
+  const { decls, chain, load, ident, step } = memberWgsl(p, k);
   return `${rowEnables([p.xT, p.vT], false)}${decls}
 ${groupUniforms(k).wgsl(2 * k)}
 ${reductionLibrary(p.wg, false)}
@@ -140,7 +167,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let e = base + r * s_r;
     var v: f32;
     ${chain(load)}
-    ${step}
+    ${step('acc', 'v')}
   }
   let res = ${p.vT}(select(acc * params.scale, select(f_inf(), f_nan(), acc == 0.0), params.nan_flag != 0u));
   ${chain((j) => `vb${j}[params.v_offset${j} + g] = res;`)}
@@ -171,27 +198,25 @@ export interface ColumnsWgFuse {
 }
 
 const wgGroupLayouts: ReturnType<typeof uniforms>[] = [];
-function wgGroupUniforms(k: number) {
-  const fields: Record<string, 'u32' | 'f32'> = {
-    outputs: 'u32',
-    wg_per_member: 'u32',
-    R: 'u32',
-    inner: 'u32',
-    s_outer: 'u32',
-    s_r: 'u32',
-    s_inner: 'u32',
-    chunk_len: 'u32',
-    chunks: 'u32',
-    per_wg: 'u32',
-    scale: 'f32',
-    nan_flag: 'u32',
-  };
-  for (let j = 0; j < k; j++) {
-    fields[`x_offset${j}`] = 'u32';
-    fields[`v_offset${j}`] = 'u32';
-  }
-  return (wgGroupLayouts[k] ??= uniforms(fields));
-}
+const wgGroupUniforms = (k: number) =>
+  memberUniforms(
+    wgGroupLayouts,
+    {
+      outputs: 'u32',
+      wg_per_member: 'u32',
+      R: 'u32',
+      inner: 'u32',
+      s_outer: 'u32',
+      s_r: 'u32',
+      s_inner: 'u32',
+      chunk_len: 'u32',
+      chunks: 'u32',
+      per_wg: 'u32',
+      scale: 'f32',
+      nan_flag: 'u32',
+    },
+    k,
+  );
 
 /**
  * One dispatch for 2–4 few-chunk column reductions that differ only in their buffers and offsets
@@ -221,7 +246,7 @@ export function groupColumnsWg(
     'scale',
     'nanFlag',
   ];
-  if (k < 2 || k > MAX_GROUPED_REDUCES || !members.every((q) => same.every((f) => p[f] === q[f]))) return null;
+  if (!sameLayout(members, same)) return null;
   const perMember = Math.ceil(p.outputs / p.perWg);
   const values: Record<string, number> = {
     outputs: p.outputs,
@@ -237,27 +262,13 @@ export function groupColumnsWg(
     scale: p.scale,
     nan_flag: p.nanFlag ? 1 : 0,
   };
-  members.forEach((q, j) => {
-    values[`x_offset${j}`] = q.xOffset;
-    values[`v_offset${j}`] = q.vOffset;
-  });
   const key = `reduce|colswggroup${k}|wg${WG}|${p.combine}|${p.prep}|${p.xT}>${p.vT}`;
   const [x, y] = grid1d(k * perMember * WG, WG);
-  return { key, wgsl: () => wgGroupSource(p, k), params: wgGroupUniforms(k).pack(values), workgroups: [x, y, 1] };
+  return { key, wgsl: () => wgGroupSource(p, k), params: packMembers(wgGroupUniforms(k), values, members), workgroups: [x, y, 1] };
 }
 
 function wgGroupSource(p: ColumnsWgFuse['columnsWg'], k: number): string {
-  const js = Array.from({ length: k }, (_, j) => j);
-  const chain = (f: (j: number) => string) => js.map((j) => `${j ? 'else ' : ''}if (m == ${j}u) { ${f(j)} }`).join(' ');
-  const decls = js
-    .map(
-      (j) =>
-        `@group(0) @binding(${2 * j}) var<storage, read> xb${j}: array<${p.xT}>;\n@group(0) @binding(${2 * j + 1}) var<storage, read_write> vb${j}: array<${p.vT}>;`,
-    )
-    .join('\n');
-  const load = (j: number) => (p.prep === 'square' ? `{ let xv = f32(xb${j}[e]); v = xv * xv; }` : `v = f32(xb${j}[e]);`);
-  const ident = p.combine === 'sum' ? '0.0' : p.combine === 'max' ? '-f_inf()' : 'f_inf()';
-  const step = (acc: string, v: string) => (p.combine === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = c_${p.combine}(${acc}, ${v});`);
+  const { decls, chain, load, ident, step } = memberWgsl(p, k);
   return `${rowEnables([p.xT, p.vT], false)}${decls}
 ${wgGroupUniforms(k).wgsl(2 * k)}
 ${reductionLibrary(WG, false)}
