@@ -2,7 +2,7 @@
  * Row-wise softmax family over the last dim of contiguous [rows, C] views: one workgroup per
  * row, threads stride through C, workgroup reductions from row-reduce.ts; or, for short rows
  * (tuning.ts rowPlan), one row per invocation with no barriers, as vec4 when C and the offsets
- * are multiples of 4 (softmaxVec4Source; same arithmetic per element). Forward uses an online
+ * are multiples of 4 (softmaxVec4Body; same arithmetic per element). Forward uses an online
  * (max, sum) per thread so x is read twice, not three times. Everything computes in f32; f16
  * operands are loaded and stored through conversions.
  *
@@ -137,6 +137,13 @@ function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number
   );
 }
 
+/**
+ * The online (max, sum) update of onlineLogSumExp for one value `v`, as a statement; the vec4
+ * variant applies it to each lane in order, so its results are the scalar kernel's.
+ */
+const ONLINE_UPDATE =
+  'if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }';
+
 /** Per-thread online max/sum of exp over the row of `a`, then combined across the workgroup. */
 function onlineLogSumExp(args: string): string {
   return `var m_t = -f_inf();
@@ -144,7 +151,7 @@ function onlineLogSumExp(args: string): string {
   for (var j = lid; j < C; j += WG) {
     let v = f32(a[ra + j]);
     // While m_t is -inf, a -inf entry adds nothing (exp(-inf - -inf) would be NaN); NaN still propagates.
-    if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }
+    ${ONLINE_UPDATE}
   }
   let m = wg_max(m_t, ${args});
   let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
@@ -153,14 +160,7 @@ function onlineLogSumExp(args: string): string {
 /** Kinds with a vec4 variant (one row per invocation): those whose operands are all [rows, C]. */
 const VEC4_KINDS = new Set<SoftmaxKind>(['softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward']);
 
-/**
- * The online (max, sum) update of onlineLogSumExp for one value `v`, as a statement; the vec4
- * variant applies it to each lane in order, so its results are the scalar kernel's.
- */
-const ONLINE_UPDATE =
-  'if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }';
-
-/** One row per invocation with vec4 loads and stores (rows of C = 4·C4, offsets multiples of 4). */
+/** The body of the vec4 variant (one row per invocation; see softmaxSource). */
 function softmaxVec4Body(kind: SoftmaxKind, ot: DType): string {
   const a4 = 'vec4<f32>(a[ra4 + j])';
   const b4 = 'vec4<f32>(b[rb4 + j])';
@@ -196,47 +196,61 @@ function softmaxVec4Body(kind: SoftmaxKind, ot: DType): string {
 }
 
 export function softmaxSource(kind: SoftmaxKind, plan: PlanArg, sg: SubgroupFlavour, inT: DType[], outT: DType[]): string {
-  if (asPlan(plan).vec4) return softmaxVec4Source(kind, plan, inT, outT);
-  const f = rowFrame(asPlan(plan), sg);
+  const v4 = asPlan(plan).vec4 === true;
+  const f = rowFrame(asPlan(plan), v4 ? false : sg);
   const names = ['a', 'b'];
   const outNames = ['o', 'o2'];
+  const elem = (t: DType) => (v4 ? `vec4<${t}>` : t);
   const decl = [
-    ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<${t}>;`),
-    ...outT.map((t, k) => `@group(0) @binding(${inT.length + k}) var<storage, read_write> ${outNames[k]}: array<${t}>;`),
+    ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<${elem(t)}>;`),
+    ...outT.map((t, k) => `@group(0) @binding(${inT.length + k}) var<storage, read_write> ${outNames[k]}: array<${elem(t)}>;`),
     SOFTMAX_UNIFORMS.wgsl(inT.length + outT.length),
   ].join('\n');
   const args = f.args;
   const ot = outT[0];
-  let body: string;
-  switch (kind) {
-    case 'softmax':
-      body = `${onlineLogSumExp(args)}
+  // One row per invocation with vec4 loads and stores: rows of C = 4·C4, offsets multiples of 4.
+  const rowStart = v4
+    ? `let C4 = params.C / 4u;
+  let ra4 = params.a_offset / 4u + row * C4;
+  let rb4 = params.b_offset / 4u + row * C4;
+  let ro4 = params.o_offset / 4u + row * C4;`
+    : `${f.setup}
+  let C = params.C;
+  let ra = params.a_offset + row * C;
+  let rb = params.b_offset + row * C;
+  let ro = params.o_offset + row * C;`;
+  let body = '';
+  if (v4) body = softmaxVec4Body(kind, ot);
+  else
+    switch (kind) {
+      case 'softmax':
+        body = `${onlineLogSumExp(args)}
   let inv = 1.0 / s;
   for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(exp(f32(a[ra + j]) - m) * inv); }`;
-      break;
-    case 'logSoftmax':
-      body = `${onlineLogSumExp(args)}
+        break;
+      case 'logSoftmax':
+        body = `${onlineLogSumExp(args)}
   let lse = m + log(s);
   for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(a[ra + j]) - lse); }`;
-      break;
-    case 'softmaxBackward':
-      body = `var d_t = 0.0;
+        break;
+      case 'softmaxBackward':
+        body = `var d_t = 0.0;
   for (var j = lid; j < C; j += WG) { d_t += f32(a[ra + j]) * f32(b[rb + j]); }
   let dot = wg_sum(d_t, ${args});
   for (var j = lid; j < C; j += WG) { let y = f32(a[ra + j]); o[ro + j] = ${ot}(y * (f32(b[rb + j]) - dot)); }`;
-      break;
-    case 'logSoftmaxBackward':
-      body = `var d_t = 0.0;
+        break;
+      case 'logSoftmaxBackward':
+        body = `var d_t = 0.0;
   for (var j = lid; j < C; j += WG) { d_t += f32(b[rb + j]); }
   let total = wg_sum(d_t, ${args});
   for (var j = lid; j < C; j += WG) { o[ro + j] = ${ot}(f32(b[rb + j]) - exp(f32(a[ra + j])) * total); }`;
-      break;
-    case 'crossEntropy': {
-      const logp =
-        outT.length > 1
-          ? `for (var j = lid; j < C; j += WG) { o2[params.o2_offset + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }`
-          : '';
-      body = `${onlineLogSumExp(args)}
+        break;
+      case 'crossEntropy': {
+        const logp =
+          outT.length > 1
+            ? `for (var j = lid; j < C; j += WG) { o2[params.o2_offset + row * C + j] = ${outT[1]}(f32(a[ra + j]) - lse); }`
+            : '';
+        body = `${onlineLogSumExp(args)}
   let lse = m + log(s);
   let label = b[params.b_offset + row];
   if (lid == 0u) {
@@ -245,10 +259,10 @@ export function softmaxSource(kind: SoftmaxKind, plan: PlanArg, sg: SubgroupFlav
     o[params.o_offset + row] = ${ot}(loss);
   }
   ${logp}`;
-      break;
-    }
-    case 'crossEntropyBackward':
-      body = `${onlineLogSumExp(args)}
+        break;
+      }
+      case 'crossEntropyBackward':
+        body = `${onlineLogSumExp(args)}
   let inv = 1.0 / s;
   let scale = params.scale;
   let label = b[params.b_offset + row];
@@ -257,41 +271,15 @@ export function softmaxSource(kind: SoftmaxKind, plan: PlanArg, sg: SubgroupFlav
     let p = exp(f32(a[ra + j]) - m) * inv - select(0.0, 1.0, valid && u32(label) == j);
     o[ro + j] = ${ot}(select(f_nan(), p * scale, valid));
   }`;
-      break;
-  }
-  return `${rowEnables([...inT, ...outT], sg)}${decl}
+        break;
+    }
+  return `${rowEnables([...inT, ...outT], v4 ? false : sg)}${decl}
 ${f.library}
 @compute @workgroup_size(${f.workgroupSize})
 fn main(${f.entryArgs}) {
   let row = ${f.rowIndex};
   if (row >= params.rows) { return; }
-  ${f.setup}
-  let C = params.C;
-  let ra = params.a_offset + row * C;
-  let rb = params.b_offset + row * C;
-  let ro = params.o_offset + row * C;
+  ${rowStart}
   ${body}
-}`;
-}
-
-function softmaxVec4Source(kind: SoftmaxKind, plan: PlanArg, inT: DType[], outT: DType[]): string {
-  const f = rowFrame(asPlan(plan), false);
-  const names = ['a', 'b'];
-  const decl = [
-    ...inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<vec4<${t}>>;`),
-    `@group(0) @binding(${inT.length}) var<storage, read_write> o: array<vec4<${outT[0]}>>;`,
-    SOFTMAX_UNIFORMS.wgsl(inT.length + outT.length),
-  ].join('\n');
-  return `${rowEnables([...inT, ...outT], false)}${decl}
-${f.library}
-@compute @workgroup_size(${f.workgroupSize})
-fn main(${f.entryArgs}) {
-  let row = ${f.rowIndex};
-  if (row >= params.rows) { return; }
-  let C4 = params.C / 4u;
-  let ra4 = params.a_offset / 4u + row * C4;
-  let rb4 = params.b_offset / 4u + row * C4;
-  let ro4 = params.o_offset / 4u + row * C4;
-  ${softmaxVec4Body(kind, outT[0])}
 }`;
 }
