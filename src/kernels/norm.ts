@@ -227,14 +227,23 @@ function packParams(header: Header, values: Record<string, number>, ops: Operand
   return normUniforms(header, ops).pack(all);
 }
 
-function declare(ops: Operand[], header: Header): string {
+/**
+ * Bindings, uniforms and index helpers. With `vec4`, row and weight/bias operands are vec4 arrays
+ * indexed through `<name>_at4` (offsets in vec4s); per-row statistics stay scalar (`<name>_at`).
+ */
+function declare(ops: Operand[], header: Header, vec4 = false): string {
+  const v4 = (o: Operand) => vec4 && !STAT_OPERANDS.has(o.name);
   return [
     ...ops.map(
       (o, k) =>
-        `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${o.view.dtype}>;`,
+        `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${v4(o) ? `vec4<${o.view.dtype}>` : o.view.dtype}>;`,
     ),
     normUniforms(header, ops).wgsl(ops.length),
-    ...ops.map((o) => `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`),
+    ...ops.map((o) =>
+      v4(o)
+        ? `fn ${o.name}_at4(i: u32) -> u32 { return params.${o.name}_offset / 4u + i; }`
+        : `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`,
+    ),
   ].join('\n');
 }
 
@@ -392,22 +401,10 @@ function store4(ops: Operand[], name: string, index: string, value: string): str
  */
 function vec4Kernel(ops: Operand[], plan: PlanArg, body: () => string): string {
   const f = rowFrame(asPlan(plan), false);
-  const decl = [
-    ...ops.map((o, k) => {
-      const elem = STAT_OPERANDS.has(o.name) ? o.view.dtype : `vec4<${o.view.dtype}>`;
-      return `@group(0) @binding(${k}) var<storage, ${o.access === 'write' ? 'read_write' : 'read'}> ${o.name}_buf: array<${elem}>;`;
-    }),
-    normUniforms(ROW_HEADER, ops).wgsl(ops.length),
-    ...ops.map((o) =>
-      STAT_OPERANDS.has(o.name)
-        ? `fn ${o.name}_at(i: u32) -> u32 { return params.${o.name}_offset + i; }`
-        : `fn ${o.name}_at4(i: u32) -> u32 { return params.${o.name}_offset / 4u + i; }`,
-    ),
-  ].join('\n');
   return `${rowEnables(
     ops.map((o) => o.view.dtype),
     false,
-  )}${decl}
+  )}${declare(ops, ROW_HEADER, true)}
 ${f.library}
 @compute @workgroup_size(${f.workgroupSize})
 fn main(${f.entryArgs}) {
