@@ -41,7 +41,16 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { grid1d } from './common.js';
-import { bind, bound, packParams, stagedBytes, vec4Able, type AttentionConfig, type BoundOperand } from './attention/codegen.js';
+import {
+  type AttentionConfig,
+  type AttentionDims,
+  type BoundOperand,
+  bind,
+  bound,
+  packParams,
+  stagedBytes,
+  vec4Able,
+} from './attention/codegen.js';
 import { materializable, materializedBackward, materializedForward, sliceBytes } from './attention/materialized.js';
 import { ATTENTION_HEADER, deltaSource, DELTA_HEADER, dkdvSource, dqSource, forwardSource } from './attention/sources.js';
 import { adapterTuning, tunedAttentionConfig } from './tuning.js';
@@ -78,7 +87,12 @@ export function setForcedAttentionPath(path: AttentionPath | null): void {
  * (tuning.ts) admits one (batch, head) slice. A forced 'materialized' with slices too big for the
  * cap or for one storage binding throws.
  */
-function choosePath(op: string, s: Dims, options: AttentionOptions, pass: 'forward' | 'backward'): { path: AttentionPath; cap: number } {
+function choosePath(
+  op: string,
+  s: AttentionDims,
+  options: AttentionOptions,
+  pass: 'forward' | 'backward',
+): { path: AttentionPath; cap: number } {
   const opts = forcedPath && !options.path && !options.config ? { ...options, path: forcedPath } : options;
   // A flash kernel configuration without a path asks for the flash kernels.
   if (opts.path === 'flash' || (opts.config && !opts.path)) return { path: 'flash', cap: 0 };
@@ -106,14 +120,6 @@ export function chooseAttentionConfig(d: number, pass: 'forward' | 'backward' = 
   return cfg;
 }
 
-interface Dims {
-  b: number;
-  h: number;
-  nq: number;
-  nk: number;
-  d: number;
-}
-
 function checkView(op: string, name: string, v: View, shape: readonly number[]): void {
   if (v.shape.length !== shape.length || v.shape.some((s, i) => s !== shape[i])) {
     throw new RangeError(`${op}: ${name} must have shape [${shape.join(', ')}], got [${v.shape.join(', ')}]`);
@@ -121,7 +127,7 @@ function checkView(op: string, name: string, v: View, shape: readonly number[]):
   if (v.dtype !== 'f32' && v.dtype !== 'f16') throw new TypeError(`${op}: ${name} must be f32 or f16, got ${v.dtype}`);
 }
 
-function checkInputs(op: string, q: View, k: View, v: View, lse: View): Dims {
+function checkInputs(op: string, q: View, k: View, v: View, lse: View): AttentionDims {
   if (q.shape.length !== 4) throw new RangeError(`${op}: q must be [B, H, Nq, D], got [${q.shape.join(', ')}]`);
   const [b, h, nq, d] = q.shape;
   const nk = k.shape[2] ?? 0;
@@ -155,7 +161,7 @@ function validConfig(cfg: AttentionConfig, d: number): boolean {
   );
 }
 
-function resolveConfig(op: string, s: Dims, opts: AttentionOptions, pass: 'forward' | 'backward'): AttentionConfig {
+function resolveConfig(op: string, s: AttentionDims, opts: AttentionOptions, pass: 'forward' | 'backward'): AttentionConfig {
   if (opts.config) {
     if (!validConfig(opts.config, s.d))
       throw new RangeError(`${op}: invalid configuration ${JSON.stringify(opts.config)} for head dim ${s.d}`);
@@ -166,7 +172,13 @@ function resolveConfig(op: string, s: Dims, opts: AttentionOptions, pass: 'forwa
   return tuned && validConfig(tuned, s.d) ? tuned : chooseAttentionConfig(s.d, pass);
 }
 
-const header = (s: Dims, scale: number) => ({ nq: s.nq, nk: s.nk, scale_log2e: scale * Math.LOG2E, scale, dv4: Math.ceil(s.d / 4) });
+const header = (s: AttentionDims, scale: number) => ({
+  nq: s.nq,
+  nk: s.nk,
+  scale_log2e: scale * Math.LOG2E,
+  scale,
+  dv4: Math.ceil(s.d / 4),
+});
 const cfgKey = (c: AttentionConfig) => `t${c.rows}r${c.perThread}u${c.unroll}s${c.stage}${c.loops ? 'L' : 'U'}`;
 /** BoundOperand dtypes and vec4 access, the rest of what the WGSL is specialised on. */
 const opsKey = (ops: BoundOperand[]) => ops.map((o) => `${o.view.dtype}${o.v4 ? '/4' : ''}@${o.binding}`).join(',');

@@ -8,6 +8,15 @@ import { enables, type Operand } from '../common.js';
 import { uniforms, type FieldType, type UniformLayout } from '../uniforms.js';
 import type { View } from '../view.js';
 
+/** Batch, heads, query and key counts, head dim of one attention call. */
+export interface AttentionDims {
+  b: number;
+  h: number;
+  nq: number;
+  nk: number;
+  d: number;
+}
+
 export interface AttentionConfig {
   /** Threads per workgroup. */
   rows: number;

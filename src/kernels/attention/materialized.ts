@@ -28,22 +28,15 @@ import { type MatmulConfig, matmulInto } from '../matmul.js';
 import { adapterTuning } from '../tuning.js';
 import { uniforms } from '../uniforms.js';
 import type { View } from '../view.js';
-
-interface Dims {
-  b: number;
-  h: number;
-  nq: number;
-  nk: number;
-  d: number;
-}
+import type { AttentionDims } from './codegen.js';
 
 /** Rows of the score matrix per (batch, head) slice times the temporaries a pass needs. */
-export function sliceBytes(s: Pick<Dims, 'nq' | 'nk'>, pass: 'forward' | 'backward'): number {
+export function sliceBytes(s: Pick<AttentionDims, 'nq' | 'nk'>, pass: 'forward' | 'backward'): number {
   return s.nq * s.nk * 4 * (pass === 'forward' ? 1 : 2);
 }
 
 /** Whether one (batch, head) slice of this pass fits under `capBytes` (and the adapter's binding limit). */
-export function materializable(s: Pick<Dims, 'nq' | 'nk'>, pass: 'forward' | 'backward', capBytes: number): boolean {
+export function materializable(s: Pick<AttentionDims, 'nq' | 'nk'>, pass: 'forward' | 'backward', capBytes: number): boolean {
   const lim = runtime().limits.maxStorageBufferBindingSize;
   return s.nq > 0 && s.nk > 0 && sliceBytes(s, pass) <= capBytes && s.nq * s.nk * 4 <= lim;
 }
@@ -73,7 +66,7 @@ function t(v: View): View {
 }
 
 /** Groups of (batch, head) slices, each under the cap: whole batches of all heads, else heads of one batch entry. */
-function* groups(s: Dims, perSlice: number, capBytes: number): Generator<[b0: number, nb: number, h0: number, nh: number]> {
+function* groups(s: AttentionDims, perSlice: number, capBytes: number): Generator<[b0: number, nb: number, h0: number, nh: number]> {
   const fit = Math.max(1, Math.floor(capBytes / perSlice));
   if (fit >= s.h) {
     const nb = Math.min(s.b, Math.floor(fit / s.h));
@@ -172,7 +165,16 @@ function scores(buffer: View['buffer'], nb: number, nh: number, nq: number, nk: 
   return { buffer, dtype: 'f32', shape: [nb, nh, nq, nk], strides: [nh * nq * nk, nq * nk, nk, 1], offset: 0 };
 }
 
-export function materializedForward(q: View, k: View, v: View, o: View, lse: View, scale: number, s: Dims, capBytes: number): void {
+export function materializedForward(
+  q: View,
+  k: View,
+  v: View,
+  o: View,
+  lse: View,
+  scale: number,
+  s: AttentionDims,
+  capBytes: number,
+): void {
   const rt = runtime();
   const per = sliceBytes(s, 'forward');
   const maxSlices = Math.min(s.b * s.h, Math.max(1, Math.floor(capBytes / per)));
@@ -206,7 +208,7 @@ export function materializedBackward(
   dk: View,
   dv: View,
   scale: number,
-  s: Dims,
+  s: AttentionDims,
   capBytes: number,
 ): void {
   const rt = runtime();
