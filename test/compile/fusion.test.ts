@@ -20,6 +20,7 @@ import { compileStep } from '../../src/tensor/compile.js';
 import { manualSeed, randint, randn, tensor, toArray, zeros } from '../../src/tensor/creation.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { useGpu } from '../helpers/setup.js';
+import { relByMax } from '../helpers/compare.js';
 
 useGpu();
 
@@ -179,17 +180,7 @@ describe('fusion pass', () => {
       const fused = await run(true);
       expect(plain.host).toEqual(eager.host);
       expect(fused.dispatches).toBeLessThan(0.8 * plain.dispatches);
-      let worst = 0;
-      fused.host.forEach((f, k) => {
-        const e = eager.host[k];
-        let maxAbs = 0;
-        let maxDiff = 0;
-        for (let i = 0; i < e.length; i++) {
-          maxAbs = Math.max(maxAbs, Math.abs(e[i]));
-          maxDiff = Math.max(maxDiff, Math.abs(e[i] - f[i]));
-        }
-        worst = Math.max(worst, maxDiff / maxAbs);
-      });
+      const worst = Math.max(...fused.host.map((f, k) => relByMax(f, eager.host[k])));
       console.log(
         `DiT^DH fusion: ${plain.dispatches} → ${fused.dispatches} dispatches; worst relative-by-max difference ${worst.toExponential(2)}`,
       );

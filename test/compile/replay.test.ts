@@ -18,6 +18,7 @@ import { memoryStats } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { randn as hostRandn } from '../helpers/random.js';
 import { useGpu } from '../helpers/setup.js';
+import { relByMax } from '../helpers/compare.js';
 
 useGpu();
 
@@ -130,17 +131,7 @@ describe('compileStep', () => {
     const plain = await run(false);
     const fused = await run(true);
     expect(fused.dispatches).toBeLessThan(plain.dispatches);
-    let worst = 0;
-    fused.host.forEach((f, k) => {
-      const e = eager.host[k];
-      let maxAbs = 0;
-      let maxDiff = 0;
-      for (let i = 0; i < e.length; i++) {
-        maxAbs = Math.max(maxAbs, Math.abs(e[i]));
-        maxDiff = Math.max(maxDiff, Math.abs(e[i] - f[i]));
-      }
-      worst = Math.max(worst, maxDiff / maxAbs);
-    });
+    const worst = Math.max(...fused.host.map((f, k) => relByMax(f, eager.host[k])));
     console.log(`fusion: ${plain.dispatches} → ${fused.dispatches} dispatches; worst relative-by-max difference ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-5);
   });
