@@ -158,7 +158,7 @@ async function runSuite(opts: Options, argv: string[]): Promise<void> {
     copyBandwidthGBs: run.copyBandwidthGBs,
     knownLimits: run.knownLimits,
     peers: {
-      'ours compiled': 'compiled training step (record once, replay), where this build has compileStep',
+      'ours compiled': 'compiled training step (compileStep: recorded once, replayed; the default of the training commands)',
       'ours compiled+fused': 'the same with elementwise fusion',
       ...peerVersions,
     },

@@ -10,6 +10,7 @@ import { attentionBackward, attentionForward } from '../../src/kernels/attention
 import { matmulInto } from '../../src/kernels/matmul.js';
 import { AdamW } from '../../src/nn/optim.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
+import { compileStep } from '../../src/tensor/compile.js';
 import { scope } from '../../src/tensor/scope.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import { makeDitdhStep } from '../ditdh-step.js';
@@ -19,24 +20,13 @@ import type { BenchCase, Input } from './spec.js';
 
 const upload = (i: Input): Tensor => tensor(i.data, i.shape).keep();
 
-/**
- * The compiled training steps of issue #10 item 3 (`compileStep` in src/tensor/compile.ts, from
- * the `compile` branch), loaded when this build has them: a replaying step, or null and the suite
- * reports eager only. Loaded by path so that this file builds with or without that module.
- */
-export async function compileStepIfAvailable(
+/** A compiled (recorded once, replayed) training step: the calls, dispatches per replay, disposal. */
+function compiled(
   step: () => void,
-  opts: { fusion?: boolean; name?: string } = {},
-): Promise<{ run: () => void; dispatches: () => number | null; dispose: () => void } | null> {
-  let mod: { compileStep?: (fn: () => void, o: object) => { (): unknown; stats(): { dispatches: number } | null; dispose(): void } };
-  try {
-    mod = await import(/* @vite-ignore */ new URL('../../src/tensor/compile.js', import.meta.url).href);
-  } catch {
-    return null;
-  }
-  if (!mod.compileStep) return null;
-  const compiled = mod.compileStep(step, { name: opts.name ?? 'DiT^DH train step', fusion: opts.fusion ?? false });
-  return { run: () => void compiled(), dispatches: () => compiled.stats()?.dispatches ?? null, dispose: () => compiled.dispose() };
+  opts: { fusion?: boolean; name: string },
+): { run: () => void; dispatches: () => number | null; dispose: () => void } {
+  const c = compileStep(step, { name: opts.name, fusion: opts.fusion ?? false });
+  return { run: () => void c(), dispatches: () => c.stats()?.dispatches ?? null, dispose: () => c.dispose() };
 }
 
 export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}): Engine {
@@ -125,34 +115,26 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
         case 'block-train': {
           const eager = blockTrain(op, inputs, base);
           if (!opts.compiled) return eager;
-          const compiled = await compileStepIfAvailable(() => void eager.run(), { fusion: opts.fusion, name: 'block train step' });
-          if (!compiled) {
-            eager.dispose();
-            throw new UnsupportedCase('no compiled training steps in this build (compileStepIfAvailable)');
-          }
+          const step = compiled(() => void eager.run(), { fusion: opts.fusion, name: 'block train step' });
           // The first call runs eagerly (its loss is the one checked), the second records; replays follow.
           return {
             ...eager,
-            run: compiled.run,
+            run: step.run,
             dispose: () => {
-              compiled.dispose();
+              step.dispose();
               eager.dispose();
             },
-            counters: () => ({ dispatches: compiled.dispatches() ?? 0 }),
+            counters: () => ({ dispatches: step.dispatches() ?? 0 }),
           };
         }
         case 'ditdh-train': {
           const { step, dispose } = makeDitdhStep();
-          const compiled = opts.compiled ? await compileStepIfAvailable(step, { fusion: opts.fusion }) : null;
-          if (opts.compiled && !compiled) {
-            dispose();
-            throw new UnsupportedCase('no compiled training steps in this build (compileStepIfAvailable)');
-          }
-          const run = compiled ? compiled.run : step;
+          const replayed = opts.compiled ? compiled(step, { fusion: opts.fusion, name: 'DiT^DH train step' }) : null;
+          const run = replayed ? replayed.run : step;
           // compileStep runs the first call eagerly and records the second: both before any timing.
-          if (compiled) {
-            compiled.run();
-            compiled.run();
+          if (replayed) {
+            replayed.run();
+            replayed.run();
             await rt.sync();
           }
           // Dispatches counted around this engine's own calls: other engines' repeats run in between (interleaved).
@@ -170,17 +152,17 @@ export function oursEngine(opts: { compiled?: boolean; fusion?: boolean } = {}):
               throw new Error('no reference for the DiT^DH step');
             },
             dispose: () => {
-              compiled?.dispose();
+              replayed?.dispose();
               dispose();
             },
             counters: () => {
               // A replay may bypass the runtime's per-dispatch counter: its program says how many it issues.
-              const perCall = compiled?.dispatches() ?? (calls ? own / calls : 0);
+              const perCall = replayed?.dispatches() ?? (calls ? own / calls : 0);
               own = 0;
               calls = 0;
               return { dispatches: perCall };
             },
-            hostProbe: () => hostTimePerDispatch(run, () => compiled?.dispatches() ?? null),
+            hostProbe: () => hostTimePerDispatch(run, () => replayed?.dispatches() ?? null),
           };
         }
       }
