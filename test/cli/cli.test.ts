@@ -4,7 +4,6 @@
  * bitwise the same losses as an uninterrupted one, a forced NaN stops with the step named and
  * the last good checkpoint kept, SIGINT checkpoints and exits 0.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,33 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { loadSafetensors, openSafetensors } from '../../src/io/safetensors.js';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/run-folder.js';
+import { ownLines, rae, type Ran } from '../helpers/cli.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI asynchronously (a synchronous spawn would stall vitest's worker for minutes). */
-function rae(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  const e: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: e });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-/** Lines that are ours (Dawn prints its own warnings on the same stream). */
-const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 const tmp = () => fs.mkdtempSync(path.join(tmpdir(), 'rae-cli-'));
 
 /** A user error: exactly one line on stderr, starting "rae:" or "error:", no stack. */

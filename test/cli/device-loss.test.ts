@@ -5,44 +5,21 @@
  * keeps the last checkpoint loadable, and `--resume` in a new process finishes the stage. Both
  * stages, preset tiny, a checkpoint every step.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
+import { ownLines, rae } from '../helpers/cli.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
+/** RAE_DEBUG would add the stack this test checks is absent. */
+const NO_DEBUG = { RAE_DEBUG: undefined };
 
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI asynchronously (a synchronous spawn would stall vitest's worker). */
-function rae(args: string[]): Promise<Ran> {
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-  delete env.RAE_DEBUG; // it would add the stack this test checks is absent
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-/** Lines that are ours (Dawn prints its own warnings on the same stream). */
-const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 const stepOf = (dir: string) => path.basename(dir).replace(/^\D+-0*/, '');
 
 async function loseAndResume(command: 'train-decoder' | 'train-dit', stage: 'decoder' | 'dit', dir: string): Promise<void> {
   const args = [command, '--run', dir, '--preset', 'tiny', '--steps', '4', '--checkpoint-every', '1'];
-  const lost = await rae([...args, '--debug-lose-device-at-step', '3']);
+  const lost = await rae([...args, '--debug-lose-device-at-step', '3'], NO_DEBUG);
   expect(lost.status, lost.stdout + lost.stderr).not.toBe(0);
   const lines = ownLines(lost.stderr);
   expect(lines, lost.stderr).toHaveLength(1);
@@ -64,7 +41,7 @@ async function loseAndResume(command: 'train-decoder' | 'train-dit', stage: 'dec
   expect(ck.state.step).toBe(2);
   expect(ck.model.size).toBeGreaterThan(0);
 
-  const resumed = await rae([command, '--run', dir, '--resume']);
+  const resumed = await rae([command, '--run', dir, '--resume'], NO_DEBUG);
   expect(resumed.status, resumed.stdout + resumed.stderr).toBe(0);
   expect(resumed.stdout).toMatch(new RegExp(`resuming ${stage} from ${stage}-00000002: 2 steps to go`));
   const latest = readCheckpoint(listCheckpoints(dir, stage).at(-1)!);

@@ -5,33 +5,11 @@
  * null, not a number), reference features cached under RAE_CACHE_DIR, and the report's quality
  * section. Kept to 12 Inception images (≈ 1 min on a quiet lavapipe).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rae(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  const e = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env };
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: e });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+import { rae, type Ran } from '../helpers/cli.js';
 
 const tmp = () => fs.mkdtempSync(path.join(tmpdir(), 'rae-eval-run-'));
 

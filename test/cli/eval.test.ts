@@ -6,7 +6,7 @@
  * line on stderr: a missing folder, an unreadable image (named), too few images, a corrupt
  * --inception file (the tensor named), --a without --b.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,33 +19,14 @@ import { evalCommand } from '../../src/cli/eval-command.js';
 import { kernelInceptionDistance } from '../../src/eval/kid.js';
 import { precisionRecall } from '../../src/eval/precision-recall.js';
 import { loadSafetensors, saveSafetensors, type WriteTensor } from '../../src/io/safetensors.js';
+import { ownLines, rae as raeCli, type Ran } from '../helpers/cli.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
 const PYTHON = '/usr/bin/python3';
 const hasNumpy = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rae(args: string[]): Promise<Ran> {
-  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), 'eval', ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 const tmp = () => fs.mkdtempSync(path.join(tmpdir(), 'rae-eval-cli-'));
+/** `rae eval ARGS`. */
+const rae = (args: string[]) => raeCli(['eval', ...args]);
 
 function expectOneLineError(r: Ran, pattern: RegExp): void {
   expect(r.status, r.stdout + r.stderr).not.toBe(0);

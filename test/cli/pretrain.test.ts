@@ -3,7 +3,6 @@
  * resumed run logs bitwise the same losses, the encoder is exported to DIR/encoder/, train-decoder
  * runs on it with --encoder DIR, and a folder that is no encoder is one clear error.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,32 +10,12 @@ import { describe, expect, it } from 'vitest';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/run-folder.js';
+import { ownLines, rae, type Ran, repoRoot } from '../helpers/cli.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rae(args: string[]): Promise<Ran> {
-  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const _root = repoRoot;
 
 const tmp = () => fs.mkdtempSync(path.join(tmpdir(), 'rae-pretrain-'));
 const ok = (r: Ran) => expect(r.status, r.stdout + r.stderr).toBe(0);
-const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 
 describe('rae pretrain-encoder', () => {
   it('--help names its options and hides the debug ones', async () => {

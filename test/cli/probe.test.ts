@@ -5,7 +5,6 @@
  * one-line error; a missing encoder or a folder that is not a run is refused before any work;
  * probeIntoRun (the demo's step) in-process.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,36 +16,13 @@ import { closeSharedDecodePools } from '../../src/train/data/index.js';
 import { useGpu } from '../helpers/setup.js';
 import { presetConfig } from '../../src/train/config.js';
 import { removeTempDirs, tempDir, writeFolder, writeIdx } from '../data/fixtures.js';
-
-const root = path.resolve(import.meta.dirname, '../..');
-const viteNode = path.join(root, 'node_modules/.bin/vite-node');
+import { ownLines, rae, type Ran } from '../helpers/cli.js';
 
 useGpu();
 afterAll(async () => {
   removeTempDirs();
   await closeSharedDecodePools();
 });
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rae(args: string[]): Promise<Ran> {
-  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-  return new Promise((resolve, reject) => {
-    const child = spawn(viteNode, [path.join(root, 'src/cli/main.ts'), ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-const ownLines = (s: string) => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
 
 function expectOneLineError(r: Ran, pattern: RegExp): void {
   expect(r.status, r.stdout + r.stderr).not.toBe(0);
