@@ -48,6 +48,8 @@ export const CANDIDATE_CONFIGS: Record<string, MatmulConfig | 'auto'> = {
   'shared 64×64×16, 4×4/thr': { kind: 'shared', wgX: 16, wgY: 16, rm: 4, rn: 4, tk: 16 },
   // Only for K-contiguous operands (the Bᵀ rows); elsewhere matmulInto would fall back.
   'split-K 8 lanes, 12×16/subgroup': { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
+  // Subgroups of exactly 8 lanes (lavapipe); elsewhere matmulInto falls back to the general kernel.
+  'broadcast 8 lanes, 32×64/subgroup': { kind: 'broadcast', lanes: 8, rm: 32, rn: 8 },
 };
 
 export function describeConfig(c: MatmulConfig): string {
@@ -58,11 +60,13 @@ export function describeConfig(c: MatmulConfig): string {
       return `shared ${c.wgY * c.rm}×${c.wgX * c.rn}×${c.tk} tile, ${c.wgX}×${c.wgY} threads, ${c.rm}×${c.rn} per thread`;
     case 'splitk':
       return `split-K over ${c.lanes} subgroup lanes, ${c.rm}×${c.rn} block per subgroup, ${c.wgY} subgroups per workgroup`;
+    case 'broadcast':
+      return `subgroup broadcast, ${c.lanes} lanes, ${c.rm}×${c.lanes * c.rn} block per subgroup, ${c.rn} columns per lane`;
   }
 }
 
 export function describeTable(t: AdapterMatmulConfigs): string {
-  return `general: ${describeConfig(t.general)}${t.kContiguous ? `; both operands K-contiguous: ${describeConfig(t.kContiguous)}` : ''}`;
+  return `general: ${describeConfig(t.general)}${t.kContiguous ? `; both operands K-contiguous: ${describeConfig(t.kContiguous)}` : ''}${t.broadcast ? `; with fixed subgroups: ${describeConfig(t.broadcast)}` : ''}`;
 }
 
 export async function benchMatmul(

@@ -15,9 +15,7 @@ import { materializedGradSource, materializedSoftmaxSource } from './attention/m
 import { mapSource } from './elementwise.js';
 import type { MatmulConfig } from './matmul/configs.js';
 import type { KernelSpec } from './matmul/epilogue.js';
-import { registerSource } from './matmul/register.js';
-import { sharedSource } from './matmul/shared.js';
-import { splitKSource } from './matmul/splitk.js';
+import { matmulSource } from './matmul/source.js';
 import { columnSumsSource, layerNormSource, normGradSource, operands, rmsNormSource } from './norm.js';
 import { adamwSource } from './optim.js';
 import { softmaxSource } from './softmax.js';
@@ -50,9 +48,9 @@ const NVIDIA = tuningFor({ vendor: 'nvidia' });
 
 function matmul(file: string, title: string, cfg: MatmulConfig, spec: Omit<KernelSpec, 'cfg'>): KernelSnapshot {
   const s = { ...spec, cfg };
-  const source = cfg.kind === 'register' ? registerSource(s, cfg) : cfg.kind === 'shared' ? sharedSource(s, cfg) : splitKSource(s, cfg);
+  const source = matmulSource(s);
   const config = `${JSON.stringify(cfg)}; A ${spec.aMode} ${spec.aT}, B ${spec.bMode} ${spec.bT}, out ${spec.oT}, bias ${spec.biasT ?? 'none'}, residual ${spec.resT ?? 'none'}, activation ${spec.act}, batch rank ${spec.batchRank}`;
-  return { file, title, generator: `src/kernels/matmul/${cfg.kind === 'splitk' ? 'splitk' : cfg.kind}.ts`, config, source };
+  return { file, title, generator: `src/kernels/matmul/${cfg.kind}.ts`, config, source };
 }
 
 /** q, k, v, o [B=2, H=4, N=256, D=64] contiguous, lse/delta [2, 4, 256]. */
@@ -111,8 +109,14 @@ export function kernelSnapshots(): KernelSnapshot[] {
   const fp = { aT: 'f32', bT: 'f32', oT: 'f32', accumulate: false } as const;
   return [
     matmul(
+      'matmul-broadcast.wgsl',
+      "matmul, subgroup broadcast (lavapipe's kernel): x·W + bias, exact GELU",
+      LAVAPIPE.matmul.broadcast!,
+      { ...fp, aMode: 'k1', bMode: 'o4', biasT: 'f32', act: 'gelu', batchRank: 0 },
+    ),
+    matmul(
       'matmul-register.wgsl',
-      "matmul, register-blocked (lavapipe's general kernel): x·W + bias, exact GELU",
+      'matmul, register-blocked (the CPU fallback without 8-lane subgroups): x·W + bias, exact GELU',
       LAVAPIPE.matmul.general,
       { ...fp, aMode: 'k1', bMode: 'o1', biasT: 'f32', act: 'gelu', batchRank: 0 },
     ),

@@ -4,13 +4,15 @@
  * view with swapped strides (backward passes use exactly that: dX = dY·Wᵀ, dW = Xᵀ·dY) and a
  * broadcast batch dim has stride 0. Accumulation is always f32; inputs may be f32 or f16.
  *
- * This file plans a product (shapes, load modes, which kernel) and dispatches it. The three
+ * This file plans a product (shapes, load modes, which kernel) and dispatches it. The four
  * kernels, chosen per adapter by the tuning table (tuning.ts; measurements: bench/results/):
  *  - 'register' (matmul/register.ts): no workgroup memory; each thread keeps an RM×RN block of
  *    outputs in registers and streams A and B from global memory.
  *  - 'shared' (matmul/shared.ts): tiles staged in workgroup memory. Meant for discrete GPUs.
  *  - 'splitk' (matmul/splitk.ts): for x·Wᵀ (both operands contiguous along K) with fixed-size
  *    subgroups: a subgroup shares one output block and splits K across its lanes.
+ *  - 'broadcast' (matmul/broadcast.ts): for CPU adapters whose subgroup is the SIMD vector: the
+ *    lanes of a subgroup load A's rows once between them and share them with subgroupBroadcast.
  * Edges need no padding: loads clamp their row/column (or zero-fill, in the tiled kernel) and
  * stores are guarded, so M, N, K need not be multiples of anything. The epilogue and parameters
  * the kernels share are in matmul/epilogue.ts.
@@ -18,16 +20,14 @@
 import { runtime } from '../gpu/runtime.js';
 import { broadcastShapes, fmt, sizeOf } from '../core/shape.js';
 import { broadcastStrides, coalesce } from './elementwise.js';
-import type { MatmulConfig, SplitKConfig } from './matmul/configs.js';
+import type { MatmulConfig } from './matmul/configs.js';
 import { configKey } from './matmul/configs.js';
 import { MAX_BATCH_RANK, matmulUniforms, type KernelSpec, type LoadMode, type MatmulActivation } from './matmul/epilogue.js';
-import { registerSource } from './matmul/register.js';
-import { sharedSource } from './matmul/shared.js';
-import { splitKSource } from './matmul/splitk.js';
+import { matmulSource } from './matmul/source.js';
 import { adapterTuning, tunedMatmulConfig } from './tuning.js';
 import type { View } from './view.js';
 
-export type { AdapterMatmulConfigs, MatmulConfig, RegisterConfig, SharedConfig, SplitKConfig } from './matmul/configs.js';
+export type { AdapterMatmulConfigs, BroadcastConfig, MatmulConfig, RegisterConfig, SharedConfig, SplitKConfig } from './matmul/configs.js';
 export type { MatmulActivation } from './matmul/epilogue.js';
 export { chooseMatmulConfig } from './tuning.js';
 
@@ -49,10 +49,10 @@ export interface MatmulOptions {
   config?: MatmulConfig;
 }
 
-/** Whether the split-K kernel can run: subgroups of exactly `lanes` invocations. */
-function splitKUsable(c: SplitKConfig): boolean {
+/** Whether the split-K and broadcast kernels can run: subgroups of exactly `lanes` invocations. */
+function fixedSubgroups(lanes: number): boolean {
   const caps = runtime().caps;
-  return caps.subgroups && caps.subgroupMinSize === c.lanes && caps.subgroupMaxSize === c.lanes;
+  return caps.subgroups && caps.subgroupMinSize === lanes && caps.subgroupMaxSize === lanes;
 }
 
 interface Plan {
@@ -177,16 +177,21 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
   // Split-K pays off only for long K (rows of B far apart; measured at K = 1024). At DiT-demo
   // sizes (K = 96, M = 1024, N = 288) it ran at 5.4 GFLOP/s against 11–12 for the register kernel.
   const longK = K >= SPLITK_MIN_K;
+  const broadcast = table.broadcast && fixedSubgroups(table.broadcast.lanes) ? table.broadcast : undefined;
   let cfg: MatmulConfig =
     opts.config ??
     tunedMatmulConfig(M, N, K, kContiguous) ??
+    broadcast ??
     (kContiguous && longK && table.kContiguous ? table.kContiguous : table.general);
-  if (cfg.kind === 'splitk' && !(kContiguous && splitKUsable(cfg))) cfg = table.general;
-  if ((cfg.kind === 'register' && cfg.scalar) || cfg.kind === 'splitk') {
+  if (cfg.kind === 'splitk' && !(kContiguous && fixedSubgroups(cfg.lanes))) cfg = table.general;
+  if (cfg.kind === 'broadcast' && !fixedSubgroups(cfg.lanes)) cfg = table.general;
+  const scalarLoads = (cfg.kind === 'register' && cfg.scalar) || cfg.kind === 'splitk' || cfg.kind === 'broadcast';
+  if (scalarLoads) {
     if (aMode === 'k4') aMode = 'k1';
     if (aMode === 'o4') aMode = 'o1';
     if (bMode === 'k4') bMode = 'k1';
-    if (bMode === 'o4') bMode = 'o1';
+    // The broadcast kernel keeps vec4 loads of B along N: they are a lane's own four columns.
+    if (bMode === 'o4' && cfg.kind !== 'broadcast') bMode = 'o1';
   }
   const act = opts.activation ?? 'none';
 
@@ -272,13 +277,22 @@ function launch(
     {
       key,
       bindings: [...buffers.slice(0, -1).map(() => 'read' as const), 'write', 'uniform'],
-      wgsl: () =>
-        cfg.kind === 'register' ? registerSource(spec, cfg) : cfg.kind === 'shared' ? sharedSource(spec, cfg) : splitKSource(spec, cfg),
+      wgsl: () => matmulSource(spec),
     },
     buffers,
-    cfg.kind === 'splitk'
-      ? [Math.ceil(plan.N / (cfg.wgY * cfg.rn)), Math.ceil(plan.M / cfg.rm), zGroups]
-      : [Math.ceil(plan.N / (cfg.wgX * cfg.rn)), Math.ceil(plan.M / (cfg.wgY * cfg.rm)), zGroups],
+    matmulGrid(cfg, plan.M, plan.N, zGroups),
     plan.params,
   );
+}
+
+/** Workgroups of a product: every kernel tiles N along x and M along y. */
+function matmulGrid(cfg: MatmulConfig, M: number, N: number, z: number): [number, number, number] {
+  switch (cfg.kind) {
+    case 'splitk':
+      return [Math.ceil(N / (cfg.wgY * cfg.rn)), Math.ceil(M / cfg.rm), z];
+    case 'broadcast':
+      return [Math.ceil(N / (cfg.lanes * cfg.rn)), Math.ceil(M / cfg.rm), z];
+    default:
+      return [Math.ceil(N / (cfg.wgX * cfg.rn)), Math.ceil(M / (cfg.wgY * cfg.rm)), z];
+  }
 }

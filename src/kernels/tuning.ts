@@ -7,10 +7,13 @@
  * NVIDIA and default rows are starting points not yet measured with these kernels.
  *
  * Why lavapipe differs: llvmpipe runs 8 invocations as the lanes of one SIMD vector, and every
- * storage-buffer load whose address varies across lanes becomes 8 bounds-checked scalar loads, a
- * vec4 load 32 of them. So what counts is loaded elements per FMA (big per-thread blocks: 12×16)
- * and code size (scalar loads with a K step of 1 compiled smaller and ran faster than vec4 loads
- * with a step of 4). Workgroup memory has no benefit there and costs barriers (coroutines).
+ * storage-buffer load whose offset is not a compile-time constant becomes a loop over the 8 lanes
+ * with a bounds check per lane (≈ 12 instructions per element, read in GALLIVM_DEBUG=asm dumps:
+ * llvmpipe's uniform-load path needs nir_src_is_always_uniform, which no loop counter is). So what
+ * counts is loaded elements per FMA. The subgroup-broadcast kernel (matmul/broadcast.ts) loads
+ * each row of A once per subgroup instead of once per lane: 32 rows × 64 columns per subgroup ran
+ * 1.6–3.0× the register kernel's 12×16 per thread (bench/results/lavapipe-matmul-broadcast.md), and
+ * beat split-K on x·Wᵀ too. Workgroup memory has no benefit there and costs barriers (coroutines).
  * Attention on lavapipe (B=1 H=4 N=256 D=64): streamed rows and loops over D beat staged tiles
  * (≈ 15 % slower) and unrolled registers (≈ 25 % slower, and 50 s compiles instead of 1–3 s);
  * 4×4 register blocks were best forward, 2×4 backward (4×4 was as fast but compiles 4× longer).
@@ -98,6 +101,7 @@ const GPU_CONV = { wgX: 16, wgY: 8, rm: 4, rn: 4 } as const;
 const CPU_ROW_THREAD = { maxD: 2048, wg: 64 } as const;
 // Not measured on a GPU: uncoalesced row-per-thread loads are unlikely to pay there.
 const GPU_ROW_THREAD = { maxD: 0, wg: 64 } as const;
+// Where subgroups are not the 8-lane SIMD vector (a device without the feature, a 512-bit build).
 const CPU_MATMUL = { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true } as const;
 
 const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
@@ -105,7 +109,11 @@ const TABLE: { match: RegExp; tuning: AdapterTuning }[] = [
     match: /llvmpipe|lavapipe/,
     tuning: {
       name: 'lavapipe/llvmpipe',
-      matmul: { general: CPU_MATMUL, kContiguous: { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 } },
+      matmul: {
+        general: CPU_MATMUL,
+        kContiguous: { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
+        broadcast: { kind: 'broadcast', lanes: 8, rm: 32, rn: 8 },
+      },
       attention: CPU_ATTENTION,
       rowWorkgroups: ROW_WORKGROUPS,
       rowWorkgroupMax: 256,
@@ -228,6 +236,7 @@ export function tunedMatmulConfig(M: number, N: number, K: number, kContiguous: 
   if (c.kind === 'register' && ints(c.wgX, c.wgY, c.rm, c.rn)) return c;
   if (c.kind === 'shared' && ints(c.wgX, c.wgY, c.rm, c.rn, c.tk)) return c;
   if (c.kind === 'splitk' && kContiguous && ints(c.lanes, c.wgY, c.rm, c.rn)) return c;
+  if (c.kind === 'broadcast' && ints(c.lanes, c.rm, c.rn)) return c;
   return undefined;
 }
 

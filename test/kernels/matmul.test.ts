@@ -41,6 +41,8 @@ const CONFIGS: { name: string; config?: MatmulConfig; level: 'full' | 'views' | 
   { name: 'adapter table', config: undefined, level: 'core' },
   // Used only for x·Wᵀ-shaped products on adapters with 8-wide subgroups; elsewhere it falls back.
   { name: 'split-K 8 lanes, 4×4 blocks', config: { kind: 'splitk', lanes: 8, wgY: 2, rm: 4, rn: 4 }, level: 'nt' },
+  // Needs subgroups of exactly 8 lanes (lavapipe); elsewhere it falls back to the table's kernel.
+  { name: 'broadcast 8 lanes, 8×32 blocks', config: { kind: 'broadcast', lanes: 8, rm: 8, rn: 4 }, level: 'views' },
   { name: 'shared 128×128×16 (NVIDIA entry)', config: { kind: 'shared', wgX: 16, wgY: 16, rm: 8, rn: 8, tk: 16 }, level: 'smoke' },
 ];
 
@@ -318,6 +320,7 @@ describe('matmulInto', () => {
     const lvp = chooseMatmulConfig({ description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' });
     expect(lvp.general.kind).toBe('register');
     expect(lvp.kContiguous?.kind).toBe('splitk');
+    expect(lvp.broadcast).toEqual({ kind: 'broadcast', lanes: 8, rm: 32, rn: 8 });
     expect(chooseMatmulConfig({ vendor: 'nvidia', device: 'NVIDIA H100 80GB HBM3' }).general.kind).toBe('shared');
   });
 

@@ -20,6 +20,7 @@ describe('tuning table', () => {
     expect(lavapipe).toEqual({
       general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },
       kContiguous: { kind: 'splitk', lanes: 8, wgY: 4, rm: 12, rn: 16 },
+      broadcast: { kind: 'broadcast', lanes: 8, rm: 32, rn: 8 },
     });
     expect(chooseMatmulConfig({ device: 'SwiftShader Device (Subzero)' })).toEqual({
       general: { kind: 'register', wgX: 8, wgY: 4, rm: 12, rn: 16, scalar: true },

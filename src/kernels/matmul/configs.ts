@@ -1,5 +1,5 @@
 /**
- * The three matmul kernel configurations (what each generator is specialised on) and their
+ * The four matmul kernel configurations (what each generator is specialised on) and their
  * cache-key fragments. Which one an adapter gets is in ../tuning.ts.
  */
 
@@ -41,12 +41,32 @@ export interface SplitKConfig {
   rn: number;
 }
 
-export type MatmulConfig = RegisterConfig | SharedConfig | SplitKConfig;
+/**
+ * For CPU adapters whose subgroup is the SIMD vector (lavapipe): a workgroup is one subgroup of
+ * `lanes` invocations owning rm rows × lanes·rn columns; the lanes load A's rows once between them
+ * and share them with subgroupBroadcast (matmul/broadcast.ts says why that pays). Needs the
+ * 'subgroups' feature with a fixed subgroup size equal to `lanes`.
+ */
+export interface BroadcastConfig {
+  kind: 'broadcast';
+  lanes: number;
+  /** Rows per workgroup (a multiple of lanes). */
+  rm: number;
+  /** Columns per lane (a multiple of 4). */
+  rn: number;
+}
+
+export type MatmulConfig = RegisterConfig | SharedConfig | SplitKConfig | BroadcastConfig;
 
 /** What the adapter table holds: a general kernel and, optionally, one for K-contiguous operands. */
 export interface AdapterMatmulConfigs {
   general: RegisterConfig | SharedConfig;
   kContiguous?: SplitKConfig;
+  /**
+   * Preferred over `general` and `kContiguous` where the adapter's subgroups have exactly its lane
+   * count (on lavapipe it beat split-K on x·Wᵀ too; split-K stays an autotuner candidate).
+   */
+  broadcast?: BroadcastConfig;
 }
 
 /** Everything a config contributes to the generated WGSL. */
@@ -58,5 +78,7 @@ export function configKey(c: MatmulConfig): string {
       return `sh${c.wgX}x${c.wgY}r${c.rm}x${c.rn}k${c.tk}`;
     case 'splitk':
       return `sk${c.lanes}x${c.wgY}r${c.rm}x${c.rn}`;
+    case 'broadcast':
+      return `bc${c.lanes}r${c.rm}x${c.rn}`;
   }
 }
