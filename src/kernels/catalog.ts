@@ -172,14 +172,14 @@ export function kernelSnapshots(): KernelSnapshot[] {
       file: 'attention-materialized-softmax.wgsl',
       title: 'attention through the score matrix, forward: P = softmax(S) in place and lse (one row per invocation)',
       generator: 'src/kernels/attention/materialized.ts',
-      config: 'any shape (sizes are parameters)',
+      config: 'rows of a multiple of 4 keys (vec4 loads); sizes are parameters',
       source: materializedSoftmaxSource(),
     },
     {
       file: 'attention-materialized-grad.wgsl',
       title: 'attention through the score matrix, backward: P = exp(S − lse), dS = scale·P∘(dP − Σ P∘dP) in place',
       generator: 'src/kernels/attention/materialized.ts',
-      config: 'any shape (sizes are parameters)',
+      config: 'rows of a multiple of 4 keys (vec4 loads); sizes are parameters',
       source: materializedGradSource(),
     },
     {

@@ -20,7 +20,7 @@
 import { runtime } from '../gpu/runtime.js';
 import { broadcastShapes, fmt, sizeOf } from '../core/shape.js';
 import { broadcastStrides, coalesce } from './elementwise.js';
-import type { MatmulConfig } from './matmul/configs.js';
+import type { BroadcastConfig, MatmulConfig } from './matmul/configs.js';
 import { configKey } from './matmul/configs.js';
 import { MAX_BATCH_RANK, matmulUniforms, type KernelSpec, type LoadMode, type MatmulActivation } from './matmul/epilogue.js';
 import { matmulSource } from './matmul/source.js';
@@ -53,6 +53,12 @@ export interface MatmulOptions {
 function fixedSubgroups(lanes: number): boolean {
   const caps = runtime().caps;
   return caps.subgroups && caps.subgroupMinSize === lanes && caps.subgroupMaxSize === lanes;
+}
+
+/** The adapter table's broadcast kernel, if this device's subgroups let it run. */
+export function usableBroadcastConfig(): BroadcastConfig | undefined {
+  const b = adapterTuning().matmul.broadcast;
+  return b && fixedSubgroups(b.lanes) ? b : undefined;
 }
 
 interface Plan {
@@ -177,7 +183,7 @@ export function matmulInto(a: View, b: View, out: View, opts: MatmulOptions = {}
   // Split-K pays off only for long K (rows of B far apart; measured at K = 1024). At DiT-demo
   // sizes (K = 96, M = 1024, N = 288) it ran at 5.4 GFLOP/s against 11–12 for the register kernel.
   const longK = K >= SPLITK_MIN_K;
-  const broadcast = table.broadcast && fixedSubgroups(table.broadcast.lanes) ? table.broadcast : undefined;
+  const broadcast = usableBroadcastConfig();
   let cfg: MatmulConfig =
     opts.config ??
     tunedMatmulConfig(M, N, K, kContiguous) ??

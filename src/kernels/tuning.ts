@@ -78,11 +78,15 @@ const ROW_WORKGROUPS = [
 // 4 MiB per slice forward, 8 backward). Groups of 2 MiB instead of the whole cap (interleaved,
 // load 7–8): (4, 6, 256, 64) forward+backward 156–337 ms vs 167–446; (8, 16, 256, 72) 1005–1682
 // vs 1918–2251, forward 490–537 vs 445–823: the scores stay in cache from one kernel to the next.
+// With the broadcast matmul (2× faster) the whole cap won instead (quiet machine, 5 interleaved
+// rounds, median/min ms, groups of 2 / 8 / 64 MiB): (4, 6, 256, 64) forward+backward 130/115,
+// 88/81, 85/64; (8, 16, 256, 72) forward+backward 634/581, 581/554, 522/498, forward 165/144,
+// 165/154, 155/145: fewer, larger dispatches now outweigh the cache locality.
 const CPU_ATTENTION = {
   forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
   backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
   materializeBytes: 64 * 2 ** 20,
-  groupBytes: 2 * 2 ** 20,
+  groupBytes: 64 * 2 ** 20,
 };
 const GPU_ATTENTION = {
   forward: { rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false },

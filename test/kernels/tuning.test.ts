@@ -39,7 +39,7 @@ describe('tuning table', () => {
         forward: { rows: 32, perThread: 4, unroll: 4, stage: 0, loops: true },
         backward: { rows: 32, perThread: 2, unroll: 4, stage: 0, loops: true },
         materializeBytes: 64 * 2 ** 20,
-        groupBytes: 2 * 2 ** 20,
+        groupBytes: 64 * 2 ** 20,
       });
     }
     expect(tuningFor({ vendor: 'nvidia' }).attention.forward).toEqual({ rows: 64, perThread: 1, unroll: 4, stage: 32, loops: false });

@@ -24,7 +24,7 @@
  */
 import { runtime } from '../../gpu/runtime.js';
 import { grid1d, WG } from '../common.js';
-import { type MatmulConfig, matmulInto } from '../matmul.js';
+import { type MatmulConfig, matmulInto, usableBroadcastConfig } from '../matmul.js';
 import { adapterTuning } from '../tuning.js';
 import { uniforms } from '../uniforms.js';
 import type { View } from '../view.js';
@@ -86,6 +86,12 @@ function* groups(s: AttentionDims, perSlice: number, capBytes: number): Generato
  * widths keep the table (and GPU kernels are left to matmul.ts).
  */
 function narrowConfig(n: number): MatmulConfig | undefined {
+  // The broadcast kernel's block is lanes·rn columns (64 on lavapipe): narrowed only below that.
+  const b = usableBroadcastConfig();
+  if (b) {
+    const rn = Math.min(b.rn, 4 * Math.ceil(n / (4 * b.lanes)));
+    return rn === b.rn ? undefined : { ...b, rn };
+  }
   const g = adapterTuning().matmul.general;
   if (g.kind !== 'register' || n >= g.wgX * g.rn || n % g.rn !== 0) return undefined;
   const wgX = n / g.rn;
@@ -109,32 +115,43 @@ const ROW_UNIFORMS = uniforms({
 /**
  * One score row per invocation (no barriers: on CPU adapters they are emulated and a workgroup
  * per row ran 3–12× slower for the softmax family, tuning.ts), rows contiguous in the temporaries.
+ * `vec4` (Nk % 4 == 0): the rows are read as vec4s, which lavapipe loads for about half the
+ * instructions per element of scalars (every non-constant load there is a loop over the lanes).
  */
-function rowKernel(kind: 'softmax' | 'grad'): string {
+function rowKernel(kind: 'softmax' | 'grad', vec4: boolean): string {
+  const T = vec4 ? 'vec4<f32>' : 'f32';
+  const splat = (x: string) => (vec4 ? `vec4<f32>(${x})` : x);
+  const hsum = (x: string) => (vec4 ? `dot(${x}, vec4<f32>(1.0))` : x);
+  const hmax = (x: string) => (vec4 ? `max(max(${x}.x, ${x}.y), max(${x}.z, ${x}.w))` : x);
   const bufs =
     kind === 'softmax'
-      ? ['@group(0) @binding(0) var<storage, read_write> s: array<f32>;', '@group(0) @binding(1) var<storage, read_write> lse: array<f32>;']
+      ? [`@group(0) @binding(0) var<storage, read_write> s: array<${T}>;`, '@group(0) @binding(1) var<storage, read_write> lse: array<f32>;']
       : [
-          '@group(0) @binding(0) var<storage, read_write> s: array<f32>;',
-          '@group(0) @binding(1) var<storage, read_write> dp: array<f32>;',
+          `@group(0) @binding(0) var<storage, read_write> s: array<${T}>;`,
+          `@group(0) @binding(1) var<storage, read_write> dp: array<${T}>;`,
           '@group(0) @binding(2) var<storage, read> lse: array<f32>;',
         ];
-  // Forward: max, then p = exp(s − max) stored with its sum, then p / sum: one exp per score (the
-  // exp is most of the cost on CPU adapters); the row is a few KiB and stays in cache.
+  // Forward: the max and the sum of exp(s − max) in one pass (the sum rescaled when the max
+  // grows), then p = exp(s − lse): two reads and a write per score instead of three and two
+  // (loads, not the exps, are the cost on CPU adapters); the row is a few KiB and stays in cache.
   const body =
     kind === 'softmax'
       ? `var m = -3.0e38;
-  for (var j = 0u; j < Nk; j++) { m = max(m, s[base + j]); }
   var l = 0.0;
-  for (var j = 0u; j < Nk; j++) { let p = exp(s[base + j] - m); s[base + j] = p; l += p; }
-  let inv = 1.0 / l;
-  for (var j = 0u; j < Nk; j++) { s[base + j] *= inv; }
-  lse[li] = m + log(l);`
-      : `let L = lse[li];
+  for (var j = 0u; j < n; j++) {
+    let x = s[base + j];
+    let mj = max(m, ${hmax('x')});
+    l = l * exp(m - mj) + ${hsum(`exp(x - ${splat('mj')})`)};
+    m = mj;
+  }
+  let L = m + log(l);
+  for (var j = 0u; j < n; j++) { s[base + j] = exp(s[base + j] - ${splat('L')}); }
+  lse[li] = L;`
+      : `let L = ${splat('lse[li]')};
   var delta = 0.0;
-  for (var j = 0u; j < Nk; j++) { let p = exp(s[base + j] - L); s[base + j] = p; delta += p * dp[base + j]; }
+  for (var j = 0u; j < n; j++) { let p = exp(s[base + j] - L); s[base + j] = p; delta += ${hsum('p * dp[base + j]')}; }
   let scale = params.scale;
-  for (var j = 0u; j < Nk; j++) { dp[base + j] = s[base + j] * (dp[base + j] - delta) * scale; }`;
+  for (var j = 0u; j < n; j++) { dp[base + j] = s[base + j] * (dp[base + j] - ${splat('delta')}) * scale; }`;
   return `${bufs.join('\n')}
 ${ROW_UNIFORMS.wgsl(bufs.length)}
 const WG = ${WG}u;
@@ -143,18 +160,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = gid.x + gid.y * (nwg.x * WG);
   if (i >= params.rows) { return; }
   let Nq = params.nq;
-  let Nk = params.nk;
   let row = i % Nq;
   let h = (i / Nq) % params.heads;
   let b = i / (Nq * params.heads);
-  let base = i * Nk;
+  // Row length in array elements (${vec4 ? 'vec4s' : 'scalars'}).
+  let n = params.nk${vec4 ? ' / 4u' : ''};
+  let base = i * n;
   let li = params.lse_offset + b * params.lse_sb + h * params.lse_sh + row * params.lse_sn;
   ${body}
 }`;
 }
 
-export const materializedSoftmaxSource = (): string => rowKernel('softmax');
-export const materializedGradSource = (): string => rowKernel('grad');
+export const materializedSoftmaxSource = (vec4 = true): string => rowKernel('softmax', vec4);
+export const materializedGradSource = (vec4 = true): string => rowKernel('grad', vec4);
 
 function rowParams(rows: number, nq: number, heads: number, nk: number, scale: number, lse: View): Uint32Array {
   const st = lse.strides.map((x, i) => (lse.shape[i] === 1 ? 0 : x));
@@ -185,8 +203,9 @@ export function materializedForward(
       const w = (x: View) => window(x, b0, nb, h0, nh);
       matmulInto(w(q), t(w(k)), S, { alpha: scale });
       const rows = nb * nh * s.nq;
+      const v4 = s.nk % 4 === 0;
       rt.dispatch(
-        { key: 'attn_mat_softmax', bindings: ['write', 'write', 'uniform'], wgsl: materializedSoftmaxSource },
+        { key: `attn_mat_softmax|${v4 ? 'v4' : 's'}`, bindings: ['write', 'write', 'uniform'], wgsl: () => materializedSoftmaxSource(v4) },
         [sBuf, lse.buffer],
         [...grid1d(rows), 1],
         rowParams(rows, s.nq, nh, s.nk, scale, w(lse)),
@@ -225,8 +244,9 @@ export function materializedBackward(
       matmulInto(w(q), t(w(k)), S, { alpha: scale });
       matmulInto(w(dO), t(w(v)), dP);
       const rows = nb * nh * s.nq;
+      const v4 = s.nk % 4 === 0;
       rt.dispatch(
-        { key: 'attn_mat_grad', bindings: ['write', 'write', 'read', 'uniform'], wgsl: materializedGradSource },
+        { key: `attn_mat_grad|${v4 ? 'v4' : 's'}`, bindings: ['write', 'write', 'read', 'uniform'], wgsl: () => materializedGradSource(v4) },
         [sBuf, dpBuf, lse.buffer],
         [...grid1d(rows), 1],
         rowParams(rows, s.nq, nh, s.nk, scale, w(lse)),
