@@ -40,10 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r = f32(rstd_buf[rstd_at(row)]);
   
   var acc = vec2<f32>(0.0);
-  for (var j = 0u; j < D4; j++) { let g = vec4<f32>(dy_buf[dy_at4(rb4 + j)]) * vec4<f32>(w_buf[w_at4(j)]); acc += vec2<f32>(g.x + g.y + g.z + g.w, dot(g, (vec4<f32>(x_buf[x_at4(rb4 + j)])) * r)); }
+  for (var j = 0u; j < D4; j++) { let w_j = vec4<f32>(w_buf[w_at4(j)]); let g = vec4<f32>(dy_buf[dy_at4(rb4 + j)]) * w_j; acc += vec2<f32>(g.x + g.y + g.z + g.w, dot(g, (vec4<f32>(x_buf[x_at4(rb4 + j)])) * r)); }
   let sums = acc / f32(D);
-  for (var j = 0u; j < D4; j++) {
-    let g = vec4<f32>(dy_buf[dy_at4(rb4 + j)]) * vec4<f32>(w_buf[w_at4(j)]);
-    dx_buf[dx_at4(rb4 + j)] = vec4<f32>(r * (g - (vec4<f32>(x_buf[x_at4(rb4 + j)])) * r * sums.y));
-  }
+  for (var j = 0u; j < D4; j++) { let w_j = vec4<f32>(w_buf[w_at4(j)]); let g = vec4<f32>(dy_buf[dy_at4(rb4 + j)]) * w_j; dx_buf[dx_at4(rb4 + j)] = vec4<f32>(r * (g - (vec4<f32>(x_buf[x_at4(rb4 + j)])) * r * sums.y)); }
 }

@@ -233,10 +233,10 @@ export function kernelSnapshots(): KernelSnapshot[] {
     },
     {
       file: 'layernorm-forward-per-thread.wgsl',
-      title: 'LayerNorm forward with weight and bias, one row per invocation, vec4 access (short rows on CPU adapters)',
+      title: 'LayerNorm forward with weight and bias, one row per invocation, vec4 access, weights shared by subgroup broadcast (lavapipe)',
       generator: 'src/kernels/norm.ts',
-      config: `${rowThreadCfg}, row length and offsets multiples of 4`,
-      source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), ROW_THREAD_V4, false),
+      config: `${rowThreadCfg}, row length and offsets multiples of 4, subgroups of 8`,
+      source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), { ...ROW_THREAD_V4, lanes: 8 }, false),
     },
     {
       file: 'layernorm-forward-per-thread-scalar.wgsl',

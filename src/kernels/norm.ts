@@ -276,8 +276,12 @@ function launchRows(
       ops.filter((o) => !STAT_OPERANDS.has(o.name)).map((o) => o.view),
     ),
   };
+  // Shared weights (RowPlan.lanes) where there are weights and the subgroup size is fixed.
+  const caps = runtime().caps;
+  const fixed = caps.subgroups && caps.subgroupMinSize !== undefined && caps.subgroupMinSize === caps.subgroupMaxSize;
+  if (plan.vec4 && fixed && (has(ops, 'w') || has(ops, 'b'))) plan.lanes = caps.subgroupMinSize;
   const sg = plan.perThread ? false : useSubgroups();
-  const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}` : 'wg';
+  const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}${plan.lanes ? `l${plan.lanes}` : ''}` : 'wg';
   const key = `norm|${op}|${shape}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
   const params = packParams(ROW_HEADER, { rows, D, eps }, ops);
   runtime().dispatch(
@@ -400,21 +404,54 @@ function store4(ops: Operand[], name: string, index: string, value: string): str
  * launcher chose this only when D and every vec4 operand's offset are multiples of 4.
  */
 function vec4Kernel(ops: Operand[], plan: PlanArg, body: () => string): string {
-  const f = rowFrame(asPlan(plan), false);
+  const p = asPlan(plan);
+  const f = rowFrame(p, false);
+  // With shared weights every lane must reach the broadcasts, so an invocation past the last row
+  // works on the last row and skips its stores (guard) instead of returning.
+  const head = p.lanes
+    ? `let live = ${f.rowIndex} < params.rows;
+  let row = min(${f.rowIndex}, params.rows - 1u);`
+    : `let row = ${f.rowIndex};
+  if (row >= params.rows) { return; }`;
   return `${rowEnables(
     ops.map((o) => o.view.dtype),
-    false,
+    p.lanes ? 'sg' : false,
   )}${declare(ops, ROW_HEADER, true)}
 ${f.library}
 @compute @workgroup_size(${f.workgroupSize})
-fn main(${f.entryArgs}) {
-  let row = ${f.rowIndex};
-  if (row >= params.rows) { return; }
+fn main(${f.entryArgs}${p.lanes ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {
+  ${head}
   let D = params.D;
   let D4 = D / 4u;
   let rb4 = row * D4;
   ${body()}
 }`;
+}
+
+/** A store of a vec4 kernel: skipped by the clamped extra invocations of a shared-weights plan. */
+function guard(plan: PlanArg, store: string): string {
+  return asPlan(plan).lanes ? `if (live) { ${store} }` : store;
+}
+
+/**
+ * `for j in 0..D4 { body }` where the body reads the weight/bias vec4s at j as `w_j` / `b_j`.
+ * Without lanes each invocation loads them; with lanes L (RowPlan.lanes) the loop steps by L,
+ * lane l loads element j0 + l, and step t takes lane t's value by subgroupBroadcast (a register
+ * shuffle on llvmpipe; its index must be a constant, so the L steps are unrolled).
+ */
+function weightLoop(ops: Operand[], plan: PlanArg, body: string): string {
+  const names = ['w', 'b'].filter((n) => has(ops, n));
+  const L = asPlan(plan).lanes;
+  if (!L) return `for (var j = 0u; j < D4; j++) { ${names.map((n) => `let ${n}_j = ${load4(n, 'j')}; `).join('')}${body} }`;
+  const steps = Array.from(
+    { length: L },
+    (_, t) => `if (j0 + ${t}u < D4) { let j = j0 + ${t}u; ${names.map((n) => `let ${n}_j = subgroupBroadcast(${n}_l, ${t}u); `).join('')}${body} }`,
+  );
+  return `for (var j0 = 0u; j0 < D4; j0 += ${L}u) {
+    let jl = min(j0 + lane, D4 - 1u);
+    ${names.map((n) => `let ${n}_l = ${load4(n, 'jl')};`).join(' ')}
+    ${steps.join('\n    ')}
+  }`;
 }
 
 /**
@@ -423,7 +460,7 @@ fn main(${f.entryArgs}) {
  * the running pair by Chan et al.'s update), then one more read of x to write y.
  */
 function layerNormVec4Source(ops: Operand[], plan: PlanArg): string {
-  const affine = `${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}${has(ops, 'b') ? ` + ${load4('b', 'j')}` : ''}`;
+  const affine = `${has(ops, 'w') ? ' * w_j' : ''}${has(ops, 'b') ? ' + b_j' : ''}`;
   return vec4Kernel(
     ops,
     plan,
@@ -442,8 +479,8 @@ function layerNormVec4Source(ops: Operand[], plan: PlanArg): string {
   }
   let mu = mu_t;
   let r = inverseSqrt(max(m2_t, 0.0) / f32(D) + params.eps);
-  ${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')}
-  for (var j = 0u; j < D4; j++) { ${store4(ops, 'y', 'rb4 + j', `(${load4('x', 'rb4 + j')} - vec4<f32>(mu)) * r${affine}`)} }`,
+  ${guard(plan, `${store(ops, 'mean', 'row', 'mu')} ${store(ops, 'rstd', 'row', 'r')}`)}
+  ${weightLoop(ops, plan, guard(plan, store4(ops, 'y', 'rb4 + j', `(${load4('x', 'rb4 + j')} - vec4<f32>(mu)) * r${affine}`)))}`,
   );
 }
 
@@ -456,8 +493,8 @@ export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour
       () => `var q = vec4<f32>(0.0);
   for (var j = 0u; j < D4; j++) { let v = ${load4('x', 'rb4 + j')}; q += v * v; }
   let r = inverseSqrt((q.x + q.y + q.z + q.w) / f32(D) + params.eps);
-  ${store(ops, 'rstd', 'row', 'r')}
-  for (var j = 0u; j < D4; j++) { ${store4(ops, 'y', 'rb4 + j', `${load4('x', 'rb4 + j')} * r${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}`)} }`,
+  ${guard(plan, store(ops, 'rstd', 'row', 'r'))}
+  ${weightLoop(ops, plan, guard(plan, store4(ops, 'y', 'rb4 + j', `${load4('x', 'rb4 + j')} * r${has(ops, 'w') ? ' * w_j' : ''}`)))}`,
     );
   return rowKernel(
     ops,
@@ -474,7 +511,7 @@ export function rmsNormSource(ops: Operand[], plan: PlanArg, sg: SubgroupFlavour
 /** dx of LayerNorm (ln) or RMSNorm over operands x, dy, rstd, [w], [mean], dx. */
 export function normGradSource(ln: boolean, ops: Operand[], plan: PlanArg, sg: SubgroupFlavour): string {
   if (asPlan(plan).vec4) {
-    const g4 = `${load4('dy', 'rb4 + j')}${has(ops, 'w') ? ` * ${load4('w', 'j')}` : ''}`;
+    const g4 = `${load4('dy', 'rb4 + j')}${has(ops, 'w') ? ' * w_j' : ''}`;
     const xh4 = `(${load4('x', 'rb4 + j')}${ln ? ' - vec4<f32>(mu)' : ''}) * r`;
     return vec4Kernel(
       ops,
@@ -482,12 +519,9 @@ export function normGradSource(ln: boolean, ops: Operand[], plan: PlanArg, sg: S
       () => `let r = ${load('rstd', 'row')};
   ${ln ? `let mu = ${load('mean', 'row')};` : ''}
   var acc = vec2<f32>(0.0);
-  for (var j = 0u; j < D4; j++) { let g = ${g4}; acc += vec2<f32>(g.x + g.y + g.z + g.w, dot(g, ${xh4})); }
+  ${weightLoop(ops, plan, `let g = ${g4}; acc += vec2<f32>(g.x + g.y + g.z + g.w, dot(g, ${xh4}));`)}
   let sums = acc / f32(D);
-  for (var j = 0u; j < D4; j++) {
-    let g = ${g4};
-    ${store4(ops, 'dx', 'rb4 + j', `r * (g${ln ? ' - vec4<f32>(sums.x)' : ''} - ${xh4} * sums.y)`)}
-  }`,
+  ${weightLoop(ops, plan, `let g = ${g4}; ${guard(plan, store4(ops, 'dx', 'rb4 + j', `r * (g${ln ? ' - vec4<f32>(sums.x)' : ''} - ${xh4} * sums.y)`))}`)}`,
     );
   }
   const g = `${load('dy', 'rb + j')}${has(ops, 'w') ? ` * ${load('w', 'j')}` : ''}`;

@@ -59,6 +59,14 @@ export interface RowPlan {
    * are separate gathers, so a quarter as many load instructions is what makes short rows fast.
    */
   vec4?: boolean;
+  /**
+   * vec4 plans only: the subgroup size when it is fixed (lavapipe: 8, the SIMD width). The weight
+   * and bias, the same for every row, are then loaded once per subgroup (lane l reads element
+   * j0 + l) and handed to every lane with subgroupBroadcast, instead of once per lane: on
+   * llvmpipe each of those loads is a loop over the lanes, so this removes most of a forward's
+   * weight traffic (see norm.ts weightLoop).
+   */
+  lanes?: number;
 }
 
 /** Whether a per-thread row kernel over rows of length D can use vec4 access to these operands. */
