@@ -121,7 +121,8 @@ export function matmulCandidates(kContiguous: boolean): [string, MatmulConfig][]
   const t = adapterTuning().matmul;
   const list: MatmulConfig[] = [t.general];
   if (kContiguous && t.kContiguous) list.push(t.kContiguous);
-  if (t.broadcast) list.push(t.broadcast, { ...t.broadcast, rm: 16 }, { ...t.broadcast, rn: 4 }, { ...t.broadcast, rn: 2 * t.broadcast.rn });
+  if (t.broadcast)
+    list.push(t.broadcast, { ...t.broadcast, rm: 16 }, { ...t.broadcast, rn: 4 }, { ...t.broadcast, rn: 2 * t.broadcast.rn });
   if (t.general.kind === 'register') {
     list.push({ ...t.general, rm: 8, rn: 16 }, { ...t.general, rm: 16, rn: 16 }, { ...t.general, rm: 8, rn: 8, wgX: 8, wgY: 8 });
   } else {

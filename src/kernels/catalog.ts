@@ -108,12 +108,14 @@ export function kernelSnapshots(): KernelSnapshot[] {
   const attnAtt = attentionOperands();
   const fp = { aT: 'f32', bT: 'f32', oT: 'f32', accumulate: false } as const;
   return [
-    matmul(
-      'matmul-broadcast.wgsl',
-      "matmul, subgroup broadcast (lavapipe's kernel): x·W + bias, exact GELU",
-      LAVAPIPE.matmul.broadcast!,
-      { ...fp, aMode: 'k1', bMode: 'o4', biasT: 'f32', act: 'gelu', batchRank: 0 },
-    ),
+    matmul('matmul-broadcast.wgsl', "matmul, subgroup broadcast (lavapipe's kernel): x·W + bias, exact GELU", LAVAPIPE.matmul.broadcast!, {
+      ...fp,
+      aMode: 'k1',
+      bMode: 'o4',
+      biasT: 'f32',
+      act: 'gelu',
+      batchRank: 0,
+    }),
     matmul(
       'matmul-register.wgsl',
       'matmul, register-blocked (the CPU fallback without 8-lane subgroups): x·W + bias, exact GELU',
@@ -236,7 +238,11 @@ export function kernelSnapshots(): KernelSnapshot[] {
       title: 'LayerNorm forward with weight and bias, one row per invocation, vec4 access, weights shared by subgroup broadcast (lavapipe)',
       generator: 'src/kernels/norm.ts',
       config: `${rowThreadCfg}, row length and offsets multiples of 4, subgroups of 8`,
-      source: layerNormSource(operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }), { ...ROW_THREAD_V4, lanes: 8 }, false),
+      source: layerNormSource(
+        operands({ x }, { w, b }, { y, mean: stat('mean'), rstd: stat('rstd') }),
+        { ...ROW_THREAD_V4, lanes: 8 },
+        false,
+      ),
     },
     {
       file: 'layernorm-forward-per-thread-scalar.wgsl',

@@ -445,7 +445,8 @@ function weightLoop(ops: Operand[], plan: PlanArg, body: string): string {
   if (!L) return `for (var j = 0u; j < D4; j++) { ${names.map((n) => `let ${n}_j = ${load4(n, 'j')}; `).join('')}${body} }`;
   const steps = Array.from(
     { length: L },
-    (_, t) => `if (j0 + ${t}u < D4) { let j = j0 + ${t}u; ${names.map((n) => `let ${n}_j = subgroupBroadcast(${n}_l, ${t}u); `).join('')}${body} }`,
+    (_, t) =>
+      `if (j0 + ${t}u < D4) { let j = j0 + ${t}u; ${names.map((n) => `let ${n}_j = subgroupBroadcast(${n}_l, ${t}u); `).join('')}${body} }`,
   );
   return `for (var j0 = 0u; j0 < D4; j0 += ${L}u) {
     let jl = min(j0 + lane, D4 - 1u);

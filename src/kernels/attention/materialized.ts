@@ -125,7 +125,10 @@ function rowKernel(kind: 'softmax' | 'grad', vec4: boolean): string {
   const hmax = (x: string) => (vec4 ? `max(max(${x}.x, ${x}.y), max(${x}.z, ${x}.w))` : x);
   const bufs =
     kind === 'softmax'
-      ? [`@group(0) @binding(0) var<storage, read_write> s: array<${T}>;`, '@group(0) @binding(1) var<storage, read_write> lse: array<f32>;']
+      ? [
+          `@group(0) @binding(0) var<storage, read_write> s: array<${T}>;`,
+          '@group(0) @binding(1) var<storage, read_write> lse: array<f32>;',
+        ]
       : [
           `@group(0) @binding(0) var<storage, read_write> s: array<${T}>;`,
           `@group(0) @binding(1) var<storage, read_write> dp: array<${T}>;`,
@@ -246,7 +249,11 @@ export function materializedBackward(
       const rows = nb * nh * s.nq;
       const v4 = s.nk % 4 === 0;
       rt.dispatch(
-        { key: `attn_mat_grad|${v4 ? 'v4' : 's'}`, bindings: ['write', 'write', 'read', 'uniform'], wgsl: () => materializedGradSource(v4) },
+        {
+          key: `attn_mat_grad|${v4 ? 'v4' : 's'}`,
+          bindings: ['write', 'write', 'read', 'uniform'],
+          wgsl: () => materializedGradSource(v4),
+        },
         [sBuf, dpBuf, lse.buffer],
         [...grid1d(rows), 1],
         rowParams(rows, s.nq, nh, s.nk, scale, w(lse)),

@@ -16,7 +16,8 @@ import { batchDecode, preamble, stores, type KernelSpec } from './epilogue.js';
 
 export function broadcastSource(s: KernelSpec, c: BroadcastConfig): string {
   const { lanes: L, rm: RM, rn: RN } = c;
-  if (RM % L !== 0 || RN % 4 !== 0) throw new RangeError(`matmul: broadcast config ${JSON.stringify(c)} needs rm % lanes == 0 and rn % 4 == 0`);
+  if (RM % L !== 0 || RN % 4 !== 0)
+    throw new RangeError(`matmul: broadcast config ${JSON.stringify(c)} needs rm % lanes == 0 and rn % 4 == 0`);
   if (s.aMode === 'k4' || s.aMode === 'o4' || s.bMode === 'k4')
     throw new RangeError(`matmul: the broadcast kernel reads A as scalars and B as scalars or 'o4', got A ${s.aMode}, B ${s.bMode}`);
   const G = RN / 4;
