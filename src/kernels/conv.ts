@@ -206,7 +206,8 @@ function launch(
   activation: ConvActivation = 'none',
 ): void {
   if (sizeOf(out.shape) === 0) return;
-  const c = config ?? adapterTuning().conv;
+  let c = config ?? adapterTuning().conv;
+  if (c.lanes && !(kind === 'forward' && fixedSubgroupSize() === c.lanes)) c = { ...c, lanes: undefined };
   const Cig = g.C / g.groups;
   const Cog = g.Co / g.groups;
   // Rows × columns of the GEMM each kind computes per group.
@@ -218,7 +219,7 @@ function launch(
   const dtypes = ins.map((v) => v.dtype);
   // The input gradient at stride 1 needs no divisibility test or division per tap.
   const unitStride = kind === 'dinput' && g.stride[0] === 1 && g.stride[1] === 1;
-  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}|bias${hasBias}|unit${unitStride}|${activation}|${dtypes.join(',')}`;
+  const key = `conv|${kind}|${c.wgX}x${c.wgY}|${c.rm}x${c.rn}${c.lanes ? `|l${c.lanes}` : ''}|bias${hasBias}|unit${unitStride}|${activation}|${dtypes.join(',')}`;
   const rowsPerSplit = Math.ceil((g.N * g.OH) / splits);
   const params = CONV_UNIFORMS.pack({
     N: g.N,
@@ -270,6 +271,10 @@ export function convSource(
   activation: ConvActivation = 'none',
 ): string {
   const { wgX: WX, wgY: WY, rm: RM, rn: RN } = c;
+  // Shared weight rows (ConvConfig.lanes): forward with vec4 accumulators only.
+  const L = kind === 'forward' && RN % 4 === 0 && c.lanes ? c.lanes : undefined;
+  if (L && (RM % L !== 0 || WX !== L)) throw new RangeError(`conv2d: config ${JSON.stringify(c)} needs rm % lanes == 0 and wgX == lanes`);
+  const Q = [...Array(L ? RM / L : 0).keys()];
   const I = [...Array(RM).keys()];
   const J = [...Array(RN).keys()];
   const names = ['A', 'B', 'Cb'];
@@ -312,7 +317,8 @@ export function convSource(
   ${I.map(
     (i) => `let co${i} = g * Cog + min(row0 + ${i * WY}u, Cog - 1u);
   let wb${i} = params.b_offset + co${i} * Cig * KK;`,
-  ).join('\n  ')}`;
+  ).join('\n  ')}
+  ${Q.map((q) => `let wl${q} = params.b_offset + (g * Cog + min(row0 + (${q * (L ?? 0)}u + lane) * ${WY}u, Cog - 1u)) * Cig * KK;`).join('\n  ')}`;
     // Taps outermost: each tap's input coordinates and padding test are computed once per column
     // and the inner loop over input channels is two strided loads per operand element.
     loop = `for (var kh = 0u; kh < params.KH; kh++) {
@@ -332,7 +338,10 @@ export function convSource(
           vec
             ? [
                 ...G.map((q) => `let bv${q} = vec4<f32>(${[0, 1, 2, 3].map((e) => `b${4 * q + e}`).join(', ')});`),
-                ...I.map((i) => `let a${i} = vec4<f32>(f32(B[wb${i} + wk]));`),
+                ...Q.map((q) => `let al${q} = f32(B[wl${q} + wk]);`),
+                ...I.map(
+                  (i) => `let a${i} = vec4<f32>(${L ? `subgroupBroadcast(al${Math.floor(i / L)}, ${i % L}u)` : `f32(B[wb${i} + wk])`});`,
+                ),
                 ...I.flatMap((i) => G.map((q) => `acc${i}_${q} = fma(a${i}, bv${q}, acc${i}_${q});`)),
               ].join('\n        ')
             : `${I.map((i) => `let a${i} = f32(B[wb${i} + wk]);`).join('\n        ')}
@@ -464,11 +473,11 @@ export function convSource(
   }`,
   ).join('\n  ')}`;
   }
-  return `${enables(inT)}${decl}
+  return `${enables(inT)}${L ? 'enable subgroups;\n' : ''}${decl}
 ${activation === 'none' ? '' : MATH_WGSL}
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${L ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {
   ${common}
   let col0 = wid.x * ${WX * RN}u + lid.x;
   let row0 = wid.y * ${WY * RM}u + lid.y;
@@ -477,4 +486,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   ${loop}
   ${store}
 }`;
+}
+
+/** The device's subgroup size when it is fixed (min == max), else undefined. */
+function fixedSubgroupSize(): number | undefined {
+  const caps = runtime().caps;
+  return caps.subgroups && caps.subgroupMinSize !== undefined && caps.subgroupMinSize === caps.subgroupMaxSize
+    ? caps.subgroupMinSize
+    : undefined;
 }

@@ -97,7 +97,10 @@ const GPU_ATTENTION = {
 };
 // 8×8 outputs per thread: a first sweep under heavy load (bench/results/*-conv.md) put 8×8 and
 // 4×8 ahead of 4×4, 8×4 and 12×8 (the last also compiles ≈ 20 s); not yet measured on a quiet machine.
-const CPU_CONV = { wgX: 8, wgY: 4, rm: 8, rn: 8 } as const;
+// lanes: 8 (the forward's weight rows shared by subgroupBroadcast where subgroups are fixed at 8):
+// Inception (bench/inception-throughput.ts 16 2, alternating runs on the quiet machine) 1.15–1.26 →
+// 1.59–1.61 images/s, CPU 46.6–50.5 → 37.0–37.1 s per 32 images.
+const CPU_CONV = { wgX: 8, wgY: 4, rm: 8, rn: 8, lanes: 8 } as const;
 const GPU_CONV = { wgX: 16, wgY: 8, rm: 4, rn: 4 } as const;
 // One row per invocation beat one workgroup per row on lavapipe at every shape measured
 // (bench/kernels-tune.ts; bench/results/lavapipe-row-kernels-2026-12-02.md): 3–12× for the
