@@ -28,3 +28,15 @@ export function grid1d(n: number, wg = WG): [number, number] {
 
 /** WGSL for the flat thread index of a grid1d launch. */
 export const FLAT_INDEX = `gid.x + gid.y * (nwg.x * WG)`;
+
+/**
+ * The device's subgroup size when it is fixed (min == max; lavapipe: 8, its SIMD width), else
+ * undefined. The kernels that share loads across a subgroup's lanes (matmul/broadcast.ts, split-K,
+ * the norms' shared weights, the convolution's shared weight rows) need exactly that size.
+ */
+export function fixedSubgroupSize(): number | undefined {
+  const caps = runtime().caps;
+  return caps.subgroups && caps.subgroupMinSize !== undefined && caps.subgroupMinSize === caps.subgroupMaxSize
+    ? caps.subgroupMinSize
+    : undefined;
+}

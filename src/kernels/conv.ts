@@ -26,7 +26,7 @@
 import { runtime } from '../gpu/runtime.js';
 import type { DType } from '../core/dtype.js';
 import { fmt, sizeOf } from '../core/shape.js';
-import { enables } from './common.js';
+import { enables, fixedSubgroupSize } from './common.js';
 import type { ConvConfig } from './conv-config.js';
 import { matmulInto } from './matmul.js';
 import { adapterTuning } from './tuning.js';
@@ -486,12 +486,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   ${loop}
   ${store}
 }`;
-}
-
-/** The device's subgroup size when it is fixed (min == max), else undefined. */
-function fixedSubgroupSize(): number | undefined {
-  const caps = runtime().caps;
-  return caps.subgroups && caps.subgroupMinSize !== undefined && caps.subgroupMinSize === caps.subgroupMaxSize
-    ? caps.subgroupMinSize
-    : undefined;
 }

@@ -19,6 +19,7 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { broadcastShapes, fmt, sizeOf } from '../core/shape.js';
+import { fixedSubgroupSize } from './common.js';
 import { broadcastStrides, coalesce } from './elementwise.js';
 import type { BroadcastConfig, MatmulConfig } from './matmul/configs.js';
 import { configKey } from './matmul/configs.js';
@@ -51,8 +52,7 @@ export interface MatmulOptions {
 
 /** Whether the split-K and broadcast kernels can run: subgroups of exactly `lanes` invocations. */
 function fixedSubgroups(lanes: number): boolean {
-  const caps = runtime().caps;
-  return caps.subgroups && caps.subgroupMinSize === lanes && caps.subgroupMaxSize === lanes;
+  return fixedSubgroupSize() === lanes;
 }
 
 /** The adapter table's broadcast kernel, if this device's subgroups let it run. */

@@ -22,7 +22,7 @@
  */
 import { runtime } from '../gpu/runtime.js';
 import { sizeOf } from '../core/shape.js';
-import { enables, grid1d, type Operand } from './common.js';
+import { enables, fixedSubgroupSize, grid1d, type Operand } from './common.js';
 import { reduceInto } from './reduce.js';
 import {
   asPlan,
@@ -277,9 +277,8 @@ function launchRows(
     ),
   };
   // Shared weights (RowPlan.lanes) where there are weights and the subgroup size is fixed.
-  const caps = runtime().caps;
-  const fixed = caps.subgroups && caps.subgroupMinSize !== undefined && caps.subgroupMinSize === caps.subgroupMaxSize;
-  if (plan.vec4 && fixed && (has(ops, 'w') || has(ops, 'b'))) plan.lanes = caps.subgroupMinSize;
+  const lanes = fixedSubgroupSize();
+  if (plan.vec4 && lanes && (has(ops, 'w') || has(ops, 'b'))) plan.lanes = lanes;
   const sg = plan.perThread ? false : useSubgroups();
   const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}${plan.lanes ? `l${plan.lanes}` : ''}` : 'wg';
   const key = `norm|${op}|${shape}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
