@@ -245,6 +245,18 @@ export function kernelSnapshots(): KernelSnapshot[] {
       ),
     },
     {
+      file: 'rmsnorm-forward-per-thread.wgsl',
+      title:
+        'RMSNorm forward with weight, one row per invocation, vec4 access, weight shared by subgroup broadcast, launch and row tiled exactly (no guards; lavapipe)',
+      generator: 'src/kernels/norm.ts',
+      config: `${rowThreadCfg}, rows a multiple of 64, row length a multiple of 32, offsets multiples of 4, subgroups of 8`,
+      source: rmsNormSource(
+        operands({ x }, { w }, { y, rstd: stat('rstd') }),
+        { ...ROW_THREAD_V4, lanes: 8, rowsExact: true, stepsExact: true },
+        false,
+      ),
+    },
+    {
       file: 'layernorm-forward-per-thread-scalar.wgsl',
       title: 'LayerNorm forward with weight and bias, one row per invocation, scalar access (rows not vec4-aligned)',
       generator: 'src/kernels/norm.ts',

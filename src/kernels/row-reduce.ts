@@ -67,6 +67,13 @@ export interface RowPlan {
    * weight traffic (see norm.ts weightLoop).
    */
   lanes?: number;
+  /**
+   * Shared-weights plans only: the launch has exactly one invocation per row, so no invocation
+   * runs past the last row and the stores need no `live` guard.
+   */
+  rowsExact?: boolean;
+  /** Shared-weights plans only: the row's vec4 count is a multiple of `lanes`, so the unrolled steps need no bounds test. */
+  stepsExact?: boolean;
 }
 
 /** Whether a per-thread row kernel over rows of length D can use vec4 access to these operands. */

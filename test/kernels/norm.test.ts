@@ -407,6 +407,54 @@ describe('norm gradients and numerics', () => {
     [x, dy].forEach((t) => t.dispose());
   });
 
+  // On a fixed subgroup size (lavapipe: 8) the per-thread vec4 kernels drop their guards where the
+  // launch has one invocation per row (rows a multiple of 64) and the row's vec4 count is a
+  // multiple of the lanes (D a multiple of 32): every combination, forward and backward.
+  it.for([
+    [128, 384],
+    [128, 40],
+    [64, 1000],
+    [129, 384],
+  ])('row per thread, exact and inexact tilings: rows = %i, D = %i', async ([rows, D]) => {
+    setRowStrategy('thread');
+    try {
+      const xh = randn(rows * D, rows + 5 * D, 2, 0.5);
+      const dyh = randn(rows * D, rows + 7 * D);
+      const wh = randn(D, D + 11, 0.5, 1);
+      const bh = randn(D, D + 13, 0.5);
+      const x = tensor(xh, [rows, D]);
+      const dy = tensor(dyh, [rows, D]);
+      const w = tensor(wh, [D]);
+      const b = tensor(bh, [D]);
+      for (const rms of [false, true]) {
+        const eps = rms ? 1e-6 : 1e-5;
+        const y = empty([rows, D]);
+        const mean = empty([rows]);
+        const rstd = empty([rows]);
+        const dx = empty([rows, D]);
+        if (rms) {
+          rmsNormInto(x, w, eps, y, rstd);
+          rmsNormBackwardInto(x, w, rstd, dy, dx);
+        } else {
+          layerNormInto(x, w, b, eps, y, mean, rstd);
+          layerNormBackwardInto(x, w, mean, rstd, dy, dx);
+        }
+        const want = rms
+          ? rmsNorm(f64(xh, [rows, D]), [D], f64(wh, [D]), eps)
+          : layerNorm(f64(xh, [rows, D]), [D], f64(wh, [D]), f64(bh, [D]), eps);
+        const label = rms ? 'rmsNorm' : 'layerNorm';
+        expectAllclose(await read(y), want.data, TOL.norm, { label: `${label} y`, shape: [rows, D] });
+        expectAllclose(await read(rstd), stats(xh, rows, D, eps, rms).rstd, derived({ atol: 0, rtol: 1e-5 }), { label: `${label} rstd` });
+        const ref = grads(xh, wh, dyh, rows, D, eps, rms);
+        expectAllclose(await read(dx), ref.dx, derived({ atol: 2e-5 * ref.dxScale, rtol: 0 }), { label: `${label} dx`, shape: [rows, D] });
+        mean.dispose();
+      }
+      [x, dy, w, b].forEach((t) => t.dispose());
+    } finally {
+      setRowStrategy('auto');
+    }
+  });
+
   it('more rows than one grid dimension holds (2-D launch)', async () => {
     const rows = 70_000;
     const D = 3;
