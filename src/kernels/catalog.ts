@@ -279,10 +279,24 @@ export function kernelSnapshots(): KernelSnapshot[] {
     },
     {
       file: 'elementwise-add.wgsl',
-      title: 'elementwise map: a + b, contiguous (merged to rank 1)',
+      title: 'elementwise map: a + b, contiguous (merged to rank 1), one element per step (length or offsets not multiples of 4)',
       generator: 'src/kernels/elementwise.ts',
       config: 'expr in0 + in1, f32, rank 1',
       source: mapSource({ name: 'add', expr: 'in0 + in1', compute: 'f32' }, ['f32', 'f32', 'f32'], 1, 2),
+    },
+    {
+      file: 'elementwise-axpy-vec4.wgsl',
+      title: 'elementwise map: a + s0 * b with b one broadcast element, contiguous, vec4 access',
+      generator: 'src/kernels/elementwise.ts',
+      config: 'expr in0 + s0 * in1, f32, rank 1, length and offsets multiples of 4, in1 of stride 0',
+      source: mapSource({ name: 'axpy', expr: 'in0 + s0 * in1', compute: 'f32' }, ['f32', 'f32', 'f32'], 1, 2, [true, false]),
+    },
+    {
+      file: 'elementwise-bias-add-vec4.wgsl',
+      title: 'elementwise map: x + bias over rows (rank 2, the bias broadcast along rows), vec4 along the row',
+      generator: 'src/kernels/elementwise.ts',
+      config: 'expr in0 + in1, f32, rank 2, row length, offsets and row strides multiples of 4',
+      source: mapSource({ name: 'add', expr: 'in0 + in1', compute: 'f32' }, ['f32', 'f32', 'f32'], 2, 2, [true, true]),
     },
     {
       file: 'elementwise-gelu-strided.wgsl',

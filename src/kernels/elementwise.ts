@@ -50,7 +50,10 @@ export function broadcastStrides(v: Pick<View, 'shape' | 'strides'>, shape: read
 }
 
 export interface MapSpec {
-  /** WGSL expression over in0..in3 (already converted to the compute type) and s0..s3 (f32 scalars). */
+  /**
+   * WGSL expression over in0..in3 (already converted to the compute type), s0..s3 (f32 scalars)
+   * and `i`, the element's flat (row-major) index in the output as a u32 (arange uses it).
+   */
   expr: string;
   /** Scalar type the expression computes in. */
   compute: 'f32' | 'i32' | 'u32';
@@ -97,7 +100,8 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   const rank = c.shape.length;
   if (rank > MAX_RANK) throw new RangeError(`${spec.name}: rank ${rank} after merging dims exceeds ${MAX_RANK}`);
   const dtypes = all.map((v) => v.dtype);
-  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
+  const lanes = rank && mapVec4 ? vec4Lanes(c.shape, out.offset, c.strides[0], inputs, c.strides.slice(1)) : null;
+  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${lanes ? `|v4${lanes.map((v) => (v ? 'v' : 's')).join('')}` : ''}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
   const nIn = inputs.length;
   const layout = mapUniforms(rank, nIn);
   const values: Record<string, number | number[]> = { n, out_offset: out.offset, out_stride: c.strides[0], scalar: [0, 0, 0, 0] };
@@ -127,13 +131,49 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
     {
       key,
       bindings: [...inputs.map(() => 'read' as const), 'write', 'uniform'],
-      wgsl: () => mapSource(spec, dtypes, rank, nIn),
+      wgsl: () => mapSource(spec, dtypes, rank, nIn, lanes ?? undefined),
       fuse,
     },
     [...inputs.map((v) => v.buffer), out.buffer],
     grid1d(Math.ceil(n / PER_THREAD)),
     layout.pack(values),
   );
+}
+
+let mapVec4 = true;
+/** Turns the vec4 maps (vec4Lanes) off and on again: for tests and benchmarks that compare the two kernels. */
+export function setMapVec4(enabled: boolean): void {
+  mapVec4 = enabled;
+}
+
+/**
+ * The vec4 plan of a map over merged dims `shape`, or null. The kernel then steps along the
+ * innermost dim four elements at a time: the output and every input whose innermost stride is 1
+ * are read and written as vec4 (their offsets and outer strides multiples of 4, the innermost
+ * size too); an input whose innermost stride is 0 (broadcast along it: a bias row, a per-row
+ * scale, a scalar) gives one element per vec4. Entry k is true where input k is read as vec4.
+ * On llvmpipe every storage access is a loop over the SIMD lanes and the index arithmetic runs
+ * per element, so stepping by vec4 makes an eager [4096, 384] add 1.35-1.6x faster (three
+ * alternated runs against the scalar kernel); on GPUs it is the usual 16-byte access.
+ */
+export function vec4Lanes(
+  shape: readonly number[],
+  outOffset: number,
+  outStrides: readonly number[],
+  inputs: Pick<View, 'offset'>[],
+  inStrides: (readonly number[])[],
+): boolean[] | null {
+  const r = shape.length;
+  const aligned = (offset: number, strides: readonly number[]) => offset % 4 === 0 && strides.every((st, d) => d === r - 1 || st % 4 === 0);
+  if (r === 0 || shape[r - 1] % 4 !== 0 || outStrides[r - 1] !== 1 || !aligned(outOffset, outStrides)) return null;
+  const lanes: boolean[] = [];
+  for (let k = 0; k < inputs.length; k++) {
+    const st = inStrides[k][r - 1];
+    if (st === 1 && aligned(inputs[k].offset, inStrides[k])) lanes.push(true);
+    else if (st === 0) lanes.push(false);
+    else return null;
+  }
+  return lanes;
 }
 
 /**
@@ -173,7 +213,12 @@ function mapUniforms(rank: number, nIn: number): UniformLayout {
   return l;
 }
 
-export function mapSource(spec: MapSpec, dtypes: DType[], rank: number, nIn: number): string {
+/**
+ * A map's WGSL. With `lanes` (rank 1 only: vec4Lanes) operands are read and written as vec4 and
+ * the scalar expression is applied to each component; otherwise one element per step.
+ */
+export function mapSource(spec: MapSpec, dtypes: DType[], rank: number, nIn: number, lanes?: boolean[]): string {
+  if (lanes) return mapVec4Source(spec, dtypes, rank, nIn, lanes);
   const [outT, ...inT] = dtypes;
   const decls = inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${t}>;`).join('\n');
   // Operand k's element offset: unrolled over the merged dims.
@@ -213,6 +258,80 @@ ${scalars}
   ${walk.join('\n  ')}
 ${loads}
 ${spec.readsOutput ? `  let acc = ${spec.compute}(out_buf[o0]);\n` : ''}  out_buf[o0] = ${outT}(${spec.expr});
+  }
+}`;
+}
+
+/**
+ * A map stepping by vec4 along the innermost dim (vec4Lanes): each invocation handles
+ * PER_THREAD / 4 vec4s (grid-stride, the same grid as the scalar kernel), the expression runs per
+ * component in the compute type. Offsets and strides in the uniforms stay in elements; an
+ * operand's element offset is a multiple of 4 where it is read as vec4. At rank 1 a broadcast
+ * input is one element for the whole map, loaded once.
+ */
+function mapVec4Source(spec: MapSpec, dtypes: DType[], rank: number, nIn: number, lanes: boolean[]): string {
+  const [outT, ...inT] = dtypes;
+  const decls = inT
+    .map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${lanes[k] ? `vec4<${t}>` : t}>;`)
+    .join('\n');
+  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = params.scalar_${i};`).join('\n');
+  const name = (k: number) => (k === 0 ? 'out' : `in${k - 1}`);
+  // Element offsets of the vec4 at flat vec4 index i: the innermost coordinate counts vec4s.
+  const walk: string[] = [];
+  for (let k = 0; k <= nIn; k++) {
+    if (rank === 1 && k > 0 && !lanes[k - 1]) continue;
+    walk.push(`var o${k} = params.${name(k)}_offset;`);
+  }
+  if (rank === 1) {
+    for (let k = 0; k <= nIn; k++) if (k === 0 || lanes[k - 1]) walk.push(`o${k} += 4u * i4;`);
+  } else {
+    walk.push('var rem = i4;');
+    for (let d = rank - 1; d >= 0; d--) {
+      const size = d === rank - 1 ? `params.shape_${d} / 4u` : `params.shape_${d}`;
+      walk.push(`{ let sz = ${size}; let c = rem % sz; rem = rem / sz;`);
+      for (let k = 0; k <= nIn; k++) {
+        if (d === rank - 1) {
+          if (k === 0 || lanes[k - 1]) walk.push(`  o${k} += 4u * c;`);
+        } else walk.push(`  o${k} += c * params.${name(k)}_stride_${d};`);
+      }
+      walk.push('}');
+    }
+  }
+  const hoisted =
+    rank === 1 ? inT.map((_, k) => (lanes[k] ? '' : `  let in${k} = ${spec.compute}(in${k}_buf[params.in${k}_offset]);\n`)).join('') : '';
+  const loads = inT
+    .map((_, k) =>
+      lanes[k]
+        ? `    let v${k} = in${k}_buf[o${k + 1} / 4u];\n`
+        : rank === 1
+          ? ''
+          : `    let in${k} = ${spec.compute}(in${k}_buf[o${k + 1}]);\n`,
+    )
+    .join('');
+  // `i` is the flat element index the expression may use: the vec4's first element plus c.
+  const comps = ['x', 'y', 'z', 'w'].map((c, ci) => {
+    const ins = inT.map((_, k) => (lanes[k] ? `let in${k} = ${spec.compute}(v${k}.${c}); ` : '')).join('');
+    const acc = spec.readsOutput ? `let acc = ${spec.compute}(va.${c}); ` : '';
+    return `    { let i = 4u * i4 + ${ci}u; ${ins}${acc}r.${c} = ${outT}(${spec.expr}); }`;
+  });
+  return `${enables(dtypes)}${decls}
+@group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<vec4<${outT}>>;
+${mapUniforms(rank, nIn).wgsl(nIn + 1)}
+const WG = ${WG}u;
+${spec.helpers ?? ''}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = ${FLAT_INDEX};
+  let threads = nwg.x * nwg.y * WG;
+  let n4 = params.n / 4u;
+${scalars}
+${hoisted}  for (var e = 0u; e < ${PER_THREAD / 4}u; e++) {
+    let i4 = first + e * threads;
+    if (i4 >= n4) { return; }
+    ${walk.join('\n    ')}
+${loads}${spec.readsOutput ? '    let va = out_buf[o0 / 4u];\n' : ''}    var r: vec4<${outT}>;
+${comps.join('\n')}
+    out_buf[o0 / 4u] = r;
   }
 }`;
 }

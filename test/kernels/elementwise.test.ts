@@ -24,12 +24,12 @@
 import { describe, expect, it } from 'vitest';
 import * as C from '../../src/cpu/index.js';
 import * as ops from '../../src/autograd/ops/elementwise.js';
-import { coalesce, mapInto, MAX_RANK, type MapSpec } from '../../src/kernels/elementwise.js';
+import { coalesce, mapInto, MAX_RANK, type MapSpec, setMapVec4, vec4Lanes } from '../../src/kernels/elementwise.js';
 import { tensor, toArray } from '../../src/tensor/creation.js';
 import { empty, type Tensor, viewOf } from '../../src/tensor/tensor.js';
 import { derived, expectAllclose, TOL, type Tolerance } from '../helpers/compare.js';
 import { randomData } from '../helpers/random.js';
-import { useGpu } from '../helpers/setup.js';
+import { requireFeature, useGpu } from '../helpers/setup.js';
 
 useGpu();
 
@@ -231,6 +231,171 @@ describe('mapInto: the kernel', () => {
     const out9 = empty(big);
     expect(() => mapInto({ name: 'test_copy', expr: 'in0', compute: 'f32' }, [x9], out9)).toThrow(/rank 9 after merging dims exceeds 8/);
     [base, out, base2, out9].forEach((t) => t.dispose());
+  });
+
+  // Contiguous rank-1 maps read and write vec4s when the length and every offset are multiples
+  // of 4 (a broadcast element is loaded once); anything else takes the one-element kernel.
+  it('vec4 access: when it applies, and exact results on both sides of each condition', async () => {
+    const view = (offset: number) => ({ offset });
+    // rank 1
+    expect(vec4Lanes([1024], 0, [1], [view(0), view(8)], [[1], [1]])).toEqual([true, true]);
+    expect(vec4Lanes([1024], 4, [1], [view(0), view(3)], [[1], [0]])).toEqual([true, false]);
+    expect(vec4Lanes([1022], 0, [1], [view(0)], [[1]])).toBeNull(); // length
+    expect(vec4Lanes([1024], 2, [1], [view(0)], [[1]])).toBeNull(); // output offset
+    expect(vec4Lanes([1024], 0, [1], [view(6)], [[1]])).toBeNull(); // input offset
+    expect(vec4Lanes([1024], 0, [1], [view(0)], [[2]])).toBeNull(); // input stride
+    expect(vec4Lanes([1024], 0, [2], [view(0)], [[1]])).toBeNull(); // output stride
+    // rank 2: a row-broadcast bias, a per-row scale; outer strides must keep vec4 alignment
+    expect(
+      vec4Lanes(
+        [7, 12],
+        0,
+        [12, 1],
+        [view(0), view(5), view(3)],
+        [
+          [12, 1],
+          [0, 1],
+          [1, 0],
+        ],
+      ),
+    ).toBeNull(); // bias offset 5
+    expect(
+      vec4Lanes(
+        [7, 12],
+        0,
+        [12, 1],
+        [view(0), view(4), view(3)],
+        [
+          [12, 1],
+          [0, 1],
+          [1, 0],
+        ],
+      ),
+    ).toEqual([true, true, false]);
+    expect(vec4Lanes([7, 12], 0, [14, 1], [view(0)], [[12, 1]])).toBeNull(); // output row stride 14
+    expect(vec4Lanes([7, 12], 0, [12, 1], [view(0)], [[13, 1]])).toBeNull(); // input row stride 13
+    expect(vec4Lanes([7, 10], 0, [10, 1], [view(0)], [[10, 1]])).toBeNull(); // inner size 10
+    expect(vec4Lanes([12, 7], 0, [7, 12], [view(0)], [[7, 12]])).toBeNull(); // inner stride 12
+
+    const n = 4 * 1031;
+    const base = f32(randomData(n + 16, 41, -4, 4));
+    const other = f32(randomData(n + 16, 42, -4, 4));
+    const [tBase, tOther, tOne] = [tensor(base, [n + 16]), tensor(other, [n + 16]), tensor(f32([1.5]), [1])];
+    const spec: MapSpec = { name: 'test_fma', expr: 'in0 * in2 + in1', compute: 'f32' };
+    for (const [offA, offB, len] of [
+      [0, 0, n], // vec4
+      [4, 12, n], // vec4, offsets
+      [2, 0, n], // scalar: an input offset
+      [0, 0, n - 2], // scalar: the length
+    ]) {
+      const out = empty([len]);
+      mapInto(spec, [viewOf(tBase, [len], [1], offA), viewOf(tOther, [len], [1], offB), viewOf(tOne, [len], [0], 0)], out);
+      const want = Array.from({ length: len }, (_, i) => Math.fround(Math.fround(base[offA + i] * 1.5) + other[offB + i]));
+      expectAllclose(await toArray(out), want, TOL.exact, { label: `a·1.5 + b, offsets ${offA}/${offB}, n = ${len}` });
+      out.dispose();
+    }
+    // In place (acc), into an offset slice of a larger output, vec4.
+    const acc = tensor(base, [n + 16]);
+    mapInto(
+      { name: 'test_acc4', expr: 'acc - in0', compute: 'f32', readsOutput: true },
+      [viewOf(tOther, [n], [1], 8)],
+      viewOf(acc, [n], [1], 4),
+    );
+    const got = await toArray(acc);
+    const wantAcc = Array.from(base, (v, i) => (i >= 4 && i < n + 4 ? Math.fround(v - other[i + 4]) : v));
+    expectAllclose(got, wantAcc, TOL.exact, { label: 'acc - in0 on a slice' });
+    // i32.
+    const ints = Int32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) - 500);
+    const ti = tensor(ints, [n], { dtype: 'i32' });
+    const oi = empty([n], 'i32');
+    mapInto({ name: 'test_i32v', expr: 'in0 * 3 - 1', compute: 'i32' }, [ti], oi);
+    expect(Array.from(await toArray(oi))).toEqual(Array.from(ints, (v) => v * 3 - 1));
+    [tBase, tOther, tOne, acc, ti, oi].forEach((t) => t.dispose());
+  });
+
+  it('vec4 access at rank 2 and 3: row-broadcast bias, per-row scale, a padded row stride, against the scalar kernel', async () => {
+    const [R, D] = [37, 24];
+    const xs = f32(randomData(R * 28 + 8, 51, -4, 4)); // rows padded to 28: a row stride that keeps vec4s aligned
+    const bias = f32(randomData(D + 4, 52, -4, 4));
+    const scale = f32(randomData(R, 53, -4, 4));
+    const [tx, tb, ts] = [tensor(xs, [xs.length]), tensor(bias, [D + 4]), tensor(scale, [R])];
+    const spec: MapSpec = { name: 'test_affine', expr: 'in0 * in2 + in1', compute: 'f32' };
+    for (const [xOff, bOff, rowStride] of [
+      [8, 4, 28], // vec4: bias broadcast over rows, scale broadcast along the row
+      [8, 2, 28], // scalar: bias offset
+      [5, 4, 28], // scalar: x offset
+      [0, 0, 27], // scalar: x row stride
+    ]) {
+      const out = empty([R, D]);
+      const x = viewOf(tx, [R, D], [rowStride, 1], xOff);
+      mapInto(spec, [x, viewOf(tb, [R, D], [0, 1], bOff), viewOf(ts, [R, D], [1, 0], 0)], out);
+      const want = Array.from({ length: R * D }, (_, i) => {
+        const [r, d] = [Math.floor(i / D), i % D];
+        return Math.fround(Math.fround(xs[xOff + r * rowStride + d] * scale[r]) + bias[bOff + d]);
+      });
+      expectAllclose(await toArray(out), want, TOL.exact, { label: `x·s + b, offsets ${xOff}/${bOff}, row stride ${rowStride}` });
+      out.dispose();
+    }
+    // rank 3 with a middle broadcast ([2, 3, 8] ⊕ [2, 1, 8]) into a strided output slice.
+    const a = f32(randomData(48, 54, -4, 4));
+    const b = f32(randomData(16, 55, -4, 4));
+    const [ta, tb3] = [tensor(a, [2, 3, 8]), tensor(b, [2, 1, 8])];
+    const big = empty([2, 3, 12]);
+    const slice = viewOf(big, [2, 3, 8], [36, 12, 1], 4);
+    mapInto({ name: 'test_sub3', expr: 'in0 - in1', compute: 'f32' }, [ta, tb3], slice);
+    const got = await toArray(big);
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 3; j++)
+        for (let k = 0; k < 8; k++) expect(got[i * 36 + j * 12 + 4 + k]).toBe(Math.fround(a[i * 24 + j * 8 + k] - b[i * 8 + k]));
+    [tx, tb, ts, ta, tb3, big].forEach((t) => t.dispose());
+  });
+
+  it('the vec4 and the one-element kernels agree bitwise, the element index i included', async () => {
+    const [R, D] = [19, 16];
+    const xs = f32(randomData(R * D, 61, -3, 3));
+    const bs = f32(randomData(D, 62, -3, 3));
+    const [tx, tb] = [tensor(xs, [R, D]), tensor(bs, [D])];
+    const cases: [MapSpec, Tensor[], number[]][] = [
+      [{ name: 'test_idx', expr: 'in0 * s0 + f32(i)', compute: 'f32', scalars: [0.75] }, [tx], [R, D]],
+      [{ name: 'test_bias_exp', expr: 'exp(in0) - in1', compute: 'f32' }, [tx, tb], [R, D]],
+      [{ name: 'test_iota', expr: 's0 + f32(i) * s1', compute: 'f32', scalars: [-2, 0.125] }, [], [R * D]],
+    ];
+    try {
+      for (const [spec, inputs, shape] of cases) {
+        const got: Float32Array[] = [];
+        for (const v of [true, false]) {
+          setMapVec4(v);
+          const out = empty(shape);
+          mapInto(
+            spec,
+            inputs.map((t) => (t.shape.length === shape.length ? t : viewOf(t, shape, [0, 1], 0))),
+            out,
+          );
+          got.push((await toArray(out)) as Float32Array);
+          out.dispose();
+        }
+        expect(Array.from(got[0]), spec.name).toEqual(Array.from(got[1]));
+      }
+    } finally {
+      setMapVec4(true);
+    }
+    [tx, tb].forEach((t) => t.dispose());
+  });
+
+  it('vec4 access with f16 operands (f16 in, f32 out)', async (ctx) => {
+    requireFeature(ctx, 'shader-f16');
+    const n = 4 * 1031;
+    const h = tensor(f32(randomData(n, 43, -2, 2)), [n], { dtype: 'f16' });
+    const hOut = empty([n]);
+    mapInto({ name: 'test_h', expr: 'in0 * 2.0', compute: 'f32' }, [h], hOut);
+    const hIn = await toArray(h);
+    expectAllclose(
+      await toArray(hOut),
+      Array.from(hIn, (v) => 2 * v),
+      TOL.exact,
+      { label: 'f16 × 2 into f32' },
+    );
+    [h, hOut].forEach((t) => t.dispose());
   });
 
   it('reads the output as acc (in-place update), computes in i32, and does nothing for n = 0', async () => {
