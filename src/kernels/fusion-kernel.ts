@@ -238,7 +238,8 @@ export function emit(f: Fused): { src: KernelSource; params: Uint32Array; values
     )
     .join(';');
   const ob = outBindings(f);
-  const key = `fused|o${f.outs.length}b${ob.of.join('.')}i${f.inputs.length}|${operands}|${stages}`;
+  const plan = vec4Plan(f);
+  const key = `fused|o${f.outs.length}b${ob.of.join('.')}i${f.inputs.length}|${operands}|${stages}${plan ? `|v4${plan.map((v) => (v ? 'v' : 's')).join('')}` : ''}`;
   const values: Record<string, number | number[]> = { n: f.n };
   shapes.forEach((s, j) => (values[`shape${j}`] = s));
   names(f).forEach((name, k) => {
@@ -251,7 +252,7 @@ export function emit(f: Fused): { src: KernelSource; params: Uint32Array; values
   });
   const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), ...ob.values.map(() => 'write' as const), 'uniform'];
   return {
-    src: { key, bindings, wgsl: () => fusedSource(f, layout) },
+    src: { key, bindings, wgsl: () => (plan ? fusedVec4Source(f, layout, plan) : fusedSource(f, layout)) },
     params: layout.pack(values),
     values: [...f.inputs.map((x) => x.value), ...ob.values],
   };
@@ -262,17 +263,23 @@ export function emit(f: Fused): { src: KernelSource; params: Uint32Array; values
  * the coordinates c<shape>_<d> of i, computed once per distinct shape (integer division is the
  * costly part on CPU adapters, so operands sharing dims share it).
  */
-function index(name: string, rank: number, shape: number): string {
-  if (rank === 1) return `(params.${name}_offset + i * params.${name}_stride_0)`;
+function index(name: string, rank: number, shape: number, i = 'i'): string {
+  if (rank === 1) return `(params.${name}_offset + ${i} * params.${name}_stride_0)`;
   const terms = Array.from({ length: rank }, (_, d) => `c${shape}_${d} * params.${name}_stride_${d}`);
   return `(params.${name}_offset + ${terms.join(' + ')})`;
 }
 
-/** Statements computing the coordinates c<j>_<d> of flat index i in shape j. */
-function coordinates(j: number, rank: number): string {
-  const parts = [`var rem${j} = i;`];
-  for (let d = rank - 1; d > 0; d--)
-    parts.push(`let c${j}_${d} = rem${j} % params.shape${j}_${d}; rem${j} = rem${j} / params.shape${j}_${d};`);
+/**
+ * Statements computing the coordinates c<j>_<d> of flat index i in shape j; with `vec4`, of the
+ * first element of vec4 i4 (the innermost dim counted in vec4s, its coordinate times 4).
+ */
+function coordinates(j: number, rank: number, vec4 = false): string {
+  const parts = [`var rem${j} = ${vec4 ? 'i4' : 'i'};`];
+  for (let d = rank - 1; d > 0; d--) {
+    if (vec4 && d === rank - 1)
+      parts.push(`let c${j}_${d} = (rem${j} % (params.shape${j}_${d} / 4u)) * 4u; rem${j} = rem${j} / (params.shape${j}_${d} / 4u);`);
+    else parts.push(`let c${j}_${d} = rem${j} % params.shape${j}_${d}; rem${j} = rem${j} / params.shape${j}_${d};`);
+  }
   parts.push(`let c${j}_0 = rem${j};`);
   return parts.join(' ');
 }
@@ -326,6 +333,96 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = first + e * threads;
     if (i >= n) { return; }
     ${body.join('\n    ')}
+  }
+}`;
+}
+
+let fusedVec4 = true;
+/** Turns the vec4 fused kernels (vec4Plan) off and on again: for tests and benchmarks that compare the two. */
+export function setFusedVec4(enabled: boolean): void {
+  fusedVec4 = enabled;
+}
+
+/**
+ * The vec4 plan of a fused kernel, as for a single map (elementwise.ts vec4Lanes): every operand's
+ * innermost dim is a multiple of 4; outputs and the inputs marked true are contiguous along it
+ * with offsets and outer strides multiples of 4 (read and written as vec4); inputs marked false
+ * are broadcast along it (one element per vec4). Null: the one-element kernel.
+ */
+export function vec4Plan(f: Fused): boolean[] | null {
+  if (!fusedVec4) return null;
+  const inner = (o: Operand) => o.shape.length - 1;
+  const aligned = (o: Operand) => o.offset % 4 === 0 && o.strides.every((st, d) => d === inner(o) || st % 4 === 0);
+  if (f.outs.some((o) => o.shape[inner(o)] % 4 !== 0 || o.strides[inner(o)] !== 1 || !aligned(o))) return null;
+  const plan: boolean[] = [];
+  for (const x of f.inputs) {
+    const st = x.strides[inner(x)];
+    if (x.shape[inner(x)] % 4 !== 0) return null;
+    if (st === 1 && aligned(x)) plan.push(true);
+    else if (st === 0) plan.push(false);
+    else return null;
+  }
+  return plan;
+}
+
+/**
+ * The fused kernel stepping by vec4 (vec4Plan): coordinates are computed once per vec4 (its first
+ * element; the innermost coordinate counts in steps of 4), each vec4 input is loaded once, the
+ * stages run per component with `i` the element's flat index, and each output is stored as one
+ * vec4 at the end (no stage reads another stage's output from memory: merge keeps them apart).
+ */
+function fusedVec4Source(f: Fused, layout: UniformLayout, plan: boolean[]): string {
+  const nIn = f.inputs.length;
+  const { shapes, of } = shapeTable(f);
+  const ob = outBindings(f);
+  const decls = [
+    ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${plan[k] ? `vec4<${x.dtype}>` : x.dtype}>;`),
+    ...ob.values.map(
+      (_, j) => `@group(0) @binding(${nIn + j}) var<storage, read_write> b${j}_buf: array<vec4<${f.outs[ob.of.indexOf(j)].dtype}>>;`,
+    ),
+  ].join('\n');
+  const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
+  const ops = [...f.outs, ...f.inputs];
+  const at = names(f).map((name, k) => index(name, ops[k].shape.length, of[k], 'i0'));
+  const outAt = (k: number) => at[k];
+  const inAt = (k: number) => at[f.outs.length + k];
+  const head: string[] = ['let i0 = 4u * i4;', ...shapes.map((sh, j) => coordinates(j, sh.length, true))];
+  f.inputs.forEach((_, k) => head.push(plan[k] ? `let v${k} = in${k}_buf[${inAt(k)} / 4u];` : `let v${k} = in${k}_buf[${inAt(k)}];`));
+  f.stages.forEach((s, j) => {
+    if (s.spec.readsOutput) head.push(`let a${j} = b${ob.of[s.out!]}_buf[${outAt(s.out!)} / 4u];`);
+  });
+  f.outs.forEach((o, k) => head.push(`var r${k}: vec4<${o.dtype}>;`));
+  const comps = ['x', 'y', 'z', 'w'].map((c, ci) => {
+    const body: string[] = [`let i = i0 + ${ci}u;`];
+    f.stages.forEach((s, j) => {
+      s.refs.forEach((r, k) => {
+        const raw = 'stage' in r ? `t${r.stage}` : plan[r.input] ? `v${r.input}.${c}` : `v${r.input}`;
+        body.push(`let x${j}_in${k} = ${s.spec.compute}(${raw});`);
+      });
+      for (let k = 0; k < scalarCount(s.spec.expr); k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
+      if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(a${j}.${c});`);
+      body.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
+      if (s.out !== null) body.push(`r${s.out}.${c} = t${j};`);
+    });
+    return `{\n      ${body.join('\n      ')}\n    }`;
+  });
+  const stores = f.outs.map((_, k) => `b${ob.of[k]}_buf[${outAt(k)} / 4u] = r${k};`);
+  const all = [...f.outs.map((o) => o.dtype), ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
+  return `${enables(all)}${decls}
+${layout.wgsl(nIn + ob.values.length)}
+const WG = ${WG}u;
+${helpers.join('\n')}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = ${FLAT_INDEX};
+  let threads = nwg.x * nwg.y * WG;
+  let n4 = params.n / 4u;
+  for (var e = 0u; e < ${MAP_PER_THREAD / 4}u; e++) {
+    let i4 = first + e * threads;
+    if (i4 >= n4) { return; }
+    ${head.join('\n    ')}
+    ${comps.join('\n    ')}
+    ${stores.join('\n    ')}
   }
 }`;
 }

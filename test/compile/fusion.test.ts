@@ -14,6 +14,7 @@ import * as ops from '../../src/autograd/ops/index.js';
 import { backward } from '../../src/autograd/tape.js';
 import { flowMatchingBatch } from '../../src/diffusion/flow.js';
 import { mapInto } from '../../src/kernels/elementwise.js';
+import { setFusedVec4 } from '../../src/kernels/fusion-kernel.js';
 import { DiTDH } from '../../src/models/dit.js';
 import { AdamW } from '../../src/nn/optim.js';
 import { compileStep } from '../../src/tensor/compile.js';
@@ -185,6 +186,34 @@ describe('fusion pass', () => {
         `DiT^DH fusion: ${plain.dispatches} → ${fused.dispatches} dispatches; worst relative-by-max difference ${worst.toExponential(2)}`,
       );
       expect(worst).toBeLessThan(1e-5);
+    });
+
+    // The fused kernels step by vec4 where every operand allows it (fusion-kernel.ts vec4Plan);
+    // per element they compute exactly what the one-element kernels do.
+    it('fused replays with vec4 and with one-element fused kernels agree bit for bit', async () => {
+      const x = randn([4, 8, 4, 4], { seed: 5 });
+      const y = randint(0, 4, [4], { seed: 6 });
+      made.push(() => {
+        x.dispose();
+        y.dispose();
+      });
+      const run = async (vec4: boolean) => {
+        setFusedVec4(vec4);
+        try {
+          const m = build();
+          manualSeed(13);
+          const step = compileStep(m.step, { fusion: true });
+          for (let i = 0; i < 3; i++) step(x, y).dispose();
+          const host = (await Promise.all(m.params.map((p) => toArray(p)))) as Float32Array[];
+          step.dispose();
+          return host;
+        } finally {
+          setFusedVec4(true);
+        }
+      };
+      const one = await run(false);
+      const four = await run(true);
+      expect(four).toEqual(one);
     });
   });
 });
