@@ -147,14 +147,27 @@ export function setMapVec4(enabled: boolean): void {
 }
 
 /**
- * The vec4 plan of a map over merged dims `shape`, or null. The kernel then steps along the
- * innermost dim four elements at a time: the output and every input whose innermost stride is 1
- * are read and written as vec4 (their offsets and outer strides multiples of 4, the innermost
- * size too); an input whose innermost stride is 0 (broadcast along it: a bias row, a per-row
- * scale, a scalar) gives one element per vec4. Entry k is true where input k is read as vec4.
- * On llvmpipe every storage access is a loop over the SIMD lanes and the index arithmetic runs
- * per element, so stepping by vec4 makes an eager [4096, 384] add 1.35-1.6x faster (three
- * alternated runs against the scalar kernel); on GPUs it is the usual 16-byte access.
+ * How an operand of a map over dims `shape` (element i at offset + Σ c_d · strides[d]) can be read
+ * four elements at a time along the innermost dim: 'vec4' when it is contiguous there and its
+ * offset and outer strides are multiples of 4, 'splat' when it is broadcast there (stride 0: a
+ * bias row, a per-row scale, a scalar: one element per vec4), else null. Either needs the
+ * innermost size to be a multiple of 4. Maps (vec4Lanes) and fused kernels (fusion-kernel.ts
+ * vec4Plan) share this rule.
+ */
+export function vec4Access(shape: readonly number[], offset: number, strides: readonly number[]): 'vec4' | 'splat' | null {
+  const r = shape.length;
+  if (r === 0 || shape[r - 1] % 4 !== 0) return null;
+  if (strides[r - 1] === 0) return 'splat';
+  if (strides[r - 1] !== 1 || offset % 4 !== 0) return null;
+  return strides.every((st, d) => d === r - 1 || st % 4 === 0) ? 'vec4' : null;
+}
+
+/**
+ * The vec4 plan of a map over merged dims `shape`, or null: the output must be read and written
+ * as vec4 (vec4Access), each input as vec4 (true) or one element per vec4 (false). On llvmpipe
+ * every storage access is a loop over the SIMD lanes and the index arithmetic runs per element,
+ * so stepping by vec4 makes an eager [4096, 384] add 1.35-1.6x faster (three alternated runs
+ * against the scalar kernel); on GPUs it is the usual 16-byte access.
  */
 export function vec4Lanes(
   shape: readonly number[],
@@ -163,15 +176,12 @@ export function vec4Lanes(
   inputs: Pick<View, 'offset'>[],
   inStrides: (readonly number[])[],
 ): boolean[] | null {
-  const r = shape.length;
-  const aligned = (offset: number, strides: readonly number[]) => offset % 4 === 0 && strides.every((st, d) => d === r - 1 || st % 4 === 0);
-  if (r === 0 || shape[r - 1] % 4 !== 0 || outStrides[r - 1] !== 1 || !aligned(outOffset, outStrides)) return null;
+  if (vec4Access(shape, outOffset, outStrides) !== 'vec4') return null;
   const lanes: boolean[] = [];
   for (let k = 0; k < inputs.length; k++) {
-    const st = inStrides[k][r - 1];
-    if (st === 1 && aligned(inputs[k].offset, inStrides[k])) lanes.push(true);
-    else if (st === 0) lanes.push(false);
-    else return null;
+    const a = vec4Access(shape, inputs[k].offset, inStrides[k]);
+    if (!a) return null;
+    lanes.push(a === 'vec4');
   }
   return lanes;
 }

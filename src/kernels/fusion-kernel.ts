@@ -8,7 +8,7 @@ import type { DType } from '../core/dtype.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
 import { enables, FLAT_INDEX, WG } from './common.js';
-import { MAP_PER_THREAD, type MapFuse, type MapSpec } from './elementwise.js';
+import { MAP_PER_THREAD, type MapFuse, type MapSpec, vec4Access } from './elementwise.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
 /** Storage buffers one fused kernel binds (inputs and outputs), below the adapter's limit. */
@@ -344,23 +344,17 @@ export function setFusedVec4(enabled: boolean): void {
 }
 
 /**
- * The vec4 plan of a fused kernel, as for a single map (elementwise.ts vec4Lanes): every operand's
- * innermost dim is a multiple of 4; outputs and the inputs marked true are contiguous along it
- * with offsets and outer strides multiples of 4 (read and written as vec4); inputs marked false
- * are broadcast along it (one element per vec4). Null: the one-element kernel.
+ * The vec4 plan of a fused kernel, by the rule of single maps (elementwise.ts vec4Access) applied
+ * to each operand over its own dims: every output read and written as vec4, each input as vec4
+ * (true) or one element per vec4 (false). Null: the one-element kernel.
  */
 export function vec4Plan(f: Fused): boolean[] | null {
-  if (!fusedVec4) return null;
-  const inner = (o: Operand) => o.shape.length - 1;
-  const aligned = (o: Operand) => o.offset % 4 === 0 && o.strides.every((st, d) => d === inner(o) || st % 4 === 0);
-  if (f.outs.some((o) => o.shape[inner(o)] % 4 !== 0 || o.strides[inner(o)] !== 1 || !aligned(o))) return null;
+  if (!fusedVec4 || f.outs.some((o) => vec4Access(o.shape, o.offset, o.strides) !== 'vec4')) return null;
   const plan: boolean[] = [];
   for (const x of f.inputs) {
-    const st = x.strides[inner(x)];
-    if (x.shape[inner(x)] % 4 !== 0) return null;
-    if (st === 1 && aligned(x)) plan.push(true);
-    else if (st === 0) plan.push(false);
-    else return null;
+    const a = vec4Access(x.shape, x.offset, x.strides);
+    if (!a) return null;
+    plan.push(a === 'vec4');
   }
   return plan;
 }
