@@ -252,7 +252,7 @@ export function emit(f: Fused): { src: KernelSource; params: Uint32Array; values
   });
   const bindings: BindingKind[] = [...f.inputs.map(() => 'read' as const), ...ob.values.map(() => 'write' as const), 'uniform'];
   return {
-    src: { key, bindings, wgsl: () => (plan ? fusedVec4Source(f, layout, plan) : fusedSource(f, layout)) },
+    src: { key, bindings, wgsl: () => fusedSource(f, layout, plan) },
     params: layout.pack(values),
     values: [...f.inputs.map((x) => x.value), ...ob.values],
   };
@@ -291,52 +291,6 @@ const rename = (expr: string, j: number) =>
     .replace(/\bs(\d)\b/g, `x${j}_s$1`)
     .replace(/\bacc\b/g, `x${j}_acc`);
 
-function fusedSource(f: Fused, layout: UniformLayout): string {
-  const nIn = f.inputs.length;
-  const { shapes, of } = shapeTable(f);
-  const ob = outBindings(f);
-  const decls = [
-    ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${x.dtype}>;`),
-    ...ob.values.map(
-      (_, j) => `@group(0) @binding(${nIn + j}) var<storage, read_write> b${j}_buf: array<${f.outs[ob.of.indexOf(j)].dtype}>;`,
-    ),
-  ].join('\n');
-  const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
-  const ops = [...f.outs, ...f.inputs];
-  const at = names(f).map((name, k) => index(name, ops[k].shape.length, of[k]));
-  const outAt = (k: number) => at[k];
-  const inAt = (k: number) => at[f.outs.length + k];
-  const body: string[] = shapes.map((sh, j) => coordinates(j, sh.length));
-  f.stages.forEach((s, j) => {
-    s.refs.forEach((r, k) => {
-      const raw = 'stage' in r ? `t${r.stage}` : `in${r.input}_buf[${inAt(r.input)}]`;
-      body.push(`let x${j}_in${k} = ${s.spec.compute}(${raw});`);
-    });
-    for (let k = 0; k < scalarCount(s.spec.expr); k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
-    // An accumulating map reads its own output's current element (merge never lets another stage write it).
-    if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(b${ob.of[s.out!]}_buf[${outAt(s.out!)}]);`);
-    // The stage's result in its output dtype, as storing it would have left it.
-    body.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
-    if (s.out !== null) body.push(`b${ob.of[s.out]}_buf[${outAt(s.out)}] = t${j};`);
-  });
-  const all = [...f.outs.map((o) => o.dtype), ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
-  return `${enables(all)}${decls}
-${layout.wgsl(nIn + ob.values.length)}
-const WG = ${WG}u;
-${helpers.join('\n')}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let first = ${FLAT_INDEX};
-  let threads = nwg.x * nwg.y * WG;
-  let n = params.n;
-  for (var e = 0u; e < ${MAP_PER_THREAD}u; e++) {
-    let i = first + e * threads;
-    if (i >= n) { return; }
-    ${body.join('\n    ')}
-  }
-}`;
-}
-
 let fusedVec4 = true;
 /** Turns the vec4 fused kernels (vec4Plan) off and on again: for tests and benchmarks that compare the two. */
 export function setFusedVec4(enabled: boolean): void {
@@ -360,47 +314,71 @@ export function vec4Plan(f: Fused): boolean[] | null {
 }
 
 /**
- * The fused kernel stepping by vec4 (vec4Plan): coordinates are computed once per vec4 (its first
- * element; the innermost coordinate counts in steps of 4), each vec4 input is loaded once, the
- * stages run per component with `i` the element's flat index, and each output is stored as one
- * vec4 at the end (no stage reads another stage's output from memory: merge keeps them apart).
+ * The fused kernel's WGSL. Without a plan, one element per step: the coordinates of flat index i,
+ * then each stage in order, storing as it goes. With a vec4 plan (vec4Plan): coordinates once per
+ * vec4 (its first element; the innermost dim counted in vec4s), each input loaded once, the stages
+ * run per component with `i` the element's flat index, each output stored as one vec4 at the end
+ * (no stage reads another stage's output from memory: merge keeps them apart).
  */
-function fusedVec4Source(f: Fused, layout: UniformLayout, plan: boolean[]): string {
+function fusedSource(f: Fused, layout: UniformLayout, plan: boolean[] | null): string {
   const nIn = f.inputs.length;
   const { shapes, of } = shapeTable(f);
   const ob = outBindings(f);
+  const elem = (t: DType, vec4: boolean) => (vec4 ? `vec4<${t}>` : t);
   const decls = [
-    ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${plan[k] ? `vec4<${x.dtype}>` : x.dtype}>;`),
+    ...f.inputs.map((x, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${elem(x.dtype, plan?.[k] ?? false)}>;`),
     ...ob.values.map(
-      (_, j) => `@group(0) @binding(${nIn + j}) var<storage, read_write> b${j}_buf: array<vec4<${f.outs[ob.of.indexOf(j)].dtype}>>;`,
+      (_, j) =>
+        `@group(0) @binding(${nIn + j}) var<storage, read_write> b${j}_buf: array<${elem(f.outs[ob.of.indexOf(j)].dtype, plan !== null)}>;`,
     ),
   ].join('\n');
   const helpers = [...new Set(f.stages.map((s) => s.spec.helpers ?? ''))];
   const ops = [...f.outs, ...f.inputs];
-  const at = names(f).map((name, k) => index(name, ops[k].shape.length, of[k], 'i0'));
+  const at = names(f).map((name, k) => index(name, ops[k].shape.length, of[k], plan ? 'i0' : 'i'));
   const outAt = (k: number) => at[k];
   const inAt = (k: number) => at[f.outs.length + k];
-  const head: string[] = ['let i0 = 4u * i4;', ...shapes.map((sh, j) => coordinates(j, sh.length, true))];
-  f.inputs.forEach((_, k) => head.push(plan[k] ? `let v${k} = in${k}_buf[${inAt(k)} / 4u];` : `let v${k} = in${k}_buf[${inAt(k)}];`));
-  f.stages.forEach((s, j) => {
-    if (s.spec.readsOutput) head.push(`let a${j} = b${ob.of[s.out!]}_buf[${outAt(s.out!)} / 4u];`);
-  });
-  f.outs.forEach((o, k) => head.push(`var r${k}: vec4<${o.dtype}>;`));
-  const comps = ['x', 'y', 'z', 'w'].map((c, ci) => {
-    const body: string[] = [`let i = i0 + ${ci}u;`];
+  /** Every stage's statements, given how it reads input k, reads stage j's accumulator, and stores stage j into output o. */
+  const stageLines = (read: (k: number) => string, acc: (j: number, out: number) => string, store: (o: number, j: number) => string) => {
+    const lines: string[] = [];
     f.stages.forEach((s, j) => {
-      s.refs.forEach((r, k) => {
-        const raw = 'stage' in r ? `t${r.stage}` : plan[r.input] ? `v${r.input}.${c}` : `v${r.input}`;
-        body.push(`let x${j}_in${k} = ${s.spec.compute}(${raw});`);
-      });
-      for (let k = 0; k < scalarCount(s.spec.expr); k++) body.push(`let x${j}_s${k} = params.st${j}_${k};`);
-      if (s.spec.readsOutput) body.push(`let x${j}_acc = ${s.spec.compute}(a${j}.${c});`);
-      body.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
-      if (s.out !== null) body.push(`r${s.out}.${c} = t${j};`);
+      s.refs.forEach((r, k) => lines.push(`let x${j}_in${k} = ${s.spec.compute}(${'stage' in r ? `t${r.stage}` : read(r.input)});`));
+      for (let k = 0; k < scalarCount(s.spec.expr); k++) lines.push(`let x${j}_s${k} = params.st${j}_${k};`);
+      // An accumulating map reads its own output's current element (merge never lets another stage write it).
+      if (s.spec.readsOutput) lines.push(`let x${j}_acc = ${s.spec.compute}(${acc(j, s.out!)});`);
+      // The stage's result in its output dtype, as storing it would have left it.
+      lines.push(`let t${j} = ${s.dtypes[0]}(${rename(s.spec.expr, j)});`);
+      if (s.out !== null) lines.push(store(s.out, j));
     });
-    return `{\n      ${body.join('\n      ')}\n    }`;
-  });
-  const stores = f.outs.map((_, k) => `b${ob.of[k]}_buf[${outAt(k)} / 4u] = r${k};`);
+    return lines;
+  };
+  let body: string[];
+  if (!plan) {
+    body = [
+      ...shapes.map((sh, j) => coordinates(j, sh.length)),
+      ...stageLines(
+        (k) => `in${k}_buf[${inAt(k)}]`,
+        (_, o) => `b${ob.of[o]}_buf[${outAt(o)}]`,
+        (o, j) => `b${ob.of[o]}_buf[${outAt(o)}] = t${j};`,
+      ),
+    ];
+  } else {
+    body = ['let i0 = 4u * i4;', ...shapes.map((sh, j) => coordinates(j, sh.length, true))];
+    f.inputs.forEach((_, k) => body.push(`let v${k} = in${k}_buf[${inAt(k)}${plan[k] ? ' / 4u' : ''}];`));
+    f.stages.forEach((s, j) => {
+      if (s.spec.readsOutput) body.push(`let a${j} = b${ob.of[s.out!]}_buf[${outAt(s.out!)} / 4u];`);
+    });
+    f.outs.forEach((o, k) => body.push(`var r${k}: vec4<${o.dtype}>;`));
+    ['x', 'y', 'z', 'w'].forEach((c, ci) => {
+      const lines = stageLines(
+        (k) => (plan[k] ? `v${k}.${c}` : `v${k}`),
+        (j) => `a${j}.${c}`,
+        (o, j) => `r${o}.${c} = t${j};`,
+      );
+      body.push(`{\n      ${[`let i = i0 + ${ci}u;`, ...lines].join('\n      ')}\n    }`);
+    });
+    f.outs.forEach((_, k) => body.push(`b${ob.of[k]}_buf[${outAt(k)} / 4u] = r${k};`));
+  }
+  const [count, step, per] = plan ? ['n4', 'i4', MAP_PER_THREAD / 4] : ['n', 'i', MAP_PER_THREAD];
   const all = [...f.outs.map((o) => o.dtype), ...f.inputs.map((x) => x.dtype), ...f.stages.flatMap((s) => s.dtypes)];
   return `${enables(all)}${decls}
 ${layout.wgsl(nIn + ob.values.length)}
@@ -410,13 +388,11 @@ ${helpers.join('\n')}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let first = ${FLAT_INDEX};
   let threads = nwg.x * nwg.y * WG;
-  let n4 = params.n / 4u;
-  for (var e = 0u; e < ${MAP_PER_THREAD / 4}u; e++) {
-    let i4 = first + e * threads;
-    if (i4 >= n4) { return; }
-    ${head.join('\n    ')}
-    ${comps.join('\n    ')}
-    ${stores.join('\n    ')}
+  let ${count} = params.n${plan ? ' / 4u' : ''};
+  for (var e = 0u; e < ${per}u; e++) {
+    let ${step} = first + e * threads;
+    if (${step} >= ${count}) { return; }
+    ${body.join('\n    ')}
   }
 }`;
 }
