@@ -30,16 +30,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let s2 = params.scalar_2;
   let s3 = params.scalar_3;
   for (var e = 0u; e < 8u; e++) {
-  let i = first + e * threads;
-  if (i >= n) { return; }
-  var o0 = params.out_offset;
-  var o1 = params.in0_offset;
-  var o2 = params.in1_offset;
-  o0 += i * params.out_stride_0;
-  o1 += i * params.in0_stride_0;
-  o2 += i * params.in1_stride_0;
-  let in0 = f32(in0_buf[o1]);
-  let in1 = f32(in1_buf[o2]);
-  out_buf[o0] = f32(in0 + in1);
+    let i = first + e * threads;
+    if (i >= n) { return; }
+    var o0 = params.out_offset;
+    var o1 = params.in0_offset;
+    var o2 = params.in1_offset;
+    o0 += i * params.out_stride_0;
+    o1 += i * params.in0_stride_0;
+    o2 += i * params.in1_stride_0;
+    let in0 = f32(in0_buf[o1]);
+    let in1 = f32(in1_buf[o2]);
+    out_buf[o0] = f32(in0 + in1);
   }
 }

@@ -99,24 +99,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let s2 = params.scalar_2;
   let s3 = params.scalar_3;
   for (var e = 0u; e < 8u; e++) {
-  let i = first + e * threads;
-  if (i >= n) { return; }
-  var o0 = params.out_offset;
-  var o1 = params.in0_offset;
-  var rem = i;
-  { let sz = params.shape_2; let c = rem % sz; rem = rem / sz;
-    o0 += c * params.out_stride_2;
-    o1 += c * params.in0_stride_2;
-  }
-  { let sz = params.shape_1; let c = rem % sz; rem = rem / sz;
-    o0 += c * params.out_stride_1;
-    o1 += c * params.in0_stride_1;
-  }
-  { let sz = params.shape_0; let c = rem % sz; rem = rem / sz;
-    o0 += c * params.out_stride_0;
-    o1 += c * params.in0_stride_0;
-  }
-  let in0 = f32(in0_buf[o1]);
-  out_buf[o0] = f32(gelu_erf(in0));
+    let i = first + e * threads;
+    if (i >= n) { return; }
+    var o0 = params.out_offset;
+    var o1 = params.in0_offset;
+    var rem = i;
+    { let sz = params.shape_2; let c = rem % sz; rem = rem / sz;
+      o0 += c * params.out_stride_2;
+      o1 += c * params.in0_stride_2;
+    }
+    { let sz = params.shape_1; let c = rem % sz; rem = rem / sz;
+      o0 += c * params.out_stride_1;
+      o1 += c * params.in0_stride_1;
+    }
+    { let sz = params.shape_0; let c = rem % sz; rem = rem / sz;
+      o0 += c * params.out_stride_0;
+      o1 += c * params.in0_stride_0;
+    }
+    let in0 = f32(in0_buf[o1]);
+    out_buf[o0] = f32(gelu_erf(in0));
   }
 }

@@ -224,108 +224,69 @@ function mapUniforms(rank: number, nIn: number): UniformLayout {
 }
 
 /**
- * A map's WGSL. With `lanes` (rank 1 only: vec4Lanes) operands are read and written as vec4 and
- * the scalar expression is applied to each component; otherwise one element per step.
+ * A map's WGSL. Without `lanes`, one element per step: its offset in every operand over the merged
+ * dims, then the expression. With `lanes` (vec4Lanes) the map steps by vec4 along the innermost
+ * dim: each invocation handles PER_THREAD / 4 vec4s (the same grid), the offsets are those of the
+ * vec4's first element (the innermost dim counted in vec4s), the expression runs per component in
+ * the compute type with `i` the element's flat index, and at rank 1 a broadcast input is one
+ * element for the whole map, loaded once. Offsets and strides in the uniforms stay in elements.
  */
 export function mapSource(spec: MapSpec, dtypes: DType[], rank: number, nIn: number, lanes?: boolean[]): string {
-  if (lanes) return mapVec4Source(spec, dtypes, rank, nIn, lanes);
   const [outT, ...inT] = dtypes;
-  const decls = inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${t}>;`).join('\n');
-  // Operand k's element offset: unrolled over the merged dims.
-  // Operand 0 is the output, k > 0 input k − 1.
+  const vec4 = lanes !== undefined;
+  // Operand 0 is the output, k > 0 input k − 1; isVec: read or written as vec4.
   const name = (k: number) => (k === 0 ? 'out' : `in${k - 1}`);
-  const idx: string[] = [];
-  for (let k = 0; k <= nIn; k++) idx.push(`var o${k} = params.${name(k)}_offset;`);
+  const isVec = (k: number) => vec4 && (k === 0 || lanes[k - 1]);
+  const elem = (t: DType, k: number) => (isVec(k) ? `vec4<${t}>` : t);
+  const decls = inT.map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${elem(t, k + 1)}>;`).join('\n');
+  // At rank 1 a vec4 map's broadcast inputs have no offset to walk: they are loaded once (hoisted).
+  const hoist = (k: number) => vec4 && rank === 1 && k > 0 && !isVec(k);
+  const step = vec4 ? 'i4' : 'i';
   const walk: string[] = [];
+  for (let k = 0; k <= nIn; k++) if (!hoist(k)) walk.push(`var o${k} = params.${name(k)}_offset;`);
   if (rank === 1) {
     // No index arithmetic beyond one multiply per operand (the common, contiguous case).
-    for (let k = 0; k <= nIn; k++) walk.push(`o${k} += i * params.${name(k)}_stride_0;`);
+    for (let k = 0; k <= nIn; k++) if (!hoist(k)) walk.push(vec4 ? `o${k} += 4u * i4;` : `o${k} += i * params.${name(k)}_stride_0;`);
   } else {
-    walk.push('var rem = i;');
+    walk.push(`var rem = ${step};`);
     for (let d = rank - 1; d >= 0; d--) {
-      walk.push(`{ let sz = params.shape_${d}; let c = rem % sz; rem = rem / sz;`);
-      for (let k = 0; k <= nIn; k++) walk.push(`  o${k} += c * params.${name(k)}_stride_${d};`);
-      walk.push('}');
-    }
-  }
-  const loads = inT.map((_, k) => `  let in${k} = ${spec.compute}(in${k}_buf[o${k + 1}]);`).join('\n');
-  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = params.scalar_${i};`).join('\n');
-  return `${enables(dtypes)}${decls}
-@group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<${outT}>;
-${mapUniforms(rank, nIn).wgsl(nIn + 1)}
-const WG = ${WG}u;
-${spec.helpers ?? ''}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let first = ${FLAT_INDEX};
-  let threads = nwg.x * nwg.y * WG;
-  let n = params.n;
-${scalars}
-  for (var e = 0u; e < ${PER_THREAD}u; e++) {
-  let i = first + e * threads;
-  if (i >= n) { return; }
-  ${idx.join('\n  ')}
-  ${walk.join('\n  ')}
-${loads}
-${spec.readsOutput ? `  let acc = ${spec.compute}(out_buf[o0]);\n` : ''}  out_buf[o0] = ${outT}(${spec.expr});
-  }
-}`;
-}
-
-/**
- * A map stepping by vec4 along the innermost dim (vec4Lanes): each invocation handles
- * PER_THREAD / 4 vec4s (grid-stride, the same grid as the scalar kernel), the expression runs per
- * component in the compute type. Offsets and strides in the uniforms stay in elements; an
- * operand's element offset is a multiple of 4 where it is read as vec4. At rank 1 a broadcast
- * input is one element for the whole map, loaded once.
- */
-function mapVec4Source(spec: MapSpec, dtypes: DType[], rank: number, nIn: number, lanes: boolean[]): string {
-  const [outT, ...inT] = dtypes;
-  const decls = inT
-    .map((t, k) => `@group(0) @binding(${k}) var<storage, read> in${k}_buf: array<${lanes[k] ? `vec4<${t}>` : t}>;`)
-    .join('\n');
-  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = params.scalar_${i};`).join('\n');
-  const name = (k: number) => (k === 0 ? 'out' : `in${k - 1}`);
-  // Element offsets of the vec4 at flat vec4 index i: the innermost coordinate counts vec4s.
-  const walk: string[] = [];
-  for (let k = 0; k <= nIn; k++) {
-    if (rank === 1 && k > 0 && !lanes[k - 1]) continue;
-    walk.push(`var o${k} = params.${name(k)}_offset;`);
-  }
-  if (rank === 1) {
-    for (let k = 0; k <= nIn; k++) if (k === 0 || lanes[k - 1]) walk.push(`o${k} += 4u * i4;`);
-  } else {
-    walk.push('var rem = i4;');
-    for (let d = rank - 1; d >= 0; d--) {
-      const size = d === rank - 1 ? `params.shape_${d} / 4u` : `params.shape_${d}`;
-      walk.push(`{ let sz = ${size}; let c = rem % sz; rem = rem / sz;`);
+      const inner = vec4 && d === rank - 1;
+      walk.push(`{ let sz = params.shape_${d}${inner ? ' / 4u' : ''}; let c = rem % sz; rem = rem / sz;`);
       for (let k = 0; k <= nIn; k++) {
-        if (d === rank - 1) {
-          if (k === 0 || lanes[k - 1]) walk.push(`  o${k} += 4u * c;`);
-        } else walk.push(`  o${k} += c * params.${name(k)}_stride_${d};`);
+        if (!inner) walk.push(`  o${k} += c * params.${name(k)}_stride_${d};`);
+        else if (isVec(k)) walk.push(`  o${k} += 4u * c;`);
       }
       walk.push('}');
     }
   }
-  const hoisted =
-    rank === 1 ? inT.map((_, k) => (lanes[k] ? '' : `  let in${k} = ${spec.compute}(in${k}_buf[params.in${k}_offset]);\n`)).join('') : '';
+  const hoisted = inT.map((_, k) => (hoist(k + 1) ? `  let in${k} = ${spec.compute}(in${k}_buf[params.in${k}_offset]);\n` : '')).join('');
+  // Loads: vec4 operands as v<k>, the others converted to the compute type as in<k>.
   const loads = inT
     .map((_, k) =>
-      lanes[k]
-        ? `    let v${k} = in${k}_buf[o${k + 1} / 4u];\n`
-        : rank === 1
-          ? ''
+      hoist(k + 1)
+        ? ''
+        : isVec(k + 1)
+          ? `    let v${k} = in${k}_buf[o${k + 1} / 4u];\n`
           : `    let in${k} = ${spec.compute}(in${k}_buf[o${k + 1}]);\n`,
     )
     .join('');
-  // `i` is the flat element index the expression may use: the vec4's first element plus c.
-  const comps = ['x', 'y', 'z', 'w'].map((c, ci) => {
-    const ins = inT.map((_, k) => (lanes[k] ? `let in${k} = ${spec.compute}(v${k}.${c}); ` : '')).join('');
-    const acc = spec.readsOutput ? `let acc = ${spec.compute}(va.${c}); ` : '';
-    return `    { let i = 4u * i4 + ${ci}u; ${ins}${acc}r.${c} = ${outT}(${spec.expr}); }`;
-  });
+  let body: string;
+  if (!vec4) {
+    body = `${spec.readsOutput ? `    let acc = ${spec.compute}(out_buf[o0]);\n` : ''}    out_buf[o0] = ${outT}(${spec.expr});`;
+  } else {
+    const comps = ['x', 'y', 'z', 'w'].map((c, ci) => {
+      const ins = inT.map((_, k) => (isVec(k + 1) ? `let in${k} = ${spec.compute}(v${k}.${c}); ` : '')).join('');
+      const acc = spec.readsOutput ? `let acc = ${spec.compute}(va.${c}); ` : '';
+      return `    { let i = 4u * i4 + ${ci}u; ${ins}${acc}r.${c} = ${outT}(${spec.expr}); }`;
+    });
+    body = `${spec.readsOutput ? '    let va = out_buf[o0 / 4u];\n' : ''}    var r: vec4<${outT}>;
+${comps.join('\n')}
+    out_buf[o0 / 4u] = r;`;
+  }
+  const scalars = [0, 1, 2, 3].map((i) => `  let s${i} = params.scalar_${i};`).join('\n');
+  const count = vec4 ? 'n4' : 'n';
   return `${enables(dtypes)}${decls}
-@group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<vec4<${outT}>>;
+@group(0) @binding(${nIn}) var<storage, read_write> out_buf: array<${elem(outT, 0)}>;
 ${mapUniforms(rank, nIn).wgsl(nIn + 1)}
 const WG = ${WG}u;
 ${spec.helpers ?? ''}
@@ -333,15 +294,13 @@ ${spec.helpers ?? ''}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let first = ${FLAT_INDEX};
   let threads = nwg.x * nwg.y * WG;
-  let n4 = params.n / 4u;
+  let ${count} = params.n${vec4 ? ' / 4u' : ''};
 ${scalars}
-${hoisted}  for (var e = 0u; e < ${PER_THREAD / 4}u; e++) {
-    let i4 = first + e * threads;
-    if (i4 >= n4) { return; }
+${hoisted}  for (var e = 0u; e < ${vec4 ? PER_THREAD / 4 : PER_THREAD}u; e++) {
+    let ${step} = first + e * threads;
+    if (${step} >= ${count}) { return; }
     ${walk.join('\n    ')}
-${loads}${spec.readsOutput ? '    let va = out_buf[o0 / 4u];\n' : ''}    var r: vec4<${outT}>;
-${comps.join('\n')}
-    out_buf[o0 / 4u] = r;
+${loads}${body}
   }
 }`;
 }
