@@ -280,13 +280,13 @@ function launchRows(
   const lanes = fixedSubgroupSize();
   if (plan.vec4 && lanes && (has(ops, 'w') || has(ops, 'b'))) {
     plan.lanes = lanes;
-    // Where the launch and the row tile exactly, the guards go: ~8 % of an RMSNorm forward at
-    // [4096, 384] on lavapipe (each guard is a masked branch per lane there).
-    const [gx, gy] = rowFrame(plan, false).grid(rows);
-    plan.rowsExact = gx * gy * plan.wg === rows;
     plan.stepsExact = (D / 4) % lanes === 0;
   }
   const sg = plan.perThread ? false : useSubgroups();
+  const grid = rowFrame(plan, sg).grid(rows);
+  // Where the launch and the row tile exactly, the guards go: ~8 % of an RMSNorm forward at
+  // [4096, 384] on lavapipe (each guard is a masked branch per lane there).
+  if (plan.lanes) plan.rowsExact = grid[0] * grid[1] * plan.wg === rows;
   const exact = `${plan.rowsExact ? 'r' : ''}${plan.stepsExact ? 's' : ''}`;
   const shape = plan.perThread ? `thread${plan.vec4 ? 'v4' : ''}${plan.lanes ? `l${plan.lanes}${exact}` : ''}` : 'wg';
   const key = `norm|${op}|${shape}${plan.wg}|sg${sg}|${ops.map((o) => `${o.name}:${o.view.dtype}`).join(',')}`;
@@ -298,7 +298,7 @@ function launchRows(
       wgsl: () => source(ops, plan, sg),
     },
     ops.map((o) => o.view.buffer),
-    rowFrame(plan, sg).grid(rows),
+    grid,
     params,
   );
 }
