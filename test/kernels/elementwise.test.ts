@@ -233,8 +233,9 @@ describe('mapInto: the kernel', () => {
     [base, out, base2, out9].forEach((t) => t.dispose());
   });
 
-  // Contiguous rank-1 maps read and write vec4s when the length and every offset are multiples
-  // of 4 (a broadcast element is loaded once); anything else takes the one-element kernel.
+  // Maps step by vec4 along the innermost dim when every operand is contiguous there (or
+  // broadcast along it) with the innermost size, offsets and outer strides multiples of 4
+  // (vec4Access); anything else takes the one-element kernel.
   it('vec4 access: when it applies, and exact results on both sides of each condition', async () => {
     const view = (offset: number) => ({ offset });
     // rank 1
