@@ -29,17 +29,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let ra4 = params.a_offset / 4u + row * C4;
   let rb4 = params.b_offset / 4u + row * C4;
   let ro4 = params.o_offset / 4u + row * C4;
-  var m_t = -f_inf();
+  var m = -f_inf();
   var s_t = 0.0;
   for (var j = 0u; j < C4; j++) {
     let v4 = vec4<f32>(a[ra4 + j]);
-    { let v = v4.x; if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); } }
-    { let v = v4.y; if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); } }
-    { let v = v4.z; if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); } }
-    { let v = v4.w; if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); } }
+    let m_new = max(m, max(max(v4.x, v4.y), max(v4.z, v4.w)));
+    if (m_new > -f_inf()) {
+      s_t = s_t * exp(m - m_new) + dot(exp(v4 - vec4<f32>(m_new)), vec4<f32>(1.0));
+      m = m_new;
+    }
+    s_t = select(s_t, f_nan(), any((bitcast<vec4<u32>>(v4) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)));
   }
-  let m = m_t;
-  let s = select(0.0, s_t * exp(m_t - m), s_t > 0.0);
+  let s = select(s_t, f_nan(), !(s_t > 0.0) || m == f_inf());
   let inv = 1.0 / s;
   for (var j = 0u; j < C4; j++) { o[ro4 + j] = vec4<f32>(exp(vec4<f32>(a[ra4 + j]) - vec4<f32>(m)) * inv); }
 }

@@ -82,10 +82,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var j = lid; j < C; j += WG) {
     let v = f32(a[ra + j]);
     // While m_t is -inf, a -inf entry adds nothing (exp(-inf - -inf) would be NaN); NaN still propagates.
-    if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }
+    if (is_nan(v)) { s_t = f_nan(); } else if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf()) { s_t += exp(v - m_t); }
   }
   let m = wg_max(m_t, lid);
-  let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), lid);
+  let s_sum = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0 || is_nan(s_t)), lid);
+  let s = select(s_sum, f_nan(), !(s_sum > 0.0) || m == f_inf());
   let inv = 1.0 / s;
   for (var j = lid; j < C; j += WG) { o[ro + j] = f32(exp(f32(a[ra + j]) - m) * inv); }
 }

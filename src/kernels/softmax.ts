@@ -138,11 +138,19 @@ function launch(kind: SoftmaxKind, ins: View[], outs: View[], [rows, C]: [number
 }
 
 /**
- * The online (max, sum) update of onlineLogSumExp for one value `v`, as a statement; the vec4
- * variant applies it to each lane in order, so its results are the scalar kernel's.
+ * The online (max, sum) update of onlineLogSumExp for one value `v`, as a statement. A NaN sets the
+ * sum to NaN itself rather than through exp(NaN), and the sum then stays NaN.
  */
 const ONLINE_UPDATE =
-  'if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf() || is_nan(v)) { s_t += exp(v - m_t); }';
+  'if (is_nan(v)) { s_t = f_nan(); } else if (v > m_t) { s_t = s_t * exp(m_t - v) + 1.0; m_t = v; } else if (m_t > -f_inf()) { s_t += exp(v - m_t); }';
+
+/**
+ * From the row's max `m` and its sum of exp(x - m), the `s` the kernels divide by: NaN where
+ * float64 exp(x - max) / Σ is NaN everywhere: a NaN in the row, a +inf (inf - inf), every entry
+ * -inf (0 / 0). The kernels then give NaN for the whole row instead of relying on exp(NaN), and a
+ * NaN sum is not taken for an empty one.
+ */
+const lseSpecials = (sum: string) => `let s = select(${sum}, f_nan(), !(${sum} > 0.0) || m == f_inf());`;
 
 /** Per-thread online max/sum of exp over the row of `a`, then combined across the workgroup. */
 function onlineLogSumExp(args: string): string {
@@ -154,7 +162,8 @@ function onlineLogSumExp(args: string): string {
     ${ONLINE_UPDATE}
   }
   let m = wg_max(m_t, ${args});
-  let s = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0), ${args});`;
+  let s_sum = wg_sum(select(0.0, s_t * exp(m_t - m), s_t > 0.0 || is_nan(s_t)), ${args});
+  ${lseSpecials('s_sum')}`;
 }
 
 /** Kinds with a vec4 variant (one row per invocation): those whose operands are all [rows, C]. */
@@ -164,14 +173,23 @@ const VEC4_KINDS = new Set<SoftmaxKind>(['softmax', 'logSoftmax', 'softmaxBackwa
 function softmaxVec4Body(kind: SoftmaxKind, ot: DType): string {
   const a4 = 'vec4<f32>(a[ra4 + j])';
   const b4 = 'vec4<f32>(b[rb4 + j])';
-  const lse = `var m_t = -f_inf();
+  // The online update taken four values at a time: the running max moves to the max of the old one
+  // and the vec4's, the sum is rescaled once and the vec4's four exps added. Per vec4 that is five
+  // exps, not the one-value update's up to eight (on a SIMD CPU adapter both of its branches run),
+  // and no per-value branch. While the max is still -inf the update is skipped (exp(-inf - -inf)
+  // would be NaN); a NaN sets the sum to NaN explicitly; lseSpecials does the rest.
+  const lse = `var m = -f_inf();
   var s_t = 0.0;
   for (var j = 0u; j < C4; j++) {
     let v4 = ${a4};
-    ${['x', 'y', 'z', 'w'].map((c) => `{ let v = v4.${c}; ${ONLINE_UPDATE} }`).join('\n    ')}
+    let m_new = max(m, max(max(v4.x, v4.y), max(v4.z, v4.w)));
+    if (m_new > -f_inf()) {
+      s_t = s_t * exp(m - m_new) + dot(exp(v4 - vec4<f32>(m_new)), vec4<f32>(1.0));
+      m = m_new;
+    }
+    s_t = select(s_t, f_nan(), any((bitcast<vec4<u32>>(v4) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)));
   }
-  let m = m_t;
-  let s = select(0.0, s_t * exp(m_t - m), s_t > 0.0);`;
+  ${lseSpecials('s_t')}`;
   switch (kind) {
     case 'softmax':
       return `${lse}

@@ -297,6 +297,48 @@ describe('softmax numerics and gradients', () => {
     }
   });
 
+  // The vec4 kernel updates its running max and sum four values at a time, skipping a vec4 while the
+  // max is still -inf: a leading masked vec4, a fully masked row, a NaN inside a masked vec4, a NaN
+  // later, a +inf and a huge-magnitude row must each give what float64 exp(x − max) / Σ gives; so
+  // must the one-value update of the scalar (C = 15) and the workgroup kernels.
+  it.for([
+    ['thread', 16],
+    ['thread', 15],
+    ['workgroup', 16],
+  ] as const)('%s rows of %i: masked, all -inf, NaN and +inf rows as float64', async ([strategy, C]) => {
+    setRowStrategy(strategy);
+    try {
+      const rows = 7;
+      const xh = randn(rows * C, 77, 3);
+      const row = (r: number) => xh.subarray(r * C, (r + 1) * C);
+      row(0).fill(-Infinity, 0, 5); // the first vec4 and one more masked
+      row(1).fill(-Infinity); // every entry masked: NaN, as 0/0
+      row(2).fill(-Infinity, 0, 4);
+      row(2)[2] = Number.NaN; // a NaN in a vec4 where the max is still -inf
+      row(3)[9] = Number.NaN;
+      row(4)[6] = Number.POSITIVE_INFINITY;
+      for (let j = 0; j < C; j++) row(5)[j] *= 1000; // exp would overflow without the shift
+      const x = tensor(xh, [rows, C]);
+      const p = empty([rows, C]);
+      const lp = empty([rows, C]);
+      softmaxInto(x, p);
+      logSoftmaxInto(x, lp);
+      const got = await read(p);
+      expectAllclose(got, softmax(f64(xh, [rows, C]), 1).data, TOL.softmax, { label: 'softmax special rows', shape: [rows, C] });
+      for (let j = 0; j < 5; j++) expect(got[j]).toBe(0);
+      const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
+      // log-probabilities scale with the logits (row 5 reaches ~10⁴): f32 rounding of that size
+      const lpScale = Math.max(...Array.from(wantLp).filter(Number.isFinite).map(Math.abs));
+      expectAllclose(await read(lp), wantLp, derived({ atol: 2e-6 * lpScale, rtol: 0 }), {
+        label: 'logSoftmax special rows',
+        shape: [rows, C],
+      });
+      [x, p, lp].forEach((t) => t.dispose());
+    } finally {
+      setRowStrategy('auto');
+    }
+  });
+
   it('offsets are honoured and nothing leaks', async () => {
     const rows = 5;
     const C = 65;
