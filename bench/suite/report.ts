@@ -64,7 +64,7 @@ export function toMarkdown(res: SuiteResults): string {
     `- known limits: ${res.knownLimits ? `${res.knownLimits.name}, ${res.knownLimits.fp32Tflops} TFLOP/s fp32, ${res.knownLimits.bandwidthGBs} GB/s` : 'none for this adapter (software adapters have no fp32 peak)'}`,
     ...peers.map((p) => `- peer ${p}: ${res.peers[p]}`),
     '',
-    "Times are per call to GPU completion, median of the repeats (min–max in brackets); within a case the engines' repeats run interleaved, one repeat each per round. Peer columns: peer time / our time (above 1: ours is faster); in the `ours compiled` columns that is compiled time / eager time (below 1: the compiled step is faster).",
+    "Times are per call to GPU completion, median of the timed repeats (min–max in brackets), after one untimed repeat per engine; within a case the engines' repeats run interleaved, one repeat each per round. Peer columns: peer time / our time (above 1: ours is faster); in the `ours compiled` columns that is compiled time / eager time (below 1: the compiled step is faster).",
     '',
     `| case | shape | ours | % of limit | check | ${peers.join(' | ')} |`,
     `|---|---|---|---|---|${peers.map(() => '---|').join('')}`,

@@ -1,13 +1,14 @@
 /**
  * Runs cases on engines: per case, every engine is prepared and makes one call checked against the
- * float64 reference; then the engines' timed repeats run interleaved (timeInterleaved). A failing
+ * float64 reference, chooses its calls per repeat and makes one untimed repeat (warmUp); then the
+ * engines' timed repeats run interleaved (timeInterleaved). A failing
  * engine fills its cell with the reason and the suite goes on.
  */
 import cliProgress from 'cli-progress';
 import type { Engine, Prepared } from './engine.js';
 import { UnsupportedCase } from './engine.js';
 import { knownLimits, type KnownLimits } from './limits.js';
-import { type CheckResult, callsPerRepeat, check, summarize, timeRepeat, type TimingPlan } from './measure.js';
+import { type CheckResult, callsPerRepeat, check, summarize, timeRepeat, type TimingPlan, warmUp } from './measure.js';
 import type { BenchCase, Expected, Unit } from './spec.js';
 
 export interface EngineCell {
@@ -101,6 +102,7 @@ async function prepareSlot(
     // A wrong result is reported as such, and still timed (the check says what the time is worth).
     slot.cell.correctness = expected ? check(await p.read(expected.output), expected) : null;
     slot.calls = await callsPerRepeat(p, plan, firstMs);
+    await warmUp(p, slot.calls);
     p.counters?.(); // reset: count over the timed calls only
   } catch (e) {
     slot.cell.error = `failed to run: ${firstLine(e)}`;
