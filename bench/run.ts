@@ -5,7 +5,7 @@
  *     the suite of issue #10 (bench/suite): every case timed to GPU completion, checked against a
  *     float64 reference, with the peer engines of bench/peers in the same process (--peers);
  *     a run of all suites also writes bench/results/<adapter>.json and .md (-full without --quick).
- *   npm run bench -- runtime|train-step|matmul|attention|conv
+ *   npm run bench -- runtime|train-step|matmul|attention|conv|replay-host
  *     the older detailed reports (kernel configurations, per-kernel breakdowns), appended to
  *     bench/results/<adapter>-<name>.md.
  */
@@ -20,6 +20,7 @@ import { tuningEnabled } from '../src/kernels/tuning-store.js';
 import { printAttentionBench } from './attention.js';
 import { printConvBench } from './conv.js';
 import { printMatmulBench } from './matmul.js';
+import { benchReplayHost } from './replay-host.js';
 import { printRuntimeBench } from './runtime.js';
 import { buildCases, SUITES } from './suite/cases.js';
 import type { Engine } from './suite/engine.js';
@@ -35,6 +36,7 @@ const REPORTS: Record<string, () => Promise<string>> = {
   matmul: printMatmulBench,
   attention: printAttentionBench,
   conv: printConvBench,
+  'replay-host': benchReplayHost,
 };
 
 export const PEERS_DIR = path.resolve('bench/peers');
