@@ -60,18 +60,21 @@ export function toMarkdown(res: SuiteResults): string {
     ...(res.tuning ? [`- kernel configurations: ${res.tuning}`] : []),
     `- commit ${res.commit}, ${res.date}, ${res.durationSeconds.toFixed(0)} s, load average ${res.loadAverage.start.toFixed(2)} → ${res.loadAverage.end.toFixed(2)}`,
     `- command: \`${res.command}\``,
-    `- elementwise-copy bandwidth (this run): ${res.copyBandwidthGBs ? `${res.copyBandwidthGBs.toFixed(2)} GB/s` : 'not measured'}`,
+    `- elementwise-copy bandwidth (this run, the copy case): ${res.copyBandwidthGBs ? `${res.copyBandwidthGBs.toFixed(2)} GB/s` : 'not measured'}`,
     `- known limits: ${res.knownLimits ? `${res.knownLimits.name}, ${res.knownLimits.fp32Tflops} TFLOP/s fp32, ${res.knownLimits.bandwidthGBs} GB/s` : 'none for this adapter (software adapters have no fp32 peak)'}`,
     ...peers.map((p) => `- peer ${p}: ${res.peers[p]}`),
     '',
-    "Times are per call to GPU completion, median of the timed repeats (min–max in brackets), after one untimed repeat per engine; within a case the engines' repeats run interleaved, one repeat each per round. Peer columns: peer time / our time (above 1: ours is faster); in the `ours compiled` columns that is compiled time / eager time (below 1: the compiled step is faster).",
+    "Times are per call to GPU completion, median of the timed repeats (min–max in brackets), after one untimed repeat per engine; within a case the engines' repeats run interleaved, one repeat each per round. % of limit: of a known GPU's fp32 peak, or for memory-bound cases of an elementwise copy of the case's first input (same bytes) timed in the same rounds. Peer columns: peer time / our time (above 1: ours is faster); in the `ours compiled` columns that is compiled time / eager time (below 1: the compiled step is faster).",
     '',
     `| case | shape | ours | % of limit | check | ${peers.join(' | ')} |`,
     `|---|---|---|---|---|${peers.map(() => '---|').join('')}`,
   ];
   for (const r of res.cases) {
     const chk = r.correctness === undefined ? '—' : r.correctness === null ? 'no ref' : r.correctness.pass ? 'pass' : 'FAIL';
-    const frac = r.fractionOfLimit === null ? '—' : `${(100 * r.fractionOfLimit).toFixed(0)}%`;
+    const frac =
+      r.fractionOfLimit === null
+        ? '—'
+        : `${(100 * r.fractionOfLimit).toFixed(0)}%${r.copyReferenceGBs ? ` of copy ${r.copyReferenceGBs.toFixed(2)} GB/s` : ''}`;
     lines.push(
       `| ${r.name} | ${r.shape} | ${ourCell(r).replace(/\|/g, '/')} | ${frac} | ${chk} | ${peers.map((p) => peerCell(r, p)).join(' | ')} |`,
     );

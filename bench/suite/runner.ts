@@ -9,7 +9,7 @@ import type { Engine, Prepared } from './engine.js';
 import { UnsupportedCase } from './engine.js';
 import { knownLimits, type KnownLimits } from './limits.js';
 import { type CheckResult, callsPerRepeat, check, summarize, timeRepeat, type TimingPlan, warmUp } from './measure.js';
-import type { BenchCase, Expected, Unit } from './spec.js';
+import type { BenchCase, Expected, Input, Unit } from './spec.js';
 
 export interface EngineCell {
   /** Milliseconds per call. */
@@ -36,9 +36,14 @@ export interface CaseResult extends EngineCell {
   /** The rate's unit (GFLOP/s, GB/s) or 'ms' for whole steps; times are always ms per call. */
   metric: Unit;
   unit: 'ms';
-  /** Rate over the limit named in `limit` (fp32 peak of a known GPU, or the copy bandwidth of this run). */
+  /**
+   * Rate over the limit named in `limit`: the fp32 peak of a known GPU, or for memory-bound cases
+   * the bandwidth of a copy of the case's first input, timed in the same interleaved rounds.
+   */
   fractionOfLimit: number | null;
   limit: string | null;
+  /** Memory-bound cases: the bandwidth of the copy timed beside them (see copyReference). */
+  copyReferenceGBs?: number;
   peers: Record<string, PeerCell>;
 }
 
@@ -132,6 +137,35 @@ async function timeInterleaved(slots: Slot[], plan: TimingPlan): Promise<void> {
   }
 }
 
+/**
+ * The copy a memory-bound case is measured against: an elementwise copy of the case's first input
+ * (the same bytes, so the same cache regime), made by our engine and timed as one more slot of the
+ * case's interleaved rounds, so that a change in the machine's speed during the run falls on the
+ * kernel and its copy alike. (The suite's own copy case, over a larger tensor and timed once at the
+ * start, gives the run's headline copy bandwidth; on lavapipe it differed from a copy timed beside
+ * a row kernel by up to 2×, which once put rmsNorm at 136 % "of copy".)
+ */
+function copyReference(inputs: Input[]): { c: BenchCase; inputs: Input[] } {
+  const x = inputs[0];
+  const n = x.data.length;
+  const flat: Input = { name: `${x.name} (copy reference)`, shape: [n], data: x.data };
+  return {
+    c: {
+      name: 'copy reference',
+      suite: 'copy',
+      shape: `[${n}]`,
+      op: { kind: 'copy', n },
+      unit: 'GB/s',
+      work: 2 * 4 * n,
+      limit: null,
+      quick: true,
+      inputs: () => [flat],
+      expected: null,
+    },
+    inputs: [flat],
+  };
+}
+
 async function finish(slot: Slot, c: BenchCase): Promise<EngineCell> {
   const { cell, p } = slot;
   if (!p) return cell;
@@ -174,13 +208,16 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
     const engines = [ours, ...peers.filter((peer) => !peer.supports || peer.supports(c))];
     const slots: Slot[] = [];
     for (const engine of engines) slots.push(await prepareSlot(engine, c, expected, ctx.plan, inputs));
+    const ref = c.limit === 'copy' && inputs.length ? copyReference(inputs) : null;
+    const refSlot = ref ? await prepareSlot(ours, ref.c, null, ctx.plan, ref.inputs) : null;
     bar?.update({ case: `${c.name} ${c.shape} · timing ${slots.filter((s) => s.p).length} engines, interleaved` });
-    await timeInterleaved(slots, ctx.plan);
+    await timeInterleaved(refSlot ? [...slots, refSlot] : slots, ctx.plan);
     const cells: EngineCell[] = [];
     for (const slot of slots) {
       cells.push(await finish(slot, c));
       bar?.increment();
     }
+    const refCell = ref && refSlot ? await finish(refSlot, ref.c) : null;
     bar?.increment(peers.length + 1 - slots.length); // engines without a cell for this case
     const cell = cells[0];
     if (refError) cell.error = cell.error ?? refError;
@@ -190,9 +227,9 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
     if (cell.rate !== undefined && c.limit === 'fp32' && limits) {
       fractionOfLimit = cell.rate / (limits.fp32Tflops * 1000);
       limit = `${limits.name} fp32 peak ${limits.fp32Tflops} TFLOP/s`;
-    } else if (cell.rate !== undefined && c.limit === 'copy' && copyBandwidthGBs) {
-      fractionOfLimit = cell.rate / copyBandwidthGBs;
-      limit = `elementwise copy ${copyBandwidthGBs.toFixed(2)} GB/s (this run)`;
+    } else if (cell.rate !== undefined && c.limit === 'copy' && refCell?.rate) {
+      fractionOfLimit = cell.rate / refCell.rate;
+      limit = `elementwise copy of the same ${ref!.c.shape} f32 values, timed in the same rounds: ${refCell.rate.toFixed(2)} GB/s`;
     }
     const r: CaseResult = {
       name: c.name,
@@ -203,6 +240,7 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
       ...cell,
       fractionOfLimit,
       limit,
+      ...(refCell?.rate ? { copyReferenceGBs: refCell.rate } : {}),
       peers: {},
     };
     slots.slice(1).forEach((slot, k) => {

@@ -50,7 +50,7 @@ export function judgeTargets(res: SuiteResults): TargetVerdict[] {
         `${n} ${r?.shape ?? ''} ≥ 3× jax-js jit and ≥ 50% of copy bandwidth`,
         both,
         1,
-        `${j !== undefined ? fx(j) : '—'} jax-js jit, ${frac !== undefined ? `${(100 * frac).toFixed(0)}%` : '—'} of copy`,
+        `${j !== undefined ? fx(j) : '—'} jax-js jit, ${frac !== undefined ? `${(100 * frac).toFixed(0)}%` : '—'} of a copy of the same tensor timed beside it${r?.copyReferenceGBs ? ` (${r.copyReferenceGBs.toFixed(2)} GB/s)` : ''}`,
         'no jax-js jit figure or no copy bandwidth',
       ),
     );

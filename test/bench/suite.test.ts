@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../bench/suite/engine.js';
 import { oursEngine } from '../../bench/suite/ours.js';
-import { expectedMatmul } from '../../bench/suite/reference.js';
+import { expectedMatmul, expectedRows } from '../../bench/suite/reference.js';
 import { toMarkdown, type SuiteResults } from '../../bench/suite/report.js';
 import { runCases } from '../../bench/suite/runner.js';
 import { type BenchCase, input, type Op } from '../../bench/suite/spec.js';
@@ -86,6 +86,31 @@ describe('bench suite machinery', () => {
     expect(Object.keys(json.cases[0].peers.corrupted)).toEqual(expect.arrayContaining(['median', 'min', 'max', 'ratio', 'correctness']));
     const md = toMarkdown(results);
     expect(md).toMatch(/\| tiny matmul \| 24×40×36 Bᵀ \| .* \| pass \| .*wrong result/);
+  });
+
+  it('measures a memory-bound case against a copy of its own input timed in the same rounds', async () => {
+    const rows: Extract<Op, { kind: 'layerNorm' | 'rmsNorm' | 'softmax' }> = { kind: 'softmax', T: 16, W: 32 };
+    const c: BenchCase = {
+      name: 'tiny softmax',
+      suite: 'rows',
+      shape: '[16, 32]',
+      op: rows,
+      unit: 'GB/s',
+      work: 2 * 4 * 16 * 32,
+      limit: 'copy',
+      quick: true,
+      inputs: () => [input('x', [16, 32], 3)],
+      expected: (ins) => expectedRows(rows, ins),
+    };
+    const run = await runCases([c], oursEngine(), [], { adapterName: 'test adapter', plan });
+    const r = run.cases[0];
+    expect(r.correctness?.pass).toBe(true);
+    expect(r.copyReferenceGBs).toBeGreaterThan(0);
+    // The fraction is the case's rate over that copy's, whatever the suite's own copy case measured.
+    expect(r.fractionOfLimit).toBeCloseTo(r.rate! / r.copyReferenceGBs!, 12);
+    expect(r.limit).toMatch(/copy of the same \[512\] f32 values, timed in the same rounds/);
+    expect(run.copyBandwidthGBs).toBeNull(); // no copy case in this run
+    expect(Object.keys(r.peers)).toEqual([]); // the reference copy is not reported as a peer
   });
 
   it('reports an engine that throws in its cell and goes on', async () => {
