@@ -219,6 +219,11 @@ describe('restore and decoding paths', () => {
     const root = await folderSet();
     const variants = [{ workers: 0 }, { workers: 2 }, { workers: 1, memoryBudget: 0 }, { workers: 0, memoryBudget: 0 }];
     const results = [];
+    // The workers must really decode: a pool that fails falls back to the main thread with the same
+    // bytes and only a process warning to show for it, so equal bytes alone would not tell.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
     for (const v of variants) {
       const { train, heldOut } = await openDataset({ source: root, imageSize: 12, heldOut: 3, seed: 2, ...v });
       expect((train as RecordDataset).inMemory).toBe(v.memoryBudget === undefined);
@@ -227,6 +232,9 @@ describe('restore and decoding paths', () => {
       results.push({ batches: batches.map((b) => [b.indices, b.images]), held: await heldOut.read([0, 1, 2]) });
       await loader.close();
     }
+    await new Promise((r) => setTimeout(r, 10));
+    process.off('warning', onWarning);
+    expect(warnings.filter((w) => w.includes('decode worker'))).toEqual([]);
     for (const r of results.slice(1)) expect(r).toEqual(results[0]);
   });
 });

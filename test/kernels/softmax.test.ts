@@ -37,6 +37,18 @@ async function read(t: Tensor): Promise<Float32Array> {
   return a;
 }
 
+/** softmax and logSoftmax of the host rows `xh` ([rows, C]) on the GPU, read back. */
+async function softmaxAndLog(xh: Float32Array, rows: number, C: number): Promise<{ p: Float32Array; lp: Float32Array }> {
+  const x = tensor(xh, [rows, C]);
+  const p = empty([rows, C]);
+  const lp = empty([rows, C]);
+  softmaxInto(x, p);
+  logSoftmaxInto(x, lp);
+  const out = { p: await read(p), lp: await read(lp) };
+  [x, p, lp].forEach((t) => t.dispose());
+  return out;
+}
+
 /** Float64 softmax backward: dx = y ∘ (dy − Σ dy∘y). */
 function softmaxGrad(y: ArrayLike<number>, dy: ArrayLike<number>, rows: number, C: number): Float64Array {
   const dx = new Float64Array(rows * C);
@@ -197,19 +209,12 @@ describe('softmax numerics and gradients', () => {
     const C = 300;
     const xh = randn(rows * C, 42, 1000); // |x| up to ~4000: exp would overflow without the max shift
     for (let j = 0; j < C; j += 3) xh[C + j] = -Infinity; // row 1: every third entry masked
-    const x = tensor(xh, [rows, C]);
-    const p = empty([rows, C]);
-    const lp = empty([rows, C]);
-    softmaxInto(x, p);
-    logSoftmaxInto(x, lp);
-    const got = await read(p);
+    const { p: got, lp: gotLp } = await softmaxAndLog(xh, rows, C);
     const want = softmax(f64(xh, [rows, C]), 1).data;
     expectAllclose(got, want, TOL.softmax, { label: 'softmax huge' });
     for (let j = 0; j < C; j += 3) expect(got[C + j]).toBe(0);
-    const gotLp = await read(lp);
     const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
     expectAllclose(gotLp, wantLp, derived({ atol: 2e-6 * maxAbs(wantLp), rtol: 0 }), { label: 'logSoftmax huge' });
-    x.dispose();
   });
 
   it('labels outside [0, C) give NaN loss and NaN gradient rows, other rows unaffected', async () => {
@@ -318,22 +323,16 @@ describe('softmax numerics and gradients', () => {
       row(3)[9] = Number.NaN;
       row(4)[6] = Number.POSITIVE_INFINITY;
       for (let j = 0; j < C; j++) row(5)[j] *= 1000; // exp would overflow without the shift
-      const x = tensor(xh, [rows, C]);
-      const p = empty([rows, C]);
-      const lp = empty([rows, C]);
-      softmaxInto(x, p);
-      logSoftmaxInto(x, lp);
-      const got = await read(p);
+      const { p: got, lp: gotLp } = await softmaxAndLog(xh, rows, C);
       expectAllclose(got, softmax(f64(xh, [rows, C]), 1).data, TOL.softmax, { label: 'softmax special rows', shape: [rows, C] });
       for (let j = 0; j < 5; j++) expect(got[j]).toBe(0);
       const wantLp = logSoftmax(f64(xh, [rows, C]), 1).data;
       // log-probabilities scale with the logits (row 5 reaches ~10⁴): f32 rounding of that size
       const lpScale = Math.max(...Array.from(wantLp).filter(Number.isFinite).map(Math.abs));
-      expectAllclose(await read(lp), wantLp, derived({ atol: 2e-6 * lpScale, rtol: 0 }), {
+      expectAllclose(gotLp, wantLp, derived({ atol: 2e-6 * lpScale, rtol: 0 }), {
         label: 'logSoftmax special rows',
         shape: [rows, C],
       });
-      [x, p, lp].forEach((t) => t.dispose());
     } finally {
       setRowStrategy('auto');
     }
