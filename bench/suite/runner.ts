@@ -230,6 +230,8 @@ export async function runCases(cases: BenchCase[], ours: Engine, peers: Engine[]
     } else if (cell.rate !== undefined && c.limit === 'copy' && refCell?.rate) {
       fractionOfLimit = cell.rate / refCell.rate;
       limit = `elementwise copy of the same ${ref!.c.shape} f32 values, timed in the same rounds: ${refCell.rate.toFixed(2)} GB/s`;
+    } else if (c.limit === 'copy' && refCell?.error) {
+      limit = `no fraction: the copy it is measured against ${refCell.error}`;
     }
     const r: CaseResult = {
       name: c.name,
