@@ -101,7 +101,7 @@ export function mapInto(spec: MapSpec, inputs: View[], out: View): void {
   if (rank > MAX_RANK) throw new RangeError(`${spec.name}: rank ${rank} after merging dims exceeds ${MAX_RANK}`);
   const dtypes = all.map((v) => v.dtype);
   const lanes = rank && mapVec4 ? vec4Lanes(c.shape, out.offset, c.strides[0], inputs, c.strides.slice(1)) : null;
-  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${lanes ? `|v4${lanes.map((v) => (v ? 'v' : 's')).join('')}` : ''}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
+  const key = `map|${spec.name}|${spec.expr}|${spec.compute}|${dtypes.join(',')}|r${rank}${vec4KeyPart(lanes)}${spec.readsOutput ? '|acc' : ''}${helpersKey(spec.helpers)}`;
   const nIn = inputs.length;
   const layout = mapUniforms(rank, nIn);
   const values: Record<string, number | number[]> = { n, out_offset: out.offset, out_stride: c.strides[0], scalar: [0, 0, 0, 0] };
@@ -151,8 +151,7 @@ export function setMapVec4(enabled: boolean): void {
  * four elements at a time along the innermost dim: 'vec4' when it is contiguous there and its
  * offset and outer strides are multiples of 4, 'splat' when it is broadcast there (stride 0: a
  * bias row, a per-row scale, a scalar: one element per vec4), else null. Either needs the
- * innermost size to be a multiple of 4. Maps (vec4Lanes) and fused kernels (fusion-kernel.ts
- * vec4Plan) share this rule.
+ * innermost size to be a multiple of 4.
  */
 export function vec4Access(shape: readonly number[], offset: number, strides: readonly number[]): 'vec4' | 'splat' | null {
   const r = shape.length;
@@ -162,12 +161,37 @@ export function vec4Access(shape: readonly number[], offset: number, strides: re
   return strides.every((st, d) => d === r - 1 || st % 4 === 0) ? 'vec4' : null;
 }
 
+/** An operand as vec4Access sees it: its dims, element offset and strides. */
+export interface Vec4Operand {
+  shape: readonly number[];
+  offset: number;
+  strides: readonly number[];
+}
+
 /**
- * The vec4 plan of a map over merged dims `shape`, or null: the output must be read and written
- * as vec4 (vec4Access), each input as vec4 (true) or one element per vec4 (false). On llvmpipe
- * every storage access is a loop over the SIMD lanes and the index arithmetic runs per element,
- * so stepping by vec4 makes an eager [4096, 384] add 1.35-1.6x faster (three alternated runs
- * against the scalar kernel); on GPUs it is the usual 16-byte access.
+ * The vec4 plan of a kernel over operands (vec4Access applied to each), or null: every output read
+ * and written as vec4, each input as vec4 (true) or one element per vec4 (false). Maps (vec4Lanes)
+ * and fused kernels (fusion-kernel.ts vec4Plan) both decide through this.
+ */
+export function vec4Operands(outs: readonly Vec4Operand[], ins: readonly Vec4Operand[]): boolean[] | null {
+  if (outs.some((o) => vec4Access(o.shape, o.offset, o.strides) !== 'vec4')) return null;
+  const plan: boolean[] = [];
+  for (const x of ins) {
+    const a = vec4Access(x.shape, x.offset, x.strides);
+    if (!a) return null;
+    plan.push(a === 'vec4');
+  }
+  return plan;
+}
+
+/** The part of a pipeline key that names a vec4 plan ('' without one). */
+export const vec4KeyPart = (plan: readonly boolean[] | null): string => (plan ? `|v4${plan.map((v) => (v ? 'v' : 's')).join('')}` : '');
+
+/**
+ * The vec4 plan of a map over merged dims `shape` (vec4Operands, every operand over those dims).
+ * On llvmpipe every storage access is a loop over the SIMD lanes and the index arithmetic runs per
+ * element, so stepping by vec4 makes an eager [4096, 384] add 1.35-1.6x faster (three alternated
+ * runs against the scalar kernel); on GPUs it is the usual 16-byte access.
  */
 export function vec4Lanes(
   shape: readonly number[],
@@ -176,14 +200,10 @@ export function vec4Lanes(
   inputs: Pick<View, 'offset'>[],
   inStrides: (readonly number[])[],
 ): boolean[] | null {
-  if (vec4Access(shape, outOffset, outStrides) !== 'vec4') return null;
-  const lanes: boolean[] = [];
-  for (let k = 0; k < inputs.length; k++) {
-    const a = vec4Access(shape, inputs[k].offset, inStrides[k]);
-    if (!a) return null;
-    lanes.push(a === 'vec4');
-  }
-  return lanes;
+  return vec4Operands(
+    [{ shape, offset: outOffset, strides: outStrides }],
+    inputs.map((v, k) => ({ shape, offset: v.offset, strides: inStrides[k] })),
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import type { DType } from '../core/dtype.js';
 import type { Cmd, DispatchCmd, ValueInfo } from '../gpu/recorder.js';
 import type { BindingKind, KernelSource } from '../gpu/pipeline-cache.js';
 import { enables, FLAT_INDEX, WG } from './common.js';
-import { MAP_PER_THREAD, type MapFuse, type MapSpec, vec4Access } from './elementwise.js';
+import { MAP_PER_THREAD, type MapFuse, type MapSpec, vec4KeyPart, vec4Operands } from './elementwise.js';
 import { MAX_UNIFORM_BYTES, uniforms, type UniformLayout } from './uniforms.js';
 
 /** Storage buffers one fused kernel binds (inputs and outputs), below the adapter's limit. */
@@ -239,7 +239,7 @@ export function emit(f: Fused): { src: KernelSource; params: Uint32Array; values
     .join(';');
   const ob = outBindings(f);
   const plan = vec4Plan(f);
-  const key = `fused|o${f.outs.length}b${ob.of.join('.')}i${f.inputs.length}|${operands}|${stages}${plan ? `|v4${plan.map((v) => (v ? 'v' : 's')).join('')}` : ''}`;
+  const key = `fused|o${f.outs.length}b${ob.of.join('.')}i${f.inputs.length}|${operands}|${stages}${vec4KeyPart(plan)}`;
   const values: Record<string, number | number[]> = { n: f.n };
   shapes.forEach((s, j) => (values[`shape${j}`] = s));
   names(f).forEach((name, k) => {
@@ -298,19 +298,11 @@ export function setFusedVec4(enabled: boolean): void {
 }
 
 /**
- * The vec4 plan of a fused kernel, by the rule of single maps (elementwise.ts vec4Access) applied
- * to each operand over its own dims: every output read and written as vec4, each input as vec4
- * (true) or one element per vec4 (false). Null: the one-element kernel.
+ * The vec4 plan of a fused kernel (elementwise.ts vec4Operands, each operand over its own dims).
+ * Null: the one-element kernel.
  */
 export function vec4Plan(f: Fused): boolean[] | null {
-  if (!fusedVec4 || f.outs.some((o) => vec4Access(o.shape, o.offset, o.strides) !== 'vec4')) return null;
-  const plan: boolean[] = [];
-  for (const x of f.inputs) {
-    const a = vec4Access(x.shape, x.offset, x.strides);
-    if (!a) return null;
-    plan.push(a === 'vec4');
-  }
-  return plan;
+  return fusedVec4 ? vec4Operands(f.outs, f.inputs) : null;
 }
 
 /**
